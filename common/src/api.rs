@@ -1,0 +1,238 @@
+//! JSON bodies of the HTTP API and the WebSocket events (docs/PROTOCOL.md section 8).
+//!
+//! Byte fields are standard base64 with padding; room ids are 64 lowercase hex digits; times
+//! are milliseconds since the Unix epoch.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::KdfParams;
+use crate::identity::PublicIdentity;
+use crate::membership::{Role, RoomId};
+use crate::message::SealedMessage;
+use crate::primitives::NONCE_LEN;
+use crate::room_key::KeyEnvelope;
+use crate::wire::{Base64, Base64Array};
+
+/// `POST /api/register`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The account name (see [`crate::identity::validate_username`]).
+    pub username: String,
+    /// Argon2id parameters the client used.
+    pub kdf: KdfParams,
+    /// The 16-byte Argon2id salt.
+    pub salt: Base64Array<16>,
+    /// `auth_key`, 32 bytes; the server stores only its Argon2id hash.
+    pub auth_key: Base64Array<32>,
+    /// The self-signed public identity; its username must equal `username`.
+    pub identity: PublicIdentity,
+    /// The identity secrets wrapped under `wrap_key`.
+    pub wrapped_identity: Base64,
+}
+
+/// `POST /api/prelogin`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreloginRequest {
+    /// The account name.
+    pub username: String,
+}
+
+/// Answer to `POST /api/prelogin`: for an unknown name, default parameters and a stable
+/// fake salt, so the answer does not reveal which accounts exist.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreloginResponse {
+    /// Argon2id parameters.
+    pub kdf: KdfParams,
+    /// The 16-byte salt.
+    pub salt: Base64Array<16>,
+}
+
+/// `POST /api/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The account name.
+    pub username: String,
+    /// `auth_key`, 32 bytes.
+    pub auth_key: Base64Array<32>,
+}
+
+/// Answer to register and login; the session itself travels in an `HttpOnly` cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionResponse {
+    /// The logged-in account.
+    pub username: String,
+}
+
+/// Answer to `GET /api/me`: what a client needs to unwrap its keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MeResponse {
+    /// The account name.
+    pub username: String,
+    /// Argon2id parameters.
+    pub kdf: KdfParams,
+    /// The salt.
+    pub salt: Base64Array<16>,
+    /// The published identity, which the client compares with its own secrets.
+    pub identity: PublicIdentity,
+    /// The wrapped identity secrets.
+    pub wrapped_identity: Base64,
+}
+
+/// `POST /api/rooms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoomRequest {
+    /// The signed genesis entry.
+    pub genesis: Base64,
+    /// `K_0` sealed to the creator.
+    pub key_envelope: KeyEnvelope,
+}
+
+/// One room in `GET /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    /// The room.
+    pub room_id: RoomId,
+    /// The caller's role, as the server's replay of the log says.
+    pub role: Role,
+    /// Current epoch.
+    pub epoch: u64,
+    /// Number of log entries.
+    pub log_length: u64,
+}
+
+/// Answer to `GET /api/rooms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomListResponse {
+    /// The caller's rooms, oldest first.
+    pub rooms: Vec<RoomSummary>,
+}
+
+/// Answer to `POST /api/rooms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRoomResponse {
+    /// The new room's id.
+    pub room_id: RoomId,
+}
+
+/// Answer to `GET /api/rooms/{id}/log`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogResponse {
+    /// Signed entries in order, from genesis.
+    pub entries: Vec<Base64>,
+}
+
+/// `POST /api/rooms/{id}/log`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendLogRequest {
+    /// One signed entry whose `seq` is the current log length.
+    pub entry: Base64,
+}
+
+/// `POST /api/rooms/{id}/envelopes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutEnvelopesRequest {
+    /// Envelopes distributed by the caller.
+    pub envelopes: Vec<KeyEnvelope>,
+}
+
+/// Answer to `GET /api/rooms/{id}/envelopes`: only the caller's own envelopes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvelopesResponse {
+    /// The envelopes addressed to the caller.
+    pub envelopes: Vec<KeyEnvelope>,
+}
+
+/// `POST /api/rooms/{id}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessageRequest {
+    /// The epoch whose key encrypts the message; must be the room's current epoch.
+    pub epoch: u64,
+    /// The 24-byte nonce.
+    pub nonce: Base64Array<NONCE_LEN>,
+    /// `tag(16) || encrypted padded plaintext`.
+    pub ciphertext: Base64,
+}
+
+/// A message as the server stores and returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Server-assigned id, increasing.
+    pub id: i64,
+    /// The room.
+    pub room_id: RoomId,
+    /// The epoch.
+    pub epoch: u64,
+    /// The authenticated sender, as the server saw it.
+    pub sender: String,
+    /// When the server received it, milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// The nonce.
+    pub nonce: Base64Array<NONCE_LEN>,
+    /// The ciphertext.
+    pub ciphertext: Base64,
+}
+
+impl StoredMessage {
+    /// The parts a reader opens with [`crate::message::open_message`].
+    pub fn sealed(&self) -> SealedMessage {
+        SealedMessage {
+            room_id: self.room_id,
+            epoch: self.epoch,
+            nonce: self.nonce.0,
+            ciphertext: self.ciphertext.0.clone(),
+        }
+    }
+}
+
+/// Answer to `GET /api/rooms/{id}/messages?before=ID&limit=N`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessagesResponse {
+    /// Messages in ascending id order.
+    pub messages: Vec<StoredMessage>,
+    /// Whether older messages exist before the first one returned.
+    pub has_more: bool,
+}
+
+/// Something the server pushes over the WebSocket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// A new message in one of the caller's rooms.
+    Message {
+        /// The message.
+        message: StoredMessage,
+    },
+    /// A new log entry in a room the caller is (now) a member of.
+    LogEntry {
+        /// The room.
+        room_id: RoomId,
+        /// The entry's position.
+        seq: u64,
+        /// The signed entry.
+        entry: Base64,
+    },
+    /// A key envelope addressed to the caller.
+    KeyEnvelope {
+        /// The envelope.
+        envelope: KeyEnvelope,
+    },
+    /// A frame from the client was refused.
+    Error {
+        /// What was wrong.
+        error: String,
+    },
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Lowercase, no final period.
+    pub error: String,
+}

@@ -1,0 +1,292 @@
+//! Messages: the signed inner plaintext, padding to 256-byte buckets, secretbox under the
+//! epoch key, and every check a reader makes before showing one (docs/PROTOCOL.md section 7).
+
+use std::collections::HashSet;
+
+use ed25519_dalek::Signature;
+use rand_core::CryptoRngCore;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::encoding::{DecodeError, Decoder, Encoder};
+use crate::identity::{self, IdentitySecrets};
+use crate::membership::{RoomId, RoomState, SIGNATURE_LEN};
+use crate::primitives::{self, NONCE_LEN, TAG_LEN};
+use crate::room_key::RoomKey;
+
+/// Domain-separation label the sender's signature covers, before the inner bytes.
+pub const MESSAGE_LABEL: &[u8] = b"e2ee-chat/v1/message";
+/// Version byte of the inner plaintext layout.
+pub const MESSAGE_VERSION: u8 = 1;
+/// Padded plaintexts are a multiple of this many bytes, so lengths leak little.
+pub const PADDING_BUCKET: usize = 256;
+/// Largest message body, in bytes.
+pub const MAX_BODY_LEN: usize = 16 * 1024;
+/// Largest ciphertext a valid message can have, in bytes: what the server accepts.
+pub const MAX_CIPHERTEXT_LEN: usize = MAX_BODY_LEN + 2 * PADDING_BUCKET + TAG_LEN;
+
+/// What a message body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// UTF-8 text (tag 1). Other kinds (attachments) take new tags.
+    Text = 1,
+}
+
+impl MessageKind {
+    fn from_tag(tag: u8) -> Result<Self, DecodeError> {
+        match tag {
+            1 => Ok(Self::Text),
+            _ => Err(DecodeError::UnknownTag {
+                what: "message kind",
+                tag,
+            }),
+        }
+    }
+}
+
+/// The inner plaintext of a message, as the sender wrote and signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InnerMessage {
+    /// The room.
+    pub room_id: RoomId,
+    /// The epoch whose key encrypts the message.
+    pub epoch: u64,
+    /// The sender's username.
+    pub sender: String,
+    /// Per-sender sequence number, so replays are detected.
+    pub sequence: u64,
+    /// Sender's clock, milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+    /// What the body holds.
+    pub kind: MessageKind,
+    /// The body; UTF-8 for [`MessageKind::Text`].
+    pub body: Vec<u8>,
+}
+
+impl InnerMessage {
+    /// `version || room_id || epoch || sender || sequence || sent_at_ms || kind || body`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut encoder = Encoder::unlabelled();
+        encoder
+            .u8(MESSAGE_VERSION)
+            .fixed(&self.room_id.0)
+            .u64(self.epoch)
+            .string(&self.sender)
+            .u64(self.sequence)
+            .u64(self.sent_at_ms)
+            .u8(self.kind as u8)
+            .bytes(&self.body);
+        encoder.finish()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut decoder = Decoder::new(bytes);
+        let version = decoder.u8()?;
+        if version != MESSAGE_VERSION {
+            return Err(DecodeError::UnknownTag {
+                what: "message version",
+                tag: version,
+            });
+        }
+        let message = Self {
+            room_id: RoomId(decoder.fixed()?),
+            epoch: decoder.u64()?,
+            sender: decoder.string()?.to_owned(),
+            sequence: decoder.u64()?,
+            sent_at_ms: decoder.u64()?,
+            kind: MessageKind::from_tag(decoder.u8()?)?,
+            body: decoder.bytes()?.to_vec(),
+        };
+        decoder.finish()?;
+        Ok(message)
+    }
+
+    /// The body as text, for [`MessageKind::Text`].
+    pub fn text(&self) -> Option<&str> {
+        match self.kind {
+            MessageKind::Text => std::str::from_utf8(&self.body).ok(),
+        }
+    }
+}
+
+fn signed_message_bytes(inner: &[u8]) -> Vec<u8> {
+    let mut encoder = Encoder::new(MESSAGE_LABEL);
+    encoder.fixed(inner);
+    encoder.finish()
+}
+
+/// A message as it travels: what the server stores besides its own id, time and sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedMessage {
+    /// The room.
+    pub room_id: RoomId,
+    /// The epoch whose key encrypts it.
+    pub epoch: u64,
+    /// The XSalsa20 nonce, random per message.
+    pub nonce: [u8; NONCE_LEN],
+    /// `tag(16) || encrypted padded plaintext`.
+    pub ciphertext: Vec<u8>,
+}
+
+/// Why a message could not be shown.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MessageError {
+    /// The body is larger than [`MAX_BODY_LEN`] or text is not UTF-8.
+    #[error("message body is too large or not valid text")]
+    InvalidBody,
+    /// No key is held for the message's epoch.
+    #[error("no room key for epoch {0}")]
+    MissingKey(u64),
+    /// It does not decrypt under the epoch key: tampered or wrong key.
+    #[error("message does not decrypt: tampered ciphertext or wrong key")]
+    Decrypt,
+    /// It decrypts but the padded plaintext is malformed.
+    #[error("message plaintext is malformed: {0}")]
+    Malformed(DecodeError),
+    /// The room id inside differs from the envelope's.
+    #[error("message was written for another room")]
+    WrongRoom,
+    /// The epoch inside differs from the envelope's.
+    #[error("message was written for another epoch")]
+    WrongEpoch,
+    /// The sender inside differs from the sender the server reports.
+    #[error("message claims sender {inside} but the server reports {claimed}")]
+    WrongSender {
+        /// Sender reported by the server.
+        claimed: String,
+        /// Sender written inside the message.
+        inside: String,
+    },
+    /// The sender was not a member during the epoch.
+    #[error("{0} was not a member in this epoch")]
+    SenderNotMember(String),
+    /// The signature does not verify under the sender's key from the log.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// This (sender, sequence) pair was seen before.
+    #[error("replayed message: {sender} #{sequence} was already seen")]
+    Replayed {
+        /// The sender.
+        sender: String,
+        /// The repeated sequence number.
+        sequence: u64,
+    },
+}
+
+/// Pads `content` with zeros to the next multiple of [`PADDING_BUCKET`] (at least one bucket).
+fn pad(content: &mut Vec<u8>) {
+    let padded_len = content.len().div_ceil(PADDING_BUCKET).max(1) * PADDING_BUCKET;
+    content.resize(padded_len, 0);
+}
+
+/// Encrypts and signs a message. The padded plaintext is
+/// `u32 inner_len || inner || signature(64) || zeros`, a multiple of 256 bytes, and the
+/// signature covers `label || inner`.
+///
+/// # Errors
+/// [`MessageError::InvalidBody`] for a body over [`MAX_BODY_LEN`].
+pub fn seal_message(
+    inner: &InnerMessage,
+    key: &RoomKey,
+    sender_secrets: &IdentitySecrets,
+    rng: &mut impl CryptoRngCore,
+) -> Result<SealedMessage, MessageError> {
+    if inner.body.len() > MAX_BODY_LEN {
+        return Err(MessageError::InvalidBody);
+    }
+    let inner_bytes = inner.to_bytes();
+    let signature = sender_secrets.sign(&signed_message_bytes(&inner_bytes));
+    let mut encoder = Encoder::unlabelled();
+    encoder.bytes(&inner_bytes).fixed(&signature.to_bytes());
+    let mut content = Zeroizing::new(encoder.finish());
+    pad(&mut content);
+    let nonce: [u8; NONCE_LEN] = primitives::random_bytes(rng);
+    Ok(SealedMessage {
+        room_id: inner.room_id,
+        epoch: inner.epoch,
+        nonce,
+        ciphertext: primitives::secretbox_encrypt(key.as_bytes(), &nonce, &content),
+    })
+}
+
+/// The (sender, sequence) pairs a reader has already shown, to refuse replays.
+#[derive(Debug, Default, Clone)]
+pub struct SeenSequences(HashSet<(String, u64)>);
+
+impl SeenSequences {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Opens a message and makes every check of docs/PROTOCOL.md section 7, in order: decrypts,
+/// parses the padding, compares room and epoch with the envelope's and the sender with
+/// `claimed_sender`, checks the sender was a member in the epoch, verifies the signature
+/// under the sender's key from the log, and refuses a (sender, sequence) already in `seen`.
+/// Only a message that passes every check is added to `seen`.
+///
+/// # Errors
+/// The first [`MessageError`] found.
+pub fn open_message(
+    sealed: &SealedMessage,
+    claimed_sender: &str,
+    key: &RoomKey,
+    state: &RoomState,
+    seen: &mut SeenSequences,
+) -> Result<InnerMessage, MessageError> {
+    let padded = primitives::secretbox_decrypt(key.as_bytes(), &sealed.nonce, &sealed.ciphertext)
+        .map_err(|_| MessageError::Decrypt)?;
+    if padded.len() % PADDING_BUCKET != 0 {
+        return Err(MessageError::Malformed(DecodeError::InvalidValue(
+            "padding",
+        )));
+    }
+    let mut decoder = Decoder::new(&padded);
+    let inner_bytes = decoder.bytes().map_err(MessageError::Malformed)?;
+    let signature_bytes: [u8; SIGNATURE_LEN] = decoder.fixed().map_err(MessageError::Malformed)?;
+    if decoder.remaining().iter().any(|byte| *byte != 0) {
+        return Err(MessageError::Malformed(DecodeError::InvalidValue(
+            "padding",
+        )));
+    }
+    let inner = InnerMessage::decode(inner_bytes).map_err(MessageError::Malformed)?;
+    if inner.room_id != sealed.room_id || sealed.room_id != state.room_id() {
+        return Err(MessageError::WrongRoom);
+    }
+    if inner.epoch != sealed.epoch {
+        return Err(MessageError::WrongEpoch);
+    }
+    if inner.sender != claimed_sender {
+        return Err(MessageError::WrongSender {
+            claimed: claimed_sender.to_owned(),
+            inside: inner.sender,
+        });
+    }
+    if !state.was_member_in_epoch(&inner.sender, inner.epoch) {
+        return Err(MessageError::SenderNotMember(inner.sender));
+    }
+    let sender_keys = state
+        .member(&inner.sender)
+        .ok_or_else(|| MessageError::SenderNotMember(inner.sender.clone()))?
+        .keys;
+    let signature = Signature::from_bytes(&signature_bytes);
+    identity::verify_signature(
+        &sender_keys.ed25519,
+        &signed_message_bytes(inner_bytes),
+        &signature,
+    )
+    .map_err(|_| MessageError::BadSignature)?;
+    if inner.kind == MessageKind::Text && inner.text().is_none() {
+        return Err(MessageError::InvalidBody);
+    }
+    let pair = (inner.sender.clone(), inner.sequence);
+    if seen.0.contains(&pair) {
+        return Err(MessageError::Replayed {
+            sender: pair.0,
+            sequence: pair.1,
+        });
+    }
+    seen.0.insert(pair);
+    Ok(inner)
+}

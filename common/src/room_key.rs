@@ -1,0 +1,417 @@
+//! Room keys and epochs: commitments, key envelopes (a sealed box plus the distributor's
+//! signature), encrypted room metadata, and creating a room (docs/PROTOCOL.md section 6).
+
+use std::fmt;
+
+use ed25519_dalek::Signature;
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::encoding::{DecodeError, Decoder, Encoder};
+use crate::identity::{self, IdentitySecrets, X25519PublicKey};
+use crate::membership::{LogAction, LogEntry, RoomId, RoomState, SignedLogEntry};
+use crate::primitives::{self, PrimitiveError, KEY_LEN};
+use crate::wire::{Base64, Base64Array};
+
+/// Domain-separation label of the key commitment.
+pub const KEY_COMMIT_LABEL: &[u8] = b"e2ee-chat/v1/key-commit";
+/// Domain-separation label of the key envelope signature.
+pub const KEY_ENVELOPE_LABEL: &[u8] = b"e2ee-chat/v1/key-envelope";
+/// Domain-separation label of the encrypted room metadata.
+pub const METADATA_LABEL: &[u8] = b"e2ee-chat/v1/room-metadata";
+/// Length of the sealed plaintext `room_id(32) || epoch(8) || key(32)`, in bytes.
+pub const ENVELOPE_PLAINTEXT_LEN: usize = KEY_LEN + 8 + KEY_LEN;
+/// Longest room name, in bytes of UTF-8.
+pub const MAX_ROOM_NAME_LEN: usize = 100;
+
+/// A 32-byte XSalsa20-Poly1305 room key for one epoch, zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct RoomKey([u8; KEY_LEN]);
+
+impl RoomKey {
+    /// A fresh random key.
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        Self(primitives::random_bytes(rng))
+    }
+
+    /// Wraps 32 known bytes (tests and worked examples).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw key.
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RoomKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoomKey([redacted])")
+    }
+}
+
+/// `SHA-256(label || room_id(32) || epoch(u64) || key(32))`: published in the log so that
+/// nobody can hand out a wrong key for an epoch.
+pub fn key_commitment(room_id: &RoomId, epoch: u64, key: &RoomKey) -> [u8; KEY_LEN] {
+    let mut encoder = Encoder::new(KEY_COMMIT_LABEL);
+    encoder.fixed(&room_id.0).u64(epoch).fixed(&key.0);
+    primitives::sha256(&encoder.finish())
+}
+
+/// Why a key envelope was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EnvelopeError {
+    /// The envelope is for another room.
+    #[error("key envelope is for another room")]
+    WrongRoom,
+    /// The envelope names an epoch the log does not have.
+    #[error("key envelope names unknown epoch {0}")]
+    UnknownEpoch(u64),
+    /// The envelope is addressed to someone else.
+    #[error("key envelope is addressed to {0}")]
+    NotForMe(String),
+    /// The recipient is not a current member.
+    #[error("recipient {0} is not a member")]
+    RecipientNotMember(String),
+    /// The recipient key is not the one the log records for the recipient.
+    #[error("recipient key does not match the membership log")]
+    RecipientKeyMismatch,
+    /// The distributor is not a member of the room for that epoch.
+    #[error("distributor {0} is not a member")]
+    DistributorNotMember(String),
+    /// The distributor's signature does not verify.
+    #[error("distributor signature does not verify")]
+    BadSignature,
+    /// The sealed box does not open.
+    #[error("sealed key does not open: {0}")]
+    Unseal(PrimitiveError),
+    /// The sealed plaintext is not `room_id || epoch || key` for this envelope.
+    #[error("sealed key is malformed or names another room or epoch")]
+    MalformedPlaintext,
+    /// The key does not match the epoch's commitment in the log.
+    #[error("room key does not match the commitment in the log")]
+    CommitmentMismatch,
+    /// A key could not be sealed (low-order recipient key).
+    #[error("cannot seal to this key: {0}")]
+    Seal(PrimitiveError),
+}
+
+/// A room key sealed to one member, signed by the member who sealed it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEnvelope {
+    /// The room.
+    pub room_id: RoomId,
+    /// The epoch of the sealed key.
+    pub epoch: u64,
+    /// Username of the recipient.
+    pub recipient: String,
+    /// The recipient's X25519 key the key was sealed to (32 bytes).
+    pub recipient_x25519: Base64Array<32>,
+    /// Username of the member who sealed and signed.
+    pub distributor: String,
+    /// `crypto_box_seal(recipient_x25519, room_id || epoch || key)`, 120 bytes.
+    pub sealed: Base64,
+    /// Distributor's Ed25519 signature over [`KeyEnvelope::signed_bytes`], 64 bytes.
+    pub signature: Base64,
+}
+
+impl fmt::Debug for KeyEnvelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyEnvelope")
+            .field("room_id", &self.room_id)
+            .field("epoch", &self.epoch)
+            .field("recipient", &self.recipient)
+            .field("distributor", &self.distributor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyEnvelope {
+    /// `label || room_id || epoch || recipient || recipient_x25519 || distributor || sealed`.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut encoder = Encoder::new(KEY_ENVELOPE_LABEL);
+        encoder
+            .fixed(&self.room_id.0)
+            .u64(self.epoch)
+            .string(&self.recipient)
+            .fixed(&self.recipient_x25519.0)
+            .string(&self.distributor)
+            .bytes(&self.sealed.0);
+        encoder.finish()
+    }
+
+    /// Seals `key` for `recipient` (whose keys are taken from the log) and signs it.
+    ///
+    /// # Errors
+    /// [`EnvelopeError::RecipientNotMember`], [`EnvelopeError::Seal`].
+    pub fn seal(
+        state: &RoomState,
+        epoch: u64,
+        key: &RoomKey,
+        recipient: &str,
+        distributor: &str,
+        distributor_secrets: &IdentitySecrets,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, EnvelopeError> {
+        let recipient_keys = state
+            .member(recipient)
+            .ok_or_else(|| EnvelopeError::RecipientNotMember(recipient.to_owned()))?
+            .keys;
+        let room_id = state.room_id();
+        Self::seal_to_key(
+            room_id,
+            epoch,
+            key,
+            recipient,
+            &recipient_keys.x25519,
+            distributor,
+            distributor_secrets,
+            rng,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn seal_to_key(
+        room_id: RoomId,
+        epoch: u64,
+        key: &RoomKey,
+        recipient: &str,
+        recipient_x25519: &X25519PublicKey,
+        distributor: &str,
+        distributor_secrets: &IdentitySecrets,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, EnvelopeError> {
+        let mut plaintext = Encoder::unlabelled();
+        plaintext.fixed(&room_id.0).u64(epoch).fixed(&key.0);
+        let mut plaintext = plaintext.finish();
+        let sealed = primitives::sealed_box_seal(recipient_x25519.as_bytes(), &plaintext, rng)
+            .map_err(EnvelopeError::Seal);
+        plaintext.zeroize();
+        let mut envelope = Self {
+            room_id,
+            epoch,
+            recipient: recipient.to_owned(),
+            recipient_x25519: Base64Array(*recipient_x25519.as_bytes()),
+            distributor: distributor.to_owned(),
+            sealed: Base64(sealed?),
+            signature: Base64::default(),
+        };
+        envelope.signature = Base64(
+            distributor_secrets
+                .sign(&envelope.signed_bytes())
+                .to_bytes()
+                .to_vec(),
+        );
+        Ok(envelope)
+    }
+
+    /// The checks anyone holding the log can make, the server included: room, epoch,
+    /// recipient and distributor membership, recipient key, and the distributor's signature.
+    ///
+    /// # Errors
+    /// The first [`EnvelopeError`] found.
+    pub fn verify(&self, state: &RoomState) -> Result<(), EnvelopeError> {
+        if self.room_id != state.room_id() {
+            return Err(EnvelopeError::WrongRoom);
+        }
+        if state.epoch(self.epoch).is_none() {
+            return Err(EnvelopeError::UnknownEpoch(self.epoch));
+        }
+        let recipient = state
+            .member(&self.recipient)
+            .ok_or_else(|| EnvelopeError::RecipientNotMember(self.recipient.clone()))?;
+        if recipient.keys.x25519.as_bytes() != &self.recipient_x25519.0 {
+            return Err(EnvelopeError::RecipientKeyMismatch);
+        }
+        // The distributor must be a member at the head of the log: a removed member's
+        // envelopes are refused even for epochs they once held.
+        let distributor_keys = state
+            .member(&self.distributor)
+            .ok_or_else(|| EnvelopeError::DistributorNotMember(self.distributor.clone()))?
+            .keys;
+        let signature =
+            Signature::from_slice(&self.signature.0).map_err(|_| EnvelopeError::BadSignature)?;
+        identity::verify_signature(&distributor_keys.ed25519, &self.signed_bytes(), &signature)
+            .map_err(|_| EnvelopeError::BadSignature)
+    }
+
+    /// Verifies the envelope, opens it as `me`, and checks the key against the commitment.
+    ///
+    /// # Errors
+    /// The first [`EnvelopeError`] found.
+    pub fn open(
+        &self,
+        state: &RoomState,
+        me: &str,
+        my_secrets: &IdentitySecrets,
+    ) -> Result<RoomKey, EnvelopeError> {
+        if self.recipient != me {
+            return Err(EnvelopeError::NotForMe(self.recipient.clone()));
+        }
+        self.verify(state)?;
+        if my_secrets.public_keys().x25519.as_bytes() != &self.recipient_x25519.0 {
+            return Err(EnvelopeError::RecipientKeyMismatch);
+        }
+        let plaintext = primitives::sealed_box_open(my_secrets.x25519_secret(), &self.sealed.0)
+            .map_err(EnvelopeError::Unseal)?;
+        let mut decoder = Decoder::new(&plaintext);
+        let parsed = (|| -> Result<([u8; KEY_LEN], u64, [u8; KEY_LEN]), DecodeError> {
+            let room = decoder.fixed()?;
+            let epoch = decoder.u64()?;
+            let key = decoder.fixed()?;
+            Ok((room, epoch, key))
+        })();
+        let (room, epoch, key_bytes) = parsed.map_err(|_| EnvelopeError::MalformedPlaintext)?;
+        if room != self.room_id.0 || epoch != self.epoch || !decoder.remaining().is_empty() {
+            return Err(EnvelopeError::MalformedPlaintext);
+        }
+        let key = RoomKey(key_bytes);
+        let expected = state
+            .epoch(self.epoch)
+            .ok_or(EnvelopeError::UnknownEpoch(self.epoch))?
+            .key_commitment;
+        if bool::from(key_commitment(&self.room_id, self.epoch, &key).ct_eq(&expected)) {
+            Ok(key)
+        } else {
+            Err(EnvelopeError::CommitmentMismatch)
+        }
+    }
+}
+
+/// Room metadata that only members can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMetadata {
+    /// The room's display name, at most [`MAX_ROOM_NAME_LEN`] bytes.
+    pub name: String,
+}
+
+/// Why room metadata could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MetadataError {
+    /// It does not decrypt under the key.
+    #[error("room metadata does not decrypt")]
+    Decrypt,
+    /// It decrypts but is malformed or bound to another room or epoch.
+    #[error("room metadata is malformed")]
+    Malformed,
+    /// The name is empty or too long.
+    #[error("room name must be 1-100 bytes")]
+    InvalidName,
+}
+
+/// Encrypts metadata under an epoch key:
+/// `nonce(24) || secretbox(key, nonce, label || room_id || epoch || name)`.
+pub fn seal_metadata(
+    key: &RoomKey,
+    room_id: &RoomId,
+    epoch: u64,
+    metadata: &RoomMetadata,
+    rng: &mut impl CryptoRngCore,
+) -> Vec<u8> {
+    let mut encoder = Encoder::new(METADATA_LABEL);
+    encoder.fixed(&room_id.0).u64(epoch).string(&metadata.name);
+    primitives::secretbox_seal_random(&key.0, &encoder.finish(), rng)
+}
+
+/// Opens metadata made by [`seal_metadata`] and checks its room and epoch.
+///
+/// # Errors
+/// [`MetadataError`].
+pub fn open_metadata(
+    key: &RoomKey,
+    room_id: &RoomId,
+    epoch: u64,
+    sealed: &[u8],
+) -> Result<RoomMetadata, MetadataError> {
+    let plaintext =
+        primitives::secretbox_open_prefixed(&key.0, sealed).map_err(|_| MetadataError::Decrypt)?;
+    let mut decoder = Decoder::new(&plaintext);
+    let parsed = (|| -> Result<([u8; KEY_LEN], u64, String), DecodeError> {
+        decoder.label(METADATA_LABEL)?;
+        let room = decoder.fixed()?;
+        let epoch = decoder.u64()?;
+        let name = decoder.string()?.to_owned();
+        Ok((room, epoch, name))
+    })();
+    let (room, sealed_epoch, name) = parsed.map_err(|_| MetadataError::Malformed)?;
+    if room != room_id.0 || sealed_epoch != epoch || !decoder.remaining().is_empty() {
+        return Err(MetadataError::Malformed);
+    }
+    Ok(RoomMetadata { name })
+}
+
+/// Checks a room name: 1 to [`MAX_ROOM_NAME_LEN`] bytes after trimming.
+///
+/// # Errors
+/// [`MetadataError::InvalidName`].
+pub fn validate_room_name(name: &str) -> Result<(), MetadataError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.len() > MAX_ROOM_NAME_LEN || trimmed.len() != name.len() {
+        Err(MetadataError::InvalidName)
+    } else {
+        Ok(())
+    }
+}
+
+/// A freshly created room: its genesis entry, its epoch 0 key, the creator's own envelope.
+#[derive(Debug)]
+pub struct NewRoom {
+    /// The signed genesis entry.
+    pub genesis: SignedLogEntry,
+    /// The replayed state (the creator alone, as owner).
+    pub state: RoomState,
+    /// `K_0`.
+    pub key: RoomKey,
+    /// `K_0` sealed to the creator, so any of the creator's browsers can read the room.
+    pub creator_envelope: KeyEnvelope,
+}
+
+/// Creates a room: a random nonce and `K_0`, the genesis entry with the commitment and the
+/// encrypted name, and the creator's key envelope.
+///
+/// # Errors
+/// [`MetadataError::InvalidName`] for a bad name.
+pub fn create_room(
+    creator: &str,
+    creator_secrets: &IdentitySecrets,
+    name: &str,
+    time_ms: u64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<NewRoom, MetadataError> {
+    validate_room_name(name)?;
+    let room_nonce: [u8; KEY_LEN] = primitives::random_bytes(rng);
+    let owner_keys = creator_secrets.public_keys();
+    let room_id = RoomId::derive(creator, &owner_keys, &room_nonce);
+    let key = RoomKey::generate(rng);
+    let metadata = RoomMetadata {
+        name: name.to_owned(),
+    };
+    let genesis = LogEntry {
+        room_id,
+        seq: 0,
+        prev: [0u8; KEY_LEN],
+        author: creator.to_owned(),
+        time_ms,
+        action: LogAction::Create {
+            room_nonce,
+            owner_keys,
+            key_commitment: key_commitment(&room_id, 0, &key),
+            encrypted_metadata: seal_metadata(&key, &room_id, 0, &metadata, rng),
+        },
+    }
+    .sign(creator_secrets);
+    let state = RoomState::from_genesis(&genesis).map_err(|_| MetadataError::Malformed)?;
+    let creator_envelope =
+        KeyEnvelope::seal(&state, 0, &key, creator, creator, creator_secrets, rng)
+            .map_err(|_| MetadataError::Malformed)?;
+    Ok(NewRoom {
+        genesis,
+        state,
+        key,
+        creator_envelope,
+    })
+}
