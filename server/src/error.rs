@@ -1,0 +1,242 @@
+//! The one error type of the API and its JSON responses.
+//!
+//! Every error a client sees is `{"error": "..."}` ([`common::api::ErrorBody`]) with a 4xx
+//! status and a lowercase message without a final period. Internal errors (database, task,
+//! hashing) become a generic 500 `{"error": "internal error"}`; their cause chain is logged
+//! once, when the response is built.
+
+use std::error::Error as _;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use common::api::ErrorBody;
+
+use crate::password::PasswordError;
+
+/// Result of a handler or a step of one.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Everything that can go wrong while answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or fails a check.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no valid session cookie.
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// 401: wrong auth key or unknown username; the two are indistinguishable on purpose.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// 403: the caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such resource, or one the caller may not know about.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the request conflicts with the current state (duplicate, stale epoch or seq).
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the request body is larger than [`crate::MAX_BODY_BYTES`].
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    /// 415: a JSON body without `Content-Type: application/json`.
+    #[error("expected content-type application/json")]
+    UnsupportedMediaType,
+    /// 422: well-formed JSON of the wrong shape (wrong types, bad base64, missing fields).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 500: the database failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// 500: password hashing failed.
+    #[error("password hashing failed")]
+    Password(#[from] PasswordError),
+    /// 500: a blocking task panicked or was cancelled.
+    #[error("background task failed")]
+    Task(#[from] tokio::task::JoinError),
+    /// 500: a value read back from the database is not what was written.
+    #[error("corrupt stored data: {0}")]
+    CorruptData(String),
+}
+
+impl ApiError {
+    /// A 400 with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    /// A 403 with `message`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    /// A 404 with `message`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(message.into())
+    }
+
+    /// A 409 with `message`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(message.into())
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotLoggedIn | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Database(_) | Self::Password(_) | Self::Task(_) | Self::CorruptData(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+/// Writes an error and its sources as `error: source: source`.
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %cause_chain(&self), "request failed");
+            "internal error".to_owned()
+        } else {
+            self.to_string()
+        };
+        (status, Json(ErrorBody { error: message })).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        // The source of a data or syntax error is serde's message with the field path and
+        // position, e.g. "auth_key: invalid base64 at line 1 column 20".
+        let detail = rejection
+            .source()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match rejection {
+            JsonRejection::JsonDataError(_) => {
+                Self::Unprocessable(format!("invalid request body: {detail}"))
+            }
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::BadRequest(format!("request body is not valid json: {detail}"))
+            }
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            JsonRejection::BytesRejection(bytes)
+                if bytes.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Self::PayloadTooLarge
+            }
+            _ => Self::bad_request("cannot read request body"),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        let detail = rejection
+            .source()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        Self::BadRequest(format!("invalid query string: {detail}"))
+    }
+}
+
+/// The answer to an unknown path under `/api`: a JSON 404 rather than the web client.
+pub async fn api_not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// Gives every error response of the API a JSON body: responses that axum or tower-http
+/// produce themselves (405 method not allowed, 408 timeout, a path that does not decode)
+/// come with an empty or plain-text body, which this replaces with
+/// `{"error": "<reason phrase>"}`.
+pub async fn json_error_body(response: Response) -> Response {
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !is_error || is_json {
+        return response;
+    }
+    let reason = status
+        .canonical_reason()
+        .unwrap_or("request failed")
+        .to_lowercase();
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = Json(ErrorBody { error: reason }).into_response();
+    let (body_parts, body) = body.into_parts();
+    parts.headers.extend(body_parts.headers);
+    Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn body_of(response: Response) -> (StatusCode, ErrorBody) {
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), 1024).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause() {
+        let error = ApiError::Database(sqlx::Error::RowNotFound);
+        let (status, body) = body_of(error.into_response()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body.error, "internal error");
+    }
+
+    #[tokio::test]
+    async fn client_errors_carry_their_message() {
+        let (status, body) = body_of(ApiError::conflict("stale epoch").into_response()).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body.error, "stale epoch");
+    }
+
+    #[tokio::test]
+    async fn bodiless_error_responses_get_a_json_body() {
+        let timeout = StatusCode::REQUEST_TIMEOUT.into_response();
+        let (status, body) = body_of(json_error_body(timeout).await).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body.error, "request timeout");
+        let success = json_error_body("ok".into_response()).await;
+        assert_eq!(success.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn the_cause_chain_names_every_source() {
+        let error = ApiError::Password(PasswordError::Argon2(
+            argon2::password_hash::Error::Password,
+        ));
+        assert!(cause_chain(&error).starts_with("password hashing failed: argon2 error"));
+    }
+}

@@ -1,0 +1,403 @@
+//! The hub of live WebSocket connections, and the handling of one connection.
+//!
+//! Each connection registers a bounded channel of [`ServerEvent`]s under its username; the
+//! handlers push events with `try_send` and never wait on a slow client: a connection whose
+//! channel is full is dropped from the hub, which closes it. [`serve_connection`] is written
+//! over any `Sink`/`Stream` pair so that tests can drive it with channels.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use common::api::ServerEvent;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::mpsc;
+
+/// Events a connection may have waiting before it is considered too slow and dropped.
+pub const CONNECTION_BUFFER: usize = 256;
+/// How often the server pings each client to keep the connection (and proxies) alive.
+pub const PING_INTERVAL: Duration = Duration::from_secs(25);
+/// The answer to any text or binary frame a client sends.
+pub const CLIENTS_USE_HTTP: &str = "clients send messages over http";
+
+type Connections = HashMap<String, HashMap<u64, mpsc::Sender<ServerEvent>>>;
+
+/// Open connections by username, then by connection id. Cloning shares the same hub.
+#[derive(Clone, Default)]
+pub struct Hub {
+    connections: Arc<Mutex<Connections>>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// A connection's place in the hub; dropping it removes the connection.
+#[derive(Debug)]
+pub struct Registration {
+    hub: Hub,
+    username: String,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.remove(&self.username, self.id);
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Locks the map. A panic while the lock was held cannot leave the map half-changed
+    /// (every change is one insert or remove), so a poisoned lock is used as it is.
+    fn lock(&self) -> MutexGuard<'_, Connections> {
+        self.connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a new connection for `username` and returns its guard and the receiving
+    /// end of its event channel.
+    pub fn register(&self, username: &str) -> (Registration, mpsc::Receiver<ServerEvent>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = mpsc::channel(CONNECTION_BUFFER);
+        self.lock()
+            .entry(username.to_owned())
+            .or_default()
+            .insert(id, sender);
+        let registration = Registration {
+            hub: self.clone(),
+            username: username.to_owned(),
+            id,
+        };
+        (registration, receiver)
+    }
+
+    fn remove(&self, username: &str, id: u64) {
+        let mut connections = self.lock();
+        if let Some(user_connections) = connections.get_mut(username) {
+            user_connections.remove(&id);
+            if user_connections.is_empty() {
+                connections.remove(username);
+            }
+        }
+    }
+
+    /// Pushes `event` to every connection of every user in `usernames`. A connection whose
+    /// channel is full or closed is dropped from the hub.
+    pub fn send_to_users<'a>(
+        &self,
+        usernames: impl IntoIterator<Item = &'a str>,
+        event: &ServerEvent,
+    ) {
+        let mut connections = self.lock();
+        for username in usernames {
+            let Some(user_connections) = connections.get_mut(username) else {
+                continue;
+            };
+            user_connections.retain(|id, sender| match sender.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(%username, connection = id, "dropping a slow websocket");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+            if user_connections.is_empty() {
+                connections.remove(username);
+            }
+        }
+    }
+
+    /// Pushes `event` to every connection of `username`.
+    pub fn send_to_user(&self, username: &str, event: &ServerEvent) {
+        self.send_to_users([username], event);
+    }
+
+    /// How many connections `username` has open.
+    pub fn connection_count(&self, username: &str) -> usize {
+        self.lock().get(username).map_or(0, HashMap::len)
+    }
+}
+
+/// Serializes an event as a text frame.
+fn event_frame(event: &ServerEvent) -> Option<Message> {
+    match serde_json::to_string(event) {
+        Ok(text) => Some(Message::Text(text.into())),
+        Err(error) => {
+            tracing::error!(%error, "cannot serialize a server event");
+            None
+        }
+    }
+}
+
+/// Serves one WebSocket connection until either side ends it.
+///
+/// Two tasks run: the reader answers any text or binary frame with a [`ServerEvent::Error`]
+/// (clients send messages over HTTP) and ends on an error or at the end of the stream (which
+/// follows a close frame); the writer sends the hub's events as JSON text frames, the
+/// reader's answers, and a ping every `ping_interval`, and ends when the sink fails or the
+/// hub drops the connection. When one task ends the other is aborted, and both are aborted
+/// if this future is dropped. `registration` is dropped on return, which removes the
+/// connection from the hub.
+pub async fn serve_connection<S, R, E>(
+    sink: S,
+    stream: R,
+    registration: Registration,
+    events: mpsc::Receiver<ServerEvent>,
+    ping_interval: Duration,
+) where
+    S: Sink<Message> + Unpin + Send + 'static,
+    R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
+    E: Send + 'static,
+{
+    let (replies_sender, replies) = mpsc::channel(16);
+    let mut reader = AbortOnDrop(tokio::spawn(read_frames(stream, replies_sender)));
+    let mut writer = AbortOnDrop(tokio::spawn(write_frames(
+        sink,
+        events,
+        replies,
+        ping_interval,
+    )));
+    tokio::select! {
+        _ = &mut reader.0 => {}
+        _ = &mut writer.0 => {}
+    }
+    // Dropping the guards aborts whichever task is still running.
+    drop((reader, writer));
+    drop(registration);
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn read_frames<R, E>(mut stream: R, replies: mpsc::Sender<ServerEvent>)
+where
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    while let Some(Ok(frame)) = stream.next().await {
+        match frame {
+            Message::Text(_) | Message::Binary(_) => {
+                let refusal = ServerEvent::Error {
+                    error: CLIENTS_USE_HTTP.to_owned(),
+                };
+                if replies.send(refusal).await.is_err() {
+                    return;
+                }
+            }
+            // The WebSocket library answers pings and close frames itself; after a close
+            // frame it ends the stream once the answer is sent, which ends this loop.
+            Message::Close(_) | Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+}
+
+async fn write_frames<S>(
+    mut sink: S,
+    mut events: mpsc::Receiver<ServerEvent>,
+    mut replies: mpsc::Receiver<ServerEvent>,
+    ping_interval: Duration,
+) where
+    S: Sink<Message> + Unpin,
+{
+    let mut pings =
+        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    loop {
+        let frame = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => event_frame(&event),
+                // The hub dropped this connection (it was too slow).
+                None => break,
+            },
+            Some(reply) = replies.recv() => event_frame(&reply),
+            _ = pings.tick() => Some(Message::Ping(Default::default())),
+        };
+        if let Some(frame) = frame {
+            if sink.send(frame).await.is_err() {
+                return;
+            }
+        }
+    }
+    // Best effort: tell the client why the connection ends.
+    let _ = sink.send(Message::Close(None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::convert::Infallible;
+    use std::pin::Pin;
+
+    use common::wire::Base64;
+
+    use super::*;
+
+    /// The test's ends of a connection: frames the client "sends" go into `to_server`,
+    /// frames the server writes come out of `from_server`.
+    struct Client {
+        to_server: mpsc::UnboundedSender<Message>,
+        from_server: mpsc::UnboundedReceiver<Message>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    type BoxSink = Pin<Box<dyn Sink<Message, Error = mpsc::error::SendError<Message>> + Send>>;
+
+    /// Serves a connection for `username` over channels instead of a socket.
+    fn connect(hub: &Hub, username: &str, ping_interval: Duration) -> Client {
+        let (to_server, mut server_inbox) = mpsc::unbounded_channel::<Message>();
+        let (server_outbox, from_server) = mpsc::unbounded_channel::<Message>();
+        let stream = futures_util::stream::poll_fn(move |context| server_inbox.poll_recv(context))
+            .map(Ok::<_, Infallible>);
+        let sink: BoxSink = Box::pin(futures_util::sink::unfold(
+            server_outbox,
+            |outbox, frame: Message| async move { outbox.send(frame).map(|()| outbox) },
+        ));
+        let (registration, events) = hub.register(username);
+        let task = tokio::spawn(serve_connection(
+            sink,
+            stream,
+            registration,
+            events,
+            ping_interval,
+        ));
+        Client {
+            to_server,
+            from_server,
+            task,
+        }
+    }
+
+    async fn next_frame(client: &mut Client) -> Message {
+        tokio::time::timeout(Duration::from_secs(5), client.from_server.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn next_event(client: &mut Client) -> ServerEvent {
+        loop {
+            match next_frame(client).await {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Ping(_) => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    fn error_event(text: &str) -> ServerEvent {
+        ServerEvent::Error {
+            error: text.to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn hub_events_arrive_as_json_text_frames() {
+        let hub = Hub::default();
+        let mut alice = connect(&hub, "alice", PING_INTERVAL);
+        let mut bob = connect(&hub, "bob", PING_INTERVAL);
+        hub.send_to_users(["alice", "nobody"], &error_event("for alice"));
+        hub.send_to_user("bob", &error_event("for bob"));
+        assert!(
+            matches!(next_event(&mut alice).await, ServerEvent::Error { error } if error == "for alice")
+        );
+        assert!(
+            matches!(next_event(&mut bob).await, ServerEvent::Error { error } if error == "for bob")
+        );
+    }
+
+    #[tokio::test]
+    async fn client_frames_get_an_error_and_the_connection_stays_open() {
+        let hub = Hub::default();
+        let mut alice = connect(&hub, "alice", PING_INTERVAL);
+        alice.to_server.send(Message::Text("hi".into())).unwrap();
+        alice
+            .to_server
+            .send(Message::Binary(vec![1, 2, 3].into()))
+            .unwrap();
+        for _ in 0..2 {
+            match next_event(&mut alice).await {
+                ServerEvent::Error { error } => assert_eq!(error, CLIENTS_USE_HTTP),
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
+        let event = ServerEvent::LogEntry {
+            room_id: common::membership::RoomId([1; 32]),
+            seq: 3,
+            entry: Base64(vec![4, 5]),
+        };
+        hub.send_to_user("alice", &event);
+        assert!(matches!(
+            next_event(&mut alice).await,
+            ServerEvent::LogEntry { seq: 3, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_server_pings_at_the_interval() {
+        let hub = Hub::default();
+        let mut alice = connect(&hub, "alice", Duration::from_millis(20));
+        for _ in 0..2 {
+            assert!(matches!(next_frame(&mut alice).await, Message::Ping(_)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_client_is_removed_from_the_hub() {
+        let hub = Hub::default();
+        let alice = connect(&hub, "alice", PING_INTERVAL);
+        let _second = connect(&hub, "alice", PING_INTERVAL);
+        assert_eq!(hub.connection_count("alice"), 2);
+        // The client's stream ends: the reader stops, the writer is aborted, and the
+        // registration is dropped.
+        drop(alice.to_server);
+        tokio::time::timeout(Duration::from_secs(5), alice.task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hub.connection_count("alice"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_socket_fails_is_removed_from_the_hub() {
+        let hub = Hub::default();
+        let mut alice = connect(&hub, "alice", PING_INTERVAL);
+        // The socket's write side fails: the writer stops at its next frame.
+        alice.from_server.close();
+        hub.send_to_user("alice", &error_event("undeliverable"));
+        tokio::time::timeout(Duration::from_secs(5), alice.task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hub.connection_count("alice"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_falls_behind_is_dropped() {
+        let hub = Hub::default();
+        // Registered but never served, like a client that stopped reading.
+        let (_registration, mut events) = hub.register("slow");
+        for _ in 0..CONNECTION_BUFFER {
+            hub.send_to_user("slow", &error_event("backlog"));
+        }
+        assert_eq!(hub.connection_count("slow"), 1);
+        hub.send_to_user("slow", &error_event("one too many"));
+        assert_eq!(hub.connection_count("slow"), 0);
+        // The channel ends after the backlog, which ends the connection's writer.
+        let mut received = 0;
+        while events.recv().await.is_some() {
+            received += 1;
+        }
+        assert_eq!(received, CONNECTION_BUFFER);
+    }
+}

@@ -1,0 +1,133 @@
+//! Messages: posting ciphertext to a room and paging through a room's history.
+//!
+//! Like every room route, a caller who is not a member gets 404 `room not found`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use common::api::{MessagesResponse, PostMessageRequest, ServerEvent, StoredMessage};
+use common::message::{MAX_CIPHERTEXT_LEN, PADDING_BUCKET};
+use common::primitives::TAG_LEN;
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, RoomPath};
+use crate::routes::rooms::require_member;
+use crate::session::AuthUser;
+use crate::store::{self, messages, rooms};
+use crate::AppState;
+
+/// Page size when the query names none.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Largest page size; larger requests are served this many.
+pub const MAX_PAGE_SIZE: u32 = 200;
+/// Shortest ciphertext a message can have: the tag and one padding bucket.
+pub const MIN_CIPHERTEXT_LEN: usize = TAG_LEN + PADDING_BUCKET;
+
+/// Routes of this module (all need a session, else 401):
+///
+/// - `GET /api/rooms/{room_id}/messages?before=ID&limit=N` -> 200 [`MessagesResponse`]: the
+///   `limit` (default 50, at most 200) newest messages with an id below `before` (all when
+///   absent), in ascending id order, and `has_more` when older ones remain.
+/// - `POST /api/rooms/{room_id}/messages` [`PostMessageRequest`] -> 201 [`StoredMessage`];
+///   400 for a ciphertext whose length is not a padded message's, 409 `stale epoch` when the
+///   epoch is not the room's current one. Every connected member is sent a
+///   [`ServerEvent::Message`].
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/api/rooms/{room_id}/messages",
+        get(list_messages).post(post_message),
+    )
+}
+
+/// The query string of `GET /api/rooms/{room_id}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Only messages with a smaller id.
+    pub before: Option<i64>,
+    /// How many messages, 1 to [`MAX_PAGE_SIZE`].
+    pub limit: Option<u32>,
+}
+
+/// Whether `length` is a ciphertext length [`common::message::seal_message`] can produce:
+/// the 16-byte tag plus a whole number (at least one) of 256-byte padding buckets, and at
+/// most [`MAX_CIPHERTEXT_LEN`].
+fn valid_ciphertext_len(length: usize) -> bool {
+    (MIN_CIPHERTEXT_LEN..=MAX_CIPHERTEXT_LEN).contains(&length)
+        && (length - TAG_LEN).is_multiple_of(PADDING_BUCKET)
+}
+
+async fn list_messages(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RoomPath(room_id): RoomPath,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<MessagesResponse>> {
+    require_member(&state.pool, &room_id, &user.username).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if limit == 0 {
+        return Err(ApiError::bad_request("limit must be at least 1"));
+    }
+    let (messages, has_more) = messages::page(
+        &state.pool,
+        &room_id,
+        query.before,
+        limit.min(MAX_PAGE_SIZE),
+    )
+    .await?;
+    Ok(Json(MessagesResponse { messages, has_more }))
+}
+
+async fn post_message(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RoomPath(room_id): RoomPath,
+    ApiJson(request): ApiJson<PostMessageRequest>,
+) -> ApiResult<(StatusCode, Json<StoredMessage>)> {
+    require_member(&state.pool, &room_id, &user.username).await?;
+    if !valid_ciphertext_len(request.ciphertext.0.len()) {
+        return Err(ApiError::bad_request(format!(
+            "ciphertext must be 16 bytes plus a multiple of 256, at most {MAX_CIPHERTEXT_LEN}"
+        )));
+    }
+    let current_epoch = rooms::current_epoch(&state.pool, &room_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room not found"))?;
+    if request.epoch != current_epoch {
+        return Err(ApiError::conflict("stale epoch"));
+    }
+    let new_message = messages::NewMessage {
+        room_id,
+        epoch: request.epoch,
+        sender: &user.username,
+        received_at_ms: store::now_ms(),
+        nonce: request.nonce.0,
+        ciphertext: &request.ciphertext.0,
+    };
+    let stored = messages::insert(&state.pool, &new_message).await?;
+    let members = rooms::member_usernames(&state.pool, &room_id).await?;
+    let event = ServerEvent::Message {
+        message: stored.clone(),
+    };
+    state
+        .hub
+        .send_to_users(members.iter().map(String::as_str), &event);
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ciphertext_lengths_follow_the_padding() {
+        assert!(valid_ciphertext_len(16 + 256));
+        assert!(valid_ciphertext_len(16 + 256 * 3));
+        assert!(valid_ciphertext_len(MAX_CIPHERTEXT_LEN));
+        assert!(!valid_ciphertext_len(16));
+        assert!(!valid_ciphertext_len(16 + 255));
+        assert!(!valid_ciphertext_len(MAX_CIPHERTEXT_LEN + 256));
+    }
+}

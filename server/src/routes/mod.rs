@@ -1,0 +1,7 @@
+//! The HTTP routes, one module per resource, each with a `router()` to merge.
+
+pub mod accounts;
+pub mod health;
+pub mod messages;
+pub mod rooms;
+pub mod ws;

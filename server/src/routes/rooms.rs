@@ -1,0 +1,269 @@
+//! Rooms: creating one, listing the caller's, and reading or extending a room's membership
+//! log and key envelopes.
+//!
+//! Authorization failures on a room are reported as 404 `room not found`, whether the room
+//! does not exist or the caller is not a member, so non-members learn nothing about which
+//! rooms exist. A member who may not do something (append as someone else, distribute as
+//! someone else, add a member without being an admin) gets 403.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common::api::{
+    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, LogResponse,
+    PutEnvelopesRequest, RoomListResponse, ServerEvent,
+};
+use common::membership::{
+    replay, replay_bytes, LogAction, LogErrorKind, Role, RoomId, RoomState, SignedLogEntry,
+};
+use common::wire::Base64;
+use sqlx::SqlitePool;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, RoomPath};
+use crate::session::AuthUser;
+use crate::store::{self, envelopes, rooms, users};
+use crate::AppState;
+
+/// Routes of this module (all need a session, else 401):
+///
+/// - `POST /api/rooms` [`CreateRoomRequest`] -> 201 [`CreateRoomResponse`]; 400 for a genesis
+///   or envelope that fails a check, 403 for a genesis by someone else, 409 for an existing
+///   room id.
+/// - `GET /api/rooms` -> 200 [`RoomListResponse`].
+/// - `GET /api/rooms/{room_id}/log` -> 200 [`LogResponse`].
+/// - `POST /api/rooms/{room_id}/log` [`AppendLogRequest`] -> 201 (no body); 400 for a
+///   malformed entry, bad signature or keys that differ from the added user's identity, 403
+///   for an author who is not the caller or lacks the role, 409 for a stale `seq` or `prev`
+///   or a member added twice.
+/// - `POST /api/rooms/{room_id}/envelopes` [`PutEnvelopesRequest`] -> 204; 400 for an
+///   envelope that fails [`common::room_key::KeyEnvelope::verify`] or names another room,
+///   403 for an envelope distributed by someone else.
+/// - `GET /api/rooms/{room_id}/envelopes` -> 200 [`EnvelopesResponse`] with only the
+///   caller's envelopes.
+///
+/// Every `{room_id}` route answers 400 `malformed room id` for anything but 64 hex digits
+/// and 404 `room not found` for an unknown room or a caller who is not a member.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/rooms", post(create_room).get(list_rooms))
+        .route("/api/rooms/{room_id}/log", get(get_log).post(append_log))
+        .route(
+            "/api/rooms/{room_id}/envelopes",
+            get(get_envelopes).post(put_envelopes),
+        )
+}
+
+/// The caller's role in a room, or 404 `room not found` when the room does not exist or the
+/// caller is not a member (the same answer for both, see the module documentation).
+///
+/// # Errors
+/// [`ApiError::NotFound`], or a database error.
+pub async fn require_member(
+    pool: &SqlitePool,
+    room_id: &RoomId,
+    username: &str,
+) -> ApiResult<Role> {
+    rooms::member_role(pool, room_id, username)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room not found"))
+}
+
+/// Replays a room's stored log. The log was checked entry by entry when it was stored, so a
+/// failure here means the database was changed behind the server's back.
+async fn load_state(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<RoomState> {
+    let entries = rooms::load_log(pool, room_id).await?;
+    if entries.is_empty() {
+        return Err(ApiError::not_found("room not found"));
+    }
+    replay_bytes(&entries).map_err(|error| ApiError::CorruptData(format!("room log: {error}")))
+}
+
+/// The status of a refused log entry: 409 when the caller's view of the log is out of date
+/// (they should fetch the log and retry), 403 when the author may not do this, 400 for an
+/// entry that can never be valid.
+fn log_error(kind: LogErrorKind) -> ApiError {
+    let message = format!("log entry refused: {kind}");
+    match kind {
+        LogErrorKind::SequenceGap { .. }
+        | LogErrorKind::PrevHashMismatch
+        | LogErrorKind::AlreadyMember(_) => ApiError::Conflict(message),
+        LogErrorKind::AuthorNotMember(_) | LogErrorKind::NotAuthorized { .. } => {
+            ApiError::Forbidden(message)
+        }
+        LogErrorKind::Empty
+        | LogErrorKind::Malformed(_)
+        | LogErrorKind::MisplacedCreate
+        | LogErrorKind::RoomIdMismatch
+        | LogErrorKind::GenesisAuthorMismatch
+        | LogErrorKind::BadSignature(_) => ApiError::BadRequest(message),
+    }
+}
+
+/// Checks that the keys a log entry records for `username` are the ones `username`
+/// registered, so nobody can slip another key into a room under a member's name.
+async fn require_registered_keys(
+    pool: &SqlitePool,
+    username: &str,
+    keys: &common::identity::MemberKeys,
+) -> ApiResult<()> {
+    let identity = users::find_identity(pool, username)
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("user {username} does not exist")))?;
+    if identity.keys() != keys {
+        return Err(ApiError::bad_request(format!(
+            "keys in the entry differ from the registered identity of {username}"
+        )));
+    }
+    Ok(())
+}
+
+async fn create_room(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(request): ApiJson<CreateRoomRequest>,
+) -> ApiResult<(StatusCode, Json<CreateRoomResponse>)> {
+    let genesis = SignedLogEntry::from_bytes(&request.genesis.0)
+        .map_err(|error| ApiError::bad_request(format!("malformed genesis entry: {error}")))?;
+    let room_state = replay(std::slice::from_ref(&genesis))
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let author = &genesis.entry().author;
+    if *author != user.username {
+        return Err(ApiError::forbidden(
+            "the genesis entry must be signed by the logged-in user",
+        ));
+    }
+    if let LogAction::Create { owner_keys, .. } = &genesis.entry().action {
+        require_registered_keys(&state.pool, author, owner_keys).await?;
+    }
+    let envelope = &request.key_envelope;
+    if envelope.room_id != room_state.room_id() {
+        return Err(ApiError::bad_request("key envelope is for another room"));
+    }
+    if envelope.epoch != 0 {
+        return Err(ApiError::bad_request("key envelope must be for epoch 0"));
+    }
+    if envelope.recipient != user.username || envelope.distributor != user.username {
+        return Err(ApiError::bad_request(
+            "key envelope must be sealed by the creator to the creator",
+        ));
+    }
+    envelope
+        .verify(&room_state)
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    rooms::create(
+        &state.pool,
+        &genesis,
+        &room_state,
+        envelope,
+        store::now_ms(),
+    )
+    .await?;
+    tracing::info!(room_id = %room_state.room_id(), creator = %user.username, "room created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateRoomResponse {
+            room_id: room_state.room_id(),
+        }),
+    ))
+}
+
+async fn list_rooms(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<RoomListResponse>> {
+    let rooms = rooms::list_for_user(&state.pool, &user.username).await?;
+    Ok(Json(RoomListResponse { rooms }))
+}
+
+async fn get_log(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RoomPath(room_id): RoomPath,
+) -> ApiResult<Json<LogResponse>> {
+    require_member(&state.pool, &room_id, &user.username).await?;
+    let entries = rooms::load_log(&state.pool, &room_id).await?;
+    Ok(Json(LogResponse {
+        entries: entries.into_iter().map(Base64).collect(),
+    }))
+}
+
+async fn append_log(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RoomPath(room_id): RoomPath,
+    ApiJson(request): ApiJson<AppendLogRequest>,
+) -> ApiResult<StatusCode> {
+    require_member(&state.pool, &room_id, &user.username).await?;
+    let entry = SignedLogEntry::from_bytes(&request.entry.0)
+        .map_err(|error| ApiError::bad_request(format!("malformed log entry: {error}")))?;
+    if entry.entry().room_id != room_id {
+        return Err(ApiError::bad_request("log entry is for another room"));
+    }
+    if entry.entry().author != user.username {
+        return Err(ApiError::forbidden(
+            "log entries must be signed by the logged-in user",
+        ));
+    }
+    let mut room_state = load_state(&state.pool, &room_id).await?;
+    room_state.apply(&entry).map_err(log_error)?;
+    if let LogAction::AddMember { username, keys, .. } = &entry.entry().action {
+        require_registered_keys(&state.pool, username, keys).await?;
+    }
+    rooms::append(&state.pool, &entry, &room_state).await?;
+    let seq = entry.entry().seq;
+    tracing::info!(%room_id, seq, author = %user.username, "log entry appended");
+    // The member rows now include anyone the entry added, so they see the room appear.
+    let members = rooms::member_usernames(&state.pool, &room_id).await?;
+    let event = ServerEvent::LogEntry {
+        room_id,
+        seq,
+        entry: Base64(entry.as_bytes().to_vec()),
+    };
+    state
+        .hub
+        .send_to_users(members.iter().map(String::as_str), &event);
+    Ok(StatusCode::CREATED)
+}
+
+async fn put_envelopes(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RoomPath(room_id): RoomPath,
+    ApiJson(request): ApiJson<PutEnvelopesRequest>,
+) -> ApiResult<StatusCode> {
+    require_member(&state.pool, &room_id, &user.username).await?;
+    let room_state = load_state(&state.pool, &room_id).await?;
+    for envelope in &request.envelopes {
+        if envelope.distributor != user.username {
+            return Err(ApiError::forbidden(
+                "envelopes must be distributed by the logged-in user",
+            ));
+        }
+        if envelope.room_id != room_id {
+            return Err(ApiError::bad_request("key envelope is for another room"));
+        }
+        envelope
+            .verify(&room_state)
+            .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    }
+    envelopes::upsert_all(&state.pool, &request.envelopes, store::now_ms()).await?;
+    for envelope in request.envelopes {
+        let recipient = envelope.recipient.clone();
+        state
+            .hub
+            .send_to_user(&recipient, &ServerEvent::KeyEnvelope { envelope });
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_envelopes(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RoomPath(room_id): RoomPath,
+) -> ApiResult<Json<EnvelopesResponse>> {
+    require_member(&state.pool, &room_id, &user.username).await?;
+    let envelopes = envelopes::for_recipient(&state.pool, &room_id, &user.username).await?;
+    Ok(Json(EnvelopesResponse { envelopes }))
+}

@@ -1,0 +1,113 @@
+//! `GET /api/ws`: the WebSocket over which the server pushes [`common::api::ServerEvent`]s.
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use futures_util::StreamExt;
+
+use crate::error::{ApiError, ApiResult};
+use crate::hub::{serve_connection, PING_INTERVAL};
+use crate::session::AuthUser;
+use crate::AppState;
+
+/// Largest frame or message a client may send, in bytes (64 KiB).
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// `GET /api/ws` -> 101 and a WebSocket of JSON [`common::api::ServerEvent`] text frames;
+/// 403 for a handshake from another origin, 401 without a session, 400 for a request that
+/// is not a WebSocket upgrade.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/ws", get(connect))
+}
+
+/// Refuses a handshake whose `Origin` names another host than the one it was sent to.
+///
+/// Browsers send cookies on cross-site WebSocket handshakes when `SameSite` allows it and
+/// do not apply CORS to them, so this check is what keeps another site's script from
+/// opening a socket as the user. Requests without `Origin` (non-browser clients) pass.
+fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let cross_origin = || ApiError::forbidden("cross-origin websocket refused");
+    let origin = origin.to_str().map_err(|_| cross_origin())?;
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+        .ok_or_else(cross_origin)?;
+    let host = headers
+        .get(HOST)
+        .and_then(|host| host.to_str().ok())
+        .ok_or_else(cross_origin)?;
+    if origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(cross_origin())
+    }
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: Result<AuthUser, ApiError>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    check_origin(&headers)?;
+    let user = user?;
+    let upgrade =
+        upgrade.map_err(|_| ApiError::bad_request("expected a websocket upgrade request"))?;
+    // Register before answering the handshake, so no event sent after the client sees the
+    // socket open is missed; the events wait in the channel until the socket is served.
+    let (registration, events) = state.hub.register(&user.username);
+    tracing::debug!(username = %user.username, "websocket connected");
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            serve_connection(sink, stream, registration, events, PING_INTERVAL)
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(origin: Option<&'static str>, host: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static(host));
+        if let Some(origin) = origin {
+            headers.insert(ORIGIN, HeaderValue::from_static(origin));
+        }
+        headers
+    }
+
+    #[test]
+    fn same_origin_and_no_origin_pass() {
+        assert!(check_origin(&headers(None, "127.0.0.1:8080")).is_ok());
+        assert!(check_origin(&headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080")).is_ok());
+        assert!(check_origin(&headers(Some("https://Chat.Example"), "chat.example")).is_ok());
+    }
+
+    #[test]
+    fn other_origins_are_refused() {
+        for origin in [
+            "http://evil.example",
+            "http://127.0.0.1:9999",
+            "null",
+            "127.0.0.1:8080",
+        ] {
+            let result = check_origin(&headers(Some(origin), "127.0.0.1:8080"));
+            assert!(
+                matches!(result, Err(ApiError::Forbidden(_))),
+                "{origin} passed"
+            );
+        }
+    }
+}

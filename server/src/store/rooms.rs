@@ -1,0 +1,216 @@
+//! The `rooms`, `room_log` and `room_members` tables: rooms, their signed membership logs,
+//! and the member set the server derives by replaying each log.
+
+use common::api::RoomSummary;
+use common::membership::{Role, RoomId, RoomState, SignedLogEntry};
+use common::room_key::KeyEnvelope;
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::is_unique_violation;
+use crate::error::{ApiError, ApiResult};
+
+/// Parses a role as stored in `room_members.role`.
+fn parse_role(text: &str) -> ApiResult<Role> {
+    match text {
+        "owner" => Ok(Role::Owner),
+        "admin" => Ok(Role::Admin),
+        "member" => Ok(Role::Member),
+        _ => Err(ApiError::CorruptData(format!("room_members.role {text:?}"))),
+    }
+}
+
+fn to_u64(value: i64, what: &str) -> ApiResult<u64> {
+    u64::try_from(value).map_err(|_| ApiError::CorruptData(what.to_owned()))
+}
+
+fn to_i64(value: u64, what: &str) -> ApiResult<i64> {
+    i64::try_from(value).map_err(|_| ApiError::bad_request(format!("{what} is too large")))
+}
+
+/// Replaces the member rows of a room with the members of `state`.
+async fn write_members(
+    connection: &mut SqliteConnection,
+    room_id: &RoomId,
+    state: &RoomState,
+) -> ApiResult<()> {
+    sqlx::query("DELETE FROM room_members WHERE room_id = ?")
+        .bind(room_id.0.as_slice())
+        .execute(&mut *connection)
+        .await?;
+    for (username, record) in state.members() {
+        sqlx::query("INSERT INTO room_members (room_id, username, role) VALUES (?, ?, ?)")
+            .bind(room_id.0.as_slice())
+            .bind(username)
+            .bind(record.role.as_str())
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Stores a new room in one transaction: the room, its genesis entry, its members (the
+/// creator) and the creator's key envelope.
+///
+/// # Errors
+/// [`ApiError::Conflict`] when a room with this id exists; a database error otherwise.
+pub async fn create(
+    pool: &SqlitePool,
+    genesis: &SignedLogEntry,
+    state: &RoomState,
+    envelope: &KeyEnvelope,
+    now_ms: i64,
+) -> ApiResult<()> {
+    let room_id = state.room_id();
+    let mut transaction = pool.begin().await?;
+    let inserted =
+        sqlx::query("INSERT INTO rooms (room_id, created_at, current_epoch) VALUES (?, ?, ?)")
+            .bind(room_id.0.as_slice())
+            .bind(now_ms)
+            .bind(to_i64(state.current_epoch(), "epoch")?)
+            .execute(&mut *transaction)
+            .await;
+    match inserted {
+        Ok(_) => {}
+        Err(error) if is_unique_violation(&error) => {
+            return Err(ApiError::conflict("room already exists"));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES (?, 0, ?)")
+        .bind(room_id.0.as_slice())
+        .bind(genesis.as_bytes())
+        .execute(&mut *transaction)
+        .await?;
+    write_members(&mut transaction, &room_id, state).await?;
+    super::envelopes::upsert(&mut transaction, envelope, now_ms).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The signed entries of a room's log, in order from genesis; empty for an unknown room.
+///
+/// # Errors
+/// A database error.
+pub async fn load_log(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<Vec<u8>>> {
+    let entries = sqlx::query_scalar("SELECT entry FROM room_log WHERE room_id = ? ORDER BY seq")
+        .bind(room_id.0.as_slice())
+        .fetch_all(pool)
+        .await?;
+    Ok(entries)
+}
+
+/// Appends one entry (already checked against the replayed log) in one transaction, and
+/// rewrites the member rows and current epoch from `new_state`.
+///
+/// # Errors
+/// [`ApiError::Conflict`] when another entry with this sequence number was stored first;
+/// a database error otherwise.
+pub async fn append(
+    pool: &SqlitePool,
+    entry: &SignedLogEntry,
+    new_state: &RoomState,
+) -> ApiResult<()> {
+    let room_id = new_state.room_id();
+    let mut transaction = pool.begin().await?;
+    let inserted = sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES (?, ?, ?)")
+        .bind(room_id.0.as_slice())
+        .bind(to_i64(entry.entry().seq, "seq")?)
+        .bind(entry.as_bytes())
+        .execute(&mut *transaction)
+        .await;
+    match inserted {
+        Ok(_) => {}
+        Err(error) if is_unique_violation(&error) => {
+            return Err(ApiError::conflict(
+                "the log changed while this entry was checked; fetch it and retry",
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    sqlx::query("UPDATE rooms SET current_epoch = ? WHERE room_id = ?")
+        .bind(to_i64(new_state.current_epoch(), "epoch")?)
+        .bind(room_id.0.as_slice())
+        .execute(&mut *transaction)
+        .await?;
+    write_members(&mut transaction, &room_id, new_state).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The role of `username` in a room, or `None` when they are not a member (or the room
+/// does not exist).
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] for an unknown stored role.
+pub async fn member_role(
+    pool: &SqlitePool,
+    room_id: &RoomId,
+    username: &str,
+) -> ApiResult<Option<Role>> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM room_members WHERE room_id = ? AND username = ?")
+            .bind(room_id.0.as_slice())
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+    role.as_deref().map(parse_role).transpose()
+}
+
+/// The usernames of a room's current members.
+///
+/// # Errors
+/// A database error.
+pub async fn member_usernames(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<String>> {
+    let usernames =
+        sqlx::query_scalar("SELECT username FROM room_members WHERE room_id = ? ORDER BY username")
+            .bind(room_id.0.as_slice())
+            .fetch_all(pool)
+            .await?;
+    Ok(usernames)
+}
+
+/// The current epoch of a room, or `None` for an unknown room.
+///
+/// # Errors
+/// A database error.
+pub async fn current_epoch(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Option<u64>> {
+    let epoch: Option<i64> =
+        sqlx::query_scalar("SELECT current_epoch FROM rooms WHERE room_id = ?")
+            .bind(room_id.0.as_slice())
+            .fetch_optional(pool)
+            .await?;
+    epoch
+        .map(|epoch| to_u64(epoch, "rooms.current_epoch"))
+        .transpose()
+}
+
+/// The rooms `username` is a member of, oldest first, with their role, epoch and log length.
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
+pub async fn list_for_user(pool: &SqlitePool, username: &str) -> ApiResult<Vec<RoomSummary>> {
+    let rows: Vec<(Vec<u8>, String, i64, i64)> = sqlx::query_as(
+        "SELECT rooms.room_id, room_members.role, rooms.current_epoch, \
+         (SELECT COUNT(*) FROM room_log WHERE room_log.room_id = rooms.room_id) \
+         FROM room_members JOIN rooms ON rooms.room_id = room_members.room_id \
+         WHERE room_members.username = ? ORDER BY rooms.created_at, rooms.rowid",
+    )
+    .bind(username)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(room_id, role, epoch, log_length)| {
+            let room_id = RoomId(
+                room_id
+                    .try_into()
+                    .map_err(|_| ApiError::CorruptData("rooms.room_id".to_owned()))?,
+            );
+            Ok(RoomSummary {
+                room_id,
+                role: parse_role(&role)?,
+                epoch: to_u64(epoch, "rooms.current_epoch")?,
+                log_length: to_u64(log_length, "room_log count")?,
+            })
+        })
+        .collect()
+}

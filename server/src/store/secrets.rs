@@ -1,0 +1,76 @@
+//! The `server_secrets` table: random keys the server makes for itself on first start.
+
+use std::fmt;
+use std::sync::Arc;
+
+use common::OsRng;
+use hmac::{Hmac, Mac};
+use rand_core::RngCore;
+use sha2::Sha256;
+use sqlx::SqlitePool;
+use zeroize::Zeroizing;
+
+/// Name of the row that holds the HMAC key for fake salts.
+const FAKE_SALT_KEY_NAME: &str = "fake_salt_hmac_key";
+/// Domain-separation label of the fake salt HMAC input.
+const FAKE_SALT_LABEL: &[u8] = b"e2ee-chat/v1/fake-salt";
+
+/// The server's 32-byte secret; `Debug` never prints it.
+#[derive(Clone)]
+pub struct ServerSecret(Arc<Zeroizing<[u8; 32]>>);
+
+impl fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerSecret([redacted])")
+    }
+}
+
+impl ServerSecret {
+    /// Wraps 32 known bytes (tests).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Arc::new(Zeroizing::new(bytes)))
+    }
+
+    /// The salt answered for a username that has no account: the first 16 bytes of
+    /// `HMAC-SHA256(secret, "e2ee-chat/v1/fake-salt" || username)`. It is stable across
+    /// requests and restarts, so asking twice does not reveal that the account is missing.
+    pub fn fake_salt(&self, username: &str) -> [u8; 16] {
+        // HMAC accepts keys of any length, so this cannot fail for a 32-byte key.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_slice())
+            .unwrap_or_else(|_| unreachable!("hmac accepts any key length"));
+        mac.update(FAKE_SALT_LABEL);
+        mac.update(username.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&digest[..16]);
+        salt
+    }
+}
+
+/// Loads the server secret, creating and storing a random one on first start.
+///
+/// # Errors
+/// A database error; a stored secret of the wrong length is reported as
+/// [`sqlx::Error::Decode`].
+pub async fn load_or_create(pool: &SqlitePool) -> Result<ServerSecret, sqlx::Error> {
+    let mut candidate = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(candidate.as_mut());
+    // Two servers starting at once on one database must agree on one secret: insert only
+    // when no row exists, then read whichever row won.
+    sqlx::query("INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)")
+        .bind(FAKE_SALT_KEY_NAME)
+        .bind(candidate.as_slice())
+        .execute(pool)
+        .await?;
+    let stored: Zeroizing<Vec<u8>> = Zeroizing::new(
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
+            .bind(FAKE_SALT_KEY_NAME)
+            .fetch_one(pool)
+            .await?,
+    );
+    let bytes: [u8; 32] = stored
+        .as_slice()
+        .try_into()
+        .map_err(|_| sqlx::Error::Decode("server secret must be 32 bytes".into()))?;
+    Ok(ServerSecret::from_bytes(bytes))
+}

@@ -1,0 +1,176 @@
+//! The `users` table: accounts, their key derivation parameters, auth key hashes and
+//! published identities.
+
+use common::account::KdfParams;
+use common::identity::PublicIdentity;
+use ed25519_dalek::Signature;
+use sqlx::{FromRow, SqlitePool};
+
+use crate::error::{ApiError, ApiResult};
+
+/// A new account as register stores it.
+#[derive(Debug)]
+pub struct NewUser<'a> {
+    /// The account name, already validated.
+    pub username: &'a str,
+    /// The client's Argon2id parameters.
+    pub kdf: KdfParams,
+    /// The client's 16-byte salt.
+    pub salt: &'a [u8; 16],
+    /// The server's Argon2id PHC string of the auth key.
+    pub auth_hash: &'a str,
+    /// The verified public identity.
+    pub identity: &'a PublicIdentity,
+    /// The identity secrets wrapped by the client.
+    pub wrapped_identity: &'a [u8],
+}
+
+/// An account as stored.
+#[derive(Debug)]
+pub struct User {
+    /// The account name.
+    pub username: String,
+    /// The client's Argon2id parameters.
+    pub kdf: KdfParams,
+    /// The client's 16-byte salt.
+    pub salt: [u8; 16],
+    /// The server's Argon2id PHC string of the auth key.
+    pub auth_hash: String,
+    /// The published identity.
+    pub identity: PublicIdentity,
+    /// The wrapped identity secrets.
+    pub wrapped_identity: Vec<u8>,
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    username: String,
+    kdf_m_kib: i64,
+    kdf_t: i64,
+    kdf_p: i64,
+    salt: Vec<u8>,
+    auth_hash: String,
+    x25519_public: Vec<u8>,
+    ed25519_public: Vec<u8>,
+    identity_signature: Vec<u8>,
+    wrapped_identity: Vec<u8>,
+}
+
+fn corrupt(what: &str) -> ApiError {
+    ApiError::CorruptData(format!("users.{what}"))
+}
+
+fn to_u32(value: i64, what: &str) -> ApiResult<u32> {
+    u32::try_from(value).map_err(|_| corrupt(what))
+}
+
+fn to_array<const N: usize>(bytes: &[u8], what: &str) -> ApiResult<[u8; N]> {
+    bytes.try_into().map_err(|_| corrupt(what))
+}
+
+/// Rebuilds a public identity from its stored parts, checking its self-signature again.
+fn identity_from_parts(
+    username: &str,
+    x25519_public: &[u8],
+    ed25519_public: &[u8],
+    signature: &[u8],
+) -> ApiResult<PublicIdentity> {
+    let signature = Signature::from_slice(signature).map_err(|_| corrupt("identity_signature"))?;
+    PublicIdentity::verify(
+        username,
+        &to_array(x25519_public, "x25519_public")?,
+        &to_array(ed25519_public, "ed25519_public")?,
+        &signature,
+    )
+    .map_err(|_| corrupt("identity"))
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = ApiError;
+
+    fn try_from(row: UserRow) -> ApiResult<Self> {
+        let identity = identity_from_parts(
+            &row.username,
+            &row.x25519_public,
+            &row.ed25519_public,
+            &row.identity_signature,
+        )?;
+        Ok(Self {
+            kdf: KdfParams {
+                m_kib: to_u32(row.kdf_m_kib, "kdf_m_kib")?,
+                t: to_u32(row.kdf_t, "kdf_t")?,
+                p: to_u32(row.kdf_p, "kdf_p")?,
+            },
+            salt: to_array(&row.salt, "salt")?,
+            auth_hash: row.auth_hash,
+            identity,
+            wrapped_identity: row.wrapped_identity,
+            username: row.username,
+        })
+    }
+}
+
+/// Stores a new account.
+///
+/// # Errors
+/// [`ApiError::Conflict`] when the username is taken; a database error otherwise.
+pub async fn insert(pool: &SqlitePool, user: &NewUser<'_>, now_ms: i64) -> ApiResult<()> {
+    let keys = user.identity.keys();
+    let result = sqlx::query(
+        "INSERT INTO users (username, kdf_m_kib, kdf_t, kdf_p, salt, auth_hash, x25519_public, \
+         ed25519_public, identity_signature, wrapped_identity, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(user.username)
+    .bind(i64::from(user.kdf.m_kib))
+    .bind(i64::from(user.kdf.t))
+    .bind(i64::from(user.kdf.p))
+    .bind(user.salt.as_slice())
+    .bind(user.auth_hash)
+    .bind(keys.x25519.as_bytes().as_slice())
+    .bind(keys.ed25519.as_bytes().as_slice())
+    .bind(user.identity.signature().to_bytes().as_slice())
+    .bind(user.wrapped_identity)
+    .bind(now_ms)
+    .execute(pool)
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(error) if super::is_unique_violation(&error) => {
+            Err(ApiError::conflict("username is already taken"))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Loads an account by name.
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
+pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<User>> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT username, kdf_m_kib, kdf_t, kdf_p, salt, auth_hash, x25519_public, \
+         ed25519_public, identity_signature, wrapped_identity FROM users WHERE username = ?",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    row.map(User::try_from).transpose()
+}
+
+/// Loads only the published identity of an account.
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
+pub async fn find_identity(pool: &SqlitePool, username: &str) -> ApiResult<Option<PublicIdentity>> {
+    let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT x25519_public, ed25519_public, identity_signature FROM users WHERE username = ?",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|(x25519_public, ed25519_public, signature)| {
+        identity_from_parts(username, &x25519_public, &ed25519_public, &signature)
+    })
+    .transpose()
+}

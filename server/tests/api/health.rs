@@ -1,0 +1,45 @@
+//! Health check, the web client's static files, and unknown paths.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{error_message, spawn_app, INDEX_HTML};
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = spawn_app().await;
+    let response = app.get(&app.anonymous, "/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn the_root_and_unknown_pages_serve_the_web_client() {
+    let app = spawn_app().await;
+    for path in ["/", "/index.html", "/rooms/some-room", "/login"] {
+        let response = app.get(&app.anonymous, path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.text().await.unwrap(), INDEX_HTML, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_api_paths_get_a_json_404() {
+    let app = spawn_app().await;
+    for path in ["/api/nope", "/api/rooms/x/y/z", "/api"] {
+        let response = app.get(&app.anonymous, path).await;
+        assert_eq!(
+            error_message(response, StatusCode::NOT_FOUND).await,
+            "no such endpoint"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_gets_a_json_405() {
+    let app = spawn_app().await;
+    let response = app.get(&app.anonymous, "/api/login").await;
+    assert_eq!(
+        error_message(response, StatusCode::METHOD_NOT_ALLOWED).await,
+        "method not allowed"
+    );
+}

@@ -1,0 +1,565 @@
+//! The test harness: a real server on port 0 with a fresh SQLite database per test, one
+//! method per endpoint, and the client-side crypto (done with `common`) that real users do.
+
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::account::{derive_account_keys, wrap_identity, KdfParams};
+use common::api::{
+    AppendLogRequest, CreateRoomRequest, ErrorBody, LoginRequest, PostMessageRequest,
+    PreloginRequest, PutEnvelopesRequest, RegisterRequest, ServerEvent,
+};
+use common::identity::IdentitySecrets;
+use common::membership::{LogAction, Role, RoomId, RoomState, SignedLogEntry};
+use common::message::{seal_message, InnerMessage, MessageKind};
+use common::room_key::{create_room, KeyEnvelope, RoomKey};
+use common::wire::{Base64, Base64Array};
+use common::OsRng;
+use futures_util::StreamExt;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Client, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use server::{Application, Config};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Cheap Argon2id parameters (the lowest the client accepts), so tests stay fast.
+pub const TEST_KDF: KdfParams = KdfParams {
+    m_kib: 19_456,
+    t: 2,
+    p: 1,
+};
+
+/// The body of the test client's `index.html`.
+pub const INDEX_HTML: &str = "<!doctype html><title>chat test client</title>";
+
+/// A client-side WebSocket.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_test_writer()
+            .init();
+    }
+});
+
+/// A running server and the directory holding its database and static files.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The port the server listens on.
+    pub port: u16,
+    /// The directory of the database; deleted when the app is dropped.
+    pub directory: TempDir,
+    /// A client without a session.
+    pub anonymous: Client,
+    /// Completing this starts a graceful shutdown of the server.
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    /// The task serving requests.
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// A registered user with their secrets and their own cookie-keeping client.
+pub struct TestUser {
+    /// The account name.
+    pub username: String,
+    /// The password (never sent to the server).
+    pub password: String,
+    /// The auth key derived from the password.
+    pub auth_key: [u8; 32],
+    /// The identity secrets.
+    pub secrets: IdentitySecrets,
+    /// A client with this user's cookies.
+    pub client: Client,
+    /// The client's cookie jar, to copy the session cookie onto WebSocket handshakes.
+    pub jar: Arc<Jar>,
+}
+
+/// A room as its creator's client knows it.
+pub struct TestRoom {
+    /// The room id.
+    pub room_id: RoomId,
+    /// The replayed log.
+    pub state: RoomState,
+    /// The epoch 0 key.
+    pub key: RoomKey,
+}
+
+impl TestRoom {
+    /// The id as it appears in URLs.
+    pub fn hex(&self) -> String {
+        self.room_id.to_hex()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// A client that keeps cookies in `jar`.
+pub fn client_with_jar(jar: Arc<Jar>) -> Client {
+    Client::builder()
+        .cookie_provider(jar)
+        .build()
+        .expect("reqwest client builds")
+}
+
+/// Starts the app with the default test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app after letting `customize` change the configuration.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    LazyLock::force(&TRACING);
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let static_dir = directory.path().join("static");
+    std::fs::create_dir_all(&static_dir).expect("static directory");
+    std::fs::write(static_dir.join("index.html"), INDEX_HTML).expect("index.html");
+    let database = directory.path().join("db").join("chat.db");
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        database_url: format!("sqlite://{}", database.display()),
+        static_dir,
+        session_ttl_hours: 720,
+    };
+    customize(&mut config);
+    let application = Application::build(config).await.expect("app builds");
+    let port = application.port();
+    let (shutdown, shutdown_signal) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = shutdown_signal.await;
+    }));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        directory,
+        anonymous: Client::new(),
+        shutdown,
+        server,
+    }
+}
+
+/// Reads a JSON body, panicking with the status and text when it does not parse.
+pub async fn json<T: DeserializeOwned>(response: Response) -> T {
+    let status = response.status();
+    let text = response.text().await.expect("response body");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{status} {text:?}: {error}"))
+}
+
+/// Checks the status of an error response and returns its `error` message.
+pub async fn error_message(response: Response, expected: StatusCode) -> String {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("response body");
+    assert_eq!(status, expected, "body: {text}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status} with content type {content_type:?}: {text}"
+    );
+    let body: ErrorBody =
+        serde_json::from_str(&text).unwrap_or_else(|error| panic!("{text:?}: {error}"));
+    assert!(!body.error.is_empty());
+    assert!(
+        !body.error.ends_with('.'),
+        "{:?} ends with a period",
+        body.error
+    );
+    body.error
+}
+
+impl TestApp {
+    /// Asks the server to shut down and waits (at most five seconds) until it has.
+    pub async fn shut_down(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(std::time::Duration::from_secs(5), self.server)
+            .await
+            .expect("the server stops within five seconds")
+            .expect("the server task does not panic")
+    }
+
+    /// An absolute URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// The database file and its WAL and shared-memory companions.
+    pub fn database_files(&self) -> Vec<PathBuf> {
+        let database = self.directory.path().join("db");
+        ["chat.db", "chat.db-wal", "chat.db-shm"]
+            .iter()
+            .map(|name| database.join(name))
+            .filter(|path| path.exists())
+            .collect()
+    }
+
+    /// `GET path` with `client`.
+    pub async fn get(&self, client: &Client, path: &str) -> Response {
+        client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, client: &Client, path: &str, body: &impl Serialize) -> Response {
+        client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// `POST path` with a raw body and optional content type.
+    pub async fn post_raw(
+        &self,
+        client: &Client,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: Option<&str>,
+    ) -> Response {
+        let mut request = client.post(self.url(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        request.send().await.expect("request is sent")
+    }
+
+    /// `POST /api/register`.
+    pub async fn register(&self, client: &Client, body: &RegisterRequest) -> Response {
+        self.post_json(client, "/api/register", body).await
+    }
+
+    /// `POST /api/prelogin`.
+    pub async fn prelogin(&self, client: &Client, username: &str) -> Response {
+        let body = PreloginRequest {
+            username: username.to_owned(),
+        };
+        self.post_json(client, "/api/prelogin", &body).await
+    }
+
+    /// `POST /api/login`.
+    pub async fn login(&self, client: &Client, username: &str, auth_key: [u8; 32]) -> Response {
+        let body = LoginRequest {
+            username: username.to_owned(),
+            auth_key: Base64Array(auth_key),
+        };
+        self.post_json(client, "/api/login", &body).await
+    }
+
+    /// `POST /api/logout`.
+    pub async fn logout(&self, client: &Client) -> Response {
+        client
+            .post(self.url("/api/logout"))
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// `GET /api/me`.
+    pub async fn me(&self, client: &Client) -> Response {
+        self.get(client, "/api/me").await
+    }
+
+    /// `GET /api/users/{username}`.
+    pub async fn user_identity(&self, client: &Client, username: &str) -> Response {
+        self.get(client, &format!("/api/users/{username}")).await
+    }
+
+    /// `POST /api/rooms`.
+    pub async fn create_room(&self, client: &Client, body: &CreateRoomRequest) -> Response {
+        self.post_json(client, "/api/rooms", body).await
+    }
+
+    /// `GET /api/rooms`.
+    pub async fn list_rooms(&self, client: &Client) -> Response {
+        self.get(client, "/api/rooms").await
+    }
+
+    /// `GET /api/rooms/{room}/log`.
+    pub async fn get_log(&self, client: &Client, room: &str) -> Response {
+        self.get(client, &format!("/api/rooms/{room}/log")).await
+    }
+
+    /// `POST /api/rooms/{room}/log`.
+    pub async fn append_log(
+        &self,
+        client: &Client,
+        room: &str,
+        entry: &SignedLogEntry,
+    ) -> Response {
+        let body = AppendLogRequest {
+            entry: Base64(entry.as_bytes().to_vec()),
+        };
+        self.post_json(client, &format!("/api/rooms/{room}/log"), &body)
+            .await
+    }
+
+    /// `POST /api/rooms/{room}/envelopes`.
+    pub async fn put_envelopes(
+        &self,
+        client: &Client,
+        room: &str,
+        envelopes: Vec<KeyEnvelope>,
+    ) -> Response {
+        let body = PutEnvelopesRequest { envelopes };
+        self.post_json(client, &format!("/api/rooms/{room}/envelopes"), &body)
+            .await
+    }
+
+    /// `GET /api/rooms/{room}/envelopes`.
+    pub async fn get_envelopes(&self, client: &Client, room: &str) -> Response {
+        self.get(client, &format!("/api/rooms/{room}/envelopes"))
+            .await
+    }
+
+    /// `GET /api/rooms/{room}/messages?{query}`.
+    pub async fn get_messages(&self, client: &Client, room: &str, query: &str) -> Response {
+        self.get(client, &format!("/api/rooms/{room}/messages?{query}"))
+            .await
+    }
+
+    /// `POST /api/rooms/{room}/messages`.
+    pub async fn post_message(
+        &self,
+        client: &Client,
+        room: &str,
+        body: &PostMessageRequest,
+    ) -> Response {
+        self.post_json(client, &format!("/api/rooms/{room}/messages"), body)
+            .await
+    }
+
+    /// The registration request a real client would send for `username` and `password`.
+    pub fn registration(
+        username: &str,
+        password: &str,
+    ) -> (RegisterRequest, [u8; 32], IdentitySecrets) {
+        let salt = [7u8; 16];
+        let keys = derive_account_keys(password, &salt, &TEST_KDF).expect("keys derive");
+        let secrets = IdentitySecrets::generate(&mut OsRng);
+        let request = RegisterRequest {
+            username: username.to_owned(),
+            kdf: TEST_KDF,
+            salt: Base64Array(salt),
+            auth_key: Base64Array(*keys.auth_key.as_bytes()),
+            identity: secrets.public_identity(username),
+            wrapped_identity: Base64(wrap_identity(
+                &keys.wrap_key,
+                username,
+                &secrets,
+                &mut OsRng,
+            )),
+        };
+        (request, *keys.auth_key.as_bytes(), secrets)
+    }
+
+    /// Registers `username` with real keys and returns the logged-in user.
+    pub async fn register_user(&self, username: &str) -> TestUser {
+        let password = format!("{username} has a long passphrase");
+        let (request, auth_key, secrets) = Self::registration(username, &password);
+        let jar = Arc::new(Jar::default());
+        let client = client_with_jar(jar.clone());
+        let response = self.register(&client, &request).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{:?}",
+            response.text().await
+        );
+        TestUser {
+            username: username.to_owned(),
+            password,
+            auth_key,
+            secrets,
+            client,
+            jar,
+        }
+    }
+
+    /// Creates a room named `name` owned by `owner`.
+    pub async fn create_test_room(&self, owner: &TestUser, name: &str) -> TestRoom {
+        let new_room = create_room(&owner.username, &owner.secrets, name, now_ms(), &mut OsRng)
+            .expect("room is created");
+        let body = CreateRoomRequest {
+            genesis: Base64(new_room.genesis.as_bytes().to_vec()),
+            key_envelope: new_room.creator_envelope.clone(),
+        };
+        let response = self.create_room(&owner.client, &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{:?}",
+            response.text().await
+        );
+        TestRoom {
+            room_id: new_room.state.room_id(),
+            state: new_room.state,
+            key: new_room.key,
+        }
+    }
+
+    /// Signs the entry by which `author` adds `new_member` with `role` (not yet sent).
+    pub fn add_member_entry(
+        room: &TestRoom,
+        author: &TestUser,
+        new_member: &TestUser,
+        role: Role,
+    ) -> SignedLogEntry {
+        room.state
+            .next_entry(
+                &author.username,
+                now_ms(),
+                LogAction::AddMember {
+                    username: new_member.username.clone(),
+                    keys: new_member.secrets.public_keys(),
+                    role,
+                },
+            )
+            .sign(&author.secrets)
+    }
+
+    /// Adds `new_member` to the room as `author` would: appends the entry, then seals the
+    /// epoch 0 key to the new member and uploads the envelope.
+    pub async fn add_member(
+        &self,
+        room: &mut TestRoom,
+        author: &TestUser,
+        new_member: &TestUser,
+        role: Role,
+    ) {
+        let entry = Self::add_member_entry(room, author, new_member, role);
+        let response = self.append_log(&author.client, &room.hex(), &entry).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{:?}",
+            response.text().await
+        );
+        room.state.apply(&entry).expect("entry applies locally");
+        let envelope = Self::envelope(room, author, new_member);
+        let response = self
+            .put_envelopes(&author.client, &room.hex(), vec![envelope])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::NO_CONTENT,
+            "{:?}",
+            response.text().await
+        );
+    }
+
+    /// The epoch 0 key sealed by `distributor` to `recipient`.
+    pub fn envelope(room: &TestRoom, distributor: &TestUser, recipient: &TestUser) -> KeyEnvelope {
+        KeyEnvelope::seal(
+            &room.state,
+            0,
+            &room.key,
+            &recipient.username,
+            &distributor.username,
+            &distributor.secrets,
+            &mut OsRng,
+        )
+        .expect("envelope seals")
+    }
+
+    /// `text` sealed by `sender` as message number `sequence` of the current epoch.
+    pub fn sealed_text(
+        room: &TestRoom,
+        sender: &TestUser,
+        sequence: u64,
+        text: &str,
+    ) -> PostMessageRequest {
+        let inner = InnerMessage {
+            room_id: room.room_id,
+            epoch: room.state.current_epoch(),
+            sender: sender.username.clone(),
+            sequence,
+            sent_at_ms: now_ms(),
+            kind: MessageKind::Text,
+            body: text.as_bytes().to_vec(),
+        };
+        let sealed =
+            seal_message(&inner, &room.key, &sender.secrets, &mut OsRng).expect("message seals");
+        PostMessageRequest {
+            epoch: sealed.epoch,
+            nonce: Base64Array(sealed.nonce),
+            ciphertext: Base64(sealed.ciphertext),
+        }
+    }
+
+    /// Opens a WebSocket as `user` (with their session cookie), optionally with an `Origin`.
+    ///
+    /// # Errors
+    /// The handshake error, e.g. an HTTP refusal.
+    pub async fn try_connect_ws(
+        &self,
+        cookie: Option<HeaderValue>,
+        origin: Option<&str>,
+    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+        let mut request = format!("ws://127.0.0.1:{}/api/ws", self.port)
+            .into_client_request()
+            .expect("websocket request");
+        if let Some(cookie) = cookie {
+            request.headers_mut().insert("cookie", cookie);
+        }
+        if let Some(origin) = origin {
+            let origin = HeaderValue::from_str(origin).expect("origin header");
+            request.headers_mut().insert("origin", origin);
+        }
+        tokio_tungstenite::connect_async(request)
+            .await
+            .map(|(socket, _)| socket)
+    }
+
+    /// Opens a WebSocket as `user` from the app's own origin.
+    pub async fn connect_ws(&self, user: &TestUser) -> Socket {
+        let origin = self.address.clone();
+        self.try_connect_ws(Some(self.session_cookie(user)), Some(&origin))
+            .await
+            .expect("websocket connects")
+    }
+
+    /// The `Cookie` header `user`'s client would send to this app.
+    pub fn session_cookie(&self, user: &TestUser) -> HeaderValue {
+        let url = self.address.parse().expect("url");
+        let cookie = user.jar.cookies(&url).expect("user has a session cookie");
+        HeaderValue::from_bytes(cookie.as_bytes()).expect("cookie header")
+    }
+}
+
+/// Waits (at most five seconds) for the next server event on `socket`, skipping pings.
+pub async fn next_event(socket: &mut Socket) -> ServerEvent {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str::<ServerEvent>(&text)
+                        .unwrap_or_else(|error| panic!("{text}: {error}"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("unexpected websocket item: {other:?}"),
+            }
+        }
+    });
+    wait.await.expect("an event arrives within five seconds")
+}

@@ -1,0 +1,128 @@
+//! Live events over a real WebSocket.
+
+use common::api::ServerEvent;
+use common::membership::{Role, SignedLogEntry};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::helpers::{next_event, spawn_app, TestApp};
+
+#[tokio::test]
+async fn a_connected_member_receives_a_posted_message() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let bob = app.register_user("bob").await;
+    let mut room = app.create_test_room(&alice, "team").await;
+    app.add_member(&mut room, &alice, &bob, Role::Member).await;
+    let mut bob_socket = app.connect_ws(&bob).await;
+    let body = TestApp::sealed_text(&room, &alice, 1, "live hello");
+    let response = app.post_message(&alice.client, &room.hex(), &body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    match next_event(&mut bob_socket).await {
+        ServerEvent::Message { message } => {
+            assert_eq!(message.sender, "alice");
+            assert_eq!(message.room_id, room.room_id);
+            assert_eq!(message.ciphertext, body.ciphertext);
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_user_added_while_connected_sees_the_entry_then_the_envelope() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let bob = app.register_user("bob").await;
+    let mut room = app.create_test_room(&alice, "team").await;
+    let mut bob_socket = app.connect_ws(&bob).await;
+    let mut alice_socket = app.connect_ws(&alice).await;
+    let mut state_before = room.state.clone();
+    app.add_member(&mut room, &alice, &bob, Role::Member).await;
+
+    match next_event(&mut bob_socket).await {
+        ServerEvent::LogEntry {
+            room_id,
+            seq,
+            entry,
+        } => {
+            assert_eq!(room_id, room.room_id);
+            assert_eq!(seq, 1);
+            let signed = SignedLogEntry::from_bytes(&entry.0).unwrap();
+            state_before.apply(&signed).unwrap();
+            assert_eq!(state_before, room.state);
+        }
+        other => panic!("expected a log entry, got {other:?}"),
+    }
+    match next_event(&mut bob_socket).await {
+        ServerEvent::KeyEnvelope { envelope } => {
+            assert_eq!(envelope.recipient, "bob");
+            assert_eq!(
+                envelope.open(&room.state, "bob", &bob.secrets).unwrap(),
+                room.key
+            );
+        }
+        other => panic!("expected a key envelope, got {other:?}"),
+    }
+    // Alice, a member already, sees the entry but not Bob's envelope.
+    assert!(matches!(
+        next_event(&mut alice_socket).await,
+        ServerEvent::LogEntry { seq: 1, .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_handshake_from_another_origin_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let cookie = app.session_cookie(&alice);
+    let refused = app
+        .try_connect_ws(Some(cookie.clone()), Some("http://evil.example"))
+        .await;
+    match refused {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), StatusCode::FORBIDDEN),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    // Without an Origin (a non-browser client) the cookie is enough.
+    assert!(app.try_connect_ws(Some(cookie), None).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_handshake_without_a_session_is_refused() {
+    let app = spawn_app().await;
+    let origin = app.address.clone();
+    match app.try_connect_ws(None, Some(&origin)).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), StatusCode::UNAUTHORIZED),
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn frames_from_the_client_are_answered_with_an_error_event() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let mut socket = app.connect_ws(&alice).await;
+    socket.send(Message::text("hello server")).await.unwrap();
+    match next_event(&mut socket).await {
+        ServerEvent::Error { error } => assert_eq!(error, "clients send messages over http"),
+        other => panic!("expected an error event, got {other:?}"),
+    }
+    // The connection stays open and still delivers events.
+    let room = app.create_test_room(&alice, "solo").await;
+    let body = TestApp::sealed_text(&room, &alice, 1, "still here");
+    app.post_message(&alice.client, &room.hex(), &body).await;
+    assert!(matches!(
+        next_event(&mut socket).await,
+        ServerEvent::Message { .. }
+    ));
+    socket.close(None).await.unwrap();
+    assert!(socket.next().await.is_none_or(|item| item.is_ok()));
+}
+
+#[tokio::test]
+async fn the_server_shuts_down_with_a_websocket_open() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let _socket = app.connect_ws(&alice).await;
+    app.shut_down().await.unwrap();
+}
