@@ -1,0 +1,59 @@
+//! The main screen once logged in: header with the user's fingerprint, room list, room.
+
+use leptos::prelude::*;
+
+use crate::chat::Chat;
+use crate::components::room_list::RoomList;
+use crate::components::room_view::RoomPanel;
+
+/// Header, sidebar with rooms, and the selected room.
+#[component]
+pub fn ChatScreen() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let username = move || {
+        chat.session
+            .with(|session| session.as_ref().map(|s| s.username.clone()))
+            .unwrap_or_default()
+    };
+    let fingerprint = move || {
+        chat.session
+            .with(|session| session.as_ref().map(|s| s.fingerprint.to_string()))
+            .unwrap_or_default()
+    };
+    let kdf_time = move || {
+        chat.kdf_millis
+            .get()
+            .map(|millis| format!("keys derived in {millis:.0} ms"))
+    };
+    view! {
+        <header class="top">
+            <div class="me">
+                <strong data-testid="current-user">{username}</strong>
+                <span class="kdf-time" data-testid="kdf-time">{kdf_time}</span>
+            </div>
+            <div class="fingerprint-box" title="Compare this with what your contacts see for you">
+                <span class="label">"Your fingerprint"</span>
+                <code data-testid="fingerprint">{fingerprint}</code>
+            </div>
+            <button
+                data-testid="logout-button"
+                class="secondary"
+                on:click=move |_| leptos::task::spawn_local(async move { chat.logout().await })
+            >
+                "Log out"
+            </button>
+        </header>
+        <Show when=move || chat.error.get().is_some()>
+            <p class="error banner" role="alert" data-testid="app-error">
+                {move || chat.error.get()}
+                <button class="link" on:click=move |_| chat.error.set(None)>
+                    "dismiss"
+                </button>
+            </p>
+        </Show>
+        <div class="layout">
+            <RoomList />
+            <RoomPanel />
+        </div>
+    }
+}

@@ -1,0 +1,91 @@
+//! JSON over HTTP to the chat server with gloo-net; the session travels in an `HttpOnly`
+//! cookie that the browser attaches to same-origin requests.
+
+use common::api::ErrorBody;
+use gloo_net::http::{Request, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+/// A request to the server failed.
+#[derive(Debug, Clone, Error)]
+pub enum HttpError {
+    /// The request did not reach the server or the answer was not read.
+    #[error("network error: {0}")]
+    Network(String),
+    /// The server answered with an error status and message.
+    #[error("{message}")]
+    Server {
+        /// HTTP status code.
+        status: u16,
+        /// The server's `error` text.
+        message: String,
+    },
+    /// The answer was not the JSON expected.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+impl HttpError {
+    /// Whether the server said the session is missing or expired.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Self::Server { status: 401, .. })
+    }
+}
+
+async fn check(response: Response) -> Result<Response, HttpError> {
+    if response.ok() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let message = match response.json::<ErrorBody>().await {
+        Ok(body) => body.error,
+        Err(_) => format!("server answered {status}"),
+    };
+    Err(HttpError::Server { status, message })
+}
+
+async fn decode<R: DeserializeOwned>(response: Response) -> Result<R, HttpError> {
+    response
+        .json::<R>()
+        .await
+        .map_err(|error| HttpError::Decode(error.to_string()))
+}
+
+/// `GET path` and decodes the JSON answer.
+pub async fn get<R: DeserializeOwned>(path: &str) -> Result<R, HttpError> {
+    let response = Request::get(path)
+        .send()
+        .await
+        .map_err(|error| HttpError::Network(error.to_string()))?;
+    decode(check(response).await?).await
+}
+
+async fn send_json<T: Serialize>(
+    method: &str,
+    path: &str,
+    body: &T,
+) -> Result<Response, HttpError> {
+    let builder = match method {
+        "PUT" => Request::put(path),
+        _ => Request::post(path),
+    };
+    let request = builder
+        .json(body)
+        .map_err(|error| HttpError::Decode(error.to_string()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|error| HttpError::Network(error.to_string()))?;
+    check(response).await
+}
+
+/// `POST path` with a JSON body and decodes the JSON answer.
+pub async fn post<T: Serialize, R: DeserializeOwned>(path: &str, body: &T) -> Result<R, HttpError> {
+    decode(send_json("POST", path, body).await?).await
+}
+
+/// `POST path` with a JSON body, ignoring the answer's body.
+pub async fn post_no_content<T: Serialize>(path: &str, body: &T) -> Result<(), HttpError> {
+    send_json("POST", path, body).await.map(|_| ())
+}

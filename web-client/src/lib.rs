@@ -1,0 +1,35 @@
+//! The browser client of the end-to-end encrypted chat (Leptos, client-side rendered).
+//!
+//! Keys are derived from the password with Argon2id in the browser; the identity secrets are
+//! unwrapped here and never leave the tab. Every message is encrypted and signed before it is
+//! sent, and every message, log entry and key envelope received is checked with `common`
+//! before anything is shown.
+
+pub mod chat;
+pub mod components;
+pub mod http;
+pub mod socket;
+
+use leptos::prelude::*;
+
+use crate::chat::Chat;
+use crate::components::auth::AuthScreen;
+use crate::components::chat_screen::ChatScreen;
+
+/// The whole app: the log-in screen, or the chat once keys are unlocked.
+#[component]
+pub fn App() -> impl IntoView {
+    let chat = Chat::new();
+    provide_context(chat);
+    view! {
+        <main class="app">
+            {move || {
+                if chat.session.with(Option::is_some) {
+                    view! { <ChatScreen /> }.into_any()
+                } else {
+                    view! { <AuthScreen /> }.into_any()
+                }
+            }}
+        </main>
+    }
+}
