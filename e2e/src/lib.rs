@@ -1,0 +1,348 @@
+//! Helpers for browser end-to-end tests: start the real server on a free port with a fresh
+//! SQLite database, start chromedriver, open independent headless Chromium sessions, and
+//! drive pages by their `data-testid` attributes.
+//!
+//! The tests need the built web client: `cargo xtask test` builds it and passes its
+//! directory in `CHAT_E2E_STATIC_DIR`; `CHROMEDRIVER` and `CHROME` name the binaries.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+/// How long a step may wait for the page before the test fails.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A test failure with its context, so a failing step says what it waited for.
+pub type E2eResult<T> = Result<T, String>;
+
+/// The chat server running in this process on a free port.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// Holds the database; deleted on drop.
+    pub data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Builds and starts the server with a fresh SQLite database under a temporary directory
+    /// and the web client from `CHAT_E2E_STATIC_DIR`.
+    ///
+    /// # Errors
+    /// When the web client is not built or the server does not start.
+    pub async fn start() -> E2eResult<Self> {
+        let static_dir = std::env::var_os("CHAT_E2E_STATIC_DIR")
+            .map(PathBuf::from)
+            .ok_or("CHAT_E2E_STATIC_DIR is not set: run these tests with `cargo xtask test`, which builds the web client first")?;
+        if !static_dir.join("index.html").is_file() {
+            return Err(format!(
+                "{} has no index.html: build the web client with `trunk build --release`",
+                static_dir.display()
+            ));
+        }
+        let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+        let database_url = format!("sqlite://{}", data_dir.path().join("chat.db").display());
+        let config = server::Config::try_parse_from([
+            "server",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            &database_url,
+            "--static-dir",
+            &static_dir.to_string_lossy(),
+        ])
+        .map_err(|error| error.to_string())?;
+        let application = server::Application::build(config)
+            .await
+            .map_err(|error| format!("server did not start: {error}"))?;
+        let base_url = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        Ok(Self { base_url, data_dir })
+    }
+
+    /// Every byte of the database files: the main file, the WAL and the shared memory file.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for name in ["chat.db", "chat.db-wal", "chat.db-shm"] {
+            if let Ok(content) = std::fs::read(self.data_dir.path().join(name)) {
+                bytes.extend(content);
+            }
+        }
+        bytes
+    }
+}
+
+fn free_port() -> E2eResult<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|error| error.to_string())?;
+    listener
+        .local_addr()
+        .map(|address| address.port())
+        .map_err(|error| error.to_string())
+}
+
+/// A chromedriver process, killed on drop.
+pub struct Driver {
+    process: Child,
+    url: String,
+    profiles: tempfile::TempDir,
+}
+
+impl Driver {
+    /// Starts chromedriver (`CHROMEDRIVER`, else `chromedriver` on `PATH`) on a free port.
+    ///
+    /// # Errors
+    /// When it cannot be started or does not listen within 20 s.
+    pub fn start() -> E2eResult<Self> {
+        let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = free_port()?;
+        let process = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("cannot start {binary}: {error} (install chromium-driver)"))?;
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err("chromedriver did not start listening".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+            profiles: tempfile::tempdir().map_err(|error| error.to_string())?,
+        })
+    }
+
+    /// Opens an independent headless Chromium session with its own empty profile.
+    ///
+    /// # Errors
+    /// When chromedriver refuses the session.
+    pub async fn browser(&self, name: &str) -> E2eResult<Browser> {
+        let profile = self.profiles.path().join(name);
+        let mut options = json!({
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        });
+        if let Ok(binary) = std::env::var("CHROME") {
+            options["binary"] = json!(binary);
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .map_err(|error| format!("chromedriver refused a session: {error}"))?;
+        Ok(Browser {
+            name: name.to_owned(),
+            client,
+        })
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// `[data-testid="ID"]`.
+pub fn testid(id: &str) -> String {
+    format!("[data-testid=\"{id}\"]")
+}
+
+/// One browser session, driven by `data-testid`.
+pub struct Browser {
+    /// Who this browser is, for error messages.
+    pub name: String,
+    /// The WebDriver client.
+    pub client: Client,
+}
+
+impl Browser {
+    fn context(&self, what: &str) -> String {
+        format!("{}: {what}", self.name)
+    }
+
+    /// Opens `url`.
+    pub async fn open(&self, url: &str) -> E2eResult<()> {
+        self.client
+            .goto(url)
+            .await
+            .map_err(|error| self.context(&format!("cannot open {url}: {error}")))
+    }
+
+    /// Waits for the element with `data-testid` `id` and returns it.
+    pub async fn element(&self, id: &str) -> E2eResult<Element> {
+        self.client
+            .wait()
+            .at_most(STEP_TIMEOUT)
+            .for_element(Locator::Css(&testid(id)))
+            .await
+            .map_err(|error| self.context(&format!("no element {id}: {error}")))
+    }
+
+    /// Clears the input `id` and types `text` into it.
+    pub async fn fill(&self, id: &str, text: &str) -> E2eResult<()> {
+        let input = self.element(id).await?;
+        input
+            .clear()
+            .await
+            .map_err(|error| self.context(&format!("cannot clear {id}: {error}")))?;
+        input
+            .send_keys(text)
+            .await
+            .map_err(|error| self.context(&format!("cannot type into {id}: {error}")))
+    }
+
+    /// Clicks the element `id` once it is enabled.
+    pub async fn click(&self, id: &str) -> E2eResult<()> {
+        let started = Instant::now();
+        loop {
+            let element = self.element(id).await?;
+            if element.is_enabled().await.unwrap_or(false) {
+                return element
+                    .click()
+                    .await
+                    .map_err(|error| self.context(&format!("cannot click {id}: {error}")));
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                return Err(self.context(&format!("{id} stayed disabled")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The texts of every element `id` now on the page.
+    pub async fn texts(&self, id: &str) -> E2eResult<Vec<String>> {
+        let elements = self
+            .client
+            .find_all(Locator::Css(&testid(id)))
+            .await
+            .map_err(|error| self.context(&format!("cannot look for {id}: {error}")))?;
+        let mut texts = Vec::with_capacity(elements.len());
+        for element in elements {
+            texts.push(element.text().await.unwrap_or_default());
+        }
+        Ok(texts)
+    }
+
+    /// Waits until some element `id` has a text containing `needle`.
+    pub async fn wait_for_text(&self, id: &str, needle: &str) -> E2eResult<()> {
+        let started = Instant::now();
+        loop {
+            if self
+                .texts(id)
+                .await?
+                .iter()
+                .any(|text| text.contains(needle))
+            {
+                return Ok(());
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                return Err(self.context(&format!(
+                    "no {id} containing {needle:?} after {} s; page shows {:?}",
+                    STEP_TIMEOUT.as_secs(),
+                    self.texts(id).await.unwrap_or_default()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks the first element `id` whose text contains `needle`.
+    pub async fn click_text(&self, id: &str, needle: &str) -> E2eResult<()> {
+        self.wait_for_text(id, needle).await?;
+        let elements = self
+            .client
+            .find_all(Locator::Css(&testid(id)))
+            .await
+            .map_err(|error| self.context(&error.to_string()))?;
+        for element in elements {
+            if element.text().await.unwrap_or_default().contains(needle) {
+                return element
+                    .click()
+                    .await
+                    .map_err(|error| self.context(&error.to_string()));
+            }
+        }
+        Err(self.context(&format!("{id} with {needle:?} vanished")))
+    }
+
+    /// Registers `username` from the log-in screen and waits for the chat screen.
+    pub async fn register(&self, base_url: &str, username: &str, password: &str) -> E2eResult<()> {
+        self.open(base_url).await?;
+        self.fill("username-input", username).await?;
+        self.fill("password-input", password).await?;
+        self.click("register-button").await?;
+        self.element("logout-button").await.map(|_| ())
+    }
+
+    /// Logs in from the log-in screen and waits for the chat screen; returns the wall time.
+    pub async fn login(&self, username: &str, password: &str) -> E2eResult<Duration> {
+        self.fill("username-input", username).await?;
+        self.fill("password-input", password).await?;
+        let started = Instant::now();
+        self.click("login-button").await?;
+        self.element("logout-button").await?;
+        Ok(started.elapsed())
+    }
+
+    /// The key derivation time the page reports, in milliseconds.
+    pub async fn kdf_millis(&self) -> E2eResult<f64> {
+        let started = Instant::now();
+        loop {
+            let text = self
+                .element("kdf-time")
+                .await?
+                .text()
+                .await
+                .unwrap_or_default();
+            let number = text
+                .split_whitespace()
+                .find_map(|word| word.parse::<f64>().ok());
+            if let Some(millis) = number {
+                return Ok(millis);
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                return Err(self.context(&format!("kdf-time shows no number: {text:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Ends the WebDriver session.
+    pub async fn close(self) -> E2eResult<()> {
+        self.client.close().await.map_err(|error| error.to_string())
+    }
+}
+
+/// Whether `haystack` contains `needle` anywhere, byte for byte.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+}

@@ -1,0 +1,174 @@
+//! Developer tasks, run as `cargo xtask <task>`: `run` builds the web client and starts the
+//! server, `test` runs every check CI runs. Each task first installs the tools it needs when
+//! they are missing or at the wrong version, saying what it does.
+
+mod tools;
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use tools::Tools;
+
+/// A failed step, in words for the terminal.
+type TaskResult = Result<(), String>;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [-- server arguments]
+
+tasks:
+  run     install missing tools, build the web client (release) and start the server on
+          http://127.0.0.1:8080 with SQLite; arguments after `--` go to the server, e.g.
+          cargo xtask run -- --bind 127.0.0.1:9000 --database-url sqlite:///tmp/x.db
+  test    install missing tools, then cargo fmt --check, clippy (native and wasm32), every
+          native test, the wasm-pack browser tests of `common`, and the browser end-to-end test
+  bench   run the criterion benchmarks of the crypto core
+";
+
+fn main() -> ExitCode {
+    let mut args = env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.skip_while(|arg| arg == "--").collect();
+    let result = match task.as_deref() {
+        Some("run") => run(&rest),
+        Some("test") => test(),
+        Some("bench") => bench(),
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown or missing task\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Prints a step header.
+fn step(title: &str) {
+    println!("\n==> {title}");
+}
+
+/// Runs a command in the project root, failing with its name when it fails.
+fn run_command(command: &mut Command) -> TaskResult {
+    let description = format!("{command:?}");
+    let status = command
+        .current_dir(project_root())
+        .status()
+        .map_err(|error| format!("could not start {description}: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{description} failed ({status})"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// `cargo fetch` then `trunk build --release`: the web client into `web-client/dist`.
+fn build_web_client(tools: &Tools) -> TaskResult {
+    step("fetching crates (Trunk builds offline)");
+    run_command(cargo().arg("fetch"))?;
+    step("building the web client (trunk build --release)");
+    run_command(tools.command("trunk").args(["build", "--release"]))
+}
+
+fn run(server_args: &[String]) -> TaskResult {
+    let tools = Tools::ensure_for_build()?;
+    build_web_client(&tools)?;
+    step("starting the server (Ctrl-C stops it)");
+    let mut command = cargo();
+    command.args(["run", "--release", "--package", "server", "--"]);
+    if !server_args
+        .iter()
+        .any(|arg| arg.starts_with("--static-dir"))
+    {
+        command.args(["--static-dir", "web-client/dist"]);
+    }
+    command.args(server_args);
+    run_command(&mut command)
+}
+
+fn test() -> TaskResult {
+    let started = Instant::now();
+    let tools = Tools::ensure_for_test()?;
+
+    step("cargo fmt --check");
+    run_command(cargo().args(["fmt", "--all", "--check"]))?;
+
+    step("clippy, native, all targets");
+    run_command(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    step("clippy, wasm32 (common and web-client)");
+    run_command(cargo().args([
+        "clippy",
+        "--package",
+        "common",
+        "--package",
+        "web-client",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    step("native tests");
+    run_command(cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;
+
+    step("wasm-pack test --headless --chrome common (crypto tests in Chromium)");
+    run_command(
+        tools
+            .command("wasm-pack")
+            .args(["test", "--headless", "--chrome", "common", "--tests"])
+            .env("CHROMEDRIVER", &tools.chromedriver)
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
+    )?;
+
+    build_web_client(&tools)?;
+
+    step("browser end-to-end test (two Chromium sessions)");
+    run_command(
+        cargo()
+            .args(["test", "--package", "e2e", "--", "--nocapture"])
+            .env(
+                "CHAT_E2E_STATIC_DIR",
+                project_root().join("web-client/dist"),
+            )
+            .env("CHROMEDRIVER", &tools.chromedriver)
+            .env("CHROME", &tools.chromium),
+    )?;
+
+    println!(
+        "\nxtask: every check passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn bench() -> TaskResult {
+    step("criterion benchmarks of the crypto core");
+    run_command(cargo().args(["bench", "--package", "common"]))
+}
