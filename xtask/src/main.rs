@@ -142,7 +142,7 @@ fn test() -> TaskResult {
     run_command(
         tools
             .command("wasm-pack")
-            .args(["test", "--headless", "--chrome", "common", "--tests"])
+            .args(["test", "--headless", "--chrome", "common"])
             .env("CHROMEDRIVER", &tools.chromedriver)
             .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
     )?;
