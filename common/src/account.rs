@@ -131,6 +131,13 @@ macro_rules! redacted_debug {
 }
 redacted_debug!(MasterKey, AuthKey, WrapKey);
 
+impl WrapKey {
+    /// The raw key, for deriving sub-keys inside this crate.
+    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
 impl AuthKey {
     /// The 32 bytes to send to the server.
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {

@@ -102,6 +102,9 @@ pub struct RoomSummary {
     pub epoch: u64,
     /// Number of log entries.
     pub log_length: u64,
+    /// Whether a member left or was removed since the last rotation (from the server's replay).
+    #[serde(default)]
+    pub rotation_pending: bool,
 }
 
 /// Answer to `GET /api/rooms`.
@@ -223,6 +226,28 @@ pub enum ServerEvent {
         /// The envelope.
         envelope: KeyEnvelope,
     },
+    /// A logged-in user asked to join a room (sent to its owners and admins).
+    JoinRequested {
+        /// The room.
+        room_id: RoomId,
+        /// Who asks.
+        username: String,
+    },
+    /// A member lacks the key of an epoch (sent to the room's other members); any member who
+    /// holds it seals it to them.
+    KeyRequested {
+        /// The room.
+        room_id: RoomId,
+        /// Who lacks the key.
+        username: String,
+        /// Which epoch.
+        epoch: u64,
+    },
+    /// The owner deleted the room (sent to everyone who was a member).
+    RoomDeleted {
+        /// The room.
+        room_id: RoomId,
+    },
     /// A frame from the client was refused.
     Error {
         /// What was wrong.
@@ -230,9 +255,56 @@ pub enum ServerEvent {
     },
 }
 
+/// `POST /api/rooms/{id}/join-requests`: a logged-in non-member asks to join with an invite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequestBody {
+    /// The invite token from the link (its SHA-256 with the invite label is in the log).
+    pub token: Base64,
+}
+
+/// One pending join request, as admins see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingJoinRequest {
+    /// Who asks.
+    pub username: String,
+    /// Their public identity, which the approving admin pins and records in the add entry.
+    pub identity: PublicIdentity,
+    /// When they asked, milliseconds since the Unix epoch.
+    pub requested_at_ms: i64,
+}
+
+/// Answer to `GET /api/rooms/{id}/join-requests` (owners and admins).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequestsResponse {
+    /// Pending requests, oldest first.
+    pub requests: Vec<PendingJoinRequest>,
+}
+
+/// `POST /api/rooms/{id}/key-requests`: a member lacks the key of `epoch` and asks the other
+/// members' clients for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequestBody {
+    /// The epoch whose key is missing.
+    pub epoch: u64,
+}
+
+/// `PUT /api/me/pins` and answer to `GET /api/me/pins`: the caller's trust-on-first-use
+/// pins, encrypted by the client under `wrap_key` ([`crate::trust::seal_pins`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinsBody {
+    /// The sealed pins; `None` before the first upload.
+    pub sealed: Option<Base64>,
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// Lowercase, no final period.
     pub error: String,
+    /// For 429 answers: seconds until a retry may succeed (also in `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }

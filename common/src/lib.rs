@@ -9,6 +9,7 @@
 //! - [`membership`]: the signed, hash-chained membership log and its replay.
 //! - [`room_key`]: epoch keys, commitments, key envelopes, room creation.
 //! - [`message`]: sealing and opening messages.
+//! - [`trust`]: trust-on-first-use pins and safety numbers.
 //! - [`api`]: JSON bodies of the HTTP API and WebSocket events.
 
 pub mod account;
@@ -19,6 +20,7 @@ pub mod membership;
 pub mod message;
 pub mod primitives;
 pub mod room_key;
+pub mod trust;
 pub mod wire;
 
 /// The operating system's (or, in a browser, `crypto.getRandomValues`') random generator.

@@ -126,9 +126,80 @@ impl Role {
     }
 }
 
+/// How much history a member added later may read (set by admins, see [`RoomPolicy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryPolicy {
+    /// A new member gets only the current epoch key (tag 1).
+    SinceJoining = 1,
+    /// Distributors also seal the earlier epoch keys to a new member (tag 2).
+    FullHistory = 2,
+}
+
+/// Bit of [`RoomPolicy::allowed_media`] for images.
+pub const MEDIA_IMAGES: u32 = 1;
+/// Bit of [`RoomPolicy::allowed_media`] for video.
+pub const MEDIA_VIDEO: u32 = 2;
+/// Bit of [`RoomPolicy::allowed_media`] for audio.
+pub const MEDIA_AUDIO: u32 = 4;
+/// Bit of [`RoomPolicy::allowed_media`] for other files.
+pub const MEDIA_FILES: u32 = 8;
+
+/// Room settings that admins set in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPolicy {
+    /// History visibility for members added later.
+    pub history: HistoryPolicy,
+    /// Allowed attachment kinds, a bit set of `MEDIA_*`.
+    pub allowed_media: u32,
+    /// Largest attachment, in bytes.
+    pub max_attachment_bytes: u64,
+    /// Messages one member may post per minute; 0 means no limit. The server enforces it.
+    pub messages_per_minute: u32,
+}
+
+impl Default for RoomPolicy {
+    fn default() -> Self {
+        Self {
+            history: HistoryPolicy::SinceJoining,
+            allowed_media: MEDIA_IMAGES | MEDIA_VIDEO | MEDIA_AUDIO | MEDIA_FILES,
+            max_attachment_bytes: 25 * 1024 * 1024,
+            messages_per_minute: 120,
+        }
+    }
+}
+
+impl RoomPolicy {
+    fn encode(&self, encoder: &mut Encoder) {
+        encoder
+            .u8(self.history as u8)
+            .u32(self.allowed_media)
+            .u64(self.max_attachment_bytes)
+            .u32(self.messages_per_minute);
+    }
+
+    fn decode(decoder: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let history = match decoder.u8()? {
+            1 => HistoryPolicy::SinceJoining,
+            2 => HistoryPolicy::FullHistory,
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "history policy",
+                    tag,
+                })
+            }
+        };
+        Ok(Self {
+            history,
+            allowed_media: decoder.u32()?,
+            max_attachment_bytes: decoder.u64()?,
+            messages_per_minute: decoder.u32()?,
+        })
+    }
+}
+
 /// What a log entry does. Tags are stable: new actions take new tags and old ones never
-/// change meaning. Tags 3 and up are reserved for remove, ban, set role, rotate, policy,
-/// invite, leave and delete.
+/// change meaning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogAction {
     /// Genesis (tag 1): the creator becomes owner and commits to the epoch 0 room key.
@@ -151,6 +222,57 @@ pub enum LogAction {
         /// The role the new member gets; never [`Role::Owner`].
         role: Role,
     },
+    /// Removes a member (tag 3); a rotation should follow.
+    RemoveMember {
+        /// Who is removed.
+        username: String,
+    },
+    /// Removes a member if present and bars them from being added again (tag 4).
+    Ban {
+        /// Who is banned.
+        username: String,
+    },
+    /// Changes a member's role (tag 5); owner only, never to owner.
+    SetRole {
+        /// Whose role changes.
+        username: String,
+        /// The new role.
+        role: Role,
+    },
+    /// Starts a new epoch with a fresh room key (tag 6).
+    Rotate {
+        /// The new epoch: the current one plus 1.
+        epoch: u64,
+        /// Commitment to the new epoch's key.
+        key_commitment: [u8; KEY_LEN],
+        /// The room metadata encrypted under the new key.
+        encrypted_metadata: Vec<u8>,
+    },
+    /// Sets the room's policy (tag 7).
+    SetPolicy {
+        /// The new policy.
+        policy: RoomPolicy,
+    },
+    /// Publishes an invite (tag 8): the hash of a secret token, never the token itself.
+    Invite {
+        /// `SHA-256(label || token)`, see [`invite_token_hash`].
+        token_hash: [u8; KEY_LEN],
+        /// When the invite stops working, milliseconds since the Unix epoch.
+        expires_at_ms: u64,
+        /// How many join requests it admits.
+        max_uses: u32,
+    },
+    /// The author leaves the room (tag 9); a rotation should follow.
+    Leave,
+    /// Replaces the encrypted name and topic, under the current epoch key (tag 10).
+    SetMetadata {
+        /// The metadata encrypted under the current epoch's key.
+        encrypted_metadata: Vec<u8>,
+    },
+    /// The server deletes the room's stored messages (tag 11); a rotation should follow.
+    ClearHistory,
+    /// The room is deleted (tag 12); no entry may follow.
+    DeleteRoom,
 }
 
 impl LogAction {
@@ -159,6 +281,34 @@ impl LogAction {
         match self {
             Self::Create { .. } => 1,
             Self::AddMember { .. } => 2,
+            Self::RemoveMember { .. } => 3,
+            Self::Ban { .. } => 4,
+            Self::SetRole { .. } => 5,
+            Self::Rotate { .. } => 6,
+            Self::SetPolicy { .. } => 7,
+            Self::Invite { .. } => 8,
+            Self::Leave => 9,
+            Self::SetMetadata { .. } => 10,
+            Self::ClearHistory => 11,
+            Self::DeleteRoom => 12,
+        }
+    }
+
+    /// A short name, for messages and the server's logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Create { .. } => "create the room",
+            Self::AddMember { .. } => "add a member",
+            Self::RemoveMember { .. } => "remove a member",
+            Self::Ban { .. } => "ban a user",
+            Self::SetRole { .. } => "change a role",
+            Self::Rotate { .. } => "rotate the room key",
+            Self::SetPolicy { .. } => "change the room policy",
+            Self::Invite { .. } => "create an invite",
+            Self::Leave => "leave",
+            Self::SetMetadata { .. } => "rename the room",
+            Self::ClearHistory => "clear the history",
+            Self::DeleteRoom => "delete the room",
         }
     }
 
@@ -184,43 +334,107 @@ impl LogAction {
                 keys.encode(encoder);
                 encoder.u8(role.tag());
             }
+            Self::RemoveMember { username } | Self::Ban { username } => {
+                encoder.string(username);
+            }
+            Self::SetRole { username, role } => {
+                encoder.string(username).u8(role.tag());
+            }
+            Self::Rotate {
+                epoch,
+                key_commitment,
+                encrypted_metadata,
+            } => {
+                encoder
+                    .u64(*epoch)
+                    .fixed(key_commitment)
+                    .bytes(encrypted_metadata);
+            }
+            Self::SetPolicy { policy } => policy.encode(encoder),
+            Self::Invite {
+                token_hash,
+                expires_at_ms,
+                max_uses,
+            } => {
+                encoder.fixed(token_hash).u64(*expires_at_ms).u32(*max_uses);
+            }
+            Self::SetMetadata { encrypted_metadata } => {
+                encoder.bytes(encrypted_metadata);
+            }
+            Self::Leave | Self::ClearHistory | Self::DeleteRoom => {}
         }
     }
 
     fn decode(decoder: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let username = |decoder: &mut Decoder<'_>| -> Result<String, DecodeError> {
+            let username = decoder.string()?.to_owned();
+            validate_username(&username).map_err(|_| DecodeError::InvalidValue("username"))?;
+            Ok(username)
+        };
+        let metadata = |decoder: &mut Decoder<'_>| -> Result<Vec<u8>, DecodeError> {
+            let bytes = decoder.bytes()?.to_vec();
+            if bytes.len() > MAX_METADATA_LEN {
+                return Err(DecodeError::InvalidValue("metadata length"));
+            }
+            Ok(bytes)
+        };
         match decoder.u8()? {
-            1 => {
-                let room_nonce = decoder.fixed()?;
-                let owner_keys = MemberKeys::decode(decoder)?;
-                let key_commitment = decoder.fixed()?;
-                let encrypted_metadata = decoder.bytes()?.to_vec();
-                if encrypted_metadata.len() > MAX_METADATA_LEN {
-                    return Err(DecodeError::InvalidValue("metadata length"));
-                }
-                Ok(Self::Create {
-                    room_nonce,
-                    owner_keys,
-                    key_commitment,
-                    encrypted_metadata,
-                })
-            }
-            2 => {
-                let username = decoder.string()?.to_owned();
-                validate_username(&username).map_err(|_| DecodeError::InvalidValue("username"))?;
-                let keys = MemberKeys::decode(decoder)?;
-                let role = Role::from_tag(decoder.u8()?)?;
-                Ok(Self::AddMember {
-                    username,
-                    keys,
-                    role,
-                })
-            }
+            1 => Ok(Self::Create {
+                room_nonce: decoder.fixed()?,
+                owner_keys: MemberKeys::decode(decoder)?,
+                key_commitment: decoder.fixed()?,
+                encrypted_metadata: metadata(decoder)?,
+            }),
+            2 => Ok(Self::AddMember {
+                username: username(decoder)?,
+                keys: MemberKeys::decode(decoder)?,
+                role: Role::from_tag(decoder.u8()?)?,
+            }),
+            3 => Ok(Self::RemoveMember {
+                username: username(decoder)?,
+            }),
+            4 => Ok(Self::Ban {
+                username: username(decoder)?,
+            }),
+            5 => Ok(Self::SetRole {
+                username: username(decoder)?,
+                role: Role::from_tag(decoder.u8()?)?,
+            }),
+            6 => Ok(Self::Rotate {
+                epoch: decoder.u64()?,
+                key_commitment: decoder.fixed()?,
+                encrypted_metadata: metadata(decoder)?,
+            }),
+            7 => Ok(Self::SetPolicy {
+                policy: RoomPolicy::decode(decoder)?,
+            }),
+            8 => Ok(Self::Invite {
+                token_hash: decoder.fixed()?,
+                expires_at_ms: decoder.u64()?,
+                max_uses: decoder.u32()?,
+            }),
+            9 => Ok(Self::Leave),
+            10 => Ok(Self::SetMetadata {
+                encrypted_metadata: metadata(decoder)?,
+            }),
+            11 => Ok(Self::ClearHistory),
+            12 => Ok(Self::DeleteRoom),
             tag => Err(DecodeError::UnknownTag {
                 what: "log action",
                 tag,
             }),
         }
     }
+}
+
+/// Domain-separation label of invite token hashes.
+pub const INVITE_TOKEN_LABEL: &[u8] = b"e2ee-chat/v1/invite-token";
+
+/// `SHA-256(label || token)`: what an invite entry publishes instead of the token.
+pub fn invite_token_hash(token: &[u8]) -> [u8; KEY_LEN] {
+    let mut encoder = Encoder::new(INVITE_TOKEN_LABEL);
+    encoder.bytes(token);
+    primitives::sha256(&encoder.finish())
 }
 
 /// One entry of a membership log, before signing.
@@ -395,6 +609,43 @@ pub enum LogErrorKind {
     /// An add entry names someone who is already a member.
     #[error("{0} is already a member")]
     AlreadyMember(String),
+    /// The entry names someone who is not a member.
+    #[error("{0} is not a member")]
+    NotAMember(String),
+    /// An add entry names a banned user, or a ban names one already banned.
+    #[error("{0} is banned from this room")]
+    Banned(String),
+    /// The entry targets its own author (use leave instead).
+    #[error("an entry cannot target its own author")]
+    TargetsAuthor,
+    /// The owner tried to leave (the owner deletes the room instead).
+    #[error("the owner cannot leave the room")]
+    OwnerCannotLeave,
+    /// A rotate entry does not start the next epoch.
+    #[error("expected epoch {expected}, found {found}")]
+    EpochGap {
+        /// The epoch the rotation should start.
+        expected: u64,
+        /// The one it names.
+        found: u64,
+    },
+    /// An invite with no uses, or one published twice.
+    #[error("invalid invite: {0}")]
+    InvalidInvite(&'static str),
+    /// An entry after the room was deleted.
+    #[error("the room was deleted")]
+    RoomDeleted,
+    /// The server served fewer entries than this client has already seen.
+    #[error("the log was truncated: {seen} entries were seen before, {served} served now")]
+    Truncated {
+        /// Entries this client saw before.
+        seen: u64,
+        /// Entries served now.
+        served: u64,
+    },
+    /// The served log does not contain the entry this client saw at that position.
+    #[error("the log was rewritten: entry {0} differs from the one seen before")]
+    Forked(u64),
 }
 
 /// A refused log: which entry (by position) failed and why.
@@ -416,6 +667,8 @@ pub struct MemberRecord {
     pub role: Role,
     /// Sequence number of the entry that added the member.
     pub added_at_seq: u64,
+    /// The epoch that was current when the member was added.
+    pub joined_epoch: u64,
 }
 
 /// What is known of one epoch of the room key.
@@ -423,8 +676,20 @@ pub struct MemberRecord {
 pub struct EpochRecord {
     /// The commitment to the epoch's room key.
     pub key_commitment: [u8; KEY_LEN],
-    /// Everyone who was a member at some point during the epoch.
-    pub members: BTreeSet<String>,
+    /// Everyone who was a member at some point during the epoch, with their keys: whose
+    /// messages of this epoch a reader may accept.
+    pub members: BTreeMap<String, MemberKeys>,
+}
+
+/// An invite published in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRecord {
+    /// When it stops working, milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// How many join requests it admits.
+    pub max_uses: u32,
+    /// The admin who published it.
+    pub created_by: String,
 }
 
 /// The state of a room after replaying its log.
@@ -433,7 +698,14 @@ pub struct RoomState {
     room_id: RoomId,
     members: BTreeMap<String, MemberRecord>,
     epochs: Vec<EpochRecord>,
+    banned: BTreeSet<String>,
+    policy: RoomPolicy,
+    invites: BTreeMap<[u8; KEY_LEN], InviteRecord>,
+    metadata_epoch: u64,
     encrypted_metadata: Vec<u8>,
+    rotation_pending: bool,
+    deleted: bool,
+    entry_hashes: Vec<[u8; KEY_LEN]>,
     head_hash: [u8; KEY_LEN],
     length: u64,
 }
@@ -518,6 +790,7 @@ impl RoomState {
                 keys: *owner_keys,
                 role: Role::Owner,
                 added_at_seq: 0,
+                joined_epoch: 0,
             },
         );
         Ok(Self {
@@ -525,9 +798,16 @@ impl RoomState {
             members,
             epochs: vec![EpochRecord {
                 key_commitment: *key_commitment,
-                members: BTreeSet::from([entry.author.clone()]),
+                members: BTreeMap::from([(entry.author.clone(), *owner_keys)]),
             }],
+            banned: BTreeSet::new(),
+            policy: RoomPolicy::default(),
+            invites: BTreeMap::new(),
+            metadata_epoch: 0,
             encrypted_metadata: encrypted_metadata.clone(),
+            rotation_pending: false,
+            deleted: false,
+            entry_hashes: vec![genesis.hash()],
             head_hash: genesis.hash(),
             length: 1,
         })
@@ -553,6 +833,9 @@ impl RoomState {
         if entry.prev != self.head_hash {
             return Err(LogErrorKind::PrevHashMismatch);
         }
+        if self.deleted {
+            return Err(LogErrorKind::RoomDeleted);
+        }
         let author = self
             .members
             .get(&entry.author)
@@ -564,6 +847,18 @@ impl RoomState {
         )
         .map_err(|_| LogErrorKind::BadSignature(entry.author.clone()))?;
         let author_role = author.role;
+        let not_authorized = || LogErrorKind::NotAuthorized {
+            author: entry.author.clone(),
+            role: author_role.as_str(),
+            action: entry.action.name(),
+        };
+        let require = |needed: Role| {
+            if author_role >= needed {
+                Ok(())
+            } else {
+                Err(not_authorized())
+            }
+        };
         match &entry.action {
             LogAction::Create { .. } => return Err(LogErrorKind::MisplacedCreate),
             LogAction::AddMember {
@@ -577,34 +872,196 @@ impl RoomState {
                     Role::Owner => false,
                 };
                 if !allowed {
-                    return Err(LogErrorKind::NotAuthorized {
-                        author: entry.author.clone(),
-                        role: author_role.as_str(),
-                        action: match role {
-                            Role::Member => "add a member",
-                            Role::Admin => "add an admin",
-                            Role::Owner => "add an owner",
-                        },
-                    });
+                    return Err(not_authorized());
                 }
                 if self.members.contains_key(username) {
                     return Err(LogErrorKind::AlreadyMember(username.clone()));
                 }
+                if self.banned.contains(username) {
+                    return Err(LogErrorKind::Banned(username.clone()));
+                }
+                let epoch = self.current_epoch();
                 self.members.insert(
                     username.clone(),
                     MemberRecord {
                         keys: *keys,
                         role: *role,
                         added_at_seq: entry.seq,
+                        joined_epoch: epoch,
                     },
                 );
                 if let Some(current) = self.epochs.last_mut() {
-                    current.members.insert(username.clone());
+                    current.members.insert(username.clone(), *keys);
                 }
+            }
+            LogAction::RemoveMember { username } => {
+                require(Role::Admin)?;
+                self.check_can_remove(&entry.author, author_role, username, &not_authorized)?;
+                self.members.remove(username);
+                self.rotation_pending = true;
+            }
+            LogAction::Ban { username } => {
+                require(Role::Admin)?;
+                if self.banned.contains(username) {
+                    return Err(LogErrorKind::Banned(username.clone()));
+                }
+                if username == &entry.author {
+                    return Err(LogErrorKind::TargetsAuthor);
+                }
+                if self.members.contains_key(username) {
+                    self.check_can_remove(&entry.author, author_role, username, &not_authorized)?;
+                    self.members.remove(username);
+                    self.rotation_pending = true;
+                }
+                self.banned.insert(username.clone());
+            }
+            LogAction::SetRole { username, role } => {
+                require(Role::Owner)?;
+                if username == &entry.author {
+                    return Err(LogErrorKind::TargetsAuthor);
+                }
+                if *role == Role::Owner {
+                    return Err(not_authorized());
+                }
+                let member = self
+                    .members
+                    .get_mut(username)
+                    .ok_or_else(|| LogErrorKind::NotAMember(username.clone()))?;
+                member.role = *role;
+            }
+            LogAction::Rotate {
+                epoch,
+                key_commitment,
+                encrypted_metadata,
+            } => {
+                require(Role::Admin)?;
+                let expected = self.current_epoch() + 1;
+                if *epoch != expected {
+                    return Err(LogErrorKind::EpochGap {
+                        expected,
+                        found: *epoch,
+                    });
+                }
+                self.epochs.push(EpochRecord {
+                    key_commitment: *key_commitment,
+                    members: self
+                        .members
+                        .iter()
+                        .map(|(name, record)| (name.clone(), record.keys))
+                        .collect(),
+                });
+                self.metadata_epoch = *epoch;
+                self.encrypted_metadata = encrypted_metadata.clone();
+                self.rotation_pending = false;
+            }
+            LogAction::SetPolicy { policy } => {
+                require(Role::Admin)?;
+                self.policy = *policy;
+            }
+            LogAction::Invite {
+                token_hash,
+                expires_at_ms,
+                max_uses,
+            } => {
+                require(Role::Admin)?;
+                if *max_uses == 0 {
+                    return Err(LogErrorKind::InvalidInvite(
+                        "an invite needs at least one use",
+                    ));
+                }
+                if self.invites.contains_key(token_hash) {
+                    return Err(LogErrorKind::InvalidInvite(
+                        "this invite was already published",
+                    ));
+                }
+                self.invites.insert(
+                    *token_hash,
+                    InviteRecord {
+                        expires_at_ms: *expires_at_ms,
+                        max_uses: *max_uses,
+                        created_by: entry.author.clone(),
+                    },
+                );
+            }
+            LogAction::Leave => {
+                if author_role == Role::Owner {
+                    return Err(LogErrorKind::OwnerCannotLeave);
+                }
+                self.members.remove(&entry.author);
+                self.rotation_pending = true;
+            }
+            LogAction::SetMetadata { encrypted_metadata } => {
+                require(Role::Admin)?;
+                self.metadata_epoch = self.current_epoch();
+                self.encrypted_metadata = encrypted_metadata.clone();
+            }
+            LogAction::ClearHistory => {
+                require(Role::Admin)?;
+                self.rotation_pending = true;
+            }
+            LogAction::DeleteRoom => {
+                require(Role::Owner)?;
+                self.deleted = true;
             }
         }
         self.head_hash = signed.hash();
+        self.entry_hashes.push(self.head_hash);
         self.length += 1;
+        Ok(())
+    }
+
+    /// The hash of entry `seq`, if the log has it.
+    pub fn hash_at(&self, seq: u64) -> Option<[u8; KEY_LEN]> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|index| self.entry_hashes.get(index))
+            .copied()
+    }
+
+    /// Checks that this log extends one seen before, of `seen_length` entries ending in
+    /// `seen_head`: a server cannot roll a client back or show it another history.
+    ///
+    /// # Errors
+    /// [`LogErrorKind::Truncated`] or [`LogErrorKind::Forked`].
+    pub fn check_extends(
+        &self,
+        seen_length: u64,
+        seen_head: &[u8; KEY_LEN],
+    ) -> Result<(), LogErrorKind> {
+        if seen_length == 0 {
+            return Ok(());
+        }
+        if self.length < seen_length {
+            return Err(LogErrorKind::Truncated {
+                seen: seen_length,
+                served: self.length,
+            });
+        }
+        if self.hash_at(seen_length - 1).as_ref() != Some(seen_head) {
+            return Err(LogErrorKind::Forked(seen_length - 1));
+        }
+        Ok(())
+    }
+
+    /// Whether `author` (with `author_role`) may remove `target`: someone else, a current
+    /// member, of a lower role.
+    fn check_can_remove(
+        &self,
+        author: &str,
+        author_role: Role,
+        target: &str,
+        not_authorized: &dyn Fn() -> LogErrorKind,
+    ) -> Result<(), LogErrorKind> {
+        if target == author {
+            return Err(LogErrorKind::TargetsAuthor);
+        }
+        let member = self
+            .members
+            .get(target)
+            .ok_or_else(|| LogErrorKind::NotAMember(target.to_owned()))?;
+        if member.role >= author_role {
+            return Err(not_authorized());
+        }
         Ok(())
     }
 
@@ -635,15 +1092,45 @@ impl RoomState {
             .and_then(|index| self.epochs.get(index))
     }
 
-    /// Whether `username` was a member at some point during `epoch`.
-    pub fn was_member_in_epoch(&self, username: &str, epoch: u64) -> bool {
-        self.epoch(epoch)
-            .is_some_and(|record| record.members.contains(username))
+    /// The keys `username` had while a member during `epoch`, if they were one.
+    pub fn member_keys_in_epoch(&self, username: &str, epoch: u64) -> Option<&MemberKeys> {
+        self.epoch(epoch)?.members.get(username)
     }
 
-    /// The room name and topic, encrypted under the epoch 0 key.
-    pub fn encrypted_metadata(&self) -> &[u8] {
-        &self.encrypted_metadata
+    /// Whether `username` was a member at some point during `epoch`.
+    pub fn was_member_in_epoch(&self, username: &str, epoch: u64) -> bool {
+        self.member_keys_in_epoch(username, epoch).is_some()
+    }
+
+    /// Users barred from being added again.
+    pub fn banned(&self) -> &BTreeSet<String> {
+        &self.banned
+    }
+
+    /// The room policy.
+    pub fn policy(&self) -> &RoomPolicy {
+        &self.policy
+    }
+
+    /// Published invites by token hash.
+    pub fn invites(&self) -> &BTreeMap<[u8; KEY_LEN], InviteRecord> {
+        &self.invites
+    }
+
+    /// The latest room metadata and the epoch whose key encrypts it.
+    pub fn encrypted_metadata(&self) -> (u64, &[u8]) {
+        (self.metadata_epoch, &self.encrypted_metadata)
+    }
+
+    /// Whether a member left or was removed (or history was cleared) since the last
+    /// rotation: until an admin rotates, the former member could read new messages.
+    pub fn rotation_pending(&self) -> bool {
+        self.rotation_pending
+    }
+
+    /// Whether the owner deleted the room.
+    pub fn deleted(&self) -> bool {
+        self.deleted
     }
 
     /// Hash of the last entry: the `prev` of the next one.

@@ -263,13 +263,11 @@ pub fn open_message(
             inside: inner.sender,
         });
     }
-    if !state.was_member_in_epoch(&inner.sender, inner.epoch) {
-        return Err(MessageError::SenderNotMember(inner.sender));
-    }
-    let sender_keys = state
-        .member(&inner.sender)
-        .ok_or_else(|| MessageError::SenderNotMember(inner.sender.clone()))?
-        .keys;
+    // The sender's keys as the log recorded them during this epoch, so messages of members
+    // who left later still verify.
+    let sender_keys = *state
+        .member_keys_in_epoch(&inner.sender, inner.epoch)
+        .ok_or_else(|| MessageError::SenderNotMember(inner.sender.clone()))?;
     let signature = Signature::from_bytes(&signature_bytes);
     identity::verify_signature(
         &sender_keys.ed25519,

@@ -12,7 +12,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::encoding::{DecodeError, Decoder, Encoder};
 use crate::identity::{self, IdentitySecrets, X25519PublicKey};
-use crate::membership::{LogAction, LogEntry, RoomId, RoomState, SignedLogEntry};
+use crate::membership::{HistoryPolicy, LogAction, LogEntry, RoomId, RoomState, SignedLogEntry};
 use crate::primitives::{self, PrimitiveError, KEY_LEN};
 use crate::wire::{Base64, Base64Array};
 
@@ -98,6 +98,10 @@ pub enum EnvelopeError {
     /// A key could not be sealed (low-order recipient key).
     #[error("cannot seal to this key: {0}")]
     Seal(PrimitiveError),
+    /// The room shares only history since joining, and this epoch is older than the
+    /// recipient's membership.
+    #[error("this room does not share history from before {0} joined")]
+    HistoryNotShared(String),
 }
 
 /// A room key sealed to one member, signed by the member who sealed it.
@@ -227,6 +231,11 @@ impl KeyEnvelope {
         if recipient.keys.x25519.as_bytes() != &self.recipient_x25519.0 {
             return Err(EnvelopeError::RecipientKeyMismatch);
         }
+        if self.epoch < recipient.joined_epoch
+            && state.policy().history == HistoryPolicy::SinceJoining
+        {
+            return Err(EnvelopeError::HistoryNotShared(self.recipient.clone()));
+        }
         // The distributor must be a member at the head of the log: a removed member's
         // envelopes are refused even for epochs they once held.
         let distributor_keys = state
@@ -282,11 +291,43 @@ impl KeyEnvelope {
     }
 }
 
+/// Longest room topic, in bytes of UTF-8.
+pub const MAX_TOPIC_LEN: usize = 500;
+
 /// Room metadata that only members can read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoomMetadata {
-    /// The room's display name, at most [`MAX_ROOM_NAME_LEN`] bytes.
+    /// The room's display name, at most [`MAX_ROOM_NAME_LEN`] bytes; may be empty only for
+    /// a direct conversation, which clients show by the other member's name.
     pub name: String,
+    /// A topic line, at most [`MAX_TOPIC_LEN`] bytes.
+    pub topic: String,
+    /// Whether this is a direct conversation between two people.
+    pub direct: bool,
+}
+
+impl RoomMetadata {
+    /// A group room with a name and no topic.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Checks the name and topic.
+    ///
+    /// # Errors
+    /// [`MetadataError::InvalidName`] or [`MetadataError::InvalidTopic`].
+    pub fn validate(&self) -> Result<(), MetadataError> {
+        if !(self.direct && self.name.is_empty()) {
+            validate_room_name(&self.name)?;
+        }
+        if self.topic.len() > MAX_TOPIC_LEN {
+            return Err(MetadataError::InvalidTopic);
+        }
+        Ok(())
+    }
 }
 
 /// Why room metadata could not be read.
@@ -301,10 +342,13 @@ pub enum MetadataError {
     /// The name is empty or too long.
     #[error("room name must be 1-100 bytes")]
     InvalidName,
+    /// The topic is too long.
+    #[error("room topic must be at most 500 bytes")]
+    InvalidTopic,
 }
 
-/// Encrypts metadata under an epoch key:
-/// `nonce(24) || secretbox(key, nonce, label || room_id || epoch || name)`.
+/// Encrypts metadata under an epoch key: `nonce(24) || secretbox(key, nonce, label ||
+/// room_id || epoch || name || topic || u8 direct)`.
 pub fn seal_metadata(
     key: &RoomKey,
     room_id: &RoomId,
@@ -313,7 +357,12 @@ pub fn seal_metadata(
     rng: &mut impl CryptoRngCore,
 ) -> Vec<u8> {
     let mut encoder = Encoder::new(METADATA_LABEL);
-    encoder.fixed(&room_id.0).u64(epoch).string(&metadata.name);
+    encoder
+        .fixed(&room_id.0)
+        .u64(epoch)
+        .string(&metadata.name)
+        .string(&metadata.topic)
+        .u8(u8::from(metadata.direct));
     primitives::secretbox_seal_random(&key.0, &encoder.finish(), rng)
 }
 
@@ -330,21 +379,36 @@ pub fn open_metadata(
     let plaintext =
         primitives::secretbox_open_prefixed(&key.0, sealed).map_err(|_| MetadataError::Decrypt)?;
     let mut decoder = Decoder::new(&plaintext);
-    let parsed = (|| -> Result<([u8; KEY_LEN], u64, String), DecodeError> {
+    let parsed = (|| -> Result<([u8; KEY_LEN], u64, RoomMetadata), DecodeError> {
         decoder.label(METADATA_LABEL)?;
         let room = decoder.fixed()?;
         let epoch = decoder.u64()?;
         let name = decoder.string()?.to_owned();
-        Ok((room, epoch, name))
+        let topic = decoder.string()?.to_owned();
+        let direct = match decoder.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError::InvalidValue("direct flag")),
+        };
+        Ok((
+            room,
+            epoch,
+            RoomMetadata {
+                name,
+                topic,
+                direct,
+            },
+        ))
     })();
-    let (room, sealed_epoch, name) = parsed.map_err(|_| MetadataError::Malformed)?;
+    let (room, sealed_epoch, metadata) = parsed.map_err(|_| MetadataError::Malformed)?;
     if room != room_id.0 || sealed_epoch != epoch || !decoder.remaining().is_empty() {
         return Err(MetadataError::Malformed);
     }
-    Ok(RoomMetadata { name })
+    metadata.validate()?;
+    Ok(metadata)
 }
 
-/// Checks a room name: 1 to [`MAX_ROOM_NAME_LEN`] bytes after trimming.
+/// Checks a room name: 1 to [`MAX_ROOM_NAME_LEN`] bytes, no leading or trailing white space.
 ///
 /// # Errors
 /// [`MetadataError::InvalidName`].
@@ -371,25 +435,22 @@ pub struct NewRoom {
 }
 
 /// Creates a room: a random nonce and `K_0`, the genesis entry with the commitment and the
-/// encrypted name, and the creator's key envelope.
+/// encrypted metadata, and the creator's key envelope.
 ///
 /// # Errors
-/// [`MetadataError::InvalidName`] for a bad name.
+/// [`MetadataError`] for a bad name or topic.
 pub fn create_room(
     creator: &str,
     creator_secrets: &IdentitySecrets,
-    name: &str,
+    metadata: &RoomMetadata,
     time_ms: u64,
     rng: &mut impl CryptoRngCore,
 ) -> Result<NewRoom, MetadataError> {
-    validate_room_name(name)?;
+    metadata.validate()?;
     let room_nonce: [u8; KEY_LEN] = primitives::random_bytes(rng);
     let owner_keys = creator_secrets.public_keys();
     let room_id = RoomId::derive(creator, &owner_keys, &room_nonce);
     let key = RoomKey::generate(rng);
-    let metadata = RoomMetadata {
-        name: name.to_owned(),
-    };
     let genesis = LogEntry {
         room_id,
         seq: 0,
@@ -400,7 +461,7 @@ pub fn create_room(
             room_nonce,
             owner_keys,
             key_commitment: key_commitment(&room_id, 0, &key),
-            encrypted_metadata: seal_metadata(&key, &room_id, 0, &metadata, rng),
+            encrypted_metadata: seal_metadata(&key, &room_id, 0, metadata, rng),
         },
     }
     .sign(creator_secrets);
@@ -414,4 +475,86 @@ pub fn create_room(
         key,
         creator_envelope,
     })
+}
+
+/// A rotation ready to append: the signed rotate entry, the new key, and the state after it.
+#[derive(Debug)]
+pub struct Rotation {
+    /// The signed rotate entry.
+    pub entry: SignedLogEntry,
+    /// The new epoch's key.
+    pub key: RoomKey,
+    /// The state with the entry applied.
+    pub state: RoomState,
+}
+
+/// Starts the next epoch: a fresh key, its commitment, and the metadata re-encrypted under it,
+/// in a rotate entry signed by `author` (an admin or the owner).
+///
+/// # Errors
+/// The [`crate::membership::LogErrorKind`] that [`RoomState::apply`] gives, as text.
+pub fn rotate(
+    state: &RoomState,
+    author: &str,
+    author_secrets: &IdentitySecrets,
+    metadata: &RoomMetadata,
+    time_ms: u64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Rotation, crate::membership::LogErrorKind> {
+    let epoch = state.current_epoch() + 1;
+    let room_id = state.room_id();
+    let key = RoomKey::generate(rng);
+    let entry = state
+        .next_entry(
+            author,
+            time_ms,
+            LogAction::Rotate {
+                epoch,
+                key_commitment: key_commitment(&room_id, epoch, &key),
+                encrypted_metadata: seal_metadata(&key, &room_id, epoch, metadata, rng),
+            },
+        )
+        .sign(author_secrets);
+    let mut next = state.clone();
+    next.apply(&entry)?;
+    Ok(Rotation {
+        entry,
+        key,
+        state: next,
+    })
+}
+
+/// The envelopes a key holder hands a member: the current epoch's key, and with the
+/// full-history policy every earlier one it holds. `keys` maps epochs to the keys held.
+///
+/// # Errors
+/// [`EnvelopeError`] when the recipient is not a member or their key cannot be sealed to.
+pub fn envelopes_for_member(
+    state: &RoomState,
+    keys: &std::collections::BTreeMap<u64, RoomKey>,
+    recipient: &str,
+    distributor: &str,
+    distributor_secrets: &IdentitySecrets,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<KeyEnvelope>, EnvelopeError> {
+    let member = state
+        .member(recipient)
+        .ok_or_else(|| EnvelopeError::RecipientNotMember(recipient.to_owned()))?;
+    let first_epoch = match state.policy().history {
+        HistoryPolicy::FullHistory => 0,
+        HistoryPolicy::SinceJoining => member.joined_epoch,
+    };
+    keys.range(first_epoch..=state.current_epoch())
+        .map(|(epoch, key)| {
+            KeyEnvelope::seal(
+                state,
+                *epoch,
+                key,
+                recipient,
+                distributor,
+                distributor_secrets,
+                rng,
+            )
+        })
+        .collect()
 }

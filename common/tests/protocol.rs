@@ -13,7 +13,9 @@ use common::message::{
     PADDING_BUCKET,
 };
 use common::primitives::{self, PrimitiveError};
-use common::room_key::{create_room, open_metadata, EnvelopeError, KeyEnvelope, NewRoom, RoomKey};
+use common::room_key::{
+    create_room, open_metadata, EnvelopeError, KeyEnvelope, NewRoom, RoomKey, RoomMetadata,
+};
 use common::OsRng;
 
 #[cfg(target_family = "wasm")]
@@ -48,7 +50,14 @@ fn person(name: &'static str) -> Person {
 
 /// alice creates a room named "plans" and adds bob as a member.
 fn room_with_bob(alice: &Person, bob: &Person) -> (NewRoom, Vec<SignedLogEntry>, RoomState) {
-    let room = create_room(alice.name, &alice.secrets, "plans", 1_000, &mut OsRng).expect("room");
+    let room = create_room(
+        alice.name,
+        &alice.secrets,
+        &RoomMetadata::named("plans"),
+        1_000,
+        &mut OsRng,
+    )
+    .expect("room");
     let add = room
         .state
         .next_entry(
@@ -275,7 +284,7 @@ fn log_replays_to_members_and_roles() {
     assert!(state.was_member_in_epoch("bob", 0));
     let bytes: Vec<Vec<u8>> = log.iter().map(|entry| entry.as_bytes().to_vec()).collect();
     assert_eq!(replay_bytes(&bytes).expect("replays"), state);
-    let name = open_metadata(&room.key, &state.room_id(), 0, state.encrypted_metadata())
+    let name = open_metadata(&room.key, &state.room_id(), 0, state.encrypted_metadata().1)
         .expect("metadata opens");
     assert_eq!(name.name, "plans");
 }
@@ -308,7 +317,14 @@ fn an_admin_may_not_appoint_admins_and_nobody_appoints_owners() {
     let alice = person("alice");
     let bob = person("bob");
     let carol = person("carol");
-    let room = create_room(alice.name, &alice.secrets, "r", 1, &mut OsRng).expect("room");
+    let room = create_room(
+        alice.name,
+        &alice.secrets,
+        &RoomMetadata::named("r"),
+        1,
+        &mut OsRng,
+    )
+    .expect("room");
     let add_admin = |state: &RoomState, author: &Person, who: &Person, role| {
         state
             .next_entry(
@@ -349,7 +365,14 @@ fn an_admin_may_not_appoint_admins_and_nobody_appoints_owners() {
 fn broken_prev_hash_is_refused() {
     let alice = person("alice");
     let bob = person("bob");
-    let room = create_room(alice.name, &alice.secrets, "r", 1, &mut OsRng).expect("room");
+    let room = create_room(
+        alice.name,
+        &alice.secrets,
+        &RoomMetadata::named("r"),
+        1,
+        &mut OsRng,
+    )
+    .expect("room");
     let mut entry = room.state.next_entry(
         alice.name,
         2,

@@ -173,9 +173,7 @@ fn example_room() -> (RoomState, common::membership::SignedLogEntry, RoomKey) {
     let room_nonce: [u8; 32] = counting(0xa0);
     let room_id = RoomId::derive("alice", &owner_keys, &room_nonce);
     let key = RoomKey::from_bytes(counting(0xe0));
-    let metadata = RoomMetadata {
-        name: "plans".into(),
-    };
+    let metadata = RoomMetadata::named("plans");
     let genesis = LogEntry {
         room_id,
         seq: 0,
@@ -272,5 +270,152 @@ fn message_example() {
     let sealed = seal_message(&inner, &key, &alice(), &mut CountingRng(0x50)).expect("seals");
     examples.check("message_nonce", &sealed.nonce);
     examples.check("message_ciphertext", &sealed.ciphertext);
+    examples.finish();
+}
+
+#[test]
+fn administration_entries_example() {
+    use common::membership::{invite_token_hash, HistoryPolicy, RoomPolicy};
+    let mut examples = Examples::new();
+    let (mut state, _, _) = example_room();
+    let alice_secrets = alice();
+    let mut push = |state: &mut RoomState, name: &str, time_ms: u64, action: LogAction| {
+        let entry = state
+            .next_entry("alice", time_ms, action)
+            .sign(&alice_secrets);
+        state.apply(&entry).expect("entry applies");
+        examples.check(name, entry.as_bytes());
+    };
+    push(
+        &mut state,
+        "add_member_entry",
+        1_700_000_060_000,
+        LogAction::AddMember {
+            username: "bob".into(),
+            keys: bob().public_keys(),
+            role: Role::Member,
+        },
+    );
+    push(
+        &mut state,
+        "set_role_entry",
+        1_700_000_061_000,
+        LogAction::SetRole {
+            username: "bob".into(),
+            role: Role::Admin,
+        },
+    );
+    push(
+        &mut state,
+        "set_policy_entry",
+        1_700_000_062_000,
+        LogAction::SetPolicy {
+            policy: RoomPolicy {
+                history: HistoryPolicy::FullHistory,
+                allowed_media: 15,
+                max_attachment_bytes: 26_214_400,
+                messages_per_minute: 120,
+            },
+        },
+    );
+    let token: [u8; 32] = counting(0x00);
+    let token_hash = invite_token_hash(&token);
+    push(
+        &mut state,
+        "invite_entry",
+        1_700_000_063_000,
+        LogAction::Invite {
+            token_hash,
+            expires_at_ms: 1_700_086_400_000,
+            max_uses: 5,
+        },
+    );
+    push(
+        &mut state,
+        "ban_entry",
+        1_700_000_064_000,
+        LogAction::Ban {
+            username: "mallory".into(),
+        },
+    );
+    push(
+        &mut state,
+        "remove_member_entry",
+        1_700_000_065_000,
+        LogAction::RemoveMember {
+            username: "bob".into(),
+        },
+    );
+    let key_1 = RoomKey::from_bytes(counting(0x70));
+    let room_id = state.room_id();
+    push(
+        &mut state,
+        "rotate_entry",
+        1_700_000_066_000,
+        LogAction::Rotate {
+            epoch: 1,
+            key_commitment: key_commitment(&room_id, 1, &key_1),
+            encrypted_metadata: seal_metadata(
+                &key_1,
+                &room_id,
+                1,
+                &RoomMetadata::named("plans"),
+                &mut CountingRng(0x90),
+            ),
+        },
+    );
+    let renamed = RoomMetadata {
+        name: "plans".into(),
+        topic: "launch".into(),
+        direct: false,
+    };
+    push(
+        &mut state,
+        "set_metadata_entry",
+        1_700_000_067_000,
+        LogAction::SetMetadata {
+            encrypted_metadata: seal_metadata(
+                &key_1,
+                &room_id,
+                1,
+                &renamed,
+                &mut CountingRng(0xb0),
+            ),
+        },
+    );
+    push(
+        &mut state,
+        "clear_history_entry",
+        1_700_000_068_000,
+        LogAction::ClearHistory,
+    );
+    push(
+        &mut state,
+        "delete_room_entry",
+        1_700_000_069_000,
+        LogAction::DeleteRoom,
+    );
+    examples.check("invite_token_hash", &token_hash);
+    assert!(state.deleted());
+    examples.finish();
+}
+
+#[test]
+fn pins_example() {
+    use common::trust::{seal_pins, Pins};
+    let mut examples = Examples::new();
+    let params = KdfParams {
+        m_kib: 19_456,
+        t: 2,
+        p: 1,
+    };
+    let salt: [u8; 16] = counting(0x00);
+    let master = derive_master_key("correct horse battery staple", &salt, &params).expect("kdf");
+    let mut pins = Pins::new();
+    pins.pin_first_use("bob", &bob().public_keys())
+        .expect("first use");
+    pins.set_verified("bob", true);
+    let sealed = seal_pins(&master.wrap_key(), "alice", &pins, &mut CountingRng(0xd0));
+    examples.check("pins_sealed", &sealed);
     examples.finish();
 }

@@ -66,6 +66,78 @@ impl TestServer {
         Ok(Self { base_url, data_dir })
     }
 
+    /// Flips one byte of the ciphertext of the oldest stored message, as a malicious server
+    /// or a database edit would, and returns that message's id.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or holds no message.
+    pub async fn tamper_with_oldest_message(&self) -> E2eResult<i64> {
+        let url = format!(
+            "sqlite://{}",
+            self.data_dir.path().join("chat.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url)
+            .await
+            .map_err(|error| format!("cannot open the database: {error}"))?;
+        let (id, mut ciphertext): (i64, Vec<u8>) =
+            sqlx::query_as("SELECT id, ciphertext FROM messages ORDER BY id LIMIT 1")
+                .fetch_one(&pool)
+                .await
+                .map_err(|error| format!("no message to tamper with: {error}"))?;
+        let middle = ciphertext.len() / 2;
+        ciphertext[middle] ^= 0x01;
+        sqlx::query("UPDATE messages SET ciphertext = ? WHERE id = ?")
+            .bind(&ciphertext)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .map_err(|error| format!("cannot update the message: {error}"))?;
+        pool.close().await;
+        Ok(id)
+    }
+
+    async fn pool(&self) -> E2eResult<sqlx::SqlitePool> {
+        let url = format!(
+            "sqlite://{}",
+            self.data_dir.path().join("chat.db").display()
+        );
+        sqlx::SqlitePool::connect(&url)
+            .await
+            .map_err(|error| format!("cannot open the database: {error}"))
+    }
+
+    /// Deletes every key envelope addressed to `recipient`, as if nobody had sealed one yet.
+    ///
+    /// # Errors
+    /// When the database cannot be changed.
+    pub async fn delete_envelopes_to(&self, recipient: &str) -> E2eResult<u64> {
+        let pool = self.pool().await?;
+        let deleted = sqlx::query("DELETE FROM key_envelopes WHERE recipient = ?")
+            .bind(recipient)
+            .execute(&pool)
+            .await
+            .map_err(|error| format!("cannot delete envelopes: {error}"))?
+            .rows_affected();
+        pool.close().await;
+        Ok(deleted)
+    }
+
+    /// Who distributed the key envelopes addressed to `recipient`, one entry per envelope.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn envelope_distributors(&self, recipient: &str) -> E2eResult<Vec<String>> {
+        let pool = self.pool().await?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT distributor FROM key_envelopes WHERE recipient = ? ORDER BY id")
+                .bind(recipient)
+                .fetch_all(&pool)
+                .await
+                .map_err(|error| format!("cannot read envelopes: {error}"))?;
+        pool.close().await;
+        Ok(rows.into_iter().map(|(name,)| name).collect())
+    }
+
     /// Every byte of the database files: the main file, the WAL and the shared memory file.
     pub fn database_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -331,6 +403,108 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Clicks the element `id` inside the element matched by the CSS selector `scope`.
+    pub async fn click_in(&self, scope: &str, id: &str) -> E2eResult<()> {
+        let selector = format!("{scope} {}", testid(id));
+        let element = self
+            .client
+            .wait()
+            .at_most(STEP_TIMEOUT)
+            .for_element(Locator::Css(&selector))
+            .await
+            .map_err(|error| self.context(&format!("no {selector}: {error}")))?;
+        element
+            .click()
+            .await
+            .map_err(|error| self.context(&format!("cannot click {selector}: {error}")))
+    }
+
+    /// The current value of the input `id`.
+    pub async fn value(&self, id: &str) -> E2eResult<String> {
+        let started = Instant::now();
+        loop {
+            let value = self
+                .element(id)
+                .await?
+                .prop("value")
+                .await
+                .map_err(|error| self.context(&error.to_string()))?
+                .unwrap_or_default();
+            if !value.is_empty() {
+                return Ok(value);
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                return Err(self.context(&format!("{id} stayed empty")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Chooses the option with `value` in the select `id`.
+    pub async fn select(&self, id: &str, value: &str) -> E2eResult<()> {
+        self.element(id)
+            .await?
+            .select_by_value(value)
+            .await
+            .map_err(|error| self.context(&format!("cannot select {value} in {id}: {error}")))
+    }
+
+    /// The HTTP status the page's own `fetch` of `path` gets (with the page's session cookie).
+    pub async fn fetch_status(&self, path: &str) -> E2eResult<u64> {
+        let script = "const done = arguments[arguments.length - 1]; \
+                      fetch(arguments[0]).then(r => done(r.status), e => done(0));";
+        let status = self
+            .client
+            .execute_async(script, vec![json!(path)])
+            .await
+            .map_err(|error| self.context(&format!("fetch {path} failed: {error}")))?;
+        status
+            .as_u64()
+            .ok_or_else(|| self.context(&format!("fetch {path} gave {status}")))
+    }
+
+    /// Waits until no element `id` has a text containing `needle` for `settle`, proving a
+    /// negative as well as a browser test can.
+    pub async fn assert_never_text(
+        &self,
+        id: &str,
+        needle: &str,
+        settle: Duration,
+    ) -> E2eResult<()> {
+        let started = Instant::now();
+        while started.elapsed() < settle {
+            if self
+                .texts(id)
+                .await?
+                .iter()
+                .any(|text| text.contains(needle))
+            {
+                return Err(self.context(&format!("{id} unexpectedly shows {needle:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
+    /// Saves a PNG screenshot of the page to `path`.
+    pub async fn screenshot(&self, path: &std::path::Path) -> E2eResult<()> {
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .map_err(|error| self.context(&format!("cannot take a screenshot: {error}")))?;
+        std::fs::write(path, png)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))
+    }
+
+    /// Reloads the page; the tab's keys are gone and the log-in screen shows.
+    pub async fn reload(&self) -> E2eResult<()> {
+        self.client
+            .refresh()
+            .await
+            .map_err(|error| self.context(&format!("cannot reload: {error}")))
     }
 
     /// Ends the WebDriver session.

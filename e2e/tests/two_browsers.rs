@@ -64,6 +64,11 @@ async fn two_browsers_chat_end_to_end_encrypted() -> E2eResult<()> {
         assert_eq!(browser.texts("message").await?.len(), 2, "{}", browser.name);
     }
 
+    // For the README: set CHAT_E2E_SCREENSHOT to a path to save alice's view.
+    if let Some(path) = std::env::var_os("CHAT_E2E_SCREENSHOT") {
+        alice.screenshot(std::path::Path::new(&path)).await?;
+    }
+
     // Logging in again unwraps the same identity: history is still readable.
     alice.click("logout-button").await?;
     let login_time = alice.login("alice", ALICE_PASSWORD).await?;
@@ -77,6 +82,19 @@ async fn two_browsers_chat_end_to_end_encrypted() -> E2eResult<()> {
          whole login (pre-login, derivation, login, unwrap, rooms) {} ms",
         login_time.as_millis()
     );
+
+    // A ciphertext changed in the database shows as a warning after a reload, never as text,
+    // and the other message still verifies.
+    server.tamper_with_oldest_message().await?;
+    bob.reload().await?;
+    bob.login("bob", BOB_PASSWORD).await?;
+    bob.click_text("room-item", ROOM_NAME).await?;
+    bob.wait_for_text("message", BOB_REPLY).await?;
+    bob.wait_for_text("message-warning", "does not decrypt")
+        .await?;
+    let shown = bob.texts("message").await?;
+    assert_eq!(shown.len(), 1, "bob sees {shown:?}");
+    assert!(!shown.iter().any(|text| text.contains(ALICE_MESSAGE)));
 
     // A wrong password is refused with a visible error and no chat screen.
     alice.click("logout-button").await?;

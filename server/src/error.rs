@@ -1,7 +1,8 @@
 //! The one error type of the API and its JSON responses.
 //!
 //! Every error a client sees is `{"error": "..."}` ([`common::api::ErrorBody`]) with a 4xx
-//! status and a lowercase message without a final period. Internal errors (database, task,
+//! status and a lowercase message without a final period; a 429 also carries
+//! `"retry_after_s"` and a `Retry-After` header. Internal errors (database, task,
 //! hashing) become a generic 500 `{"error": "internal error"}`; their cause chain is logged
 //! once, when the response is built.
 
@@ -39,6 +40,9 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state (duplicate, stale epoch or seq).
     #[error("{0}")]
     Conflict(String),
+    /// 410: the resource existed but no longer works (an expired or used-up invite).
+    #[error("{0}")]
+    Gone(String),
     /// 413: the request body is larger than [`crate::MAX_BODY_BYTES`].
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -48,6 +52,15 @@ pub enum ApiError {
     /// 422: well-formed JSON of the wrong shape (wrong types, bad base64, missing fields).
     #[error("{0}")]
     Unprocessable(String),
+    /// 429: the caller posted `limit` messages in the last minute; a retry may succeed after
+    /// `retry_after_s` seconds (at least 1), also sent as `Retry-After`.
+    #[error("rate limit: {limit} messages per minute")]
+    RateLimited {
+        /// The room's messages per minute.
+        limit: u32,
+        /// Whole seconds until the oldest counted message leaves the one-minute window.
+        retry_after_s: u64,
+    },
     /// 500: the database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -83,6 +96,11 @@ impl ApiError {
         Self::Conflict(message.into())
     }
 
+    /// A 410 with `message`.
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::Gone(message.into())
+    }
+
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -91,9 +109,11 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Database(_) | Self::Password(_) | Self::Task(_) | Self::CorruptData(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -122,7 +142,20 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        (status, Json(ErrorBody { error: message })).into_response()
+        let retry_after_s = match self {
+            Self::RateLimited { retry_after_s, .. } => Some(retry_after_s),
+            _ => None,
+        };
+        let body = Json(ErrorBody {
+            error: message,
+            retry_after_s,
+        });
+        match retry_after_s {
+            Some(seconds) => {
+                (status, [(header::RETRY_AFTER, seconds.to_string())], body).into_response()
+            }
+            None => (status, body).into_response(),
+        }
     }
 }
 
@@ -187,7 +220,11 @@ pub async fn json_error_body(response: Response) -> Response {
         .to_lowercase();
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    let body = Json(ErrorBody { error: reason }).into_response();
+    let body = Json(ErrorBody {
+        error: reason,
+        retry_after_s: None,
+    })
+    .into_response();
     let (body_parts, body) = body.into_parts();
     parts.headers.extend(body_parts.headers);
     Response::from_parts(parts, body)
@@ -220,6 +257,20 @@ mod tests {
         let (status, body) = body_of(ApiError::conflict("stale epoch").into_response()).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(body.error, "stale epoch");
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_names_the_wait_in_the_header_and_the_body() {
+        let error = ApiError::RateLimited {
+            limit: 2,
+            retry_after_s: 17,
+        };
+        let response = error.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "17");
+        let (status, body) = body_of(response).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body.error, "rate limit: 2 messages per minute");
+        assert_eq!(body.retry_after_s, Some(17));
     }
 
     #[tokio::test]

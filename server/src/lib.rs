@@ -183,6 +183,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::accounts::router())
         .merge(routes::rooms::router())
         .merge(routes::messages::router())
+        .merge(routes::join_requests::router())
+        .merge(routes::pins::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -1,23 +1,22 @@
-//! The client's state and everything it does with the server: registering, logging in,
-//! replaying room logs, opening key envelopes and messages, creating rooms, adding members
-//! and sending. All cryptography goes through `common`; this module only moves bytes and keeps
-//! the results in Leptos signals.
+//! The client's state and session: registering, logging in and out, and the signals every
+//! screen reads. Rooms and events are in [`crate::rooms`], administration in
+//! [`crate::admin`], trust on first use in [`crate::trust`]. All cryptography goes through
+//! `common`; these modules only move bytes and keep the results in Leptos signals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use common::account::{self, KdfParams, SALT_LEN};
+use common::account::{self, KdfParams, WrapKey, SALT_LEN};
 use common::api::{
-    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, LogResponse,
-    LoginRequest, MeResponse, MessagesResponse, PostMessageRequest, PreloginRequest,
-    PreloginResponse, PutEnvelopesRequest, RegisterRequest, RoomListResponse, ServerEvent,
-    SessionResponse, StoredMessage,
+    LoginRequest, MeResponse, PendingJoinRequest, PreloginRequest, PreloginResponse,
+    RegisterRequest, SessionResponse, StoredMessage,
 };
-use common::identity::{validate_username, Fingerprint, IdentitySecrets, PublicIdentity};
-use common::membership::{replay_bytes, LogAction, Role, RoomId, RoomState, SignedLogEntry};
-use common::message::{open_message, seal_message, InnerMessage, MessageKind, SeenSequences};
+use common::identity::{validate_username, Fingerprint, IdentitySecrets, MemberKeys};
+use common::membership::{RoomId, RoomState};
+use common::message::SeenSequences;
 use common::primitives::random_bytes;
-use common::room_key::{create_room, open_metadata, KeyEnvelope, RoomKey};
+use common::room_key::{RoomKey, RoomMetadata};
+use common::trust::Pins;
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
 use leptos::prelude::*;
@@ -30,8 +29,17 @@ pub struct Session {
     pub username: String,
     /// The unwrapped identity secrets.
     pub secrets: IdentitySecrets,
+    /// Encrypts this user's pins for storage on the server.
+    pub wrap_key: WrapKey,
     /// The user's own fingerprint, shown so others can compare it.
     pub fingerprint: Fingerprint,
+}
+
+impl Session {
+    /// The user's own public keys.
+    pub fn keys(&self) -> MemberKeys {
+        self.secrets.public_keys()
+    }
 }
 
 /// One line of a room's message list.
@@ -73,8 +81,8 @@ impl ShownMessage {
 pub struct RoomView {
     /// The room.
     pub room_id: RoomId,
-    /// The decrypted name, once a key is held.
-    pub name: Option<String>,
+    /// The decrypted name, topic and kind, once a key is held.
+    pub metadata: Option<RoomMetadata>,
     /// The replayed log, or why it was refused.
     pub state: Result<RoomState, String>,
     /// Room keys held, by epoch.
@@ -83,18 +91,59 @@ pub struct RoomView {
     pub messages: Vec<ShownMessage>,
     /// Messages waiting for the key of their epoch.
     pub pending: Vec<StoredMessage>,
+    /// Messages from before this user joined that the room's policy does not share.
+    pub not_shared: usize,
     /// (sender, sequence) pairs already shown.
     pub seen: SeenSequences,
     /// Highest sequence number this user has used in the room.
     pub own_last_sequence: u64,
+    /// Length and head hash of the longest log accepted, so a shorter or rewritten one is
+    /// refused.
+    pub seen_head: Option<(u64, [u8; 32])>,
+    /// Join requests waiting for an admin (only loaded for owners and admins).
+    pub join_requests: Vec<PendingJoinRequest>,
+    /// Epochs whose keys this client already asked the other members for.
+    pub requested_epochs: BTreeSet<u64>,
+    /// Set when this user left or was removed or banned: the room is read-only.
+    pub removed: bool,
+    /// Set while this tab rotates the room key, so one departure causes one rotation.
+    pub rotating: bool,
 }
 
 impl RoomView {
-    /// The name to show: decrypted, or a placeholder until the key arrives.
-    pub fn display_name(&self) -> String {
-        self.name
-            .clone()
-            .unwrap_or_else(|| format!("room {}…", &self.room_id.to_hex()[..8]))
+    /// A room known only by id, before its log is read.
+    pub fn new(room_id: RoomId) -> Self {
+        Self {
+            room_id,
+            metadata: None,
+            state: Err("loading".into()),
+            keys: BTreeMap::new(),
+            messages: Vec::new(),
+            pending: Vec::new(),
+            not_shared: 0,
+            seen: SeenSequences::new(),
+            own_last_sequence: 0,
+            seen_head: None,
+            join_requests: Vec::new(),
+            requested_epochs: BTreeSet::new(),
+            removed: false,
+            rotating: false,
+        }
+    }
+
+    /// The name to show: for a direct conversation the other person, else the decrypted name,
+    /// or a placeholder until the key arrives.
+    pub fn display_name(&self, me: &str) -> String {
+        match &self.metadata {
+            Some(metadata) if metadata.direct => self
+                .state
+                .as_ref()
+                .ok()
+                .and_then(|state| state.members().keys().find(|name| *name != me).cloned())
+                .unwrap_or_else(|| "direct conversation".into()),
+            Some(metadata) => metadata.name.clone(),
+            None => format!("room {}…", &self.room_id.to_hex()[..8]),
+        }
     }
 
     /// The current epoch key, if held.
@@ -102,6 +151,15 @@ impl RoomView {
         let epoch = self.state.as_ref().ok()?.current_epoch();
         self.keys.get(&epoch).map(|key| (epoch, key))
     }
+}
+
+/// A contact whose keys differ from the ones first seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyWarning {
+    /// The keys now presented (by a room's log or the server's directory).
+    pub presented: MemberKeys,
+    /// Where they were seen.
+    pub seen_in: String,
 }
 
 /// All reactive state of the app. `Copy`, so components and tasks share it freely.
@@ -119,6 +177,12 @@ pub struct Chat {
     pub kdf_millis: RwSignal<Option<f64>>,
     /// Bumped on logout so the WebSocket task of the old session stops.
     pub generation: RwSignal<u64>,
+    /// Trust-on-first-use pins of the logged-in user.
+    pub pins: RwSignal<Pins>,
+    /// Contacts whose keys changed, by username.
+    pub key_warnings: RwSignal<BTreeMap<String, KeyWarning>>,
+    /// An invite link this tab was opened with: room and token.
+    pub invite: RwSignal<Option<(RoomId, Vec<u8>)>>,
 }
 
 /// Something a user action could not do.
@@ -130,12 +194,23 @@ pub enum ChatError {
     /// Key derivation or unwrapping failed.
     #[error(transparent)]
     Account(#[from] account::AccountError),
+    /// A contact's keys changed since first use.
+    #[error(transparent)]
+    Trust(#[from] common::trust::TrustError),
     /// Anything else, in words.
     #[error("{0}")]
     Other(String),
 }
 
-fn now_ms() -> u64 {
+impl ChatError {
+    /// An error from a `common` check, in words.
+    pub fn from_display(error: impl std::fmt::Display) -> Self {
+        Self::Other(error.to_string())
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the browser's clock.
+pub fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
@@ -161,13 +236,24 @@ impl Chat {
             error: RwSignal::new(None),
             kdf_millis: RwSignal::new(None),
             generation: RwSignal::new(0),
+            pins: RwSignal::new(Pins::new()),
+            key_warnings: RwSignal::new(BTreeMap::new()),
+            invite: RwSignal::new(crate::admin::invite_from_location()),
         }
     }
 
-    fn session(&self) -> Result<Arc<Session>, ChatError> {
+    /// The current session, or an error when logged out.
+    pub fn session(&self) -> Result<Arc<Session>, ChatError> {
         self.session
             .get_untracked()
             .ok_or_else(|| ChatError::Other("not logged in".into()))
+    }
+
+    /// The logged-in username, or empty.
+    pub fn me(&self) -> String {
+        self.session
+            .with_untracked(|session| session.as_ref().map(|s| s.username.clone()))
+            .unwrap_or_default()
     }
 
     async fn derive_timed(
@@ -183,14 +269,17 @@ impl Chat {
         Ok(keys)
     }
 
-    fn start_session(&self, username: String, secrets: IdentitySecrets) {
+    fn start_session(&self, username: String, secrets: IdentitySecrets, wrap_key: WrapKey) {
         let fingerprint = secrets.public_identity(&username).fingerprint();
         self.rooms.set(BTreeMap::new());
         self.selected.set(None);
         self.error.set(None);
+        self.pins.set(Pins::new());
+        self.key_warnings.set(BTreeMap::new());
         self.session.set(Some(Arc::new(Session {
             username,
             secrets,
+            wrap_key,
             fingerprint,
         })));
     }
@@ -198,7 +287,7 @@ impl Chat {
     /// Registers a new account: fresh salt and identity, Argon2id with the default
     /// parameters, wrapped identity uploaded. Logs in on success.
     pub async fn register(&self, username: &str, password: &str) -> Result<(), ChatError> {
-        validate_username(username).map_err(|error| ChatError::Other(error.to_string()))?;
+        validate_username(username).map_err(ChatError::from_display)?;
         if password.chars().count() < 8 {
             return Err(ChatError::Other(
                 "password must be at least 8 characters".into(),
@@ -222,7 +311,7 @@ impl Chat {
             )),
         };
         let _: SessionResponse = http::post("/api/register", &request).await?;
-        self.start_session(username.to_owned(), secrets);
+        self.start_session(username.to_owned(), secrets, keys.wrap_key);
         self.after_login();
         Ok(())
     }
@@ -257,7 +346,7 @@ impl Chat {
         }
         let secrets = account::unwrap_identity(&keys.wrap_key, username, &me.wrapped_identity.0)?;
         account::check_published_identity(&secrets, &me.identity)?;
-        self.start_session(username.to_owned(), secrets);
+        self.start_session(username.to_owned(), secrets, keys.wrap_key);
         self.after_login();
         Ok(())
     }
@@ -270,284 +359,21 @@ impl Chat {
         self.session.set(None);
         self.rooms.set(BTreeMap::new());
         self.selected.set(None);
+        self.pins.set(Pins::new());
+        self.key_warnings.set(BTreeMap::new());
     }
 
     fn after_login(&self) {
         let chat = *self;
         leptos::task::spawn_local(async move {
+            if let Err(error) = chat.load_pins().await {
+                chat.error.set(Some(error.to_string()));
+            }
             if let Err(error) = chat.load_rooms().await {
                 chat.error.set(Some(error.to_string()));
             }
         });
         crate::socket::start(*self);
-    }
-
-    /// Loads every room of the user: log, own envelopes and the latest messages.
-    pub async fn load_rooms(&self) -> Result<(), ChatError> {
-        let list: RoomListResponse = http::get("/api/rooms").await?;
-        for summary in list.rooms {
-            self.sync_room(summary.room_id).await?;
-        }
-        Ok(())
-    }
-
-    /// Fetches a room's log, own key envelopes and latest messages, and replaces what was
-    /// known of it.
-    pub async fn sync_room(&self, room_id: RoomId) -> Result<(), ChatError> {
-        let session = self.session()?;
-        let base = format!("/api/rooms/{}", room_id.to_hex());
-        let log: LogResponse = http::get(&format!("{base}/log")).await?;
-        let envelopes: EnvelopesResponse = http::get(&format!("{base}/envelopes")).await?;
-        let history: MessagesResponse = http::get(&format!("{base}/messages?limit=100")).await?;
-        let entries: Vec<Vec<u8>> = log.entries.into_iter().map(|entry| entry.0).collect();
-        let state = replay_bytes(&entries).map_err(|error| {
-            format!("this room's history was tampered with ({error}); it cannot be shown")
-        });
-        let mut view = RoomView {
-            room_id,
-            name: None,
-            state,
-            keys: BTreeMap::new(),
-            messages: Vec::new(),
-            pending: history.messages,
-            seen: SeenSequences::new(),
-            own_last_sequence: 0,
-        };
-        for envelope in envelopes.envelopes {
-            accept_envelope(&mut view, &session, &envelope);
-        }
-        process_pending(&mut view, &session);
-        self.rooms.update(|rooms| {
-            rooms.insert(room_id, view);
-        });
-        if self.selected.get_untracked().is_none() {
-            self.selected.set(Some(room_id));
-        }
-        Ok(())
-    }
-
-    /// Applies one event pushed over the WebSocket.
-    pub async fn handle_event(&self, event: ServerEvent) -> Result<(), ChatError> {
-        let session = self.session()?;
-        match event {
-            ServerEvent::Message { message } => {
-                let room_id = message.room_id;
-                if !self.knows_room(&room_id) {
-                    return self.sync_room(room_id).await;
-                }
-                self.rooms.update(|rooms| {
-                    if let Some(view) = rooms.get_mut(&room_id) {
-                        if view.messages.iter().all(|shown| shown.id() != message.id) {
-                            view.pending.push(message);
-                            process_pending(view, &session);
-                        }
-                    }
-                });
-            }
-            ServerEvent::LogEntry {
-                room_id,
-                seq,
-                entry,
-            } => {
-                let applied = self.rooms.try_update(|rooms| {
-                    let view = rooms.get_mut(&room_id)?;
-                    let state = view.state.as_mut().ok()?;
-                    if seq < state.length() {
-                        return Some(true);
-                    }
-                    if seq > state.length() {
-                        return Some(false);
-                    }
-                    let applied = SignedLogEntry::from_bytes(&entry.0)
-                        .map_err(|error| error.to_string())
-                        .and_then(|signed| state.apply(&signed).map_err(|error| error.to_string()));
-                    if let Err(error) = applied {
-                        view.state = Err(format!(
-                            "this room's history was tampered with (entry {seq}: {error})"
-                        ));
-                    }
-                    Some(true)
-                });
-                if applied.flatten() != Some(true) {
-                    // An unknown room (we were just added) or a gap: fetch it whole.
-                    return self.sync_room(room_id).await;
-                }
-            }
-            ServerEvent::KeyEnvelope { envelope } => {
-                let room_id = envelope.room_id;
-                if !self.knows_room(&room_id) {
-                    return self.sync_room(room_id).await;
-                }
-                self.rooms.update(|rooms| {
-                    if let Some(view) = rooms.get_mut(&room_id) {
-                        accept_envelope(view, &session, &envelope);
-                        process_pending(view, &session);
-                    }
-                });
-            }
-            ServerEvent::Error { error } => self.error.set(Some(error)),
-        }
-        Ok(())
-    }
-
-    fn knows_room(&self, room_id: &RoomId) -> bool {
-        self.rooms
-            .with_untracked(|rooms| rooms.contains_key(room_id))
-    }
-
-    /// Creates a room with an encrypted name and selects it.
-    pub async fn create_room(&self, name: &str) -> Result<(), ChatError> {
-        let session = self.session()?;
-        let room = create_room(
-            &session.username,
-            &session.secrets,
-            name.trim(),
-            now_ms(),
-            &mut OsRng,
-        )
-        .map_err(|error| ChatError::Other(error.to_string()))?;
-        let request = CreateRoomRequest {
-            genesis: Base64(room.genesis.as_bytes().to_vec()),
-            key_envelope: room.creator_envelope.clone(),
-        };
-        let created: CreateRoomResponse = http::post("/api/rooms", &request).await?;
-        let view = RoomView {
-            room_id: created.room_id,
-            name: Some(name.trim().to_owned()),
-            state: Ok(room.state.clone()),
-            keys: BTreeMap::from([(0, room.key.clone())]),
-            messages: Vec::new(),
-            pending: Vec::new(),
-            seen: SeenSequences::new(),
-            own_last_sequence: 0,
-        };
-        self.rooms.update(|rooms| {
-            rooms.insert(created.room_id, view);
-        });
-        self.selected.set(Some(created.room_id));
-        Ok(())
-    }
-
-    /// Adds a member by username: fetches and verifies their public identity, appends a
-    /// signed add entry to the log, and seals the current room key to them.
-    pub async fn add_member(&self, room_id: RoomId, username: &str) -> Result<(), ChatError> {
-        let session = self.session()?;
-        let username = username.trim().to_lowercase();
-        validate_username(&username).map_err(|error| ChatError::Other(error.to_string()))?;
-        // Deserializing verifies the self-signature and refuses low-order keys.
-        let identity: PublicIdentity = http::get(&format!("/api/users/{username}")).await?;
-        if identity.username() != username {
-            return Err(ChatError::Other(
-                "server returned another user's identity".into(),
-            ));
-        }
-        let (state, key) = self
-            .rooms
-            .with_untracked(|rooms| {
-                let view = rooms.get(&room_id)?;
-                let state = view.state.as_ref().ok()?.clone();
-                let key = view.current_key().map(|(_, key)| key.clone());
-                Some((state, key))
-            })
-            .ok_or_else(|| ChatError::Other("room is not available".into()))?;
-        let key =
-            key.ok_or_else(|| ChatError::Other("you do not hold this room's key yet".into()))?;
-        let entry = state
-            .next_entry(
-                &session.username,
-                now_ms(),
-                LogAction::AddMember {
-                    username: username.clone(),
-                    keys: *identity.keys(),
-                    role: Role::Member,
-                },
-            )
-            .sign(&session.secrets);
-        let mut next_state = state.clone();
-        next_state
-            .apply(&entry)
-            .map_err(|error| ChatError::Other(error.to_string()))?;
-        http::post_no_content(
-            &format!("/api/rooms/{}/log", room_id.to_hex()),
-            &AppendLogRequest {
-                entry: Base64(entry.as_bytes().to_vec()),
-            },
-        )
-        .await?;
-        let epoch = next_state.current_epoch();
-        let envelope = KeyEnvelope::seal(
-            &next_state,
-            epoch,
-            &key,
-            &username,
-            &session.username,
-            &session.secrets,
-            &mut OsRng,
-        )
-        .map_err(|error| ChatError::Other(error.to_string()))?;
-        self.rooms.update(|rooms| {
-            if let Some(view) = rooms.get_mut(&room_id) {
-                if view.state.as_ref().map(RoomState::length).ok() == Some(state.length()) {
-                    view.state = Ok(next_state);
-                }
-            }
-        });
-        http::post_no_content(
-            &format!("/api/rooms/{}/envelopes", room_id.to_hex()),
-            &PutEnvelopesRequest {
-                envelopes: vec![envelope],
-            },
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Encrypts, signs and posts a text message at the current epoch.
-    pub async fn send(&self, room_id: RoomId, text: &str) -> Result<(), ChatError> {
-        let session = self.session()?;
-        let prepared = self.rooms.try_update(|rooms| {
-            let view = rooms.get_mut(&room_id)?;
-            let (epoch, key) = view.current_key()?;
-            let key = key.clone();
-            // Sequence numbers increase and are drawn from the clock, so two browsers of the
-            // same user do not reuse one (docs/PROTOCOL.md section 7).
-            let sequence = (view.own_last_sequence + 1).max(now_ms() * 1000);
-            view.own_last_sequence = sequence;
-            Some((epoch, key, sequence))
-        });
-        let (epoch, key, sequence) = prepared
-            .flatten()
-            .ok_or_else(|| ChatError::Other("you do not hold this room's key yet".into()))?;
-        let inner = InnerMessage {
-            room_id,
-            epoch,
-            sender: session.username.clone(),
-            sequence,
-            sent_at_ms: now_ms(),
-            kind: MessageKind::Text,
-            body: text.as_bytes().to_vec(),
-        };
-        let sealed = seal_message(&inner, &key, &session.secrets, &mut OsRng)
-            .map_err(|error| ChatError::Other(error.to_string()))?;
-        let stored: StoredMessage = http::post(
-            &format!("/api/rooms/{}/messages", room_id.to_hex()),
-            &PostMessageRequest {
-                epoch,
-                nonce: Base64Array(sealed.nonce),
-                ciphertext: Base64(sealed.ciphertext),
-            },
-        )
-        .await?;
-        // The WebSocket echo may arrive first; either way the message is shown once.
-        self.rooms.update(|rooms| {
-            if let Some(view) = rooms.get_mut(&room_id) {
-                if view.messages.iter().all(|shown| shown.id() != stored.id) {
-                    view.pending.push(stored);
-                    process_pending(view, &session);
-                }
-            }
-        });
-        Ok(())
     }
 }
 
@@ -555,59 +381,4 @@ impl Default for Chat {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Opens an envelope addressed to us; a valid key is stored and unlocks the room name.
-fn accept_envelope(view: &mut RoomView, session: &Session, envelope: &KeyEnvelope) {
-    let Ok(state) = view.state.as_ref() else {
-        return;
-    };
-    match envelope.open(state, &session.username, &session.secrets) {
-        Ok(key) => {
-            if envelope.epoch == 0 && view.name.is_none() {
-                view.name = open_metadata(&key, &view.room_id, 0, state.encrypted_metadata())
-                    .ok()
-                    .map(|metadata| metadata.name);
-            }
-            view.keys.insert(envelope.epoch, key);
-        }
-        Err(error) => {
-            web_sys::console::warn_1(&format!("refused key envelope: {error}").into());
-        }
-    }
-}
-
-/// Opens every pending message whose key is held; failures become warnings.
-fn process_pending(view: &mut RoomView, session: &Session) {
-    let Ok(state) = view.state.as_ref() else {
-        return;
-    };
-    let pending = std::mem::take(&mut view.pending);
-    for stored in pending {
-        let Some(key) = view.keys.get(&stored.epoch) else {
-            view.pending.push(stored);
-            continue;
-        };
-        let shown = match open_message(&stored.sealed(), &stored.sender, key, state, &mut view.seen)
-        {
-            Ok(inner) => {
-                if inner.sender == session.username {
-                    view.own_last_sequence = view.own_last_sequence.max(inner.sequence);
-                }
-                ShownMessage::Verified {
-                    id: stored.id,
-                    sender: inner.sender.clone(),
-                    sent_at_ms: inner.sent_at_ms,
-                    text: inner.text().unwrap_or_default().to_owned(),
-                }
-            }
-            Err(error) => ShownMessage::Warning {
-                id: stored.id,
-                claimed_sender: stored.sender.clone(),
-                reason: error.to_string(),
-            },
-        };
-        view.messages.push(shown);
-    }
-    view.messages.sort_by_key(ShownMessage::id);
 }

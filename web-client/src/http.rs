@@ -89,3 +89,17 @@ pub async fn post<T: Serialize, R: DeserializeOwned>(path: &str, body: &T) -> Re
 pub async fn post_no_content<T: Serialize>(path: &str, body: &T) -> Result<(), HttpError> {
     send_json("POST", path, body).await.map(|_| ())
 }
+
+/// `PUT path` with a JSON body, ignoring the answer's body.
+pub async fn put_no_content<T: Serialize>(path: &str, body: &T) -> Result<(), HttpError> {
+    send_json("PUT", path, body).await.map(|_| ())
+}
+
+/// `DELETE path`, ignoring the answer's body.
+pub async fn delete(path: &str) -> Result<(), HttpError> {
+    let response = Request::delete(path)
+        .send()
+        .await
+        .map_err(|error| HttpError::Network(error.to_string()))?;
+    check(response).await.map(|_| ())
+}

@@ -5,10 +5,13 @@
 //! sent, and every message, log entry and key envelope received is checked with `common`
 //! before anything is shown.
 
+pub mod admin;
 pub mod chat;
 pub mod components;
 pub mod http;
+pub mod rooms;
 pub mod socket;
+pub mod trust;
 
 use leptos::prelude::*;
 

@@ -1,6 +1,7 @@
 //! Messages: posting ciphertext to a room and paging through a room's history.
 //!
-//! Like every room route, a caller who is not a member gets 404 `room not found`.
+//! Like every room route, a caller who is not a member (never was, or was removed, banned or
+//! left) gets 404 `room not found`, and only current members are sent new messages.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -32,8 +33,11 @@ pub const MIN_CIPHERTEXT_LEN: usize = TAG_LEN + PADDING_BUCKET;
 ///   absent), in ascending id order, and `has_more` when older ones remain.
 /// - `POST /api/rooms/{room_id}/messages` [`PostMessageRequest`] -> 201 [`StoredMessage`];
 ///   400 for a ciphertext whose length is not a padded message's, 409 `stale epoch` when the
-///   epoch is not the room's current one. Every connected member is sent a
-///   [`ServerEvent::Message`].
+///   epoch is not the room's current one, 429 `rate limit: N messages per minute` when the
+///   room's policy allows N > 0 messages per member per minute and the caller posted N in
+///   the last 60 s (by the server's `received_at_ms`), with a `Retry-After` header and
+///   `retry_after_s` in the body: whole seconds, at least 1, until the oldest of those leaves
+///   the window. Every connected member is sent a [`ServerEvent::Message`].
 pub fn router() -> Router<AppState> {
     Router::new().route(
         "/api/rooms/{room_id}/messages",
@@ -92,10 +96,10 @@ async fn post_message(
             "ciphertext must be 16 bytes plus a multiple of 256, at most {MAX_CIPHERTEXT_LEN}"
         )));
     }
-    let current_epoch = rooms::current_epoch(&state.pool, &room_id)
+    let rules = rooms::posting_rules(&state.pool, &room_id)
         .await?
         .ok_or_else(|| ApiError::not_found("room not found"))?;
-    if request.epoch != current_epoch {
+    if request.epoch != rules.current_epoch {
         return Err(ApiError::conflict("stale epoch"));
     }
     let new_message = messages::NewMessage {
@@ -106,7 +110,7 @@ async fn post_message(
         nonce: request.nonce.0,
         ciphertext: &request.ciphertext.0,
     };
-    let stored = messages::insert(&state.pool, &new_message).await?;
+    let stored = messages::insert(&state.pool, &new_message, rules.messages_per_minute).await?;
     let members = rooms::member_usernames(&state.pool, &room_id).await?;
     let event = ServerEvent::Message {
         message: stored.clone(),

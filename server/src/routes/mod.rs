@@ -2,6 +2,8 @@
 
 pub mod accounts;
 pub mod health;
+pub mod join_requests;
 pub mod messages;
+pub mod pins;
 pub mod rooms;
 pub mod ws;

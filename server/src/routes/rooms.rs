@@ -1,18 +1,25 @@
-//! Rooms: creating one, listing the caller's, and reading or extending a room's membership
-//! log and key envelopes.
+//! Rooms: creating one, listing the caller's, reading or extending a room's membership log,
+//! key envelopes, and asking the other members for a missing epoch key.
 //!
 //! Authorization failures on a room are reported as 404 `room not found`, whether the room
-//! does not exist or the caller is not a member, so non-members learn nothing about which
-//! rooms exist. A member who may not do something (append as someone else, distribute as
-//! someone else, add a member without being an admin) gets 403.
+//! does not exist (or was deleted) or the caller is not a member (never was, or was removed,
+//! banned or left), so non-members learn nothing about which rooms exist. A member who may
+//! not do something (append as someone else, distribute as someone else, administer without
+//! the role) gets 403.
+//!
+//! Every authority rule of the log comes from [`RoomState::apply`]; the server adds only
+//! what it alone knows (the added user's registered keys) and the side effects of storing
+//! an entry ([`rooms::append`]).
+
+use std::collections::BTreeSet;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::api::{
-    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, LogResponse,
-    PutEnvelopesRequest, RoomListResponse, ServerEvent,
+    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
+    LogResponse, PutEnvelopesRequest, RoomListResponse, ServerEvent,
 };
 use common::membership::{
     replay, replay_bytes, LogAction, LogErrorKind, Role, RoomId, RoomState, SignedLogEntry,
@@ -31,17 +38,26 @@ use crate::AppState;
 /// - `POST /api/rooms` [`CreateRoomRequest`] -> 201 [`CreateRoomResponse`]; 400 for a genesis
 ///   or envelope that fails a check, 403 for a genesis by someone else, 409 for an existing
 ///   room id.
-/// - `GET /api/rooms` -> 200 [`RoomListResponse`].
+/// - `GET /api/rooms` -> 200 [`RoomListResponse`] (with `rotation_pending`).
 /// - `GET /api/rooms/{room_id}/log` -> 200 [`LogResponse`].
-/// - `POST /api/rooms/{room_id}/log` [`AppendLogRequest`] -> 201 (no body); 400 for a
-///   malformed entry, bad signature or keys that differ from the added user's identity, 403
-///   for an author who is not the caller or lacks the role, 409 for a stale `seq` or `prev`
-///   or a member added twice.
+/// - `POST /api/rooms/{room_id}/log` [`AppendLogRequest`] -> 201 (no body), or 204 for a
+///   delete-room entry (the room and every row of it are gone); 400 for a malformed entry,
+///   a bad signature, an invalid invite or keys that differ from the added user's
+///   identity, 403 for an author who is not the caller, lacks the role, targets themselves
+///   or is the owner leaving, 409 when the caller's view of the log is out of date (stale
+///   `seq` or `prev`, wrong rotation epoch, target already a member, not a member, or
+///   banned); see [`log_error`]. The entry is pushed as [`ServerEvent::LogEntry`] to the
+///   members before and after it (so a removed, banned or leaving member learns of it, and
+///   an added one sees the room appear); a deletion is followed by
+///   [`ServerEvent::RoomDeleted`] to everyone who was a member.
 /// - `POST /api/rooms/{room_id}/envelopes` [`PutEnvelopesRequest`] -> 204; 400 for an
 ///   envelope that fails [`common::room_key::KeyEnvelope::verify`] or names another room,
 ///   403 for an envelope distributed by someone else.
 /// - `GET /api/rooms/{room_id}/envelopes` -> 200 [`EnvelopesResponse`] with only the
 ///   caller's envelopes.
+/// - `POST /api/rooms/{room_id}/key-requests` [`KeyRequestBody`] -> 202 (no body); 400 for
+///   an epoch the log does not have. Every other connected member is sent
+///   [`ServerEvent::KeyRequested`]; a client holding the key answers by uploading envelopes.
 ///
 /// Every `{room_id}` route answers 400 `malformed room id` for anything but 64 hex digits
 /// and 404 `room not found` for an unknown room or a caller who is not a member.
@@ -53,6 +69,7 @@ pub fn router() -> Router<AppState> {
             "/api/rooms/{room_id}/envelopes",
             get(get_envelopes).post(put_envelopes),
         )
+        .route("/api/rooms/{room_id}/key-requests", post(request_key))
 }
 
 /// The caller's role in a room, or 404 `room not found` when the room does not exist or the
@@ -72,7 +89,11 @@ pub async fn require_member(
 
 /// Replays a room's stored log. The log was checked entry by entry when it was stored, so a
 /// failure here means the database was changed behind the server's back.
-async fn load_state(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<RoomState> {
+///
+/// # Errors
+/// [`ApiError::NotFound`] `room not found` for a room without a log,
+/// [`ApiError::CorruptData`] for a stored log that does not replay, or a database error.
+pub async fn load_state(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<RoomState> {
     let entries = rooms::load_log(pool, room_id).await?;
     if entries.is_empty() {
         return Err(ApiError::not_found("room not found"));
@@ -81,23 +102,32 @@ async fn load_state(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<RoomState>
 }
 
 /// The status of a refused log entry: 409 when the caller's view of the log is out of date
-/// (they should fetch the log and retry), 403 when the author may not do this, 400 for an
-/// entry that can never be valid.
-fn log_error(kind: LogErrorKind) -> ApiError {
+/// (they should fetch the log, replay it and decide again), 403 when the author may not do
+/// this, 404 for a deleted room (as every route answers for it), 400 for an entry that can
+/// never be valid.
+pub fn log_error(kind: LogErrorKind) -> ApiError {
     let message = format!("log entry refused: {kind}");
     match kind {
         LogErrorKind::SequenceGap { .. }
         | LogErrorKind::PrevHashMismatch
-        | LogErrorKind::AlreadyMember(_) => ApiError::Conflict(message),
-        LogErrorKind::AuthorNotMember(_) | LogErrorKind::NotAuthorized { .. } => {
-            ApiError::Forbidden(message)
-        }
+        | LogErrorKind::EpochGap { .. }
+        | LogErrorKind::AlreadyMember(_)
+        | LogErrorKind::NotAMember(_)
+        | LogErrorKind::Banned(_) => ApiError::Conflict(message),
+        LogErrorKind::AuthorNotMember(_)
+        | LogErrorKind::NotAuthorized { .. }
+        | LogErrorKind::TargetsAuthor
+        | LogErrorKind::OwnerCannotLeave => ApiError::Forbidden(message),
+        LogErrorKind::RoomDeleted => ApiError::not_found("room not found"),
         LogErrorKind::Empty
         | LogErrorKind::Malformed(_)
         | LogErrorKind::MisplacedCreate
         | LogErrorKind::RoomIdMismatch
         | LogErrorKind::GenesisAuthorMismatch
-        | LogErrorKind::BadSignature(_) => ApiError::BadRequest(message),
+        | LogErrorKind::BadSignature(_)
+        | LogErrorKind::InvalidInvite(_)
+        | LogErrorKind::Truncated { .. }
+        | LogErrorKind::Forked(_) => ApiError::BadRequest(message),
     }
 }
 
@@ -207,15 +237,24 @@ async fn append_log(
         ));
     }
     let mut room_state = load_state(&state.pool, &room_id).await?;
+    let members_before: BTreeSet<String> = room_state.members().keys().cloned().collect();
     room_state.apply(&entry).map_err(log_error)?;
     if let LogAction::AddMember { username, keys, .. } = &entry.entry().action {
         require_registered_keys(&state.pool, username, keys).await?;
     }
     rooms::append(&state.pool, &entry, &room_state).await?;
     let seq = entry.entry().seq;
-    tracing::info!(%room_id, seq, author = %user.username, "log entry appended");
-    // The member rows now include anyone the entry added, so they see the room appear.
-    let members = rooms::member_usernames(&state.pool, &room_id).await?;
+    tracing::info!(
+        %room_id,
+        seq,
+        author = %user.username,
+        action = entry.entry().action.name(),
+        "log entry appended"
+    );
+    // Everyone who was a member before or is one after: a removed, banned or leaving member
+    // learns of their own removal, an added member sees the room appear.
+    let mut recipients = members_before.clone();
+    recipients.extend(room_state.members().keys().cloned());
     let event = ServerEvent::LogEntry {
         room_id,
         seq,
@@ -223,7 +262,14 @@ async fn append_log(
     };
     state
         .hub
-        .send_to_users(members.iter().map(String::as_str), &event);
+        .send_to_users(recipients.iter().map(String::as_str), &event);
+    if room_state.deleted() {
+        state.hub.send_to_users(
+            members_before.iter().map(String::as_str),
+            &ServerEvent::RoomDeleted { room_id },
+        );
+        return Ok(StatusCode::NO_CONTENT);
+    }
     Ok(StatusCode::CREATED)
 }
 
@@ -266,4 +312,31 @@ async fn get_envelopes(
     require_member(&state.pool, &room_id, &user.username).await?;
     let envelopes = envelopes::for_recipient(&state.pool, &room_id, &user.username).await?;
     Ok(Json(EnvelopesResponse { envelopes }))
+}
+
+async fn request_key(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RoomPath(room_id): RoomPath,
+    ApiJson(request): ApiJson<KeyRequestBody>,
+) -> ApiResult<StatusCode> {
+    require_member(&state.pool, &room_id, &user.username).await?;
+    let room_state = load_state(&state.pool, &room_id).await?;
+    if room_state.epoch(request.epoch).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "unknown epoch {}",
+            request.epoch
+        )));
+    }
+    let others = room_state
+        .members()
+        .keys()
+        .filter(|member| **member != user.username);
+    let event = ServerEvent::KeyRequested {
+        room_id,
+        username: user.username.clone(),
+        epoch: request.epoch,
+    };
+    state.hub.send_to_users(others.map(String::as_str), &event);
+    Ok(StatusCode::ACCEPTED)
 }

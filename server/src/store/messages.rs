@@ -55,25 +55,50 @@ impl MessageRow {
     }
 }
 
-/// Stores a message and returns it as clients see it.
+/// The window of the per-member rate limit, in milliseconds.
+pub const RATE_WINDOW_MS: i64 = 60_000;
+
+/// Stores a message and returns it as clients see it, unless its sender already posted
+/// `messages_per_minute` messages in the room within the [`RATE_WINDOW_MS`] before
+/// `received_at_ms` (0 means no limit). The count and the insert are one statement, so
+/// concurrent posts cannot overspend the limit.
 ///
 /// # Errors
-/// A database error.
-pub async fn insert(pool: &SqlitePool, message: &NewMessage<'_>) -> ApiResult<StoredMessage> {
+/// [`ApiError::RateLimited`] with the whole seconds (at least 1) until the oldest counted
+/// message leaves the window; a database error otherwise.
+pub async fn insert(
+    pool: &SqlitePool,
+    message: &NewMessage<'_>,
+    messages_per_minute: u32,
+) -> ApiResult<StoredMessage> {
     let epoch =
         i64::try_from(message.epoch).map_err(|_| ApiError::bad_request("epoch is too large"))?;
-    let id: i64 = sqlx::query_scalar(
+    let room_id = message.room_id.0.as_slice();
+    let window_start = message.received_at_ms.saturating_sub(RATE_WINDOW_MS);
+    let limit = i64::from(messages_per_minute);
+    let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO messages (room_id, epoch, sender, received_at_ms, nonce, ciphertext) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+         SELECT ?, ?, ?, ?, ?, ? \
+         WHERE ? = 0 OR (SELECT COUNT(*) FROM messages \
+             WHERE room_id = ? AND sender = ? AND received_at_ms > ?) < ? \
+         RETURNING id",
     )
-    .bind(message.room_id.0.as_slice())
+    .bind(room_id)
     .bind(epoch)
     .bind(message.sender)
     .bind(message.received_at_ms)
     .bind(message.nonce.as_slice())
     .bind(message.ciphertext)
-    .fetch_one(pool)
+    .bind(limit)
+    .bind(room_id)
+    .bind(message.sender)
+    .bind(window_start)
+    .bind(limit)
+    .fetch_optional(pool)
     .await?;
+    let Some(id) = id else {
+        return Err(rate_limited(pool, message, messages_per_minute).await?);
+    };
     Ok(StoredMessage {
         id,
         room_id: message.room_id,
@@ -83,6 +108,41 @@ pub async fn insert(pool: &SqlitePool, message: &NewMessage<'_>) -> ApiResult<St
         nonce: Base64Array(message.nonce),
         ciphertext: Base64(message.ciphertext.to_vec()),
     })
+}
+
+/// The refusal of a message over the limit: the limit-th newest message of the sender in the
+/// window is the one whose leaving makes room for another.
+async fn rate_limited(
+    pool: &SqlitePool,
+    message: &NewMessage<'_>,
+    messages_per_minute: u32,
+) -> ApiResult<ApiError> {
+    let oldest_counted: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(received_at_ms) FROM (SELECT received_at_ms FROM messages \
+         WHERE room_id = ? AND sender = ? AND received_at_ms > ? \
+         ORDER BY received_at_ms DESC LIMIT ?)",
+    )
+    .bind(message.room_id.0.as_slice())
+    .bind(message.sender)
+    .bind(message.received_at_ms.saturating_sub(RATE_WINDOW_MS))
+    .bind(i64::from(messages_per_minute))
+    .fetch_one(pool)
+    .await?;
+    let wait_ms = oldest_counted.map_or(0, |oldest| {
+        oldest.saturating_add(RATE_WINDOW_MS) - message.received_at_ms
+    });
+    Ok(ApiError::RateLimited {
+        limit: messages_per_minute,
+        retry_after_s: retry_after_seconds(wait_ms),
+    })
+}
+
+/// Whole seconds covering `wait_ms`, at least 1.
+fn retry_after_seconds(wait_ms: i64) -> u64 {
+    u64::try_from(wait_ms.max(0))
+        .unwrap_or(0)
+        .div_ceil(1000)
+        .max(1)
 }
 
 /// One page of a room's messages: the `limit` newest with an id below `before` (all when
@@ -114,4 +174,19 @@ pub async fn page(
         .map(|row| row.into_message(*room_id))
         .collect::<ApiResult<Vec<_>>>()?;
     Ok((messages, has_more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_of_at_least_one() {
+        assert_eq!(retry_after_seconds(-5), 1);
+        assert_eq!(retry_after_seconds(0), 1);
+        assert_eq!(retry_after_seconds(1), 1);
+        assert_eq!(retry_after_seconds(1000), 1);
+        assert_eq!(retry_after_seconds(1001), 2);
+        assert_eq!(retry_after_seconds(59_999), 60);
+    }
 }

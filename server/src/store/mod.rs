@@ -4,7 +4,9 @@
 //! Queries are plain `sqlx::query` calls checked by the integration tests.
 
 pub mod envelopes;
+pub mod join_requests;
 pub mod messages;
+pub mod pins;
 pub mod rooms;
 pub mod secrets;
 pub mod sessions;

@@ -1,8 +1,10 @@
 //! The `rooms`, `room_log` and `room_members` tables: rooms, their signed membership logs,
-//! and the member set the server derives by replaying each log.
+//! and what the server derives by replaying each log (members and roles, current epoch,
+//! whether a rotation is pending, the message rate limit); and the side effects of log
+//! entries on the other tables (join requests, messages, deleting a room).
 
 use common::api::RoomSummary;
-use common::membership::{Role, RoomId, RoomState, SignedLogEntry};
+use common::membership::{LogAction, Role, RoomId, RoomState, SignedLogEntry};
 use common::room_key::KeyEnvelope;
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -48,6 +50,49 @@ async fn write_members(
     Ok(())
 }
 
+/// Writes what the `rooms` row mirrors of `state`: current epoch, rotation pending and the
+/// policy's messages per minute.
+async fn write_room_row(
+    connection: &mut SqliteConnection,
+    room_id: &RoomId,
+    state: &RoomState,
+) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE rooms SET current_epoch = ?, rotation_pending = ?, messages_per_minute = ? \
+         WHERE room_id = ?",
+    )
+    .bind(to_i64(state.current_epoch(), "epoch")?)
+    .bind(state.rotation_pending())
+    .bind(i64::from(state.policy().messages_per_minute))
+    .bind(room_id.0.as_slice())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// Every table that holds rows of a room, children first: what deleting a room empties.
+pub const ROOM_TABLES: [&str; 7] = [
+    "join_requests",
+    "invite_uses",
+    "key_envelopes",
+    "messages",
+    "room_members",
+    "room_log",
+    "rooms",
+];
+
+/// Deletes every row of a room from every table in [`ROOM_TABLES`].
+async fn delete_room_rows(connection: &mut SqliteConnection, room_id: &RoomId) -> ApiResult<()> {
+    for table in ROOM_TABLES {
+        // The table names are the constants above, never input.
+        sqlx::query(&format!("DELETE FROM {table} WHERE room_id = ?"))
+            .bind(room_id.0.as_slice())
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Stores a new room in one transaction: the room, its genesis entry, its members (the
 /// creator) and the creator's key envelope.
 ///
@@ -81,6 +126,7 @@ pub async fn create(
         .bind(genesis.as_bytes())
         .execute(&mut *transaction)
         .await?;
+    write_room_row(&mut transaction, &room_id, state).await?;
     write_members(&mut transaction, &room_id, state).await?;
     super::envelopes::upsert(&mut transaction, envelope, now_ms).await?;
     transaction.commit().await?;
@@ -99,8 +145,15 @@ pub async fn load_log(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<Vec<
     Ok(entries)
 }
 
-/// Appends one entry (already checked against the replayed log) in one transaction, and
-/// rewrites the member rows and current epoch from `new_state`.
+/// Appends one entry (already checked against the replayed log) and applies its side
+/// effects, all in one transaction:
+///
+/// - the `rooms` row (current epoch, rotation pending, messages per minute) and the member
+///   rows are rewritten from `new_state`, so removed, banned and leaving users lose access;
+/// - an add entry deletes the added user's join request, and a ban the banned user's;
+/// - a clear-history entry deletes every stored message of the room;
+/// - a delete-room entry deletes every row of the room from every table
+///   ([`ROOM_TABLES`]), the entry itself included: the room is gone.
 ///
 /// # Errors
 /// [`ApiError::Conflict`] when another entry with this sequence number was stored first;
@@ -112,6 +165,8 @@ pub async fn append(
 ) -> ApiResult<()> {
     let room_id = new_state.room_id();
     let mut transaction = pool.begin().await?;
+    // Inserting first makes a concurrent append of the same seq fail here, before any side
+    // effect, even for a deletion.
     let inserted = sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES (?, ?, ?)")
         .bind(room_id.0.as_slice())
         .bind(to_i64(entry.entry().seq, "seq")?)
@@ -127,11 +182,24 @@ pub async fn append(
         }
         Err(error) => return Err(error.into()),
     }
-    sqlx::query("UPDATE rooms SET current_epoch = ? WHERE room_id = ?")
-        .bind(to_i64(new_state.current_epoch(), "epoch")?)
-        .bind(room_id.0.as_slice())
-        .execute(&mut *transaction)
-        .await?;
+    match &entry.entry().action {
+        LogAction::DeleteRoom => {
+            delete_room_rows(&mut transaction, &room_id).await?;
+            transaction.commit().await?;
+            return Ok(());
+        }
+        LogAction::AddMember { username, .. } | LogAction::Ban { username } => {
+            super::join_requests::delete(&mut transaction, &room_id, username).await?;
+        }
+        LogAction::ClearHistory => {
+            sqlx::query("DELETE FROM messages WHERE room_id = ?")
+                .bind(room_id.0.as_slice())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        _ => {}
+    }
+    write_room_row(&mut transaction, &room_id, new_state).await?;
     write_members(&mut transaction, &room_id, new_state).await?;
     transaction.commit().await?;
     Ok(())
@@ -169,29 +237,60 @@ pub async fn member_usernames(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<
     Ok(usernames)
 }
 
-/// The current epoch of a room, or `None` for an unknown room.
+/// The usernames of a room's current owners and admins.
 ///
 /// # Errors
 /// A database error.
-pub async fn current_epoch(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Option<u64>> {
-    let epoch: Option<i64> =
-        sqlx::query_scalar("SELECT current_epoch FROM rooms WHERE room_id = ?")
+pub async fn admin_usernames(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<String>> {
+    let usernames = sqlx::query_scalar(
+        "SELECT username FROM room_members WHERE room_id = ? AND role IN ('owner', 'admin') \
+         ORDER BY username",
+    )
+    .bind(room_id.0.as_slice())
+    .fetch_all(pool)
+    .await?;
+    Ok(usernames)
+}
+
+/// What posting a message to a room depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostingRules {
+    /// The epoch every new message must be sealed in.
+    pub current_epoch: u64,
+    /// Messages one member may post per minute; 0 means no limit.
+    pub messages_per_minute: u32,
+}
+
+/// The posting rules of a room, or `None` for an unknown room.
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] for a stored value out of range.
+pub async fn posting_rules(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Option<PostingRules>> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT current_epoch, messages_per_minute FROM rooms WHERE room_id = ?")
             .bind(room_id.0.as_slice())
             .fetch_optional(pool)
             .await?;
-    epoch
-        .map(|epoch| to_u64(epoch, "rooms.current_epoch"))
-        .transpose()
+    row.map(|(epoch, messages_per_minute)| {
+        Ok(PostingRules {
+            current_epoch: to_u64(epoch, "rooms.current_epoch")?,
+            messages_per_minute: u32::try_from(messages_per_minute)
+                .map_err(|_| ApiError::CorruptData("rooms.messages_per_minute".to_owned()))?,
+        })
+    })
+    .transpose()
 }
 
-/// The rooms `username` is a member of, oldest first, with their role, epoch and log length.
+/// The rooms `username` is a member of, oldest first, with their role, epoch, log length and
+/// whether a rotation is pending.
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
 pub async fn list_for_user(pool: &SqlitePool, username: &str) -> ApiResult<Vec<RoomSummary>> {
-    let rows: Vec<(Vec<u8>, String, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(Vec<u8>, String, i64, i64, bool)> = sqlx::query_as(
         "SELECT rooms.room_id, room_members.role, rooms.current_epoch, \
-         (SELECT COUNT(*) FROM room_log WHERE room_log.room_id = rooms.room_id) \
+         (SELECT COUNT(*) FROM room_log WHERE room_log.room_id = rooms.room_id), \
+         rooms.rotation_pending \
          FROM room_members JOIN rooms ON rooms.room_id = room_members.room_id \
          WHERE room_members.username = ? ORDER BY rooms.created_at, rooms.rowid",
     )
@@ -199,7 +298,7 @@ pub async fn list_for_user(pool: &SqlitePool, username: &str) -> ApiResult<Vec<R
     .fetch_all(pool)
     .await?;
     rows.into_iter()
-        .map(|(room_id, role, epoch, log_length)| {
+        .map(|(room_id, role, epoch, log_length, rotation_pending)| {
             let room_id = RoomId(
                 room_id
                     .try_into()
@@ -210,6 +309,7 @@ pub async fn list_for_user(pool: &SqlitePool, username: &str) -> ApiResult<Vec<R
                 role: parse_role(&role)?,
                 epoch: to_u64(epoch, "rooms.current_epoch")?,
                 log_length: to_u64(log_length, "room_log count")?,
+                rotation_pending,
             })
         })
         .collect()

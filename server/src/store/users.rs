@@ -69,7 +69,10 @@ fn to_array<const N: usize>(bytes: &[u8], what: &str) -> ApiResult<[u8; N]> {
 }
 
 /// Rebuilds a public identity from its stored parts, checking its self-signature again.
-fn identity_from_parts(
+///
+/// # Errors
+/// [`ApiError::CorruptData`] when the parts do not form a validly self-signed identity.
+pub fn identity_from_parts(
     username: &str,
     x25519_public: &[u8],
     ed25519_public: &[u8],

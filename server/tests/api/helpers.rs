@@ -1,33 +1,28 @@
 //! The test harness: a real server on port 0 with a fresh SQLite database per test, one
 //! method per endpoint, and the client-side crypto (done with `common`) that real users do.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::account::{derive_account_keys, wrap_identity, KdfParams};
 use common::api::{
-    AppendLogRequest, CreateRoomRequest, ErrorBody, LoginRequest, PostMessageRequest,
-    PreloginRequest, PutEnvelopesRequest, RegisterRequest, ServerEvent,
+    AppendLogRequest, CreateRoomRequest, ErrorBody, JoinRequestBody, KeyRequestBody, LoginRequest,
+    PinsBody, PostMessageRequest, PreloginRequest, PutEnvelopesRequest, RegisterRequest,
 };
 use common::identity::IdentitySecrets;
 use common::membership::{LogAction, Role, RoomId, RoomState, SignedLogEntry};
 use common::message::{seal_message, InnerMessage, MessageKind};
-use common::room_key::{create_room, KeyEnvelope, RoomKey};
+use common::room_key::{create_room, KeyEnvelope, RoomKey, RoomMetadata};
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
-use futures_util::StreamExt;
-use reqwest::cookie::{CookieStore, Jar};
+use reqwest::cookie::Jar;
 use reqwest::{Client, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use server::{Application, Config};
 use tempfile::TempDir;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Cheap Argon2id parameters (the lowest the client accepts), so tests stay fast.
 pub const TEST_KDF: KdfParams = KdfParams {
@@ -38,9 +33,6 @@ pub const TEST_KDF: KdfParams = KdfParams {
 
 /// The body of the test client's `index.html`.
 pub const INDEX_HTML: &str = "<!doctype html><title>chat test client</title>";
-
-/// A client-side WebSocket.
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -89,8 +81,10 @@ pub struct TestRoom {
     pub room_id: RoomId,
     /// The replayed log.
     pub state: RoomState,
-    /// The epoch 0 key.
+    /// The current epoch's key.
     pub key: RoomKey,
+    /// Every epoch's key, by epoch.
+    pub keys: BTreeMap<u64, RoomKey>,
 }
 
 impl TestRoom {
@@ -349,6 +343,75 @@ impl TestApp {
             .await
     }
 
+    /// `DELETE path` with `client`.
+    pub async fn delete(&self, client: &Client, path: &str) -> Response {
+        client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// `POST /api/rooms/{room}/join-requests` with `token`.
+    pub async fn request_to_join(&self, client: &Client, room: &str, token: &[u8]) -> Response {
+        let body = JoinRequestBody {
+            token: Base64(token.to_vec()),
+        };
+        self.post_json(client, &format!("/api/rooms/{room}/join-requests"), &body)
+            .await
+    }
+
+    /// `GET /api/rooms/{room}/join-requests`.
+    pub async fn list_join_requests(&self, client: &Client, room: &str) -> Response {
+        self.get(client, &format!("/api/rooms/{room}/join-requests"))
+            .await
+    }
+
+    /// `DELETE /api/rooms/{room}/join-requests/{username}`.
+    pub async fn refuse_join_request(
+        &self,
+        client: &Client,
+        room: &str,
+        username: &str,
+    ) -> Response {
+        self.delete(
+            client,
+            &format!("/api/rooms/{room}/join-requests/{username}"),
+        )
+        .await
+    }
+
+    /// `POST /api/rooms/{room}/key-requests` for `epoch`.
+    pub async fn request_key(&self, client: &Client, room: &str, epoch: u64) -> Response {
+        let body = KeyRequestBody { epoch };
+        self.post_json(client, &format!("/api/rooms/{room}/key-requests"), &body)
+            .await
+    }
+
+    /// `GET /api/me/pins`.
+    pub async fn get_pins(&self, client: &Client) -> Response {
+        self.get(client, "/api/me/pins").await
+    }
+
+    /// `PUT /api/me/pins`.
+    pub async fn put_pins(&self, client: &Client, body: &PinsBody) -> Response {
+        client
+            .put(self.url("/api/me/pins"))
+            .json(body)
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// A second connection to the app's database, as a malicious operator (or a test
+    /// checking what is stored) would open it.
+    pub async fn database(&self) -> sqlx::SqlitePool {
+        let path = self.directory.path().join("db").join("chat.db");
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("database opens")
+    }
+
     /// The registration request a real client would send for `username` and `password`.
     pub fn registration(
         username: &str,
@@ -398,8 +461,14 @@ impl TestApp {
 
     /// Creates a room named `name` owned by `owner`.
     pub async fn create_test_room(&self, owner: &TestUser, name: &str) -> TestRoom {
-        let new_room = create_room(&owner.username, &owner.secrets, name, now_ms(), &mut OsRng)
-            .expect("room is created");
+        let new_room = create_room(
+            &owner.username,
+            &owner.secrets,
+            &RoomMetadata::named(name),
+            now_ms(),
+            &mut OsRng,
+        )
+        .expect("room is created");
         let body = CreateRoomRequest {
             genesis: Base64(new_room.genesis.as_bytes().to_vec()),
             key_envelope: new_room.creator_envelope.clone(),
@@ -414,6 +483,7 @@ impl TestApp {
         TestRoom {
             room_id: new_room.state.room_id(),
             state: new_room.state,
+            keys: BTreeMap::from([(0, new_room.key.clone())]),
             key: new_room.key,
         }
     }
@@ -439,7 +509,7 @@ impl TestApp {
     }
 
     /// Adds `new_member` to the room as `author` would: appends the entry, then seals the
-    /// epoch 0 key to the new member and uploads the envelope.
+    /// current epoch's key to the new member and uploads the envelope.
     pub async fn add_member(
         &self,
         room: &mut TestRoom,
@@ -468,11 +538,11 @@ impl TestApp {
         );
     }
 
-    /// The epoch 0 key sealed by `distributor` to `recipient`.
+    /// The current epoch's key sealed by `distributor` to `recipient`.
     pub fn envelope(room: &TestRoom, distributor: &TestUser, recipient: &TestUser) -> KeyEnvelope {
         KeyEnvelope::seal(
             &room.state,
-            0,
+            room.state.current_epoch(),
             &room.key,
             &recipient.username,
             &distributor.username,
@@ -506,60 +576,4 @@ impl TestApp {
             ciphertext: Base64(sealed.ciphertext),
         }
     }
-
-    /// Opens a WebSocket as `user` (with their session cookie), optionally with an `Origin`.
-    ///
-    /// # Errors
-    /// The handshake error, e.g. an HTTP refusal.
-    pub async fn try_connect_ws(
-        &self,
-        cookie: Option<HeaderValue>,
-        origin: Option<&str>,
-    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-        let mut request = format!("ws://127.0.0.1:{}/api/ws", self.port)
-            .into_client_request()
-            .expect("websocket request");
-        if let Some(cookie) = cookie {
-            request.headers_mut().insert("cookie", cookie);
-        }
-        if let Some(origin) = origin {
-            let origin = HeaderValue::from_str(origin).expect("origin header");
-            request.headers_mut().insert("origin", origin);
-        }
-        tokio_tungstenite::connect_async(request)
-            .await
-            .map(|(socket, _)| socket)
-    }
-
-    /// Opens a WebSocket as `user` from the app's own origin.
-    pub async fn connect_ws(&self, user: &TestUser) -> Socket {
-        let origin = self.address.clone();
-        self.try_connect_ws(Some(self.session_cookie(user)), Some(&origin))
-            .await
-            .expect("websocket connects")
-    }
-
-    /// The `Cookie` header `user`'s client would send to this app.
-    pub fn session_cookie(&self, user: &TestUser) -> HeaderValue {
-        let url = self.address.parse().expect("url");
-        let cookie = user.jar.cookies(&url).expect("user has a session cookie");
-        HeaderValue::from_bytes(cookie.as_bytes()).expect("cookie header")
-    }
-}
-
-/// Waits (at most five seconds) for the next server event on `socket`, skipping pings.
-pub async fn next_event(socket: &mut Socket) -> ServerEvent {
-    let wait = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    return serde_json::from_str::<ServerEvent>(&text)
-                        .unwrap_or_else(|error| panic!("{text}: {error}"));
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                other => panic!("unexpected websocket item: {other:?}"),
-            }
-        }
-    });
-    wait.await.expect("an event arrives within five seconds")
 }

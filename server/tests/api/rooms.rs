@@ -5,7 +5,7 @@ use common::api::{
 };
 use common::identity::IdentitySecrets;
 use common::membership::{replay_bytes, LogAction, Role};
-use common::room_key::create_room;
+use common::room_key::{create_room, RoomMetadata};
 use common::wire::Base64;
 use common::OsRng;
 use reqwest::StatusCode;
@@ -16,7 +16,14 @@ use crate::helpers::{error_message, json, now_ms, spawn_app, TestApp};
 async fn a_created_room_is_listed_and_its_log_replays() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
-    let new_room = create_room("alice", &alice.secrets, "book club", now_ms(), &mut OsRng).unwrap();
+    let new_room = create_room(
+        "alice",
+        &alice.secrets,
+        &RoomMetadata::named("book club"),
+        now_ms(),
+        &mut OsRng,
+    )
+    .unwrap();
     let body = CreateRoomRequest {
         genesis: Base64(new_room.genesis.as_bytes().to_vec()),
         key_envelope: new_room.creator_envelope.clone(),
@@ -34,6 +41,7 @@ async fn a_created_room_is_listed_and_its_log_replays() {
             role: Role::Owner,
             epoch: 0,
             log_length: 1,
+            rotation_pending: false,
         }]
     );
 
@@ -69,6 +77,7 @@ async fn rooms_are_listed_only_for_their_members_in_creation_order() {
             role: Role::Admin,
             epoch: 0,
             log_length: 2,
+            rotation_pending: false,
         }]
     );
     let response = app.list_rooms(&app.anonymous).await;
@@ -83,7 +92,14 @@ async fn a_genesis_signed_by_someone_else_is_refused() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
     let bob = app.register_user("bob").await;
-    let new_room = create_room("alice", &alice.secrets, "alice's", now_ms(), &mut OsRng).unwrap();
+    let new_room = create_room(
+        "alice",
+        &alice.secrets,
+        &RoomMetadata::named("alice's"),
+        now_ms(),
+        &mut OsRng,
+    )
+    .unwrap();
     let body = CreateRoomRequest {
         genesis: Base64(new_room.genesis.as_bytes().to_vec()),
         key_envelope: new_room.creator_envelope,
@@ -98,7 +114,14 @@ async fn a_genesis_with_keys_other_than_the_registered_ones_is_refused() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
     let impostor_keys = IdentitySecrets::generate(&mut OsRng);
-    let new_room = create_room("alice", &impostor_keys, "fake", now_ms(), &mut OsRng).unwrap();
+    let new_room = create_room(
+        "alice",
+        &impostor_keys,
+        &RoomMetadata::named("fake"),
+        now_ms(),
+        &mut OsRng,
+    )
+    .unwrap();
     let body = CreateRoomRequest {
         genesis: Base64(new_room.genesis.as_bytes().to_vec()),
         key_envelope: new_room.creator_envelope,
@@ -112,8 +135,22 @@ async fn a_genesis_with_keys_other_than_the_registered_ones_is_refused() {
 async fn create_refuses_a_malformed_genesis_or_a_foreign_envelope() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
-    let room = create_room("alice", &alice.secrets, "one", now_ms(), &mut OsRng).unwrap();
-    let other = create_room("alice", &alice.secrets, "two", now_ms(), &mut OsRng).unwrap();
+    let room = create_room(
+        "alice",
+        &alice.secrets,
+        &RoomMetadata::named("one"),
+        now_ms(),
+        &mut OsRng,
+    )
+    .unwrap();
+    let other = create_room(
+        "alice",
+        &alice.secrets,
+        &RoomMetadata::named("two"),
+        now_ms(),
+        &mut OsRng,
+    )
+    .unwrap();
 
     let garbage = CreateRoomRequest {
         genesis: Base64(vec![1, 2, 3]),

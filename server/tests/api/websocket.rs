@@ -6,7 +6,8 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::helpers::{next_event, spawn_app, TestApp};
+use crate::helpers::{spawn_app, TestApp};
+use crate::ws_client::next_event;
 
 #[tokio::test]
 async fn a_connected_member_receives_a_posted_message() {

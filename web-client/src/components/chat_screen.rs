@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 
 use crate::chat::Chat;
+use crate::components::notices::{JoinInvite, KeyWarnings};
 use crate::components::room_list::RoomList;
 use crate::components::room_view::RoomPanel;
 
@@ -51,6 +52,8 @@ pub fn ChatScreen() -> impl IntoView {
                 </button>
             </p>
         </Show>
+        <KeyWarnings />
+        <JoinInvite />
         <div class="layout">
             <RoomList />
             <RoomPanel />

@@ -2,5 +2,8 @@
 
 pub mod auth;
 pub mod chat_screen;
+pub mod members;
+pub mod notices;
+pub mod room_admin;
 pub mod room_list;
 pub mod room_view;

@@ -1,10 +1,11 @@
-//! The sidebar: create a room, and the list of rooms with their decrypted names.
+//! The sidebar: create a room, start a direct conversation, and the list of rooms with
+//! their decrypted names (direct conversations by the other person's name).
 
 use leptos::prelude::*;
 
 use crate::chat::Chat;
 
-/// "New room" form and the list of the user's rooms.
+/// "New room" and "Message a person" forms and the list of the user's rooms.
 #[component]
 pub fn RoomList() -> impl IntoView {
     let chat = expect_context::<Chat>();
@@ -26,11 +27,35 @@ pub fn RoomList() -> impl IntoView {
             busy.set(false);
         });
     };
+    let dm_name = RwSignal::new(String::new());
+    let dm_busy = RwSignal::new(false);
+    let start_dm = move || {
+        let username = dm_name.get_untracked();
+        if username.trim().is_empty() || dm_busy.get_untracked() {
+            return;
+        }
+        dm_busy.set(true);
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match chat.message_user(&username).await {
+                Ok(()) => dm_name.set(String::new()),
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+            dm_busy.set(false);
+        });
+    };
     let rooms = move || {
+        let me = chat.me();
         chat.rooms.with(|rooms| {
             rooms
                 .values()
-                .map(|view| (view.room_id, view.display_name()))
+                .map(|view| {
+                    let direct = view
+                        .metadata
+                        .as_ref()
+                        .is_some_and(|metadata| metadata.direct);
+                    (view.room_id, view.display_name(&me), direct)
+                })
                 .collect::<Vec<_>>()
         })
     };
@@ -52,21 +77,37 @@ pub fn RoomList() -> impl IntoView {
                     "Create"
                 </button>
             </form>
+            <form class="new-room" on:submit=move |event| {
+                event.prevent_default();
+                start_dm();
+            }>
+                <input
+                    data-testid="dm-username-input"
+                    type="text"
+                    placeholder="Message a person"
+                    autocapitalize="none"
+                    prop:value=move || dm_name.get()
+                    on:input=move |event| dm_name.set(event_target_value(&event))
+                />
+                <button data-testid="dm-button" type="submit" disabled=move || dm_busy.get()>
+                    "Message"
+                </button>
+            </form>
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get()}</p>
             </Show>
             <ul class="room-list" data-testid="room-list">
                 <For
                     each=rooms
-                    key=|(room_id, name)| (*room_id, name.clone())
-                    children=move |(room_id, room_name)| {
+                    key=|(room_id, name, direct)| (*room_id, name.clone(), *direct)
+                    children=move |(room_id, room_name, direct)| {
                         view! {
                             <li
                                 data-testid="room-item"
                                 class:selected=move || chat.selected.get() == Some(room_id)
                                 on:click=move |_| chat.selected.set(Some(room_id))
                             >
-                                <span class="room-icon">"#"</span>
+                                <span class="room-icon">{if direct { "@" } else { "#" }}</span>
                                 {room_name}
                             </li>
                         }

@@ -1,31 +1,32 @@
-//! The selected room: members (add by username), live messages, and the composer.
+//! The selected room: header (name, topic, key epoch, pending rotation), members and
+//! administration, live messages, and the composer.
 
-use common::identity::Fingerprint;
-use common::membership::{Role, RoomId};
+use common::api::PendingJoinRequest;
+use common::membership::{Role, RoomId, RoomPolicy};
 use leptos::html;
 use leptos::prelude::*;
 
 use crate::chat::{Chat, ShownMessage};
-
-/// One member as the member list shows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MemberLine {
-    username: String,
-    role: Role,
-    fingerprint: String,
-}
+use crate::components::members::{MemberLine, MemberList};
+use crate::components::room_admin::RoomAdmin;
 
 /// What the panel needs of the selected room, recomputed only when it changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RoomSummary {
     room_id: RoomId,
     name: String,
+    topic: String,
     log_error: Option<String>,
     members: Vec<MemberLine>,
     my_role: Option<Role>,
     epoch: Option<u64>,
+    rotation_pending: bool,
+    policy: RoomPolicy,
+    join_requests: Vec<PendingJoinRequest>,
     has_key: bool,
     waiting: usize,
+    not_shared: usize,
+    removed: bool,
 }
 
 fn format_time(millis: u64) -> String {
@@ -37,43 +38,50 @@ fn format_time(millis: u64) -> String {
 #[component]
 pub fn RoomPanel() -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let me = move || {
-        chat.session
-            .with_untracked(|session| session.as_ref().map(|s| s.username.clone()))
-            .unwrap_or_default()
-    };
     let summary = Memo::new(move |_| {
         let room_id = chat.selected.get()?;
-        let my_name = me();
+        let me = chat.me();
         chat.rooms.with(|rooms| {
             let view = rooms.get(&room_id)?;
-            let (log_error, members, my_role, epoch) = match &view.state {
-                Ok(state) => (
-                    None,
-                    state
+            let mut summary = RoomSummary {
+                room_id,
+                name: view.display_name(&me),
+                topic: view
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.topic.clone())
+                    .unwrap_or_default(),
+                log_error: None,
+                members: Vec::new(),
+                my_role: None,
+                epoch: None,
+                rotation_pending: false,
+                policy: RoomPolicy::default(),
+                join_requests: view.join_requests.clone(),
+                has_key: view.current_key().is_some(),
+                waiting: view.pending.len(),
+                not_shared: view.not_shared,
+                removed: view.removed,
+            };
+            match &view.state {
+                Ok(state) => {
+                    summary.members = state
                         .members()
                         .iter()
                         .map(|(username, record)| MemberLine {
                             username: username.clone(),
                             role: record.role,
-                            fingerprint: Fingerprint::of(username, &record.keys).to_string(),
+                            keys: record.keys,
                         })
-                        .collect(),
-                    state.member(&my_name).map(|record| record.role),
-                    Some(state.current_epoch()),
-                ),
-                Err(error) => (Some(error.clone()), Vec::new(), None, None),
-            };
-            Some(RoomSummary {
-                room_id,
-                name: view.display_name(),
-                log_error,
-                members,
-                my_role,
-                epoch,
-                has_key: view.current_key().is_some(),
-                waiting: view.pending.len(),
-            })
+                        .collect();
+                    summary.my_role = state.member(&me).map(|record| record.role);
+                    summary.epoch = Some(state.current_epoch());
+                    summary.rotation_pending = state.rotation_pending();
+                    summary.policy = *state.policy();
+                }
+                Err(error) => summary.log_error = Some(error.clone()),
+            }
+            Some(summary)
         })
     });
     let messages = Memo::new(move |_| {
@@ -87,14 +95,11 @@ pub fn RoomPanel() -> impl IntoView {
             {move || match summary.get() {
                 None => view! {
                     <div class="empty">
-                        <p>"Create a room, or wait for someone to add you to one."</p>
+                        <p>"Create a room, message someone, or wait for someone to add you."</p>
                     </div>
                 }
                 .into_any(),
-                Some(room) => view! {
-                    <RoomDetails room=room messages=messages />
-                }
-                .into_any(),
+                Some(room) => view! { <RoomDetails room=room messages=messages /> }.into_any(),
             }}
         </section>
     }
@@ -105,47 +110,54 @@ pub fn RoomPanel() -> impl IntoView {
 /// `room` is the summary at render time; `messages` is the live list of the selected room.
 #[component]
 fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<ShownMessage>>>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
     let room_id = room.room_id;
-    let can_add = matches!(room.my_role, Some(Role::Owner | Role::Admin));
-    let member_lines = room.members.clone();
+    let can_write = room.has_key && !room.removed && room.log_error.is_none();
     view! {
         <header class="room-header">
-            <h2>{room.name.clone()}</h2>
-            <span class="epoch">
+            <h2 data-testid="room-title">{room.name.clone()}</h2>
+            {(!room.topic.is_empty()).then(|| view! { <span class="topic" data-testid="room-topic">{room.topic.clone()}</span> })}
+            <span class="epoch" data-testid="room-epoch">
                 {room.epoch.map(|epoch| format!("key epoch {epoch}")).unwrap_or_default()}
             </span>
+            {room.rotation_pending.then(|| view! {
+                <span class="badge warning" data-testid="rotation-pending"
+                    title="A member left or was removed; until an admin rotates the key, they could still read new messages">
+                    "key pending rotation"
+                </span>
+            })}
         </header>
         {room.log_error.clone().map(|error| view! {
             <p class="warning" role="alert" data-testid="log-warning">{error}</p>
         })}
+        {room.removed.then(|| view! {
+            <p class="warning" role="status" data-testid="removed-notice">
+                "You are no longer a member of this room. New messages are not sent to you."
+            </p>
+        })}
         <div class="room-body">
             <div class="conversation">
+                {(room.not_shared > 0).then(|| view! {
+                    <p class="notice" data-testid="history-not-shared">
+                        {format!("{} earlier messages are from before you joined; this room does not share them.", room.not_shared)}
+                    </p>
+                })}
                 <MessageList messages=messages />
-                {(!room.has_key && room.log_error.is_none()).then(|| view! {
+                {(!room.has_key && room.log_error.is_none() && !room.removed).then(|| view! {
                     <p class="notice">
                         "Waiting for the room key from a member"
                         {(room.waiting > 0).then(|| format!(" ({} messages locked)", room.waiting))}
                         "…"
                     </p>
                 })}
-                <Composer room_id=room_id enabled=room.has_key />
+                <Composer room_id=room_id enabled=can_write />
             </div>
             <aside class="members">
                 <h3>"Members"</h3>
-                <ul data-testid="member-list">
-                    {member_lines
-                        .into_iter()
-                        .map(|member| view! {
-                            <li data-testid="member" title=format!("fingerprint {}", member.fingerprint)>
-                                <span class="member-name">{member.username.clone()}</span>
-                                <span class=format!("role role-{}", member.role.as_str())>
-                                    {member.role.as_str()}
-                                </span>
-                            </li>
-                        })
-                        .collect_view()}
-                </ul>
-                {can_add.then(|| view! { <AddMember room_id=room_id /> })}
+                <MemberList room_id=room_id members=room.members.clone() my_role=room.my_role me=chat.me() />
+                {room.my_role.filter(|_| !room.removed).map(|role| view! {
+                    <RoomAdmin room_id=room_id my_role=role policy=room.policy requests=room.join_requests.clone() />
+                })}
             </aside>
         </div>
     }
@@ -238,55 +250,6 @@ fn Composer(room_id: RoomId, enabled: bool) -> impl IntoView {
         </form>
         <Show when=move || error.get().is_some()>
             <p class="error" role="alert" data-testid="send-error">{move || error.get()}</p>
-        </Show>
-    }
-}
-
-/// Add a member by username (owners and admins).
-#[component]
-fn AddMember(room_id: RoomId) -> impl IntoView {
-    let chat = expect_context::<Chat>();
-    let username = RwSignal::new(String::new());
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
-    let add = move || {
-        let name = username.get_untracked();
-        if name.trim().is_empty() || busy.get_untracked() {
-            return;
-        }
-        busy.set(true);
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            match chat.add_member(room_id, &name).await {
-                Ok(()) => {
-                    username.try_set(String::new());
-                }
-                Err(failure) => {
-                    error.try_set(Some(failure.to_string()));
-                }
-            }
-            busy.try_set(false);
-        });
-    };
-    view! {
-        <form class="add-member" on:submit=move |event| {
-            event.prevent_default();
-            add();
-        }>
-            <input
-                data-testid="member-username-input"
-                type="text"
-                placeholder="Add by username"
-                autocapitalize="none"
-                prop:value=move || username.get()
-                on:input=move |event| username.set(event_target_value(&event))
-            />
-            <button data-testid="add-member-button" type="submit" disabled=move || busy.get()>
-                "Add"
-            </button>
-        </form>
-        <Show when=move || error.get().is_some()>
-            <p class="error" role="alert" data-testid="add-member-error">{move || error.get()}</p>
         </Show>
     }
 }

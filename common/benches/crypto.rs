@@ -1,0 +1,122 @@
+//! Criterion benchmarks of the crypto core: what logging in, sending, reading and handing out
+//! room keys cost. Run with `cargo xtask bench` (native; browser figures come from the
+//! end-to-end test).
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use common::account::{derive_account_keys, KdfParams};
+use common::identity::IdentitySecrets;
+use common::membership::{replay, LogAction, Role, SignedLogEntry};
+use common::message::{open_message, seal_message, InnerMessage, MessageKind, SeenSequences};
+use common::room_key::{create_room, KeyEnvelope, RoomMetadata};
+use common::OsRng;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+/// A room of `members` people (alice owner, the rest members) and its log.
+fn room(
+    members: usize,
+) -> (
+    common::room_key::NewRoom,
+    Vec<SignedLogEntry>,
+    Vec<(String, IdentitySecrets)>,
+) {
+    let alice = IdentitySecrets::generate(&mut OsRng);
+    let new_room = create_room(
+        "alice",
+        &alice,
+        &RoomMetadata::named("bench"),
+        0,
+        &mut OsRng,
+    )
+    .expect("room");
+    let mut state = new_room.state.clone();
+    let mut log = vec![new_room.genesis.clone()];
+    let mut people = vec![("alice".to_owned(), alice)];
+    for index in 1..members {
+        let name = format!("member{index}");
+        let secrets = IdentitySecrets::generate(&mut OsRng);
+        let entry = state
+            .next_entry(
+                "alice",
+                index as u64,
+                LogAction::AddMember {
+                    username: name.clone(),
+                    keys: secrets.public_keys(),
+                    role: Role::Member,
+                },
+            )
+            .sign(&people[0].1);
+        state.apply(&entry).expect("applies");
+        log.push(entry);
+        people.push((name, secrets));
+    }
+    (new_room, log, people)
+}
+
+fn account(c: &mut Criterion) {
+    let mut group = c.benchmark_group("account");
+    group.sample_size(10);
+    group.bench_function("derive keys, Argon2id m=64MiB t=3 p=1", |b| {
+        b.iter(|| {
+            derive_account_keys(
+                "correct horse battery staple",
+                &[7; 16],
+                &KdfParams::DEFAULT,
+            )
+        })
+    });
+    group.finish();
+}
+
+fn messages(c: &mut Criterion) {
+    let (new_room, log, people) = room(2);
+    let state = replay(&log).expect("replays");
+    let alice = &people[0].1;
+    let inner = InnerMessage {
+        room_id: state.room_id(),
+        epoch: 0,
+        sender: "alice".into(),
+        sequence: 1,
+        sent_at_ms: 0,
+        kind: MessageKind::Text,
+        body: vec![b'x'; 200],
+    };
+    c.bench_function("message: seal 200-byte text", |b| {
+        b.iter(|| seal_message(&inner, &new_room.key, alice, &mut OsRng))
+    });
+    let sealed = seal_message(&inner, &new_room.key, alice, &mut OsRng).expect("seals");
+    c.bench_function("message: open and verify 200-byte text", |b| {
+        b.iter_batched(
+            SeenSequences::new,
+            |mut seen| open_message(&sealed, "alice", &new_room.key, &state, &mut seen),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn room_keys(c: &mut Criterion) {
+    let (new_room, log, people) = room(100);
+    let state = replay(&log).expect("replays");
+    let alice = &people[0].1;
+    c.bench_function("log: replay 100 entries", |b| b.iter(|| replay(&log)));
+    c.bench_function("envelopes: seal the room key to 100 members", |b| {
+        b.iter(|| {
+            people
+                .iter()
+                .map(|(name, _)| {
+                    KeyEnvelope::seal(&state, 0, &new_room.key, name, "alice", alice, &mut OsRng)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    let (name, secrets) = &people[1];
+    let envelope = KeyEnvelope::seal(&state, 0, &new_room.key, name, "alice", alice, &mut OsRng)
+        .expect("seals");
+    c.bench_function("envelopes: verify and open one", |b| {
+        b.iter(|| envelope.open(&state, name, secrets))
+    });
+}
+
+criterion_group!(benches, account, messages, room_keys);
+criterion_main!(benches);

@@ -1,0 +1,40 @@
+//! The `user_pins` table: each user's trust-on-first-use pins, sealed by their client.
+
+use sqlx::SqlitePool;
+
+use crate::error::ApiResult;
+
+/// The sealed pins of `username`, or `None` before the first upload.
+///
+/// # Errors
+/// A database error.
+pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<Vec<u8>>> {
+    let sealed = sqlx::query_scalar("SELECT sealed FROM user_pins WHERE username = ?")
+        .bind(username)
+        .fetch_optional(pool)
+        .await?;
+    Ok(sealed)
+}
+
+/// Stores the sealed pins of `username`, replacing earlier ones.
+///
+/// # Errors
+/// A database error.
+pub async fn upsert(
+    pool: &SqlitePool,
+    username: &str,
+    sealed: &[u8],
+    now_ms: i64,
+) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO user_pins (username, sealed, updated_at) VALUES (?, ?, ?) \
+         ON CONFLICT (username) DO UPDATE SET sealed = excluded.sealed, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(username)
+    .bind(sealed)
+    .bind(now_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! Room administration panel: invites, join requests, add by username, settings, key rotation,
+//! clearing history, deleting (owner) and leaving (everyone else).
+
+use common::api::PendingJoinRequest;
+use common::membership::{HistoryPolicy, Role, RoomId, RoomPolicy};
+use leptos::prelude::*;
+
+use crate::chat::{Chat, ChatError};
+
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ChatError>>>>;
+
+/// Runs `task`, showing its error in `error`.
+fn run(error: RwSignal<Option<String>>, task: Task) {
+    error.set(None);
+    leptos::task::spawn_local(async move {
+        if let Err(failure) = task.await {
+            error.try_set(Some(failure.to_string()));
+        }
+    });
+}
+
+/// The admin tools of a room, by the viewer's role.
+#[component]
+pub fn RoomAdmin(
+    /// The room.
+    room_id: RoomId,
+    /// The viewer's role.
+    my_role: Role,
+    /// The room's current policy, from the log.
+    policy: RoomPolicy,
+    /// Pending join requests (loaded for owners and admins).
+    requests: Vec<PendingJoinRequest>,
+) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let error = RwSignal::new(None::<String>);
+    let is_admin = my_role >= Role::Admin;
+    view! {
+        {is_admin.then(|| view! {
+            <AddByUsername room_id=room_id error=error />
+            <JoinRequests room_id=room_id requests=requests error=error />
+            <Invite room_id=room_id error=error />
+            <Settings room_id=room_id policy=policy error=error />
+            <div class="admin-buttons">
+                <button class="secondary" data-testid="rotate-key-button"
+                    on:click=move |_| run(error, Box::pin(async move { chat.rotate_room(room_id).await }))>
+                    "Rotate key"
+                </button>
+                <button class="secondary" data-testid="clear-history-button"
+                    on:click=move |_| run(error, Box::pin(async move { chat.clear_history(room_id).await }))>
+                    "Clear history"
+                </button>
+            </div>
+        })}
+        <div class="admin-buttons">
+            {if my_role == Role::Owner {
+                view! {
+                    <button class="danger" data-testid="delete-room-button"
+                        on:click=move |_| run(error, Box::pin(async move { chat.delete_room(room_id).await }))>
+                        "Delete room"
+                    </button>
+                }.into_any()
+            } else {
+                view! {
+                    <button class="secondary" data-testid="leave-room-button"
+                        on:click=move |_| run(error, Box::pin(async move { chat.leave(room_id).await }))>
+                        "Leave room"
+                    </button>
+                }.into_any()
+            }}
+        </div>
+        <Show when=move || error.get().is_some()>
+            <p class="error" role="alert" data-testid="admin-error">{move || error.get()}</p>
+        </Show>
+    }
+}
+
+/// Add a member by username.
+#[component]
+fn AddByUsername(room_id: RoomId, error: RwSignal<Option<String>>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let username = RwSignal::new(String::new());
+    let add = move || {
+        let name = username.get_untracked();
+        if name.trim().is_empty() {
+            return;
+        }
+        run(
+            error,
+            Box::pin(async move {
+                chat.add_member(room_id, &name).await?;
+                username.try_set(String::new());
+                Ok(())
+            }),
+        );
+    };
+    view! {
+        <form class="add-member" on:submit=move |event| {
+            event.prevent_default();
+            add();
+        }>
+            <input
+                data-testid="member-username-input"
+                type="text"
+                placeholder="Add by username"
+                autocapitalize="none"
+                prop:value=move || username.get()
+                on:input=move |event| username.set(event_target_value(&event))
+            />
+            <button data-testid="add-member-button" type="submit">"Add"</button>
+        </form>
+    }
+}
+
+/// Pending join requests with approve and refuse buttons.
+#[component]
+fn JoinRequests(
+    room_id: RoomId,
+    requests: Vec<PendingJoinRequest>,
+    error: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    (!requests.is_empty()).then(|| view! {
+        <h3>"Join requests"</h3>
+        <ul class="join-requests">
+            {requests.into_iter().map(|request| {
+                let (approve_name, refuse_name) = (request.username.clone(), request.username.clone());
+                view! {
+                    <li data-testid="join-request" data-username=request.username.clone()>
+                        <span title=format!("fingerprint {}", request.identity.fingerprint())>{request.username.clone()}</span>
+                        <button data-testid="approve-request-button" on:click=move |_| {
+                            let name = approve_name.clone();
+                            run(error, Box::pin(async move { chat.approve_join(room_id, &name).await }));
+                        }>"Approve"</button>
+                        <button class="secondary" data-testid="refuse-request-button" on:click=move |_| {
+                            let name = refuse_name.clone();
+                            run(error, Box::pin(async move { chat.refuse_join(room_id, &name).await }));
+                        }>"Refuse"</button>
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+    })
+}
+
+/// Create an invite link with an expiry and a maximum number of uses.
+#[component]
+fn Invite(room_id: RoomId, error: RwSignal<Option<String>>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let hours = RwSignal::new("24".to_owned());
+    let uses = RwSignal::new("5".to_owned());
+    let link = RwSignal::new(None::<String>);
+    let create = move |_| {
+        let hours = hours.get_untracked().trim().parse::<u64>().unwrap_or(24);
+        let uses = uses.get_untracked().trim().parse::<u32>().unwrap_or(1);
+        run(
+            error,
+            Box::pin(async move {
+                let created = chat.create_invite(room_id, hours, uses).await?;
+                link.try_set(Some(created));
+                Ok(())
+            }),
+        );
+    };
+    view! {
+        <h3>"Invite link"</h3>
+        <div class="invite-form">
+            <label>"Valid for (hours)"
+                <input data-testid="invite-hours-input" type="number" min="1"
+                    prop:value=move || hours.get() on:input=move |event| hours.set(event_target_value(&event)) />
+            </label>
+            <label>"Uses"
+                <input data-testid="invite-max-uses-input" type="number" min="1"
+                    prop:value=move || uses.get() on:input=move |event| uses.set(event_target_value(&event)) />
+            </label>
+            <button data-testid="create-invite-button" on:click=create>"Create link"</button>
+        </div>
+        <Show when=move || link.get().is_some()>
+            <input class="invite-link" data-testid="invite-link" readonly prop:value=move || link.get().unwrap_or_default() />
+            <p class="hint">"Share this link privately: anyone with it can ask to join until it expires or is used up."</p>
+        </Show>
+    }
+}
+
+/// History visibility and the per-member message rate.
+#[component]
+fn Settings(room_id: RoomId, policy: RoomPolicy, error: RwSignal<Option<String>>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let history = RwSignal::new(match policy.history {
+        HistoryPolicy::SinceJoining => "since_joining".to_owned(),
+        HistoryPolicy::FullHistory => "full_history".to_owned(),
+    });
+    let rate = RwSignal::new(policy.messages_per_minute.to_string());
+    let max_mib = RwSignal::new((policy.max_attachment_bytes / (1024 * 1024)).to_string());
+    let save = move |_| {
+        let mut updated = policy;
+        updated.history = if history.get_untracked() == "full_history" {
+            HistoryPolicy::FullHistory
+        } else {
+            HistoryPolicy::SinceJoining
+        };
+        updated.messages_per_minute = rate
+            .get_untracked()
+            .trim()
+            .parse()
+            .unwrap_or(policy.messages_per_minute);
+        updated.max_attachment_bytes = max_mib
+            .get_untracked()
+            .trim()
+            .parse::<u64>()
+            .map(|mib| mib * 1024 * 1024)
+            .unwrap_or(policy.max_attachment_bytes);
+        run(
+            error,
+            Box::pin(async move { chat.set_policy(room_id, updated).await }),
+        );
+    };
+    view! {
+        <h3>"Settings"</h3>
+        <div class="settings">
+            <label>"New members see"
+                <select data-testid="history-policy-select" prop:value=move || history.get()
+                    on:change=move |event| history.set(event_target_value(&event))>
+                    <option value="since_joining">"messages since they joined"</option>
+                    <option value="full_history">"the full history"</option>
+                </select>
+            </label>
+            <label>"Messages per minute per member (0 = no limit)"
+                <input data-testid="rate-limit-input" type="number" min="0"
+                    prop:value=move || rate.get() on:input=move |event| rate.set(event_target_value(&event)) />
+            </label>
+            <label>"Largest attachment (MiB)"
+                <input data-testid="max-attachment-input" type="number" min="0"
+                    prop:value=move || max_mib.get() on:input=move |event| max_mib.set(event_target_value(&event)) />
+            </label>
+            <button data-testid="save-settings-button" on:click=save>"Save settings"</button>
+        </div>
+    }
+}

@@ -1,0 +1,631 @@
+//! Rooms: loading and replaying them, reacting to server events, handing room keys to members
+//! who need them, rotating keys, and sending messages.
+
+use common::api::{
+    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
+    LogResponse, MessagesResponse, PostMessageRequest, PutEnvelopesRequest, RoomListResponse,
+    ServerEvent, StoredMessage,
+};
+use common::membership::{
+    replay_bytes, HistoryPolicy, LogAction, Role, RoomId, RoomState, SignedLogEntry,
+};
+use common::message::{open_message, seal_message, InnerMessage, MessageError, MessageKind};
+use common::room_key::{
+    create_room, envelopes_for_member, open_metadata, rotate, KeyEnvelope, RoomKey, RoomMetadata,
+};
+use common::wire::{Base64, Base64Array};
+use common::OsRng;
+use leptos::prelude::*;
+
+use crate::chat::{now_ms, Chat, ChatError, RoomView, Session, ShownMessage};
+use crate::http;
+
+/// The path of a room's API resource.
+pub fn room_path(room_id: &RoomId, resource: &str) -> String {
+    format!("/api/rooms/{}/{resource}", room_id.to_hex())
+}
+
+impl Chat {
+    /// Loads every room of the user: log, own envelopes and the latest messages.
+    pub async fn load_rooms(&self) -> Result<(), ChatError> {
+        let list: RoomListResponse = http::get("/api/rooms").await?;
+        for summary in list.rooms {
+            self.sync_room(summary.room_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches a room's log, own key envelopes and latest messages, checks the log against
+    /// what this tab saw before, and takes the actions the log calls for: asking for a
+    /// missing key, rotating after a departure (admins), loading join requests (admins).
+    pub async fn sync_room(&self, room_id: RoomId) -> Result<(), ChatError> {
+        let session = self.session()?;
+        let log: LogResponse = http::get(&room_path(&room_id, "log")).await?;
+        let envelopes: EnvelopesResponse = http::get(&room_path(&room_id, "envelopes")).await?;
+        let history: MessagesResponse =
+            http::get(&room_path(&room_id, "messages?limit=100")).await?;
+        let entries: Vec<Vec<u8>> = log.entries.into_iter().map(|entry| entry.0).collect();
+        let previous = self
+            .rooms
+            .with_untracked(|rooms| rooms.get(&room_id).cloned());
+        let mut view = RoomView::new(room_id);
+        view.seen_head = previous.as_ref().and_then(|view| view.seen_head);
+        view.own_last_sequence = previous.as_ref().map_or(0, |view| view.own_last_sequence);
+        view.requested_epochs = previous
+            .map(|view| view.requested_epochs)
+            .unwrap_or_default();
+        view.state = replay_bytes(&entries)
+            .map_err(|error| error.to_string())
+            .and_then(|state| match view.seen_head {
+                Some((length, head)) => state
+                    .check_extends(length, &head)
+                    .map(|()| state)
+                    .map_err(|error| error.to_string()),
+                None => Ok(state),
+            })
+            .map_err(|error| {
+                format!("this room's history was tampered with ({error}); it cannot be shown")
+            });
+        view.pending = history.messages;
+        if let Ok(state) = &view.state {
+            view.seen_head = Some((state.length(), state.head_hash()));
+            self.note_member_keys(state, "this room's member list")
+                .await;
+        }
+        for envelope in envelopes.envelopes {
+            accept_envelope(&mut view, &session, &envelope);
+        }
+        process_pending(&mut view, &session);
+        self.rooms.update(|rooms| {
+            rooms.insert(room_id, view);
+        });
+        if self.selected.get_untracked().is_none() {
+            self.selected.set(Some(room_id));
+        }
+        self.after_room_change(room_id).await;
+        Ok(())
+    }
+
+    /// What the current state of a room asks of this client: a key request when the current
+    /// key is missing, a rotation when one is pending and this user is an admin, and the join
+    /// requests for admins.
+    async fn after_room_change(&self, room_id: RoomId) {
+        let me = self.me();
+        let Some((state, has_key, already_requested)) = self.rooms.with_untracked(|rooms| {
+            let view = rooms.get(&room_id)?;
+            let state = view.state.as_ref().ok()?.clone();
+            let epoch = state.current_epoch();
+            Some((
+                state,
+                view.current_key().is_some(),
+                view.requested_epochs.contains(&epoch),
+            ))
+        }) else {
+            return;
+        };
+        let Some(my_role) = state.member(&me).map(|member| member.role) else {
+            return;
+        };
+        let epoch = state.current_epoch();
+        if !has_key && !already_requested {
+            self.rooms.update(|rooms| {
+                if let Some(view) = rooms.get_mut(&room_id) {
+                    view.requested_epochs.insert(epoch);
+                }
+            });
+            let _ = http::post_no_content(
+                &room_path(&room_id, "key-requests"),
+                &KeyRequestBody { epoch },
+            )
+            .await;
+        }
+        if my_role >= Role::Admin {
+            if has_key {
+                self.rotate_if_pending(room_id).await;
+            }
+            if let Err(error) = self.load_join_requests(room_id).await {
+                self.error.set(Some(error.to_string()));
+            }
+        }
+    }
+
+    /// Applies one event pushed over the WebSocket.
+    pub async fn handle_event(&self, event: ServerEvent) -> Result<(), ChatError> {
+        let session = self.session()?;
+        match event {
+            ServerEvent::Message { message } => {
+                let room_id = message.room_id;
+                if !self.knows_room(&room_id) {
+                    return self.sync_room(room_id).await;
+                }
+                self.rooms.update(|rooms| {
+                    if let Some(view) = rooms.get_mut(&room_id) {
+                        if view.messages.iter().all(|shown| shown.id() != message.id) {
+                            view.pending.push(message);
+                            process_pending(view, &session);
+                        }
+                    }
+                });
+            }
+            ServerEvent::LogEntry {
+                room_id,
+                seq,
+                entry,
+            } => self.apply_log_event(room_id, seq, &entry.0).await?,
+            ServerEvent::KeyEnvelope { envelope } => {
+                let room_id = envelope.room_id;
+                if !self.knows_room(&room_id) {
+                    return self.sync_room(room_id).await;
+                }
+                self.rooms.update(|rooms| {
+                    if let Some(view) = rooms.get_mut(&room_id) {
+                        accept_envelope(view, &session, &envelope);
+                        process_pending(view, &session);
+                    }
+                });
+                self.after_room_change(room_id).await;
+            }
+            ServerEvent::KeyRequested {
+                room_id,
+                username,
+                epoch: _,
+            } => self.hand_keys_to(room_id, &username).await?,
+            ServerEvent::JoinRequested { room_id, .. } => self.load_join_requests(room_id).await?,
+            ServerEvent::RoomDeleted { room_id } => self.forget_room(room_id),
+            ServerEvent::Error { error } => self.error.set(Some(error)),
+        }
+        Ok(())
+    }
+
+    async fn apply_log_event(
+        &self,
+        room_id: RoomId,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<(), ChatError> {
+        let me = self.me();
+        let outcome = self.rooms.try_update(|rooms| {
+            let view = rooms.get_mut(&room_id)?;
+            let state = view.state.as_mut().ok()?;
+            if seq < state.length() {
+                return Some(Ok(None));
+            }
+            if seq > state.length() {
+                return Some(Err(()));
+            }
+            let applied = SignedLogEntry::from_bytes(bytes)
+                .map_err(|error| error.to_string())
+                .and_then(|signed| {
+                    state
+                        .apply(&signed)
+                        .map(|()| signed)
+                        .map_err(|error| error.to_string())
+                });
+            match applied {
+                Ok(signed) => {
+                    view.seen_head = Some((state.length(), state.head_hash()));
+                    if state.member(&me).is_none() {
+                        view.removed = true;
+                    }
+                    Some(Ok(Some(signed)))
+                }
+                Err(error) => {
+                    view.state = Err(format!(
+                        "this room's history was tampered with (entry {seq}: {error})"
+                    ));
+                    Some(Ok(None))
+                }
+            }
+        });
+        let signed = match outcome.flatten() {
+            // An unknown room (we were just added) or a gap: fetch it whole.
+            None | Some(Err(())) => return self.sync_room(room_id).await,
+            Some(Ok(None)) => return Ok(()),
+            Some(Ok(Some(signed))) => signed,
+        };
+        match &signed.entry().action {
+            LogAction::AddMember { username, keys, .. } if *username != me => {
+                self.note_keys(username, keys, "this room's member list")
+                    .await;
+                self.hand_keys_to(room_id, username).await?;
+            }
+            LogAction::DeleteRoom => self.forget_room(room_id),
+            LogAction::Rotate { .. } | LogAction::SetMetadata { .. } => {
+                self.rooms.update(|rooms| {
+                    if let Some(view) = rooms.get_mut(&room_id) {
+                        refresh_metadata(view);
+                    }
+                });
+            }
+            LogAction::ClearHistory => {
+                self.rooms.update(|rooms| {
+                    if let Some(view) = rooms.get_mut(&room_id) {
+                        view.messages.clear();
+                        view.pending.clear();
+                    }
+                });
+            }
+            _ => {}
+        }
+        self.after_room_change(room_id).await;
+        Ok(())
+    }
+
+    fn knows_room(&self, room_id: &RoomId) -> bool {
+        self.rooms
+            .with_untracked(|rooms| rooms.contains_key(room_id))
+    }
+
+    /// Drops a deleted room from this tab.
+    pub fn forget_room(&self, room_id: RoomId) {
+        self.rooms.update(|rooms| {
+            rooms.remove(&room_id);
+        });
+        if self.selected.get_untracked() == Some(room_id) {
+            self.selected.set(None);
+        }
+    }
+
+    /// Seals every key `username` may have (current epoch, and earlier ones under the
+    /// full-history policy) and uploads the envelopes. Any member holding the key does this
+    /// when a member is added or asks; duplicates are harmless. Nothing is sealed to keys
+    /// that differ from this user's pins.
+    pub async fn hand_keys_to(&self, room_id: RoomId, username: &str) -> Result<(), ChatError> {
+        let session = self.session()?;
+        let Some((state, keys)) = self.rooms.with_untracked(|rooms| {
+            let view = rooms.get(&room_id)?;
+            Some((view.state.as_ref().ok()?.clone(), view.keys.clone()))
+        }) else {
+            return Ok(());
+        };
+        let Some(member) = state.member(username) else {
+            return Ok(());
+        };
+        if state.member(&session.username).is_none() || !keys.contains_key(&state.current_epoch()) {
+            return Ok(());
+        }
+        if self
+            .check_trusted(username, &member.keys, "this room's member list")
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        let envelopes = envelopes_for_member(
+            &state,
+            &keys,
+            username,
+            &session.username,
+            &session.secrets,
+            &mut OsRng,
+        )
+        .map_err(ChatError::from_display)?;
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        http::post_no_content(
+            &room_path(&room_id, "envelopes"),
+            &PutEnvelopesRequest { envelopes },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Rotates the key if the log says a rotation is pending (a member left or was removed),
+    /// reporting a failure in the error banner.
+    pub async fn rotate_if_pending(&self, room_id: RoomId) {
+        let pending = self.rooms.with_untracked(|rooms| {
+            rooms
+                .get(&room_id)
+                .and_then(|view| view.state.as_ref().ok())
+                .is_some_and(RoomState::rotation_pending)
+        });
+        if pending {
+            if let Err(error) = self.rotate_room(room_id).await {
+                self.error
+                    .set(Some(format!("could not rotate the room key: {error}")));
+            }
+        }
+    }
+
+    /// Starts a new epoch (admins): a fresh key, the name re-encrypted under it, sealed to
+    /// every remaining member whose keys match this user's pins. Does nothing while this tab
+    /// is already rotating the room.
+    pub async fn rotate_room(&self, room_id: RoomId) -> Result<(), ChatError> {
+        let started = self.rooms.try_update(|rooms| {
+            let view = rooms.get_mut(&room_id)?;
+            if view.rotating {
+                return Some(false);
+            }
+            view.rotating = true;
+            Some(true)
+        });
+        if started.flatten() != Some(true) {
+            return Ok(());
+        }
+        let result = self.rotate_room_now(room_id).await;
+        self.rooms.update(|rooms| {
+            if let Some(view) = rooms.get_mut(&room_id) {
+                view.rotating = false;
+            }
+        });
+        result
+    }
+
+    async fn rotate_room_now(&self, room_id: RoomId) -> Result<(), ChatError> {
+        let session = self.session()?;
+        let (state, metadata) = self
+            .rooms
+            .with_untracked(|rooms| {
+                let view = rooms.get(&room_id)?;
+                Some((view.state.as_ref().ok()?.clone(), view.metadata.clone()))
+            })
+            .ok_or_else(|| ChatError::Other("room is not available".into()))?;
+        let metadata = metadata.unwrap_or_else(|| RoomMetadata::named("room"));
+        let rotation = rotate(
+            &state,
+            &session.username,
+            &session.secrets,
+            &metadata,
+            now_ms(),
+            &mut OsRng,
+        )
+        .map_err(ChatError::from_display)?;
+        let epoch = rotation.state.current_epoch();
+        let mut envelopes = Vec::new();
+        for (username, member) in rotation.state.members() {
+            if *username != session.username
+                && self
+                    .check_trusted(username, &member.keys, "this room's member list")
+                    .await
+                    .is_err()
+            {
+                continue;
+            }
+            envelopes.push(
+                KeyEnvelope::seal(
+                    &rotation.state,
+                    epoch,
+                    &rotation.key,
+                    username,
+                    &session.username,
+                    &session.secrets,
+                    &mut OsRng,
+                )
+                .map_err(ChatError::from_display)?,
+            );
+        }
+        self.post_entry(room_id, &rotation.entry).await?;
+        self.rooms.update(|rooms| {
+            if let Some(view) = rooms.get_mut(&room_id) {
+                if view.state.as_ref().map(RoomState::length).ok() == Some(state.length()) {
+                    view.seen_head = Some((rotation.state.length(), rotation.state.head_hash()));
+                    view.state = Ok(rotation.state.clone());
+                }
+                view.keys.insert(epoch, rotation.key.clone());
+            }
+        });
+        http::post_no_content(
+            &room_path(&room_id, "envelopes"),
+            &PutEnvelopesRequest { envelopes },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Uploads a signed log entry.
+    pub async fn post_entry(
+        &self,
+        room_id: RoomId,
+        entry: &SignedLogEntry,
+    ) -> Result<(), ChatError> {
+        http::post_no_content(
+            &room_path(&room_id, "log"),
+            &AppendLogRequest {
+                entry: Base64(entry.as_bytes().to_vec()),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Signs `action` on top of the room's current state, uploads it, and applies it locally.
+    /// Returns the state after the entry.
+    pub async fn append(&self, room_id: RoomId, action: LogAction) -> Result<RoomState, ChatError> {
+        let session = self.session()?;
+        let state = self
+            .rooms
+            .with_untracked(|rooms| rooms.get(&room_id)?.state.as_ref().ok().cloned())
+            .ok_or_else(|| ChatError::Other("room is not available".into()))?;
+        let entry = state
+            .next_entry(&session.username, now_ms(), action)
+            .sign(&session.secrets);
+        let mut next = state.clone();
+        next.apply(&entry).map_err(ChatError::from_display)?;
+        self.post_entry(room_id, &entry).await?;
+        self.rooms.update(|rooms| {
+            if let Some(view) = rooms.get_mut(&room_id) {
+                if view.state.as_ref().map(RoomState::length).ok() == Some(state.length()) {
+                    view.seen_head = Some((next.length(), next.head_hash()));
+                    view.state = Ok(next.clone());
+                    if next.member(&session.username).is_none() {
+                        view.removed = true;
+                    }
+                }
+            }
+        });
+        Ok(next)
+    }
+
+    /// Creates a room with encrypted metadata and selects it.
+    pub async fn create_room_with(&self, metadata: RoomMetadata) -> Result<RoomId, ChatError> {
+        let session = self.session()?;
+        let room = create_room(
+            &session.username,
+            &session.secrets,
+            &metadata,
+            now_ms(),
+            &mut OsRng,
+        )
+        .map_err(ChatError::from_display)?;
+        let request = CreateRoomRequest {
+            genesis: Base64(room.genesis.as_bytes().to_vec()),
+            key_envelope: room.creator_envelope.clone(),
+        };
+        let created: CreateRoomResponse = http::post("/api/rooms", &request).await?;
+        let mut view = RoomView::new(created.room_id);
+        view.metadata = Some(metadata);
+        view.seen_head = Some((room.state.length(), room.state.head_hash()));
+        view.state = Ok(room.state.clone());
+        view.keys.insert(0, room.key.clone());
+        self.rooms.update(|rooms| {
+            rooms.insert(created.room_id, view);
+        });
+        self.selected.set(Some(created.room_id));
+        Ok(created.room_id)
+    }
+
+    /// Creates a group room named `name`.
+    pub async fn create_room(&self, name: &str) -> Result<(), ChatError> {
+        self.create_room_with(RoomMetadata::named(name.trim()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Encrypts, signs and posts a text message at the current epoch.
+    pub async fn send(&self, room_id: RoomId, text: &str) -> Result<(), ChatError> {
+        let session = self.session()?;
+        let prepared = self.rooms.try_update(|rooms| {
+            let view = rooms.get_mut(&room_id)?;
+            let (epoch, key) = view.current_key()?;
+            let key = key.clone();
+            // Sequence numbers increase and are drawn from the clock, so two browsers of the
+            // same user do not reuse one (docs/PROTOCOL.md section 7).
+            let sequence = (view.own_last_sequence + 1).max(now_ms() * 1000);
+            view.own_last_sequence = sequence;
+            Some((epoch, key, sequence))
+        });
+        let (epoch, key, sequence) = prepared
+            .flatten()
+            .ok_or_else(|| ChatError::Other("you do not hold this room's key yet".into()))?;
+        let inner = InnerMessage {
+            room_id,
+            epoch,
+            sender: session.username.clone(),
+            sequence,
+            sent_at_ms: now_ms(),
+            kind: MessageKind::Text,
+            body: text.as_bytes().to_vec(),
+        };
+        let sealed = seal_message(&inner, &key, &session.secrets, &mut OsRng)
+            .map_err(ChatError::from_display)?;
+        let stored: StoredMessage = http::post(
+            &room_path(&room_id, "messages"),
+            &PostMessageRequest {
+                epoch,
+                nonce: Base64Array(sealed.nonce),
+                ciphertext: Base64(sealed.ciphertext),
+            },
+        )
+        .await?;
+        // The WebSocket echo may arrive first; either way the message is shown once.
+        self.rooms.update(|rooms| {
+            if let Some(view) = rooms.get_mut(&room_id) {
+                if view.messages.iter().all(|shown| shown.id() != stored.id) {
+                    view.pending.push(stored);
+                    process_pending(view, &session);
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Opens an envelope addressed to us; a valid key is stored and unlocks the room metadata.
+fn accept_envelope(view: &mut RoomView, session: &Session, envelope: &KeyEnvelope) {
+    let Ok(state) = view.state.as_ref() else {
+        return;
+    };
+    match envelope.open(state, &session.username, &session.secrets) {
+        Ok(key) => {
+            view.keys.insert(envelope.epoch, key);
+            refresh_metadata(view);
+        }
+        Err(error) => {
+            web_sys::console::warn_1(&format!("refused key envelope: {error}").into());
+        }
+    }
+}
+
+/// Decrypts the latest metadata if its key is held.
+fn refresh_metadata(view: &mut RoomView) {
+    let Ok(state) = view.state.as_ref() else {
+        return;
+    };
+    let (epoch, sealed) = state.encrypted_metadata();
+    if let Some(key) = view.keys.get(&epoch) {
+        if let Ok(metadata) = open_metadata(key, &view.room_id, epoch, sealed) {
+            view.metadata = Some(metadata);
+        }
+    }
+}
+
+/// Whether a message at `epoch` can never be read by `me` because the room shares history
+/// only since joining.
+fn not_shared_with(
+    state: &RoomState,
+    me: &str,
+    epoch: u64,
+    keys: &std::collections::BTreeMap<u64, RoomKey>,
+) -> bool {
+    state.policy().history == HistoryPolicy::SinceJoining
+        && !keys.contains_key(&epoch)
+        && state
+            .member(me)
+            .is_some_and(|member| epoch < member.joined_epoch)
+}
+
+/// Opens every pending message whose key is held; failures become warnings.
+pub fn process_pending(view: &mut RoomView, session: &Session) {
+    let Ok(state) = view.state.as_ref() else {
+        return;
+    };
+    let pending = std::mem::take(&mut view.pending);
+    for stored in pending {
+        let Some(key) = view.keys.get(&stored.epoch) else {
+            if not_shared_with(state, &session.username, stored.epoch, &view.keys) {
+                view.not_shared += 1;
+            } else {
+                view.pending.push(stored);
+            }
+            continue;
+        };
+        let shown = match open_message(&stored.sealed(), &stored.sender, key, state, &mut view.seen)
+        {
+            Ok(inner) => {
+                if inner.sender == session.username {
+                    view.own_last_sequence = view.own_last_sequence.max(inner.sequence);
+                }
+                ShownMessage::Verified {
+                    id: stored.id,
+                    sender: inner.sender.clone(),
+                    sent_at_ms: inner.sent_at_ms,
+                    text: inner.text().unwrap_or_default().to_owned(),
+                }
+            }
+            // A message this tab already shows (sent here, echoed by the server) is not news.
+            Err(MessageError::Replayed { .. })
+                if view.messages.iter().any(|shown| shown.id() == stored.id) =>
+            {
+                continue;
+            }
+            Err(error) => ShownMessage::Warning {
+                id: stored.id,
+                claimed_sender: stored.sender.clone(),
+                reason: error.to_string(),
+            },
+        };
+        view.messages.push(shown);
+    }
+    view.messages.sort_by_key(ShownMessage::id);
+}
