@@ -308,3 +308,157 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
 }
+
+/// Answer to `POST /api/login`: either a session (cookie set) or a second step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// The account.
+    pub username: String,
+    /// When true no session was created yet: send a code with `POST /api/login/totp`.
+    pub totp_required: bool,
+    /// The pending-login challenge to send back with the code (32 bytes, valid 5 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<Base64>,
+    /// Set when this successful login came from a network (IPv4 /24, IPv6 /48) not seen
+    /// before for the account.
+    #[serde(default)]
+    pub new_network: bool,
+}
+
+/// `POST /api/login/totp`: the second login step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpLoginRequest {
+    /// The challenge from [`LoginResponse`].
+    pub challenge: Base64,
+    /// A 6-digit TOTP code, or one unused recovery code.
+    pub code: String,
+}
+
+/// Answer to `POST /api/totp/setup`: a pending secret, active only after
+/// `POST /api/totp/enable` with a valid code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TotpSetupResponse {
+    /// The secret in base32 (RFC 4648, no padding), for typing into an authenticator.
+    pub secret_base32: String,
+    /// `otpauth://totp/...` URI (SHA-1, 6 digits, 30 s).
+    pub otpauth_uri: String,
+    /// The URI as a QR code, an SVG document.
+    pub qr_svg: String,
+}
+
+/// A body carrying one TOTP (or recovery) code: `POST /api/totp/enable`, `/api/totp/disable`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCodeRequest {
+    /// The code.
+    pub code: String,
+}
+
+/// Answer to `POST /api/totp/enable`: the ten recovery codes, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveryCodesResponse {
+    /// Each works once instead of a TOTP code.
+    pub recovery_codes: Vec<String>,
+}
+
+/// One login session of the caller, in `GET /api/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Public identifier of the session (not the token), for revoking it.
+    pub id: String,
+    /// When it was created, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// When it was last used, milliseconds since the Unix epoch.
+    pub last_seen_at_ms: i64,
+    /// Client IP address at login.
+    pub ip: String,
+    /// Browser user agent at login.
+    pub user_agent: String,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// Answer to `GET /api/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionsResponse {
+    /// Live sessions, newest first.
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// One login attempt on the caller's account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginEvent {
+    /// When, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Client IP address.
+    pub ip: String,
+    /// Browser user agent.
+    pub user_agent: String,
+    /// `success`, `wrong_password`, `wrong_code`, `network_refused` or `throttled`.
+    pub result: String,
+    /// Whether the attempt came from a network not seen before for the account.
+    pub new_network: bool,
+}
+
+/// Answer to `GET /api/account`: the caller's security settings and notices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountResponse {
+    /// Whether TOTP is required at login.
+    pub totp_enabled: bool,
+    /// Unused recovery codes left.
+    pub recovery_codes_left: u32,
+    /// Networks (CIDR) logins are allowed from; empty means any.
+    pub trusted_networks: Vec<String>,
+    /// The latest login attempts, newest first (at most 50).
+    pub login_history: Vec<LoginEvent>,
+    /// Successful logins from new networks that the user has not dismissed yet.
+    pub new_network_notices: Vec<LoginEvent>,
+}
+
+/// `PUT /api/account/trusted-networks`: replaces the list (empty allows any network).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedNetworksRequest {
+    /// CIDR blocks such as `192.0.2.0/24` or `2001:db8::/32`.
+    pub networks: Vec<String>,
+    /// Re-authentication: the current `auth_key`.
+    pub auth_key: Base64Array<32>,
+    /// A TOTP or recovery code when TOTP is enabled.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+}
+
+/// `POST /api/account/password`: re-wraps the same identity under a new password in one
+/// transaction; other sessions are signed out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    /// `auth_key` of the current password.
+    pub current_auth_key: Base64Array<32>,
+    /// A TOTP or recovery code when TOTP is enabled.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+    /// Argon2id parameters of the new password.
+    pub new_kdf: KdfParams,
+    /// A fresh 16-byte salt.
+    pub new_salt: Base64Array<16>,
+    /// `auth_key` of the new password.
+    pub new_auth_key: Base64Array<32>,
+    /// The same identity secrets wrapped under the new `wrap_key`.
+    pub new_wrapped_identity: Base64,
+    /// The pins re-sealed under the new `wrap_key`, if the user has any.
+    #[serde(default)]
+    pub new_sealed_pins: Option<Base64>,
+}
+
+/// `POST /api/account/delete`: deletes the account after re-authentication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    /// The current `auth_key`.
+    pub auth_key: Base64Array<32>,
+    /// A TOTP or recovery code when TOTP is enabled.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+}
