@@ -259,6 +259,7 @@ pub fn unwrap_identity(
 }
 
 /// Everything a client holds after logging in, derived from one password.
+#[derive(Clone)]
 pub struct AccountKeys {
     /// Sent to the server to log in.
     pub auth_key: AuthKey,

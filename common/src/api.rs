@@ -66,6 +66,14 @@ pub struct SessionResponse {
     pub username: String,
 }
 
+/// Answer to `GET /api/session`: whether the browser's cookie names a live session. Always
+/// 200, so a page probing at start-up causes no error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    /// The logged-in account, or `None` without a valid session.
+    pub username: Option<String>,
+}
+
 /// Answer to `GET /api/me`: what a client needs to unwrap its keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MeResponse {
@@ -315,6 +323,7 @@ pub struct LoginResponse {
     /// The account.
     pub username: String,
     /// When true no session was created yet: send a code with `POST /api/login/totp`.
+    #[serde(default)]
     pub totp_required: bool,
     /// The pending-login challenge to send back with the code (32 bytes, valid 5 minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]

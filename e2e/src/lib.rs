@@ -221,6 +221,7 @@ impl Driver {
         }
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("goog:chromeOptions".into(), options);
+        capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&self.url)
@@ -237,6 +238,27 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
+    }
+}
+
+/// chromedriver's command for the browser console log (`POST /session/{id}/se/log`).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
     }
 }
 
@@ -382,6 +404,13 @@ impl Browser {
         Ok(started.elapsed())
     }
 
+    /// Unlocks a returning tab (valid session, keys locked) with the password alone.
+    pub async fn unlock(&self, password: &str) -> E2eResult<()> {
+        self.fill("unlock-password-input", password).await?;
+        self.click("unlock-button").await?;
+        self.element("logout-button").await.map(|_| ())
+    }
+
     /// The key derivation time the page reports, in milliseconds.
     pub async fn kdf_millis(&self) -> E2eResult<f64> {
         let started = Instant::now();
@@ -486,6 +515,33 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(())
+    }
+
+    /// The browser console messages at level SEVERE (errors) since the last call.
+    pub async fn console_errors(&self) -> E2eResult<Vec<String>> {
+        let log = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .map_err(|error| self.context(&format!("cannot read the console log: {error}")))?;
+        Ok(log
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|entry| entry["level"] == "SEVERE")
+                    .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Runs `script` in the page and returns its value.
+    pub async fn run_script(&self, script: &str) -> E2eResult<serde_json::Value> {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .map_err(|error| self.context(&format!("script failed: {error}")))
     }
 
     /// Saves a PNG screenshot of the page to `path`.

@@ -85,9 +85,11 @@ async fn two_browsers_chat_end_to_end_encrypted() -> E2eResult<()> {
 
     // A ciphertext changed in the database shows as a warning after a reload, never as text,
     // and the other message still verifies.
+    // After a reload the session is still valid, so only the password is asked for.
     server.tamper_with_oldest_message().await?;
     bob.reload().await?;
-    bob.login("bob", BOB_PASSWORD).await?;
+    bob.wait_for_text("unlock-username", "bob").await?;
+    bob.unlock(BOB_PASSWORD).await?;
     bob.click_text("room-item", ROOM_NAME).await?;
     bob.wait_for_text("message", BOB_REPLY).await?;
     bob.wait_for_text("message-warning", "does not decrypt")

@@ -15,6 +15,7 @@ use axum::Json;
 use common::api::ErrorBody;
 
 use crate::password::PasswordError;
+use crate::throttle::Throttled;
 
 /// Result of a handler or a step of one.
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -31,6 +32,18 @@ pub enum ApiError {
     /// 401: wrong auth key or unknown username; the two are indistinguishable on purpose.
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// 401: a logged-in user re-authenticating sent the wrong auth key.
+    #[error("invalid password")]
+    InvalidPassword,
+    /// 401: a wrong, reused or missing TOTP or recovery code.
+    #[error("invalid code")]
+    InvalidCode,
+    /// 401: the login challenge is unknown, expired or out of attempts.
+    #[error("login expired, start again")]
+    LoginExpired,
+    /// 403: the account's trusted networks do not include the client's address.
+    #[error("login from this network is not allowed for this account")]
+    NetworkRefused,
     /// 403: the caller is known but may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -61,6 +74,13 @@ pub enum ApiError {
         /// Whole seconds until the oldest counted message leaves the one-minute window.
         retry_after_s: u64,
     },
+    /// 429: too many login attempts for this username or from this address; a retry may
+    /// succeed after `retry_after_s` seconds (at least 1), also sent as `Retry-After`.
+    #[error("too many attempts, try again later")]
+    TooManyAttempts {
+        /// Whole seconds until the oldest counted attempt leaves the window.
+        retry_after_s: u64,
+    },
     /// 500: the database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -73,6 +93,17 @@ pub enum ApiError {
     /// 500: a value read back from the database is not what was written.
     #[error("corrupt stored data: {0}")]
     CorruptData(String),
+    /// 500: a QR code could not be drawn.
+    #[error("qr code rendering failed")]
+    QrCode(#[from] qrcode::types::QrError),
+}
+
+impl From<Throttled> for ApiError {
+    fn from(throttled: Throttled) -> Self {
+        Self::TooManyAttempts {
+            retry_after_s: throttled.retry_after_s,
+        }
+    }
 }
 
 impl ApiError {
@@ -105,18 +136,26 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NotLoggedIn | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotLoggedIn
+            | Self::InvalidCredentials
+            | Self::InvalidPassword
+            | Self::InvalidCode
+            | Self::LoginExpired => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::NetworkRefused => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Gone(_) => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Database(_) | Self::Password(_) | Self::Task(_) | Self::CorruptData(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
+            Self::RateLimited { .. } | Self::TooManyAttempts { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
             }
+            Self::Database(_)
+            | Self::Password(_)
+            | Self::Task(_)
+            | Self::CorruptData(_)
+            | Self::QrCode(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -143,7 +182,9 @@ impl IntoResponse for ApiError {
             self.to_string()
         };
         let retry_after_s = match self {
-            Self::RateLimited { retry_after_s, .. } => Some(retry_after_s),
+            Self::RateLimited { retry_after_s, .. } | Self::TooManyAttempts { retry_after_s } => {
+                Some(retry_after_s)
+            }
             _ => None,
         };
         let body = Json(ErrorBody {

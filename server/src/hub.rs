@@ -1,16 +1,19 @@
 //! The hub of live WebSocket connections, and the handling of one connection.
 //!
-//! Each connection registers a bounded channel of [`ServerEvent`]s under its username; the
-//! handlers push events with `try_send` and never wait on a slow client: a connection whose
-//! channel is full is dropped from the hub, which closes it. [`serve_connection`] is written
-//! over any `Sink`/`Stream` pair so that tests can drive it with channels.
+//! Each connection registers a bounded channel under its username and session; the handlers
+//! push events with `try_send` and never wait on a slow client: a connection whose channel
+//! is full is dropped from the hub, which closes it. When a session ends (revoked, logged
+//! out, signed out by a password change, or the account deleted) its connections are sent a
+//! close frame with code [`SESSION_ENDED_CLOSE_CODE`] and dropped from the hub.
+//! [`serve_connection`] is written over any `Sink`/`Stream` pair so that tests can drive it
+//! with channels.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::extract::ws::Message;
+use axum::extract::ws::{CloseFrame, Message};
 use common::api::ServerEvent;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -21,8 +24,28 @@ pub const CONNECTION_BUFFER: usize = 256;
 pub const PING_INTERVAL: Duration = Duration::from_secs(25);
 /// The answer to any text or binary frame a client sends.
 pub const CLIENTS_USE_HTTP: &str = "clients send messages over http";
+/// Close code sent when the connection's session ended (in the 4000-4999 range RFC 6455
+/// section 7.4.2 leaves to applications; 4401 echoes HTTP 401).
+pub const SESSION_ENDED_CLOSE_CODE: u16 = 4401;
+/// Close reason sent with [`SESSION_ENDED_CLOSE_CODE`].
+pub const SESSION_ENDED_REASON: &str = "session ended";
 
-type Connections = HashMap<String, HashMap<u64, mpsc::Sender<ServerEvent>>>;
+/// What the hub hands a connection's writer.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// An event to send as a JSON text frame.
+    Event(ServerEvent),
+    /// The session ended: send a close frame and stop.
+    SessionEnded,
+}
+
+/// One registered connection.
+struct Connection {
+    session_id: String,
+    sender: mpsc::Sender<Outgoing>,
+}
+
+type Connections = HashMap<String, HashMap<u64, Connection>>;
 
 /// Open connections by username, then by connection id. Cloning shares the same hub.
 #[derive(Clone, Default)]
@@ -60,15 +83,23 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a new connection for `username` and returns its guard and the receiving
-    /// end of its event channel.
-    pub fn register(&self, username: &str) -> (Registration, mpsc::Receiver<ServerEvent>) {
+    /// Registers a new connection for `username` on the session with public id
+    /// `session_id`, and returns its guard and the receiving end of its channel.
+    pub fn register(
+        &self,
+        username: &str,
+        session_id: &str,
+    ) -> (Registration, mpsc::Receiver<Outgoing>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = mpsc::channel(CONNECTION_BUFFER);
+        let connection = Connection {
+            session_id: session_id.to_owned(),
+            sender,
+        };
         self.lock()
             .entry(username.to_owned())
             .or_default()
-            .insert(id, sender);
+            .insert(id, connection);
         let registration = Registration {
             hub: self.clone(),
             username: username.to_owned(),
@@ -99,13 +130,15 @@ impl Hub {
             let Some(user_connections) = connections.get_mut(username) else {
                 continue;
             };
-            user_connections.retain(|id, sender| match sender.try_send(event.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(%username, connection = id, "dropping a slow websocket");
-                    false
+            user_connections.retain(|id, connection| {
+                match connection.sender.try_send(Outgoing::Event(event.clone())) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::warn!(%username, connection = id, "dropping a slow websocket");
+                        false
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
             if user_connections.is_empty() {
                 connections.remove(username);
@@ -116,6 +149,34 @@ impl Hub {
     /// Pushes `event` to every connection of `username`.
     pub fn send_to_user(&self, username: &str, event: &ServerEvent) {
         self.send_to_users([username], event);
+    }
+
+    /// Closes every connection of `username` made on one of the sessions in `session_ids`:
+    /// each is told [`Outgoing::SessionEnded`] (after the events already queued) and dropped
+    /// from the hub, so no further event reaches it. Returns how many were closed.
+    pub fn close_sessions(&self, username: &str, session_ids: &[String]) -> usize {
+        if session_ids.is_empty() {
+            return 0;
+        }
+        let mut connections = self.lock();
+        let Some(user_connections) = connections.get_mut(username) else {
+            return 0;
+        };
+        let before = user_connections.len();
+        user_connections.retain(|_, connection| {
+            if !session_ids.contains(&connection.session_id) {
+                return true;
+            }
+            // A full channel cannot take the notice; dropping the sender still ends the
+            // writer once it has sent what is queued.
+            let _ = connection.sender.try_send(Outgoing::SessionEnded);
+            false
+        });
+        let closed = before - user_connections.len();
+        if user_connections.is_empty() {
+            connections.remove(username);
+        }
+        closed
     }
 
     /// How many connections `username` has open.
@@ -140,15 +201,16 @@ fn event_frame(event: &ServerEvent) -> Option<Message> {
 /// Two tasks run: the reader answers any text or binary frame with a [`ServerEvent::Error`]
 /// (clients send messages over HTTP) and ends on an error or at the end of the stream (which
 /// follows a close frame); the writer sends the hub's events as JSON text frames, the
-/// reader's answers, and a ping every `ping_interval`, and ends when the sink fails or the
-/// hub drops the connection. When one task ends the other is aborted, and both are aborted
+/// reader's answers, and a ping every `ping_interval`, and ends when the sink fails, the
+/// hub drops the connection (close frame without a code), or the session ends (close frame
+/// with [`SESSION_ENDED_CLOSE_CODE`]). When one task ends the other is aborted, and both are aborted
 /// if this future is dropped. `registration` is dropped on return, which removes the
 /// connection from the hub.
 pub async fn serve_connection<S, R, E>(
     sink: S,
     stream: R,
     registration: Registration,
-    events: mpsc::Receiver<ServerEvent>,
+    events: mpsc::Receiver<Outgoing>,
     ping_interval: Duration,
 ) where
     S: Sink<Message> + Unpin + Send + 'static,
@@ -204,7 +266,7 @@ where
 
 async fn write_frames<S>(
     mut sink: S,
-    mut events: mpsc::Receiver<ServerEvent>,
+    mut events: mpsc::Receiver<Outgoing>,
     mut replies: mpsc::Receiver<ServerEvent>,
     ping_interval: Duration,
 ) where
@@ -212,10 +274,18 @@ async fn write_frames<S>(
 {
     let mut pings =
         tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    let mut close_frame = None;
     loop {
         let frame = tokio::select! {
             event = events.recv() => match event {
-                Some(event) => event_frame(&event),
+                Some(Outgoing::Event(event)) => event_frame(&event),
+                Some(Outgoing::SessionEnded) => {
+                    close_frame = Some(CloseFrame {
+                        code: SESSION_ENDED_CLOSE_CODE,
+                        reason: SESSION_ENDED_REASON.into(),
+                    });
+                    break;
+                }
                 // The hub dropped this connection (it was too slow).
                 None => break,
             },
@@ -229,7 +299,7 @@ async fn write_frames<S>(
         }
     }
     // Best effort: tell the client why the connection ends.
-    let _ = sink.send(Message::Close(None)).await;
+    let _ = sink.send(Message::Close(close_frame)).await;
 }
 
 #[cfg(test)]
@@ -255,6 +325,16 @@ mod tests {
 
     /// Serves a connection for `username` over channels instead of a socket.
     fn connect(hub: &Hub, username: &str, ping_interval: Duration) -> Client {
+        connect_on_session(hub, username, &format!("{username} session"), ping_interval)
+    }
+
+    /// Like [`connect`], on the session with public id `session_id`.
+    fn connect_on_session(
+        hub: &Hub,
+        username: &str,
+        session_id: &str,
+        ping_interval: Duration,
+    ) -> Client {
         let (to_server, mut server_inbox) = mpsc::unbounded_channel::<Message>();
         let (server_outbox, from_server) = mpsc::unbounded_channel::<Message>();
         let stream = futures_util::stream::poll_fn(move |context| server_inbox.poll_recv(context))
@@ -263,7 +343,7 @@ mod tests {
             server_outbox,
             |outbox, frame: Message| async move { outbox.send(frame).map(|()| outbox) },
         ));
-        let (registration, events) = hub.register(username);
+        let (registration, events) = hub.register(username, session_id);
         let task = tokio::spawn(serve_connection(
             sink,
             stream,
@@ -386,7 +466,7 @@ mod tests {
     async fn a_connection_that_falls_behind_is_dropped() {
         let hub = Hub::default();
         // Registered but never served, like a client that stopped reading.
-        let (_registration, mut events) = hub.register("slow");
+        let (_registration, mut events) = hub.register("slow", "slow session");
         for _ in 0..CONNECTION_BUFFER {
             hub.send_to_user("slow", &error_event("backlog"));
         }
@@ -399,5 +479,31 @@ mod tests {
             received += 1;
         }
         assert_eq!(received, CONNECTION_BUFFER);
+    }
+
+    #[tokio::test]
+    async fn ending_a_session_closes_its_connections_only() {
+        let hub = Hub::default();
+        let mut revoked = connect_on_session(&hub, "alice", "one", PING_INTERVAL);
+        let mut kept = connect_on_session(&hub, "alice", "two", PING_INTERVAL);
+        let closed = hub.close_sessions("alice", &["one".to_owned(), "three".to_owned()]);
+        assert_eq!(closed, 1);
+        assert_eq!(hub.connection_count("alice"), 1);
+        match next_frame(&mut revoked).await {
+            Message::Close(Some(frame)) => {
+                assert_eq!(frame.code, SESSION_ENDED_CLOSE_CODE);
+                assert_eq!(frame.reason.as_str(), SESSION_ENDED_REASON);
+            }
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+        tokio::time::timeout(Duration::from_secs(5), revoked.task)
+            .await
+            .unwrap()
+            .unwrap();
+        hub.send_to_user("alice", &error_event("still here"));
+        assert!(
+            matches!(next_event(&mut kept).await, ServerEvent::Error { error } if error == "still here")
+        );
+        assert_eq!(hub.close_sessions("bob", &["two".to_owned()]), 0);
     }
 }

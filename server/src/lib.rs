@@ -5,19 +5,32 @@
 //! it can check without them: the self-signature of identities, the replay of each room's
 //! signed membership log, the signatures of key envelopes, and who may read or write a room.
 //!
+//! Accounts are guarded by the auth key, optionally a TOTP code ([`routes::totp`]) and a
+//! list of trusted networks, with login throttling, history and new-network notices
+//! ([`routes::login`], [`routes::account`]); sessions can be listed and revoked
+//! ([`routes::sessions`]), which closes their WebSockets. Every response carries the
+//! security headers of [`headers`]; with `--tls-cert` and `--tls-key` the server speaks
+//! HTTPS itself ([`tls`]).
+//!
 //! [`Application::build`] opens the database, runs the migrations and binds the listener;
 //! [`router`] builds the routes for an [`AppState`], so tests can run the real app on port 0.
 
+pub mod client;
+pub mod config;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod hub;
 pub mod password;
 pub mod routes;
+pub mod server_key;
 pub mod session;
 pub mod store;
+pub mod throttle;
+pub mod tls;
+pub mod totp;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +38,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::any;
 use axum::Router;
-use clap::Parser;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
@@ -33,42 +46,18 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use crate::config::Config;
+use crate::headers::SecurityHeaders;
 use crate::hub::Hub;
+use crate::server_key::{ServerKey, ServerKeyError};
 use crate::store::secrets::ServerSecret;
+use crate::throttle::LoginThrottle;
+use crate::tls::TlsError;
 
 /// Largest request body the API accepts, in bytes (256 KiB); larger bodies get a JSON 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// How long one API request may take before it is answered with 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Server settings, read from command-line flags or `CHAT_*` environment variables.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "server", about = "End-to-end encrypted group chat server")]
-pub struct Config {
-    /// Address and port to listen on; port 0 picks a free port.
-    #[arg(long, env = "CHAT_BIND", default_value = "127.0.0.1:8080")]
-    pub bind: SocketAddr,
-    /// SQLite database URL; the file and its parent directory are created when missing.
-    #[arg(
-        long,
-        env = "CHAT_DATABASE_URL",
-        default_value = "sqlite://data/chat.db"
-    )]
-    pub database_url: String,
-    /// Directory of the built web client, served for every path outside `/api`.
-    #[arg(long, env = "CHAT_STATIC_DIR", default_value = "web-client/dist")]
-    pub static_dir: PathBuf,
-    /// How long a login session lasts, in hours.
-    #[arg(long, env = "CHAT_SESSION_TTL_HOURS", default_value_t = 720)]
-    pub session_ttl_hours: u64,
-}
-
-impl Config {
-    /// The session lifetime as a duration.
-    pub fn session_ttl(&self) -> Duration {
-        Duration::from_secs(self.session_ttl_hours.saturating_mul(3600))
-    }
-}
 
 /// Everything a request handler needs, cloned cheaply into each request.
 #[derive(Clone)]
@@ -81,6 +70,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The server's own 32-byte secret (keys the fake salts of unknown usernames).
     pub secret: ServerSecret,
+    /// The server key, kept outside the database (seals TOTP secrets, keys recovery code
+    /// MACs).
+    pub server_key: ServerKey,
+    /// Attempt counters of logins and code checks.
+    pub throttle: Arc<LoginThrottle>,
     /// An Argon2id PHC string of a random key, verified against when a login names an
     /// unknown user so that the answer takes as long as for a known one.
     pub dummy_auth_hash: Arc<str>,
@@ -107,6 +101,12 @@ pub enum StartupError {
     /// The dummy password hash could not be computed.
     #[error("cannot prepare the password hasher")]
     PasswordHash(#[from] password::PasswordError),
+    /// The server key could not be read or created.
+    #[error("cannot load the server key")]
+    ServerKey(#[from] ServerKeyError),
+    /// The TLS certificate or key could not be loaded.
+    #[error("cannot set up tls")]
+    Tls(#[from] TlsError),
 }
 
 /// A server that is bound and migrated, ready to run.
@@ -114,33 +114,49 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     router: Router,
+    tls: Option<RustlsConfig>,
 }
 
 impl Application {
-    /// Opens (creating if needed) and migrates the database, loads or creates the server
-    /// secret, and binds the listener.
+    /// Loads the TLS files if configured, opens (creating if needed) and migrates the
+    /// database, loads or creates the server secret and the server key, and binds the
+    /// listener.
     ///
     /// # Errors
     /// [`StartupError`] naming the step that failed.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::load(cert, key)?),
+            (None, None) => None,
+            _ => return Err(TlsError::Incomplete.into()),
+        };
         let pool = store::connect(&config.database_url).await?;
         let secret = store::secrets::load_or_create(&pool).await?;
+        // A 32-byte file read once at startup: blocking the runtime briefly is harmless.
+        let server_key = match &config.server_key {
+            Some(key) => key.clone(),
+            None => ServerKey::load_or_create(&config.server_key_path())?,
+        };
         let dummy_auth_hash = password::dummy_hash().await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(StartupError::Bind)?;
         let port = listener.local_addr().map_err(StartupError::Bind)?.port();
+        let throttle = LoginThrottle::new(config.login_attempts, config.login_window());
         let state = AppState {
             pool,
             hub: Hub::default(),
             config: Arc::new(config),
             secret,
+            server_key,
+            throttle: Arc::new(throttle),
             dummy_auth_hash: dummy_auth_hash.into(),
         };
         Ok(Self {
             listener,
             port,
             router: router(state),
+            tls,
         })
     }
 
@@ -157,8 +173,14 @@ impl Application {
         self.run_until(std::future::pending()).await
     }
 
-    /// Serves requests until `shutdown` completes, then stops accepting connections and
-    /// waits for the requests in flight.
+    /// Whether the server speaks HTTPS and WSS itself.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves requests (over TLS when configured) until `shutdown` completes, then stops
+    /// accepting connections and waits for the requests in flight (with TLS at most
+    /// [`REQUEST_TIMEOUT`]). Handlers see the peer address as `ConnectInfo<SocketAddr>`.
     ///
     /// # Errors
     /// An I/O error from the listener.
@@ -166,8 +188,24 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let Some(tls) = self.tls else {
+            return axum::serve(self.listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await;
+        };
+        let handle = axum_server::Handle::<SocketAddr>::new();
+        let shutdown_handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            shutdown_handle.graceful_shutdown(Some(REQUEST_TIMEOUT));
+        });
+        axum_server::Server::from_listener(self.listener)
+            .acceptor(RustlsAcceptor::new(tls))
+            .handle(handle)
+            .serve(service)
             .await
     }
 }
@@ -175,12 +213,20 @@ impl Application {
 /// Builds every route: the JSON API under `/api` (with a request timeout, except for the
 /// WebSocket), `/healthz`, and the web client's static files for every other path, where
 /// unknown paths get `index.html` so the client's own routing works.
+///
+/// Every response carries the security headers of [`SecurityHeaders`], whose Content
+/// Security Policy allows the inline scripts of `index.html` as it is now.
 pub fn router(state: AppState) -> Router {
     let static_dir = state.config.static_dir.clone();
+    let security_headers = Arc::new(SecurityHeaders::for_static_dir(&static_dir));
     let static_files =
         ServeDir::new(&static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
     let api = Router::new()
         .merge(routes::accounts::router())
+        .merge(routes::login::router())
+        .merge(routes::totp::router())
+        .merge(routes::sessions::router())
+        .merge(routes::account::router())
         .merge(routes::rooms::router())
         .merge(routes::messages::router())
         .merge(routes::join_requests::router())
@@ -198,6 +244,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(routes::health::router())
         .fallback_service(static_files)
+        .layer(axum::middleware::map_response(move |response| {
+            let security_headers = security_headers.clone();
+            async move { security_headers.apply(response) }
+        }))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)

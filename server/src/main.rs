@@ -14,7 +14,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let config = Config::parse();
     let application = Application::build(config).await?;
-    tracing::info!(port = application.port(), "listening");
+    tracing::info!(
+        port = application.port(),
+        tls = application.tls_enabled(),
+        "listening"
+    );
     application
         .run_until(async {
             if let Err(error) = tokio::signal::ctrl_c().await {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::account::{self, KdfParams, WrapKey, SALT_LEN};
 use common::api::{
-    LoginRequest, MeResponse, PendingJoinRequest, PreloginRequest, PreloginResponse,
+    LoginRequest, LoginResponse, MeResponse, PendingJoinRequest, PreloginRequest, PreloginResponse,
     RegisterRequest, SessionResponse, StoredMessage,
 };
 use common::identity::{validate_username, Fingerprint, IdentitySecrets, MemberKeys};
@@ -21,6 +21,7 @@ use common::wire::{Base64, Base64Array};
 use common::OsRng;
 use leptos::prelude::*;
 
+use crate::account::PendingLogin;
 use crate::http::{self, HttpError};
 
 /// Who is logged in in this tab. Keys stay in memory for the tab's life only.
@@ -183,6 +184,12 @@ pub struct Chat {
     pub key_warnings: RwSignal<BTreeMap<String, KeyWarning>>,
     /// An invite link this tab was opened with: room and token.
     pub invite: RwSignal<Option<(RoomId, Vec<u8>)>>,
+    /// A login whose password step succeeded and that waits for a TOTP code.
+    pub pending_login: RwSignal<Option<Arc<PendingLogin>>>,
+    /// A valid session found at start-up whose keys are still locked (ask for the password).
+    pub locked: RwSignal<Option<Arc<MeResponse>>>,
+    /// A message for the log-in screen, such as why the session ended.
+    pub notice: RwSignal<Option<String>>,
 }
 
 /// Something a user action could not do.
@@ -239,6 +246,9 @@ impl Chat {
             pins: RwSignal::new(Pins::new()),
             key_warnings: RwSignal::new(BTreeMap::new()),
             invite: RwSignal::new(crate::admin::invite_from_location()),
+            pending_login: RwSignal::new(None),
+            locked: RwSignal::new(None),
+            notice: RwSignal::new(None),
         }
     }
 
@@ -256,7 +266,7 @@ impl Chat {
             .unwrap_or_default()
     }
 
-    async fn derive_timed(
+    pub(crate) async fn derive_timed(
         &self,
         password: &str,
         salt: &[u8],
@@ -269,7 +279,12 @@ impl Chat {
         Ok(keys)
     }
 
-    fn start_session(&self, username: String, secrets: IdentitySecrets, wrap_key: WrapKey) {
+    pub(crate) fn start_session(
+        &self,
+        username: String,
+        secrets: IdentitySecrets,
+        wrap_key: WrapKey,
+    ) {
         let fingerprint = secrets.public_identity(&username).fingerprint();
         self.rooms.set(BTreeMap::new());
         self.selected.set(None);
@@ -282,6 +297,8 @@ impl Chat {
             wrap_key,
             fingerprint,
         })));
+        self.notice.set(None);
+        self.after_login();
     }
 
     /// Registers a new account: fresh salt and identity, Argon2id with the default
@@ -312,13 +329,12 @@ impl Chat {
         };
         let _: SessionResponse = http::post("/api/register", &request).await?;
         self.start_session(username.to_owned(), secrets, keys.wrap_key);
-        self.after_login();
         Ok(())
     }
 
     /// Logs in: pre-login for salt and parameters (checked against the client's bounds),
-    /// Argon2id, login with `auth_key`, then unwraps the identity and checks that the server
-    /// publishes our own public keys.
+    /// Argon2id, login with `auth_key`; then either a TOTP code is asked for, or the identity
+    /// is unwrapped and checked against the public keys the server publishes.
     pub async fn login(&self, username: &str, password: &str) -> Result<(), ChatError> {
         let prelogin: PreloginResponse = http::post(
             "/api/prelogin",
@@ -330,7 +346,7 @@ impl Chat {
         let keys = self
             .derive_timed(password, &prelogin.salt.0, &prelogin.kdf)
             .await?;
-        let _: SessionResponse = http::post(
+        let response: LoginResponse = http::post(
             "/api/login",
             &LoginRequest {
                 username: username.to_owned(),
@@ -338,29 +354,27 @@ impl Chat {
             },
         )
         .await?;
-        let me: MeResponse = http::get("/api/me").await?;
-        if me.username != username || me.salt != prelogin.salt || me.kdf != prelogin.kdf {
-            return Err(ChatError::Other(
-                "server answered for another account".into(),
-            ));
-        }
-        let secrets = account::unwrap_identity(&keys.wrap_key, username, &me.wrapped_identity.0)?;
-        account::check_published_identity(&secrets, &me.identity)?;
-        self.start_session(username.to_owned(), secrets, keys.wrap_key);
-        self.after_login();
-        Ok(())
+        self.after_password_step(username, keys, response).await
     }
 
     /// Ends the session on the server and forgets every key in this tab.
     pub async fn logout(&self) {
         // Even if the server cannot be reached, the keys are dropped locally.
         let _ = http::post_no_content("/api/logout", &()).await;
+        self.end_session_locally(None);
+    }
+
+    /// Forgets every key and room in this tab, showing `notice` on the log-in screen.
+    pub fn end_session_locally(&self, notice: Option<String>) {
         self.generation.update(|generation| *generation += 1);
         self.session.set(None);
+        self.locked.set(None);
+        self.pending_login.set(None);
         self.rooms.set(BTreeMap::new());
         self.selected.set(None);
         self.pins.set(Pins::new());
         self.key_warnings.set(BTreeMap::new());
+        self.notice.set(notice);
     }
 
     fn after_login(&self) {

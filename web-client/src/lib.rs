@@ -5,6 +5,7 @@
 //! sent, and every message, log entry and key envelope received is checked with `common`
 //! before anything is shown.
 
+pub mod account;
 pub mod admin;
 pub mod chat;
 pub mod components;
@@ -18,17 +19,26 @@ use leptos::prelude::*;
 use crate::chat::Chat;
 use crate::components::auth::AuthScreen;
 use crate::components::chat_screen::ChatScreen;
+use crate::components::unlock::UnlockScreen;
 
-/// The whole app: the log-in screen, or the chat once keys are unlocked.
+/// The whole app: the log-in screen, the unlock screen of a returning tab, or the chat once
+/// keys are unlocked.
 #[component]
 pub fn App() -> impl IntoView {
     let chat = Chat::new();
     provide_context(chat);
+    leptos::task::spawn_local(async move { chat.detect_session().await });
+    // Memos, so that replacing the session (a new wrap key after a password change) does not
+    // rebuild the screen.
+    let logged_in = Memo::new(move |_| chat.session.with(Option::is_some));
+    let locked = Memo::new(move |_| chat.locked.with(Option::is_some));
     view! {
         <main class="app">
             {move || {
-                if chat.session.with(Option::is_some) {
+                if logged_in.get() {
                     view! { <ChatScreen /> }.into_any()
+                } else if locked.get() {
+                    view! { <UnlockScreen /> }.into_any()
                 } else {
                     view! { <AuthScreen /> }.into_any()
                 }

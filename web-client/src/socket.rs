@@ -73,6 +73,23 @@ pub fn start(chat: Chat) {
                     }
                 }
             }
+            // The server closes the socket of a revoked session at once: if the session is
+            // gone, sign out here too instead of reconnecting.
+            if chat.generation.get_untracked() == generation && session_ended().await {
+                chat.end_session_locally(Some(
+                    "You were signed out: this session was revoked or the password was changed."
+                        .into(),
+                ));
+                return;
+            }
         }
     });
+}
+
+/// Whether the server no longer accepts this tab's session.
+async fn session_ended() -> bool {
+    matches!(
+        crate::http::get::<common::api::SessionStatus>("/api/session").await,
+        Ok(status) if status.username.is_none()
+    )
 }

@@ -149,7 +149,7 @@ fn test() -> TaskResult {
 
     build_web_client(&tools)?;
 
-    step("browser end-to-end test (two Chromium sessions)");
+    step("browser end-to-end tests (real Chromium sessions)");
     run_command(
         cargo()
             .args(["test", "--package", "e2e", "--", "--nocapture"])

@@ -1,9 +1,13 @@
 //! The HTTP routes, one module per resource, each with a `router()` to merge.
 
+pub mod account;
 pub mod accounts;
 pub mod health;
 pub mod join_requests;
+pub mod login;
 pub mod messages;
 pub mod pins;
 pub mod rooms;
+pub mod sessions;
+pub mod totp;
 pub mod ws;

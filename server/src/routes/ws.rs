@@ -62,7 +62,7 @@ async fn connect(
         upgrade.map_err(|_| ApiError::bad_request("expected a websocket upgrade request"))?;
     // Register before answering the handshake, so no event sent after the client sees the
     // socket open is missed; the events wait in the channel until the socket is served.
-    let (registration, events) = state.hub.register(&user.username);
+    let (registration, events) = state.hub.register(&user.username, &user.session_id);
     tracing::debug!(username = %user.username, "websocket connected");
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)

@@ -5,11 +5,15 @@
 
 pub mod envelopes;
 pub mod join_requests;
+pub mod login_challenges;
+pub mod login_events;
 pub mod messages;
 pub mod pins;
 pub mod rooms;
 pub mod secrets;
 pub mod sessions;
+pub mod totp;
+pub mod trusted_networks;
 pub mod users;
 
 use std::str::FromStr;

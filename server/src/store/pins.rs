@@ -1,6 +1,6 @@
 //! The `user_pins` table: each user's trust-on-first-use pins, sealed by their client.
 
-use sqlx::SqlitePool;
+use sqlx::{Executor, Sqlite, SqlitePool};
 
 use crate::error::ApiResult;
 
@@ -16,12 +16,13 @@ pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<Vec<u8>
     Ok(sealed)
 }
 
-/// Stores the sealed pins of `username`, replacing earlier ones.
+/// Stores the sealed pins of `username`, replacing earlier ones; `executor` is the pool or
+/// a transaction.
 ///
 /// # Errors
 /// A database error.
-pub async fn upsert(
-    pool: &SqlitePool,
+pub async fn upsert<'e>(
+    executor: impl Executor<'e, Database = Sqlite>,
     username: &str,
     sealed: &[u8],
     now_ms: i64,
@@ -34,7 +35,7 @@ pub async fn upsert(
     .bind(username)
     .bind(sealed)
     .bind(now_ms)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(())
 }

@@ -29,7 +29,10 @@ fn to_i64(value: u64, what: &str) -> ApiResult<i64> {
     i64::try_from(value).map_err(|_| ApiError::bad_request(format!("{what} is too large")))
 }
 
-/// Replaces the member rows of a room with the members of `state`.
+/// Replaces the member rows of a room with the members of `state` who still have an
+/// account with the Ed25519 key the log records for them. A deleted account stays a member
+/// in the signed log until someone removes it, but gets no row here; nor does a new account
+/// registered later under the same name, whose keys differ.
 async fn write_members(
     connection: &mut SqliteConnection,
     room_id: &RoomId,
@@ -40,29 +43,38 @@ async fn write_members(
         .execute(&mut *connection)
         .await?;
     for (username, record) in state.members() {
-        sqlx::query("INSERT INTO room_members (room_id, username, role) VALUES (?, ?, ?)")
-            .bind(room_id.0.as_slice())
-            .bind(username)
-            .bind(record.role.as_str())
-            .execute(&mut *connection)
-            .await?;
+        sqlx::query(
+            "INSERT INTO room_members (room_id, username, role) \
+             SELECT ?, username, ? FROM users WHERE username = ? AND ed25519_public = ?",
+        )
+        .bind(room_id.0.as_slice())
+        .bind(record.role.as_str())
+        .bind(username)
+        .bind(record.keys.ed25519.as_bytes().as_slice())
+        .execute(&mut *connection)
+        .await?;
     }
     Ok(())
 }
 
 /// Writes what the `rooms` row mirrors of `state`: current epoch, rotation pending and the
-/// policy's messages per minute.
+/// policy's messages per minute. A pending rotation set by the server itself (an account
+/// deletion) stays set until the epoch changes, even though the log does not show it.
 async fn write_room_row(
     connection: &mut SqliteConnection,
     room_id: &RoomId,
     state: &RoomState,
 ) -> ApiResult<()> {
+    let epoch = to_i64(state.current_epoch(), "epoch")?;
+    // In SQLite's UPDATE every expression sees the row as it was before the update.
     sqlx::query(
-        "UPDATE rooms SET current_epoch = ?, rotation_pending = ?, messages_per_minute = ? \
-         WHERE room_id = ?",
+        "UPDATE rooms SET current_epoch = ?, \
+         rotation_pending = MAX(?, CASE WHEN current_epoch = ? THEN rotation_pending ELSE 0 END), \
+         messages_per_minute = ? WHERE room_id = ?",
     )
-    .bind(to_i64(state.current_epoch(), "epoch")?)
+    .bind(epoch)
     .bind(state.rotation_pending())
+    .bind(epoch)
     .bind(i64::from(state.policy().messages_per_minute))
     .bind(room_id.0.as_slice())
     .execute(&mut *connection)

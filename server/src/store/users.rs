@@ -1,10 +1,12 @@
 //! The `users` table: accounts, their key derivation parameters, auth key hashes and
-//! published identities.
+//! published identities; changing an account's password and deleting an account.
 
 use common::account::KdfParams;
 use common::identity::PublicIdentity;
 use ed25519_dalek::Signature;
 use sqlx::{FromRow, SqlitePool};
+
+use super::{pins, sessions};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -176,4 +178,105 @@ pub async fn find_identity(pool: &SqlitePool, username: &str) -> ApiResult<Optio
         identity_from_parts(username, &x25519_public, &ed25519_public, &signature)
     })
     .transpose()
+}
+
+/// What a password change writes: everything derived from the password, never the
+/// identity's public keys.
+#[derive(Debug)]
+pub struct PasswordChange<'a> {
+    /// The client's new Argon2id parameters.
+    pub kdf: KdfParams,
+    /// The client's new 16-byte salt.
+    pub salt: &'a [u8; 16],
+    /// The server's Argon2id PHC string of the new auth key.
+    pub auth_hash: &'a str,
+    /// The same identity secrets wrapped under the new wrap key.
+    pub wrapped_identity: &'a [u8],
+    /// The pins re-sealed under the new wrap key, replacing the stored ones, if given.
+    pub sealed_pins: Option<&'a [u8]>,
+}
+
+/// Changes the password of `username` in one transaction: the salt, KDF parameters, auth
+/// hash and wrapped identity, the pins when given, and the deletion of every session of the
+/// user except `keep_session` (a public id). Returns the public ids of the deleted sessions.
+///
+/// # Errors
+/// A database error.
+pub async fn change_password(
+    pool: &SqlitePool,
+    username: &str,
+    change: &PasswordChange<'_>,
+    keep_session: &str,
+    now_ms: i64,
+) -> ApiResult<Vec<String>> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query(
+        "UPDATE users SET kdf_m_kib = ?, kdf_t = ?, kdf_p = ?, salt = ?, auth_hash = ?, \
+         wrapped_identity = ? WHERE username = ?",
+    )
+    .bind(i64::from(change.kdf.m_kib))
+    .bind(i64::from(change.kdf.t))
+    .bind(i64::from(change.kdf.p))
+    .bind(change.salt.as_slice())
+    .bind(change.auth_hash)
+    .bind(change.wrapped_identity)
+    .bind(username)
+    .execute(&mut *transaction)
+    .await?;
+    if let Some(sealed_pins) = change.sealed_pins {
+        pins::upsert(&mut *transaction, username, sealed_pins, now_ms).await?;
+    }
+    let signed_out =
+        sessions::delete_all_of_user(&mut transaction, username, Some(keep_session)).await?;
+    transaction.commit().await?;
+    Ok(signed_out)
+}
+
+/// The tables, besides `sessions` and `users`, that hold rows of a user, with the column
+/// that names the user: what deleting an account empties. Messages (`messages.sender`) and
+/// envelopes the user sealed for others (`key_envelopes.distributor`) stay: they are part
+/// of other people's history.
+pub const USER_TABLES: [(&str, &str); 10] = [
+    ("room_members", "username"),
+    ("user_pins", "username"),
+    ("join_requests", "username"),
+    ("key_envelopes", "recipient"),
+    ("login_events", "username"),
+    ("login_challenges", "username"),
+    ("known_networks", "username"),
+    ("trusted_networks", "username"),
+    ("recovery_codes", "username"),
+    ("user_totp", "username"),
+];
+
+/// Deletes the account `username` in one transaction: every room it is still a member of
+/// gets `rotation_pending = 1` (the remaining members should rotate the key it held), then
+/// its sessions, its rows in every table of [`USER_TABLES`] and its `users` row are
+/// deleted. Returns the public ids of the deleted sessions.
+///
+/// # Errors
+/// A database error.
+pub async fn delete_account(pool: &SqlitePool, username: &str) -> ApiResult<Vec<String>> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query(
+        "UPDATE rooms SET rotation_pending = 1 \
+         WHERE room_id IN (SELECT room_id FROM room_members WHERE username = ?)",
+    )
+    .bind(username)
+    .execute(&mut *transaction)
+    .await?;
+    let signed_out = sessions::delete_all_of_user(&mut transaction, username, None).await?;
+    for (table, column) in USER_TABLES {
+        // The table and column names are the constants above, never input.
+        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = ?"))
+            .bind(username)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    sqlx::query("DELETE FROM users WHERE username = ?")
+        .bind(username)
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    Ok(signed_out)
 }

@@ -1,7 +1,7 @@
 //! Register, prelogin, login, logout, `me` and public identities.
 
 use common::account::KdfParams;
-use common::api::{MeResponse, PreloginResponse, SessionResponse};
+use common::api::{LoginResponse, MeResponse, PreloginResponse, SessionResponse, SessionStatus};
 use common::identity::PublicIdentity;
 use common::wire::Base64;
 use reqwest::StatusCode;
@@ -165,8 +165,11 @@ async fn login_with_the_right_key_starts_a_session() {
     let client = crate::helpers::client_with_jar(Default::default());
     let response = app.login(&client, "alice", alice.auth_key).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let body: SessionResponse = json(response).await;
+    let body: LoginResponse = json(response).await;
     assert_eq!(body.username, "alice");
+    assert!(!body.totp_required);
+    assert!(body.challenge.is_none());
+    assert!(!body.new_network, "alice registered from this network");
     let me: MeResponse = json(app.me(&client).await).await;
     assert_eq!(me.username, "alice");
 }
@@ -306,4 +309,22 @@ async fn register_refuses_an_empty_wrapped_identity() {
         error_message(response, StatusCode::BAD_REQUEST).await,
         "wrapped identity is empty"
     );
+}
+
+#[tokio::test]
+async fn the_session_probe_answers_200_with_or_without_a_session() {
+    let app = spawn_app().await;
+    let anonymous = app.session_status(&app.anonymous).await;
+    assert_eq!(anonymous.status(), StatusCode::OK);
+    let status: SessionStatus = json(anonymous).await;
+    assert_eq!(status.username, None);
+    let user = app.register_user("alice").await;
+    let status: SessionStatus = json(app.session_status(&user.client).await).await;
+    assert_eq!(status.username.as_deref(), Some("alice"));
+    assert_eq!(
+        app.logout(&user.client).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let status: SessionStatus = json(app.session_status(&user.client).await).await;
+    assert_eq!(status.username, None);
 }

@@ -31,8 +31,12 @@ pub const TEST_KDF: KdfParams = KdfParams {
     p: 1,
 };
 
-/// The body of the test client's `index.html`.
-pub const INDEX_HTML: &str = "<!doctype html><title>chat test client</title>";
+/// The body of the test client's `index.html`, with one inline script as Trunk writes one.
+pub const INDEX_HTML: &str = "<!doctype html><title>chat test client</title>\
+<script type=\"module\">console.log(\"chat test client\");</script>";
+
+/// The content of the inline script in [`INDEX_HTML`].
+pub const INLINE_SCRIPT: &str = "console.log(\"chat test client\");";
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -45,7 +49,7 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 
 /// A running server and the directory holding its database and static files.
 pub struct TestApp {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when the app serves TLS).
     pub address: String,
     /// The port the server listens on.
     pub port: u16,
@@ -123,21 +127,24 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     std::fs::create_dir_all(&static_dir).expect("static directory");
     std::fs::write(static_dir.join("index.html"), INDEX_HTML).expect("index.html");
     let database = directory.path().join("db").join("chat.db");
-    let mut config = Config {
-        bind: "127.0.0.1:0".parse().expect("address"),
-        database_url: format!("sqlite://{}", database.display()),
-        static_dir,
-        session_ttl_hours: 720,
-    };
+    let mut config = Config::new(format!("sqlite://{}", database.display()), static_dir);
+    config.bind = "127.0.0.1:0".parse().expect("address");
+    // Tests choose their client address with this header.
+    config.client_ip_header = Some(reqwest::header::HeaderName::from_static("x-forwarded-for"));
     customize(&mut config);
     let application = Application::build(config).await.expect("app builds");
     let port = application.port();
+    let scheme = if application.tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let (shutdown, shutdown_signal) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(application.run_until(async {
         let _ = shutdown_signal.await;
     }));
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address: format!("{scheme}://127.0.0.1:{port}"),
         port,
         directory,
         anonymous: Client::new(),
@@ -272,6 +279,11 @@ impl TestApp {
     /// `GET /api/me`.
     pub async fn me(&self, client: &Client) -> Response {
         self.get(client, "/api/me").await
+    }
+
+    /// `GET /api/session`.
+    pub async fn session_status(&self, client: &Client) -> Response {
+        self.get(client, "/api/session").await
     }
 
     /// `GET /api/users/{username}`.

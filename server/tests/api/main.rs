@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod account_deletion;
 mod accounts;
 mod administration;
 mod cast;
@@ -13,11 +14,20 @@ mod join_requests;
 mod key_requests;
 mod malicious_server;
 mod messages;
+mod networks;
+mod password_change;
 mod pins;
 mod rate_limit;
 mod removal;
 mod rooms;
+mod security_client;
+mod security_headers;
+mod sessions;
 mod storage;
+mod throttling;
+mod tls;
+mod totp_codes;
+mod two_factor;
 mod validation;
 mod websocket;
 mod ws_client;

@@ -44,14 +44,62 @@ pub fn AuthScreen() -> impl IntoView {
         });
     };
 
+    let code = RwSignal::new(String::new());
+    let submit_code = move || {
+        let entered = code.get_untracked();
+        if entered.trim().is_empty() || progress.get_untracked().is_some() {
+            return;
+        }
+        error.set(None);
+        progress.set(Some("Checking the code and unlocking your keys…"));
+        leptos::task::spawn_local(async move {
+            let result = chat.submit_login_code(&entered).await;
+            progress.try_set(None);
+            code.try_set(String::new());
+            if let Err(failure) = result {
+                error.try_set(Some(failure.to_string()));
+            }
+        });
+    };
+    let waiting_for_code = move || chat.pending_login.with(Option::is_some);
+
     view! {
         <section class="auth card">
             <h1>"End-to-end encrypted chat"</h1>
+            <Show when=move || chat.notice.get().is_some()>
+                <p class="notice" role="status" data-testid="auth-notice">{move || chat.notice.get()}</p>
+            </Show>
+            <Show when=waiting_for_code>
+                <form class="totp-step" on:submit=move |event| {
+                    event.prevent_default();
+                    submit_code();
+                }>
+                    <label>
+                        "Code from your authenticator app (or a recovery code)"
+                        <input
+                            data-testid="totp-login-input"
+                            type="text"
+                            inputmode="numeric"
+                            autocomplete="one-time-code"
+                            prop:value=move || code.get()
+                            on:input=move |event| code.set(event_target_value(&event))
+                        />
+                    </label>
+                    <div class="buttons">
+                        <button data-testid="totp-login-button" type="submit" disabled=move || progress.get().is_some()>
+                            "Verify"
+                        </button>
+                        <button type="button" class="secondary" on:click=move |_| chat.pending_login.set(None)>
+                            "Cancel"
+                        </button>
+                    </div>
+                </form>
+            </Show>
             <p class="tagline">
                 "Your password and keys never leave this browser. The server stores only "
                 "ciphertext it cannot read."
             </p>
-            <form on:submit=move |event| {
+            <form class:hidden=waiting_for_code on:submit=move |event| {
                 event.prevent_default();
                 run(false);
             }>

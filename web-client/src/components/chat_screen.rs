@@ -6,6 +6,7 @@ use crate::chat::Chat;
 use crate::components::notices::{JoinInvite, KeyWarnings};
 use crate::components::room_list::RoomList;
 use crate::components::room_view::RoomPanel;
+use crate::components::security::SecurityScreen;
 
 /// Header, sidebar with rooms, and the selected room.
 #[component]
@@ -21,6 +22,7 @@ pub fn ChatScreen() -> impl IntoView {
             .with(|session| session.as_ref().map(|s| s.fingerprint.to_string()))
             .unwrap_or_default()
     };
+    let showing_security = RwSignal::new(false);
     let kdf_time = move || {
         chat.kdf_millis
             .get()
@@ -36,6 +38,13 @@ pub fn ChatScreen() -> impl IntoView {
                 <span class="label">"Your fingerprint"</span>
                 <code data-testid="fingerprint">{fingerprint}</code>
             </div>
+            <button
+                data-testid="security-button"
+                class="secondary"
+                on:click=move |_| showing_security.update(|showing| *showing = !*showing)
+            >
+                {move || if showing_security.get() { "Back to chat" } else { "Security" }}
+            </button>
             <button
                 data-testid="logout-button"
                 class="secondary"
@@ -54,9 +63,16 @@ pub fn ChatScreen() -> impl IntoView {
         </Show>
         <KeyWarnings />
         <JoinInvite />
-        <div class="layout">
-            <RoomList />
-            <RoomPanel />
-        </div>
+        <Show
+            when=move || showing_security.get()
+            fallback=|| view! {
+                <div class="layout">
+                    <RoomList />
+                    <RoomPanel />
+                </div>
+            }
+        >
+            <SecurityScreen />
+        </Show>
     }
 }

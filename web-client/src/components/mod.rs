@@ -7,3 +7,5 @@ pub mod notices;
 pub mod room_admin;
 pub mod room_list;
 pub mod room_view;
+pub mod security;
+pub mod unlock;

@@ -1,0 +1,181 @@
+//! The server's settings: command-line flags, each with a `CHAT_*` environment variable and a
+//! default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use axum::http::HeaderName;
+use clap::Parser;
+use sqlx::sqlite::SqliteConnectOptions;
+
+use crate::server_key::ServerKey;
+
+/// Name of the server key file when neither `--server-key` nor `--server-key-file` is given;
+/// it lives next to the SQLite file.
+pub const DEFAULT_SERVER_KEY_FILE: &str = "server.key";
+
+/// Server settings, read from command-line flags or `CHAT_*` environment variables.
+///
+/// `Debug` prints every setting except the server key, which prints as `[redacted]`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "server", about = "End-to-end encrypted group chat server")]
+pub struct Config {
+    /// Address and port to listen on; port 0 picks a free port.
+    #[arg(long, env = "CHAT_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// SQLite database URL; the file and its parent directory are created when missing.
+    #[arg(
+        long,
+        env = "CHAT_DATABASE_URL",
+        default_value = "sqlite://data/chat.db"
+    )]
+    pub database_url: String,
+    /// Directory of the built web client, served for every path outside `/api`.
+    #[arg(long, env = "CHAT_STATIC_DIR", default_value = "web-client/dist")]
+    pub static_dir: PathBuf,
+    /// How long a login session lasts at most, in hours.
+    #[arg(long, env = "CHAT_SESSION_TTL_HOURS", default_value_t = 720)]
+    pub session_ttl_hours: u64,
+    /// How long a session may go unused before it ends, in minutes (default one week).
+    #[arg(long, env = "CHAT_SESSION_IDLE_MINUTES", default_value_t = 10_080)]
+    pub session_idle_minutes: u64,
+    /// The server key that seals TOTP secrets and keys recovery code MACs: 32 bytes in
+    /// standard base64. Takes precedence over `--server-key-file`.
+    #[arg(long, env = "CHAT_SERVER_KEY", hide_env_values = true)]
+    pub server_key: Option<ServerKey>,
+    /// File holding the 32-byte server key, created (mode 0600) with random bytes when
+    /// missing. Default: `server.key` in the directory of the SQLite file (`data/server.key`
+    /// for an in-memory database).
+    #[arg(long, env = "CHAT_SERVER_KEY_FILE")]
+    pub server_key_file: Option<PathBuf>,
+    /// Header that carries the client's address when the server runs behind a reverse proxy
+    /// (for example `X-Forwarded-For`; the first address in it is used). The proxy must set
+    /// it: without this setting the socket's peer address is used and the header ignored.
+    #[arg(long, env = "CHAT_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<HeaderName>,
+    /// Attempts allowed per username on each of prelogin, login and the TOTP step within
+    /// one window; each client IP gets three times as many.
+    #[arg(long, env = "CHAT_LOGIN_ATTEMPTS", default_value_t = 10)]
+    pub login_attempts: u32,
+    /// Length of the login throttling window, in seconds.
+    #[arg(long, env = "CHAT_LOGIN_WINDOW_SECS", default_value_t = 900)]
+    pub login_window_secs: u64,
+    /// PEM file with the TLS certificate chain; with `--tls-key`, the server speaks HTTPS
+    /// and WSS itself.
+    #[arg(long, env = "CHAT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`.
+    #[arg(long, env = "CHAT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Config {
+    /// The default settings with the given database URL and static directory, as the flags
+    /// would give them (tests and embedders change fields from there).
+    pub fn new(database_url: impl Into<String>, static_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: database_url.into(),
+            static_dir: static_dir.into(),
+            session_ttl_hours: 720,
+            session_idle_minutes: 10_080,
+            server_key: None,
+            server_key_file: None,
+            client_ip_header: None,
+            login_attempts: 10,
+            login_window_secs: 900,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+
+    /// The absolute session lifetime.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_hours.saturating_mul(3600))
+    }
+
+    /// How long a session may go unused.
+    pub fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.session_idle_minutes.saturating_mul(60))
+    }
+
+    /// The login throttling window.
+    pub fn login_window(&self) -> Duration {
+        Duration::from_secs(self.login_window_secs)
+    }
+
+    /// Whether the server serves HTTPS itself (both TLS files are set).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// Where the server key file is: `--server-key-file`, else `server.key` next to the
+    /// SQLite file, else `data/server.key`.
+    pub fn server_key_path(&self) -> PathBuf {
+        if let Some(path) = &self.server_key_file {
+            return path.clone();
+        }
+        let in_memory =
+            self.database_url.contains(":memory:") || self.database_url.contains("mode=memory");
+        let database_directory = SqliteConnectOptions::from_str(&self.database_url)
+            .ok()
+            .filter(|_| !in_memory)
+            .map(|options| options.get_filename().to_path_buf())
+            .filter(|file| !file.as_os_str().is_empty())
+            .map(|file| file.parent().map(Path::to_path_buf).unwrap_or_default());
+        match database_directory {
+            Some(directory) => directory.join(DEFAULT_SERVER_KEY_FILE),
+            None => Path::new("data").join(DEFAULT_SERVER_KEY_FILE),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_server_key_lives_next_to_the_database_by_default() {
+        let mut config = Config::new("sqlite://data/chat.db", "dist");
+        assert_eq!(config.server_key_path(), Path::new("data/server.key"));
+        config.database_url = "sqlite:///var/lib/chat/chat.db".to_owned();
+        assert_eq!(
+            config.server_key_path(),
+            Path::new("/var/lib/chat/server.key")
+        );
+        config.database_url = "sqlite::memory:".to_owned();
+        assert_eq!(config.server_key_path(), Path::new("data/server.key"));
+        config.server_key_file = Some("/etc/chat/key".into());
+        assert_eq!(config.server_key_path(), Path::new("/etc/chat/key"));
+    }
+
+    #[test]
+    fn flags_parse_and_the_defaults_match_new() {
+        let parsed = Config::try_parse_from(["server", "--database-url", "sqlite://x.db"]).unwrap();
+        let built = Config::new("sqlite://x.db", "web-client/dist");
+        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let only_cert = Config::try_parse_from(["server", "--tls-cert", "cert.pem"]);
+        assert!(only_cert.is_err());
+        let both = Config::try_parse_from(["server", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .unwrap();
+        assert!(both.tls_enabled());
+    }
+
+    #[test]
+    fn debug_never_prints_the_server_key() {
+        let key = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+        let config = Config::try_parse_from(["server", "--server-key", key]).unwrap();
+        assert!(config.server_key.is_some());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains(key), "{printed}");
+        assert!(printed.contains("redacted"), "{printed}");
+    }
+}

@@ -1,0 +1,226 @@
+//! `/api/account`: the caller's security settings and login history, trusted networks,
+//! password change and account deletion. Changes re-authenticate: the current auth key,
+//! and a TOTP or recovery code when TOTP is enabled.
+
+use std::str::FromStr;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use common::api::{
+    AccountResponse, DeleteAccountRequest, PasswordChangeRequest, TrustedNetworksRequest,
+};
+use ipnet::IpNet;
+
+use crate::client::ClientInfo;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::password;
+use crate::routes::totp::require_user_code;
+use crate::session::{self, AuthUser};
+use crate::store::{self, login_events, totp, trusted_networks, users};
+use crate::throttle::Endpoint;
+use crate::AppState;
+
+/// Most login events `GET /api/account` lists.
+pub const LOGIN_HISTORY_LENGTH: i64 = 50;
+/// Most trusted networks an account may list.
+pub const MAX_TRUSTED_NETWORKS: usize = 64;
+
+/// Routes of this module (all need a session, else 401). Re-authentication answers 401
+/// `invalid password` for a wrong `auth_key`, 401 `invalid code` for a missing, wrong or
+/// reused code when TOTP is enabled, and 429 beyond the throttle.
+///
+/// - `GET /api/account` -> 200 [`AccountResponse`]: TOTP state, unused recovery codes,
+///   trusted networks, the latest 50 login attempts (newest first) and the undismissed
+///   new-network notices.
+/// - `POST /api/account/notices/dismiss` -> 204: dismisses every new-network notice.
+/// - `PUT /api/account/trusted-networks` [`TrustedNetworksRequest`] -> 204, replacing the
+///   list (empty allows any network); 400 `invalid network: ...` for a block that is not
+///   CIDR, 400 for more than 64 blocks.
+/// - `POST /api/account/password` [`PasswordChangeRequest`] -> 204: in one transaction the
+///   new salt, KDF parameters, auth key hash, wrapped identity and (when given) pins, and
+///   every other session of the user ends (their sockets are closed); the public identity
+///   stays. 400 for weak KDF parameters or an empty wrapped identity.
+/// - `POST /api/account/delete` [`DeleteAccountRequest`] -> 204 and a clearing cookie: the
+///   account and every row of it are deleted (see [`users::delete_account`]), its sockets
+///   are closed, and its rooms are marked as needing a key rotation.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/account", get(account))
+        .route("/api/account/notices/dismiss", post(dismiss_notices))
+        .route("/api/account/trusted-networks", put(set_trusted_networks))
+        .route("/api/account/password", post(change_password))
+        .route("/api/account/delete", post(delete_account))
+}
+
+/// Re-authenticates the caller before a sensitive change: `auth_key` must match the stored
+/// hash (checked in `spawn_blocking`), and when TOTP is enabled `totp_code` must be a valid
+/// TOTP or recovery code. Each call counts against the user's code throttle.
+///
+/// # Errors
+/// 401 [`ApiError::InvalidPassword`] or [`ApiError::InvalidCode`], 429
+/// [`ApiError::TooManyAttempts`], or a database or hashing error.
+pub async fn reauthenticate(
+    state: &AppState,
+    user: &AuthUser,
+    client: &ClientInfo,
+    auth_key: [u8; 32],
+    totp_code: Option<&str>,
+) -> ApiResult<()> {
+    state
+        .throttle
+        .attempt(Endpoint::Reauthenticate, Some(&user.username), client.ip)?;
+    // The session's user always exists: deleting a user deletes their sessions.
+    let record = users::find(&state.pool, &user.username)
+        .await?
+        .ok_or(ApiError::NotLoggedIn)?;
+    if !password::verify_auth_key(auth_key, record.auth_hash).await? {
+        return Err(ApiError::InvalidPassword);
+    }
+    if totp::is_enabled(&state.pool, &user.username).await? {
+        let code = totp_code.ok_or(ApiError::InvalidCode)?;
+        require_user_code(state, &user.username, client, code).await?;
+    }
+    Ok(())
+}
+
+async fn account(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<AccountResponse>> {
+    let username = user.username.as_str();
+    Ok(Json(AccountResponse {
+        totp_enabled: totp::is_enabled(&state.pool, username).await?,
+        recovery_codes_left: totp::recovery_codes_left(&state.pool, username).await?,
+        trusted_networks: trusted_networks::list(&state.pool, username)
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        login_history: login_events::history(&state.pool, username, LOGIN_HISTORY_LENGTH).await?,
+        new_network_notices: login_events::new_network_notices(&state.pool, username).await?,
+    }))
+}
+
+async fn dismiss_notices(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
+    login_events::dismiss_notices(&state.pool, &user.username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parses CIDR blocks (`192.0.2.0/24`, `2001:db8::/32`), keeping each block's network
+/// address (`10.1.2.7/24` becomes `10.1.2.0/24`), without duplicates.
+fn parse_networks(texts: &[String]) -> ApiResult<Vec<IpNet>> {
+    if texts.len() > MAX_TRUSTED_NETWORKS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_TRUSTED_NETWORKS} trusted networks"
+        )));
+    }
+    let mut networks = texts
+        .iter()
+        .map(|text| {
+            IpNet::from_str(text.trim())
+                .map(|network| network.trunc())
+                .map_err(|_| ApiError::bad_request(format!("invalid network: {text:?}")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    networks.sort();
+    networks.dedup();
+    Ok(networks)
+}
+
+async fn set_trusted_networks(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<TrustedNetworksRequest>,
+) -> ApiResult<StatusCode> {
+    let networks = parse_networks(&request.networks)?;
+    reauthenticate(
+        &state,
+        &user,
+        &client,
+        request.auth_key.0,
+        request.totp_code.as_deref(),
+    )
+    .await?;
+    trusted_networks::replace(&state.pool, &user.username, &networks).await?;
+    tracing::info!(username = %user.username, count = networks.len(), "trusted networks set");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<PasswordChangeRequest>,
+) -> ApiResult<StatusCode> {
+    // Checked before re-authenticating, so a refused request does not spend the code.
+    request
+        .new_kdf
+        .check()
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    if request.new_wrapped_identity.0.is_empty() {
+        return Err(ApiError::bad_request("wrapped identity is empty"));
+    }
+    let new_sealed_pins = request
+        .new_sealed_pins
+        .as_ref()
+        .map(|pins| pins.0.as_slice());
+    if new_sealed_pins.is_some_and(<[u8]>::is_empty) {
+        return Err(ApiError::bad_request("sealed pins are empty"));
+    }
+    reauthenticate(
+        &state,
+        &user,
+        &client,
+        request.current_auth_key.0,
+        request.totp_code.as_deref(),
+    )
+    .await?;
+    let auth_hash = password::hash_auth_key(request.new_auth_key.0).await?;
+    let change = users::PasswordChange {
+        kdf: request.new_kdf,
+        salt: &request.new_salt.0,
+        auth_hash: &auth_hash,
+        wrapped_identity: &request.new_wrapped_identity.0,
+        sealed_pins: new_sealed_pins,
+    };
+    let signed_out = users::change_password(
+        &state.pool,
+        &user.username,
+        &change,
+        &user.session_id,
+        store::now_ms(),
+    )
+    .await?;
+    state.hub.close_sessions(&user.username, &signed_out);
+    tracing::info!(
+        username = %user.username,
+        signed_out = signed_out.len(),
+        "password changed"
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_account(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<DeleteAccountRequest>,
+) -> ApiResult<impl IntoResponse> {
+    reauthenticate(
+        &state,
+        &user,
+        &client,
+        request.auth_key.0,
+        request.totp_code.as_deref(),
+    )
+    .await?;
+    let signed_out = users::delete_account(&state.pool, &user.username).await?;
+    state.hub.close_sessions(&user.username, &signed_out);
+    tracing::info!(username = %user.username, "account deleted");
+    Ok((StatusCode::NO_CONTENT, [session::clearing_cookie(&state)]))
+}

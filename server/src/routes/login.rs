@@ -1,0 +1,254 @@
+//! Logging in: prelogin, the password step, and the TOTP step; with throttling, trusted
+//! networks, login history and new-network notices.
+//!
+//! A login is one or two steps. `POST /api/login` checks the auth key, then the account's
+//! trusted networks; without TOTP it starts the session at once, with TOTP it answers a
+//! challenge (32 random bytes, valid [`CHALLENGE_LIFETIME_MS`], for at most
+//! [`CHALLENGE_ATTEMPTS`] codes, stored only as its SHA-256) and `POST /api/login/totp`
+//! starts the session when a code matches. Every attempt on a known account is recorded in
+//! its login history.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use common::account::KdfParams;
+use common::api::{
+    LoginRequest, LoginResponse, PreloginRequest, PreloginResponse, TotpLoginRequest,
+};
+use common::identity::validate_username;
+use common::primitives::sha256;
+use common::wire::{Base64, Base64Array};
+use common::OsRng;
+use rand_core::RngCore;
+
+use crate::client::ClientInfo;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::password;
+use crate::routes::totp::verify_code;
+use crate::session;
+use crate::store::login_events::{self, LoginResult, NewLoginEvent};
+use crate::store::{self, login_challenges, totp, trusted_networks, users};
+use crate::throttle::Endpoint;
+use crate::AppState;
+
+/// How long a login challenge stays valid, in milliseconds (5 minutes).
+pub const CHALLENGE_LIFETIME_MS: i64 = 5 * 60 * 1000;
+/// How many codes may be tried against one login challenge.
+pub const CHALLENGE_ATTEMPTS: u32 = 5;
+
+/// Routes of this module. Each counts against the login throttle of its username and of the
+/// client's address (see [`crate::throttle`]): beyond the limit they answer 429
+/// `too many attempts, try again later` with `Retry-After` and `retry_after_s`.
+///
+/// - `POST /api/prelogin` [`PreloginRequest`] -> 200 [`PreloginResponse`]; an unknown name
+///   gets default parameters and a stable fake salt.
+/// - `POST /api/login` [`LoginRequest`] -> 200 [`LoginResponse`]: with the session cookie
+///   and `totp_required: false` (and `new_network` for a login from a network new to the
+///   account), or without a cookie, with `totp_required: true` and a `challenge`. 401
+///   `invalid username or password` for a wrong key or an unknown name alike; 403
+///   `login from this network is not allowed for this account` when the account's trusted
+///   networks exclude the client.
+/// - `POST /api/login/totp` [`TotpLoginRequest`] -> 200 [`LoginResponse`] with the session
+///   cookie; 401 `invalid code` for a wrong or reused code (5 tries per challenge), 401
+///   `login expired, start again` for an unknown, expired or used-up challenge, 403 as for
+///   login.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/prelogin", post(prelogin))
+        .route("/api/login", post(login))
+        .route("/api/login/totp", post(login_totp))
+}
+
+/// Counts an attempt on `endpoint`, or refuses it with 429.
+fn throttle(
+    state: &AppState,
+    endpoint: Endpoint,
+    username: Option<&str>,
+    client: &ClientInfo,
+) -> ApiResult<()> {
+    Ok(state.throttle.attempt(endpoint, username, client.ip)?)
+}
+
+/// Records a failed login attempt on `username`'s account.
+async fn record_failure(
+    state: &AppState,
+    username: &str,
+    client: &ClientInfo,
+    result: LoginResult,
+) -> ApiResult<()> {
+    let network = client.network().to_string();
+    let new_network = login_events::is_new_network(&state.pool, username, &network).await?;
+    let event = NewLoginEvent {
+        username,
+        ip: &client.ip.to_string(),
+        user_agent: &client.user_agent,
+        result,
+        new_network,
+    };
+    login_events::record(&state.pool, &event, store::now_ms()).await
+}
+
+/// Refuses (403, recorded as `network_refused`) a login from outside the account's trusted
+/// networks, when it has any.
+async fn require_trusted_network(
+    state: &AppState,
+    username: &str,
+    client: &ClientInfo,
+) -> ApiResult<()> {
+    let networks = trusted_networks::list(&state.pool, username).await?;
+    if networks.is_empty() || networks.iter().any(|network| network.contains(&client.ip)) {
+        return Ok(());
+    }
+    tracing::info!(%username, ip = %client.ip, "login refused from an untrusted network");
+    record_failure(state, username, client, LoginResult::NetworkRefused).await?;
+    Err(ApiError::NetworkRefused)
+}
+
+/// Starts the session of a login that passed every check: remembers the client's network
+/// (a new one becomes a notice), records the success, and answers with the cookie.
+async fn finish_login(
+    state: &AppState,
+    username: &str,
+    client: &ClientInfo,
+) -> ApiResult<Response> {
+    let now_ms = store::now_ms();
+    let network = client.network().to_string();
+    let new_network =
+        login_events::remember_network(&state.pool, username, &network, now_ms).await?;
+    let cookie = session::start(state, username, client).await?;
+    let event = NewLoginEvent {
+        username,
+        ip: &client.ip.to_string(),
+        user_agent: &client.user_agent,
+        result: LoginResult::Success,
+        new_network,
+    };
+    login_events::record(&state.pool, &event, now_ms).await?;
+    if new_network {
+        tracing::info!(%username, %network, "login from a new network");
+    }
+    let body = LoginResponse {
+        username: username.to_owned(),
+        totp_required: false,
+        challenge: None,
+        new_network,
+    };
+    Ok(([cookie], Json(body)).into_response())
+}
+
+async fn prelogin(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<PreloginRequest>,
+) -> ApiResult<Json<PreloginResponse>> {
+    let valid_name = validate_username(&request.username).is_ok();
+    throttle(
+        &state,
+        Endpoint::Prelogin,
+        valid_name.then_some(request.username.as_str()),
+        &client,
+    )?;
+    let known = if valid_name {
+        users::find(&state.pool, &request.username).await?
+    } else {
+        None
+    };
+    let response = match known {
+        Some(user) => PreloginResponse {
+            kdf: user.kdf,
+            salt: Base64Array(user.salt),
+        },
+        None => PreloginResponse {
+            kdf: KdfParams::DEFAULT,
+            salt: Base64Array(state.secret.fake_salt(&request.username)),
+        },
+    };
+    Ok(Json(response))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let valid_name = validate_username(&request.username).is_ok();
+    let user = if valid_name {
+        users::find(&state.pool, &request.username).await?
+    } else {
+        None
+    };
+    let counted_name = valid_name.then_some(request.username.as_str());
+    if let Err(refusal) = throttle(&state, Endpoint::Login, counted_name, &client) {
+        if let Some(user) = &user {
+            record_failure(&state, &user.username, &client, LoginResult::Throttled).await?;
+        }
+        return Err(refusal);
+    }
+    // An unknown name is checked against a dummy hash, so both failures take as long.
+    let stored_hash = user.as_ref().map_or_else(
+        || state.dummy_auth_hash.to_string(),
+        |user| user.auth_hash.clone(),
+    );
+    let key_matches = password::verify_auth_key(request.auth_key.0, stored_hash).await?;
+    let user = match user {
+        Some(user) if key_matches => user,
+        Some(user) => {
+            record_failure(&state, &user.username, &client, LoginResult::WrongPassword).await?;
+            return Err(ApiError::InvalidCredentials);
+        }
+        None => return Err(ApiError::InvalidCredentials),
+    };
+    require_trusted_network(&state, &user.username, &client).await?;
+    if !totp::is_enabled(&state.pool, &user.username).await? {
+        return finish_login(&state, &user.username, &client).await;
+    }
+    let mut challenge = [0u8; 32];
+    OsRng.fill_bytes(&mut challenge);
+    let now_ms = store::now_ms();
+    login_challenges::create(
+        &state.pool,
+        &sha256(&challenge),
+        &user.username,
+        now_ms,
+        now_ms.saturating_add(CHALLENGE_LIFETIME_MS),
+        CHALLENGE_ATTEMPTS,
+    )
+    .await?;
+    let body = LoginResponse {
+        username: user.username,
+        totp_required: true,
+        challenge: Some(Base64(challenge.to_vec())),
+        new_network: false,
+    };
+    Ok(Json(body).into_response())
+}
+
+async fn login_totp(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<TotpLoginRequest>,
+) -> ApiResult<Response> {
+    let challenge_hash = sha256(&request.challenge.0);
+    let username = login_challenges::find(&state.pool, &challenge_hash, store::now_ms()).await?;
+    if let Err(refusal) = throttle(&state, Endpoint::LoginTotp, username.as_deref(), &client) {
+        if let Some(username) = &username {
+            record_failure(&state, username, &client, LoginResult::Throttled).await?;
+        }
+        return Err(refusal);
+    }
+    let username = username.ok_or(ApiError::LoginExpired)?;
+    // The address may have changed since the password step.
+    require_trusted_network(&state, &username, &client).await?;
+    if !verify_code(&state, &username, &request.code).await? {
+        login_challenges::record_wrong_code(&state.pool, &challenge_hash).await?;
+        record_failure(&state, &username, &client, LoginResult::WrongCode).await?;
+        return Err(ApiError::InvalidCode);
+    }
+    // Of two requests that complete the same challenge, only one starts a session.
+    if !login_challenges::consume(&state.pool, &challenge_hash).await? {
+        return Err(ApiError::LoginExpired);
+    }
+    finish_login(&state, &username, &client).await
+}

@@ -1,0 +1,304 @@
+//! Account security from the browser: the TOTP login step, unlocking after a reload, two-factor
+//! enrolment, sessions, login history, trusted networks, password change and account
+//! deletion. Re-authentication derives `auth_key` from the password again, in the browser.
+
+use std::sync::Arc;
+
+use common::account::{self, AccountKeys, KdfParams, SALT_LEN};
+use common::api::{
+    AccountResponse, DeleteAccountRequest, LoginResponse, MeResponse, PasswordChangeRequest,
+    RecoveryCodesResponse, SessionStatus, SessionsResponse, TotpCodeRequest, TotpLoginRequest,
+    TotpSetupResponse, TrustedNetworksRequest,
+};
+use common::membership::{LogAction, Role};
+use common::primitives::random_bytes;
+use common::trust::seal_pins;
+use common::wire::{Base64, Base64Array};
+use common::OsRng;
+use leptos::prelude::*;
+
+use crate::chat::{Chat, ChatError, Session};
+use crate::http;
+
+/// A login waiting for its second factor: the password step succeeded.
+pub struct PendingLogin {
+    /// The account.
+    pub username: String,
+    /// The challenge to send back with the code.
+    pub challenge: Base64,
+    /// Keys derived from the password, kept for unwrapping once the code is accepted.
+    pub keys: AccountKeys,
+}
+
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chat {
+    /// Finishes the password step of logging in: either the session exists, or a TOTP code
+    /// is needed ([`Chat::pending_login`] is set and the log-in screen asks for it).
+    pub(crate) async fn after_password_step(
+        &self,
+        username: &str,
+        keys: AccountKeys,
+        response: LoginResponse,
+    ) -> Result<(), ChatError> {
+        if response.totp_required {
+            let challenge = response.challenge.ok_or_else(|| {
+                ChatError::Other("server asked for a code without a challenge".into())
+            })?;
+            self.pending_login.set(Some(Arc::new(PendingLogin {
+                username: username.to_owned(),
+                challenge,
+                keys,
+            })));
+            return Ok(());
+        }
+        self.unlock_with(username, keys).await
+    }
+
+    /// Sends the TOTP (or recovery) code of a pending login, then unlocks the keys.
+    pub async fn submit_login_code(&self, code: &str) -> Result<(), ChatError> {
+        let pending = self
+            .pending_login
+            .get_untracked()
+            .ok_or_else(|| ChatError::Other("no login is waiting for a code".into()))?;
+        let _: LoginResponse = http::post(
+            "/api/login/totp",
+            &TotpLoginRequest {
+                challenge: pending.challenge.clone(),
+                code: code.trim().to_owned(),
+            },
+        )
+        .await?;
+        self.pending_login.set(None);
+        self.unlock_with(&pending.username, pending.keys.clone())
+            .await
+    }
+
+    /// With a valid session: fetches the wrapped identity and unwraps it with `keys`.
+    pub(crate) async fn unlock_with(
+        &self,
+        username: &str,
+        keys: AccountKeys,
+    ) -> Result<(), ChatError> {
+        let me: MeResponse = http::get("/api/me").await?;
+        if me.username != username {
+            return Err(ChatError::Other(
+                "server answered for another account".into(),
+            ));
+        }
+        let secrets = account::unwrap_identity(&keys.wrap_key, username, &me.wrapped_identity.0)?;
+        account::check_published_identity(&secrets, &me.identity)?;
+        self.start_session(username.to_owned(), secrets, keys.wrap_key);
+        Ok(())
+    }
+
+    /// Checks at start-up whether this browser still has a valid session; if so the app asks
+    /// only for the password to unwrap the keys (no second factor again).
+    pub async fn detect_session(&self) {
+        let live = http::get::<SessionStatus>("/api/session")
+            .await
+            .is_ok_and(|status| status.username.is_some());
+        if live {
+            if let Ok(me) = http::get::<MeResponse>("/api/me").await {
+                self.locked.set(Some(Arc::new(me)));
+            }
+        }
+    }
+
+    /// Unlocks a returning tab's session with the password alone: Argon2id with the stored
+    /// parameters, then unwrap. Nothing is sent to the server but the request for `/api/me`.
+    pub async fn unlock(&self, password: &str) -> Result<(), ChatError> {
+        let me = self
+            .locked
+            .get_untracked()
+            .ok_or_else(|| ChatError::Other("nothing to unlock".into()))?;
+        let keys = self.derive_timed(password, &me.salt.0, &me.kdf).await?;
+        let secrets =
+            account::unwrap_identity(&keys.wrap_key, &me.username, &me.wrapped_identity.0)
+                .map_err(|_| ChatError::Other("wrong password".into()))?;
+        account::check_published_identity(&secrets, &me.identity)?;
+        self.locked.set(None);
+        self.start_session(me.username.clone(), secrets, keys.wrap_key);
+        Ok(())
+    }
+
+    /// Derives the current password's keys again, for re-authentication.
+    async fn reauthenticate(&self, password: &str) -> Result<AccountKeys, ChatError> {
+        let me: MeResponse = http::get("/api/me").await?;
+        self.derive_timed(password, &me.salt.0, &me.kdf).await
+    }
+
+    /// The account's security settings, history and notices.
+    pub async fn account(&self) -> Result<AccountResponse, ChatError> {
+        Ok(http::get("/api/account").await?)
+    }
+
+    /// Dismisses the new-network notices.
+    pub async fn dismiss_notices(&self) -> Result<(), ChatError> {
+        Ok(http::post_no_content("/api/account/notices/dismiss", &()).await?)
+    }
+
+    /// Starts TOTP enrolment: a pending secret and its QR code.
+    pub async fn totp_setup(&self) -> Result<TotpSetupResponse, ChatError> {
+        Ok(http::post("/api/totp/setup", &()).await?)
+    }
+
+    /// Confirms enrolment with a valid code; returns the recovery codes, shown once.
+    pub async fn totp_enable(&self, code: &str) -> Result<Vec<String>, ChatError> {
+        let response: RecoveryCodesResponse = http::post(
+            "/api/totp/enable",
+            &TotpCodeRequest {
+                code: code.trim().to_owned(),
+            },
+        )
+        .await?;
+        Ok(response.recovery_codes)
+    }
+
+    /// Turns TOTP off; needs a current code.
+    pub async fn totp_disable(&self, code: &str) -> Result<(), ChatError> {
+        Ok(http::post_no_content(
+            "/api/totp/disable",
+            &TotpCodeRequest {
+                code: code.trim().to_owned(),
+            },
+        )
+        .await?)
+    }
+
+    /// The account's live sessions.
+    pub async fn sessions(&self) -> Result<SessionsResponse, ChatError> {
+        Ok(http::get("/api/sessions").await?)
+    }
+
+    /// Revokes one session (its browser is signed out at once).
+    pub async fn revoke_session(&self, id: &str) -> Result<(), ChatError> {
+        Ok(http::delete(&format!("/api/sessions/{id}")).await?)
+    }
+
+    /// Revokes every session but this one.
+    pub async fn revoke_other_sessions(&self) -> Result<(), ChatError> {
+        Ok(http::post_no_content("/api/sessions/revoke-others", &()).await?)
+    }
+
+    /// Replaces the trusted networks (CIDR, comma or space separated; empty allows any).
+    pub async fn set_trusted_networks(
+        &self,
+        networks: &str,
+        password: &str,
+        code: &str,
+    ) -> Result<(), ChatError> {
+        let keys = self.reauthenticate(password).await?;
+        let networks = networks
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|network| !network.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(http::put_no_content(
+            "/api/account/trusted-networks",
+            &TrustedNetworksRequest {
+                networks,
+                auth_key: Base64Array(*keys.auth_key.as_bytes()),
+                totp_code: optional_code(code),
+            },
+        )
+        .await?)
+    }
+
+    /// Changes the password: the same identity is re-wrapped under the new password's key,
+    /// the pins re-sealed, and other sessions signed out. History stays readable.
+    pub async fn change_password(
+        &self,
+        current: &str,
+        new: &str,
+        code: &str,
+    ) -> Result<(), ChatError> {
+        if new.chars().count() < 8 {
+            return Err(ChatError::Other(
+                "password must be at least 8 characters".into(),
+            ));
+        }
+        let session = self.session()?;
+        let current_keys = self.reauthenticate(current).await?;
+        let salt: [u8; SALT_LEN] = random_bytes(&mut OsRng);
+        let params = KdfParams::DEFAULT;
+        let new_keys = self.derive_timed(new, &salt, &params).await?;
+        let pins = self.pins.get_untracked();
+        let request = PasswordChangeRequest {
+            current_auth_key: Base64Array(*current_keys.auth_key.as_bytes()),
+            totp_code: optional_code(code),
+            new_kdf: params,
+            new_salt: Base64Array(salt),
+            new_auth_key: Base64Array(*new_keys.auth_key.as_bytes()),
+            new_wrapped_identity: Base64(account::wrap_identity(
+                &new_keys.wrap_key,
+                &session.username,
+                &session.secrets,
+                &mut OsRng,
+            )),
+            new_sealed_pins: (!pins.is_empty()).then(|| {
+                Base64(seal_pins(
+                    &new_keys.wrap_key,
+                    &session.username,
+                    &pins,
+                    &mut OsRng,
+                ))
+            }),
+        };
+        http::post_no_content("/api/account/password", &request).await?;
+        self.session.set(Some(Arc::new(Session {
+            username: session.username.clone(),
+            secrets: session.secrets.clone(),
+            wrap_key: new_keys.wrap_key,
+            fingerprint: session.fingerprint.clone(),
+        })));
+        Ok(())
+    }
+
+    /// Deletes the account: leaves every room with a signed entry (deleting the rooms this
+    /// user owns), then asks the server to delete the account, and signs out.
+    pub async fn delete_account(&self, password: &str, code: &str) -> Result<(), ChatError> {
+        let keys = self.reauthenticate(password).await?;
+        let me = self.me();
+        let rooms: Vec<_> = self.rooms.with_untracked(|rooms| {
+            rooms
+                .values()
+                .filter_map(|view| {
+                    let role = view.state.as_ref().ok()?.member(&me)?.role;
+                    Some((view.room_id, role))
+                })
+                .collect()
+        });
+        for (room_id, role) in rooms {
+            let action = if role == Role::Owner {
+                LogAction::DeleteRoom
+            } else {
+                LogAction::Leave
+            };
+            // The server also flags rotation for any room this could not leave.
+            let _ = self.append(room_id, action).await;
+        }
+        http::post_no_content(
+            "/api/account/delete",
+            &DeleteAccountRequest {
+                auth_key: Base64Array(*keys.auth_key.as_bytes()),
+                totp_code: optional_code(code),
+            },
+        )
+        .await?;
+        self.end_session_locally(Some("Your account was deleted.".into()));
+        Ok(())
+    }
+}
+
+fn optional_code(code: &str) -> Option<String> {
+    let code = code.trim();
+    (!code.is_empty()).then(|| code.to_owned())
+}
