@@ -70,6 +70,10 @@ async fn room_administration_in_three_browsers() -> E2eResult<()> {
     bob.wait_for_text("room-list", "Ops").await?;
     open_room(&bob, "Ops").await?;
     bob.wait_for_text("message", "m1 early ops").await?;
+    // The topic is encrypted metadata in the log; bob sees it once decrypted.
+    alice.fill("room-topic-input", "launch plans").await?;
+    alice.click("save-metadata-button").await?;
+    bob.wait_for_text("room-topic", "launch plans").await?;
 
     // --- alice adds carol and goes offline; carol gets the key from bob. ---
     carol.register(&server.base_url, "carol", PASSWORD).await?;

@@ -39,6 +39,7 @@ pub fn RoomAdmin(
             <AddByUsername room_id=room_id error=error />
             <JoinRequests room_id=room_id requests=requests error=error />
             <Invite room_id=room_id error=error />
+            <NameAndTopic room_id=room_id error=error />
             <Settings room_id=room_id policy=policy error=error />
             <div class="admin-buttons">
                 <button class="secondary" data-testid="rotate-key-button"
@@ -233,6 +234,46 @@ fn Settings(room_id: RoomId, policy: RoomPolicy, error: RwSignal<Option<String>>
                     prop:value=move || max_mib.get() on:input=move |event| max_mib.set(event_target_value(&event)) />
             </label>
             <button data-testid="save-settings-button" on:click=save>"Save settings"</button>
+        </div>
+    }
+}
+
+/// Rename the room or change its topic; both are encrypted under the current room key.
+#[component]
+fn NameAndTopic(room_id: RoomId, error: RwSignal<Option<String>>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let current = chat
+        .rooms
+        .with_untracked(|rooms| rooms.get(&room_id).and_then(|view| view.metadata.clone()))
+        .unwrap_or_default();
+    let direct = current.direct;
+    let name = RwSignal::new(current.name);
+    let topic = RwSignal::new(current.topic);
+    let save = move |_| {
+        let metadata = common::room_key::RoomMetadata {
+            name: name.get_untracked().trim().to_owned(),
+            topic: topic.get_untracked().trim().to_owned(),
+            direct,
+        };
+        run(
+            error,
+            Box::pin(async move { chat.set_metadata(room_id, metadata).await }),
+        );
+    };
+    view! {
+        <h3>"Name and topic"</h3>
+        <div class="settings">
+            {(!direct).then(|| view! {
+                <label>"Name"
+                    <input data-testid="room-rename-input" type="text" maxlength="100"
+                        prop:value=move || name.get() on:input=move |event| name.set(event_target_value(&event)) />
+                </label>
+            })}
+            <label>"Topic"
+                <input data-testid="room-topic-input" type="text" maxlength="500"
+                    prop:value=move || topic.get() on:input=move |event| topic.set(event_target_value(&event)) />
+            </label>
+            <button data-testid="save-metadata-button" on:click=save>"Save name and topic"</button>
         </div>
     }
 }
