@@ -23,7 +23,7 @@ tasks:
           cargo xtask run -- --bind 127.0.0.1:9000 --database-url sqlite:///tmp/x.db
   test    install missing tools, then cargo fmt --check, clippy (native and wasm32), every
           native test, the wasm-pack browser tests of `common`, and the browser end-to-end test
-  bench   run the criterion benchmarks of the crypto core
+  bench   run the criterion benchmarks of the crypto core and the relay load generator
 ";
 
 fn main() -> ExitCode {
@@ -170,5 +170,7 @@ fn test() -> TaskResult {
 
 fn bench() -> TaskResult {
     step("criterion benchmarks of the crypto core");
-    run_command(cargo().args(["bench", "--package", "common"]))
+    run_command(cargo().args(["bench", "--package", "common"]))?;
+    step("relay load generator (loopback only)");
+    run_command(cargo().args(["bench", "--package", "server", "--bench", "relay"]))
 }
