@@ -113,11 +113,23 @@ impl Chat {
                     view.requested_epochs.insert(epoch);
                 }
             });
-            let _ = http::post_no_content(
+            // Marked before sending so concurrent events do not ask twice; a failed request is
+            // unmarked so the next sync asks again.
+            let sent = http::post_no_content(
                 &room_path(&room_id, "key-requests"),
                 &KeyRequestBody { epoch },
             )
             .await;
+            if let Err(error) = sent {
+                self.rooms.update(|rooms| {
+                    if let Some(view) = rooms.get_mut(&room_id) {
+                        view.requested_epochs.remove(&epoch);
+                    }
+                });
+                self.error.set(Some(format!(
+                    "could not ask members for the room key: {error}"
+                )));
+            }
         }
         if my_role >= Role::Admin {
             if has_key {
