@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::KdfParams;
+use rand_core::CryptoRngCore;
+
+use crate::account::{wrap_identity, AccountKeys, KdfParams, SALT_LEN};
+use crate::identity::IdentitySecrets;
 use crate::identity::PublicIdentity;
 use crate::membership::{Role, RoomId};
 use crate::message::SealedMessage;
@@ -29,6 +32,29 @@ pub struct RegisterRequest {
     pub identity: PublicIdentity,
     /// The identity secrets wrapped under `wrap_key`.
     pub wrapped_identity: Base64,
+}
+
+impl RegisterRequest {
+    /// The request a client sends to create `username`: the keys derived from the password
+    /// with `kdf` and `salt` (see [`crate::account::derive_account_keys`]), the self-signed
+    /// public identity of `secrets`, and `secrets` wrapped under the derived `wrap_key`.
+    pub fn new(
+        username: &str,
+        kdf: KdfParams,
+        salt: [u8; SALT_LEN],
+        keys: &AccountKeys,
+        secrets: &IdentitySecrets,
+        rng: &mut impl CryptoRngCore,
+    ) -> Self {
+        Self {
+            username: username.to_owned(),
+            kdf,
+            salt: Base64Array(salt),
+            auth_key: Base64Array(*keys.auth_key.as_bytes()),
+            identity: secrets.public_identity(username),
+            wrapped_identity: Base64(wrap_identity(&keys.wrap_key, username, secrets, rng)),
+        }
+    }
 }
 
 /// `POST /api/prelogin`.

@@ -90,9 +90,12 @@ pub fn secretbox_encrypt(
     plaintext: &[u8],
 ) -> Vec<u8> {
     let cipher = XSalsa20Poly1305::new(key.into());
-    // Encryption with a 24-byte nonce cannot fail for in-memory buffers; an empty vector
-    // would only fail to open, never leak.
-    cipher.encrypt(nonce.into(), plaintext).unwrap_or_default()
+    // XSalsa20-Poly1305 over a growable Vec fails only if the buffer cannot grow, which Vec
+    // reports by aborting instead; an Err here would be a bug in the crate. Fail loudly
+    // rather than hand back an empty "ciphertext" that would silently lose the data.
+    cipher
+        .encrypt(nonce.into(), plaintext)
+        .unwrap_or_else(|_| unreachable!("xsalsa20poly1305 encryption into a Vec cannot fail"))
 }
 
 /// Opens `tag(16) || encrypted bytes` made by [`secretbox_encrypt`].

@@ -88,8 +88,9 @@ impl Pins {
         }
     }
 
-    /// Pins `keys` for `username` if nothing is pinned yet (first use). Returns whether the
-    /// pins changed.
+    /// Pins `keys` for `username` if nothing is pinned yet (first use), and refuses keys that
+    /// differ from the pin: the check before sealing anything to a contact. Returns whether
+    /// the pins changed.
     ///
     /// # Errors
     /// [`TrustError::KeyChanged`] when other keys are pinned.
@@ -108,18 +109,6 @@ impl Pins {
             PinCheck::Matches { .. } => Ok(false),
             PinCheck::Changed { .. } => Err(TrustError::KeyChanged(username.to_owned())),
         }
-    }
-
-    /// Checks that sealing to `keys` is allowed: pins them on first use, refuses changed keys.
-    ///
-    /// # Errors
-    /// [`TrustError::KeyChanged`].
-    pub fn require_trusted(
-        &mut self,
-        username: &str,
-        keys: &MemberKeys,
-    ) -> Result<bool, TrustError> {
-        self.pin_first_use(username, keys)
     }
 
     /// Replaces the pin after the user accepted new keys; the contact is no longer verified.
@@ -201,7 +190,9 @@ impl Pins {
 fn pins_key(wrap_key: &WrapKey) -> Zeroizing<[u8; KEY_LEN]> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     // 32 bytes is far below HKDF's limit, so expansion cannot fail.
-    let _ = primitives::hkdf_sha256(wrap_key.as_bytes(), &[], PINS_KEY_INFO, key.as_mut());
+    if primitives::hkdf_sha256(wrap_key.as_bytes(), &[], PINS_KEY_INFO, key.as_mut()).is_err() {
+        unreachable!("hkdf-sha256 expands 32 bytes");
+    }
     key
 }
 

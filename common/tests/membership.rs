@@ -678,13 +678,13 @@ fn pins_detect_changed_keys_and_round_trip_encrypted() {
     let impostor = IdentitySecrets::generate(&mut OsRng).public_keys();
     let mut pins = Pins::new();
     assert_eq!(pins.check("alice", &alice), PinCheck::New);
-    assert_eq!(pins.require_trusted("alice", &alice), Ok(true));
+    assert_eq!(pins.pin_first_use("alice", &alice), Ok(true));
     assert_eq!(
         pins.check("alice", &alice),
         PinCheck::Matches { verified: false }
     );
     assert_eq!(
-        pins.require_trusted("alice", &impostor),
+        pins.pin_first_use("alice", &impostor),
         Err(TrustError::KeyChanged("alice".into()))
     );
     assert_eq!(

@@ -103,6 +103,18 @@ fn option_env_print() -> bool {
     false
 }
 
+/// The master key of section 3's example: password `correct horse battery staple`, salt
+/// `00..0f`, Argon2id m = 19456 KiB, t = 2, p = 1.
+fn example_master_key() -> common::account::MasterKey {
+    let params = KdfParams {
+        m_kib: 19_456,
+        t: 2,
+        p: 1,
+    };
+    let salt: [u8; 16] = counting(0x00);
+    derive_master_key("correct horse battery staple", &salt, &params).expect("kdf")
+}
+
 fn alice() -> IdentitySecrets {
     IdentitySecrets::from_bytes(counting(0x20), counting(0x40))
 }
@@ -123,13 +135,7 @@ fn encoding_example() {
 #[test]
 fn account_example() {
     let mut examples = Examples::new();
-    let params = KdfParams {
-        m_kib: 19_456,
-        t: 2,
-        p: 1,
-    };
-    let salt: [u8; 16] = counting(0x00);
-    let master = derive_master_key("correct horse battery staple", &salt, &params).expect("kdf");
+    let master = example_master_key();
     // The master key itself is not exposed; auth and wrap keys are what the protocol uses.
     let auth = master.auth_key();
     let wrap = master.wrap_key();
@@ -404,13 +410,7 @@ fn administration_entries_example() {
 fn pins_example() {
     use common::trust::{seal_pins, Pins};
     let mut examples = Examples::new();
-    let params = KdfParams {
-        m_kib: 19_456,
-        t: 2,
-        p: 1,
-    };
-    let salt: [u8; 16] = counting(0x00);
-    let master = derive_master_key("correct horse battery staple", &salt, &params).expect("kdf");
+    let master = example_master_key();
     let mut pins = Pins::new();
     pins.pin_first_use("bob", &bob().public_keys())
         .expect("first use");

@@ -72,13 +72,7 @@ impl TestServer {
     /// # Errors
     /// When the database cannot be opened or holds no message.
     pub async fn tamper_with_oldest_message(&self) -> E2eResult<i64> {
-        let url = format!(
-            "sqlite://{}",
-            self.data_dir.path().join("chat.db").display()
-        );
-        let pool = sqlx::SqlitePool::connect(&url)
-            .await
-            .map_err(|error| format!("cannot open the database: {error}"))?;
+        let pool = self.pool().await?;
         let (id, mut ciphertext): (i64, Vec<u8>) =
             sqlx::query_as("SELECT id, ciphertext FROM messages ORDER BY id LIMIT 1")
                 .fetch_one(&pool)
@@ -96,6 +90,7 @@ impl TestServer {
         Ok(id)
     }
 
+    /// A connection pool to the server's database, for tests that play a malicious server.
     async fn pool(&self) -> E2eResult<sqlx::SqlitePool> {
         let url = format!(
             "sqlite://{}",

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::account::{derive_account_keys, wrap_identity, KdfParams};
+use common::account::{derive_account_keys, KdfParams};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, PostMessageRequest, RegisterRequest, ServerEvent,
 };
@@ -55,14 +55,7 @@ async fn register(base: &str, name: &str) -> BenchResult<Member> {
     let keys = derive_account_keys("load generator password", &salt, &params)
         .map_err(|e| e.to_string())?;
     let secrets = IdentitySecrets::generate(&mut OsRng);
-    let request = RegisterRequest {
-        username: name.to_owned(),
-        kdf: params,
-        salt: Base64Array(salt),
-        auth_key: Base64Array(*keys.auth_key.as_bytes()),
-        identity: secrets.public_identity(name),
-        wrapped_identity: Base64(wrap_identity(&keys.wrap_key, name, &secrets, &mut OsRng)),
-    };
+    let request = RegisterRequest::new(name, params, salt, &keys, &secrets, &mut OsRng);
     let client = reqwest::Client::new();
     let response = client
         .post(format!("{base}/api/register"))

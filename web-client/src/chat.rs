@@ -17,7 +17,7 @@ use common::message::SeenSequences;
 use common::primitives::random_bytes;
 use common::room_key::{RoomKey, RoomMetadata};
 use common::trust::Pins;
-use common::wire::{Base64, Base64Array};
+use common::wire::Base64Array;
 use common::OsRng;
 use leptos::prelude::*;
 
@@ -144,6 +144,24 @@ impl RoomView {
                 .unwrap_or_else(|| "direct conversation".into()),
             Some(metadata) => metadata.name.clone(),
             None => format!("room {}…", &self.room_id.to_hex()[..8]),
+        }
+    }
+
+    /// Records a state this client accepted: remembers its length and head (so a shorter or
+    /// rewritten log is refused later) and notices when this user is no longer a member.
+    pub fn accept_state(&mut self, next: RoomState, me: &str) {
+        self.seen_head = Some((next.length(), next.head_hash()));
+        if next.member(me).is_none() {
+            self.removed = true;
+        }
+        self.state = Ok(next);
+    }
+
+    /// Adopts `next`, built on a state of `from_length` entries, unless the log has moved on
+    /// meanwhile (a WebSocket event applied the same entry first).
+    pub fn adopt_if_unchanged(&mut self, from_length: u64, next: RoomState, me: &str) {
+        if self.state.as_ref().map(RoomState::length).ok() == Some(from_length) {
+            self.accept_state(next, me);
         }
     }
 
@@ -314,19 +332,7 @@ impl Chat {
         let params = KdfParams::DEFAULT;
         let keys = self.derive_timed(password, &salt, &params).await?;
         let secrets = IdentitySecrets::generate(&mut OsRng);
-        let request = RegisterRequest {
-            username: username.to_owned(),
-            kdf: params,
-            salt: Base64Array(salt),
-            auth_key: Base64Array(*keys.auth_key.as_bytes()),
-            identity: secrets.public_identity(username),
-            wrapped_identity: Base64(account::wrap_identity(
-                &keys.wrap_key,
-                username,
-                &secrets,
-                &mut OsRng,
-            )),
-        };
+        let request = RegisterRequest::new(username, params, salt, &keys, &secrets, &mut OsRng);
         let _: SessionResponse = http::post("/api/register", &request).await?;
         self.start_session(username.to_owned(), secrets, keys.wrap_key);
         Ok(())

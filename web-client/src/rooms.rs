@@ -67,10 +67,10 @@ impl Chat {
                 format!("this room's history was tampered with ({error}); it cannot be shown")
             });
         view.pending = history.messages;
-        if let Ok(state) = &view.state {
-            view.seen_head = Some((state.length(), state.head_hash()));
-            self.note_member_keys(state, "this room's member list")
+        if let Ok(state) = view.state.clone() {
+            self.note_member_keys(&state, "this room's member list")
                 .await;
+            view.accept_state(state, &session.username);
         }
         for envelope in envelopes.envelopes {
             accept_envelope(&mut view, &session, &envelope);
@@ -198,27 +198,23 @@ impl Chat {
         let me = self.me();
         let outcome = self.rooms.try_update(|rooms| {
             let view = rooms.get_mut(&room_id)?;
-            let state = view.state.as_mut().ok()?;
-            if seq < state.length() {
+            let mut next = view.state.as_ref().ok()?.clone();
+            if seq < next.length() {
                 return Some(Ok(None));
             }
-            if seq > state.length() {
+            if seq > next.length() {
                 return Some(Err(()));
             }
             let applied = SignedLogEntry::from_bytes(bytes)
                 .map_err(|error| error.to_string())
                 .and_then(|signed| {
-                    state
-                        .apply(&signed)
+                    next.apply(&signed)
                         .map(|()| signed)
                         .map_err(|error| error.to_string())
                 });
             match applied {
                 Ok(signed) => {
-                    view.seen_head = Some((state.length(), state.head_hash()));
-                    if state.member(&me).is_none() {
-                        view.removed = true;
-                    }
+                    view.accept_state(next, &me);
                     Some(Ok(Some(signed)))
                 }
                 Err(error) => {
@@ -410,10 +406,7 @@ impl Chat {
         self.post_entry(room_id, &rotation.entry).await?;
         self.rooms.update(|rooms| {
             if let Some(view) = rooms.get_mut(&room_id) {
-                if view.state.as_ref().map(RoomState::length).ok() == Some(state.length()) {
-                    view.seen_head = Some((rotation.state.length(), rotation.state.head_hash()));
-                    view.state = Ok(rotation.state.clone());
-                }
+                view.adopt_if_unchanged(state.length(), rotation.state.clone(), &session.username);
                 view.keys.insert(epoch, rotation.key.clone());
             }
         });
@@ -457,13 +450,7 @@ impl Chat {
         self.post_entry(room_id, &entry).await?;
         self.rooms.update(|rooms| {
             if let Some(view) = rooms.get_mut(&room_id) {
-                if view.state.as_ref().map(RoomState::length).ok() == Some(state.length()) {
-                    view.seen_head = Some((next.length(), next.head_hash()));
-                    view.state = Ok(next.clone());
-                    if next.member(&session.username).is_none() {
-                        view.removed = true;
-                    }
-                }
+                view.adopt_if_unchanged(state.length(), next.clone(), &session.username);
             }
         });
         Ok(next)
@@ -487,8 +474,7 @@ impl Chat {
         let created: CreateRoomResponse = http::post("/api/rooms", &request).await?;
         let mut view = RoomView::new(created.room_id);
         view.metadata = Some(metadata);
-        view.seen_head = Some((room.state.length(), room.state.head_hash()));
-        view.state = Ok(room.state.clone());
+        view.accept_state(room.state.clone(), &session.username);
         view.keys.insert(0, room.key.clone());
         self.rooms.update(|rooms| {
             rooms.insert(created.room_id, view);

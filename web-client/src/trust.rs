@@ -41,10 +41,14 @@ impl Chat {
         Ok(())
     }
 
-    /// Pins `keys` for `username` on first use, or records a warning if they differ from the
-    /// pin. Returns whether they are trusted (new or matching).
-    pub async fn note_keys(&self, username: &str, keys: &MemberKeys, seen_in: &str) -> bool {
-        self.check_trusted(username, keys, seen_in).await.is_ok()
+    /// Pins `keys` for `username` on first use, or records a visible warning if they differ
+    /// from the pin (the warning is the outcome; nothing else is to be done here).
+    pub async fn note_keys(&self, username: &str, keys: &MemberKeys, seen_in: &str) {
+        if let Err(error) = self.check_trusted(username, keys, seen_in).await {
+            if !matches!(error, ChatError::Trust(_)) {
+                self.error.set(Some(error.to_string()));
+            }
+        }
     }
 
     /// Notes the keys of every member of a room (see [`Chat::note_keys`]).
@@ -92,7 +96,7 @@ impl Chat {
         }
         let outcome = self
             .pins
-            .try_update(|pins| pins.require_trusted(username, keys))
+            .try_update(|pins| pins.pin_first_use(username, keys))
             .unwrap_or(Ok(false));
         match outcome {
             Ok(true) => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::account::{derive_account_keys, wrap_identity, KdfParams};
+use common::account::{derive_account_keys, KdfParams};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, ErrorBody, JoinRequestBody, KeyRequestBody, LoginRequest,
     PinsBody, PostMessageRequest, PreloginRequest, PutEnvelopesRequest, RegisterRequest,
@@ -432,19 +432,7 @@ impl TestApp {
         let salt = [7u8; 16];
         let keys = derive_account_keys(password, &salt, &TEST_KDF).expect("keys derive");
         let secrets = IdentitySecrets::generate(&mut OsRng);
-        let request = RegisterRequest {
-            username: username.to_owned(),
-            kdf: TEST_KDF,
-            salt: Base64Array(salt),
-            auth_key: Base64Array(*keys.auth_key.as_bytes()),
-            identity: secrets.public_identity(username),
-            wrapped_identity: Base64(wrap_identity(
-                &keys.wrap_key,
-                username,
-                &secrets,
-                &mut OsRng,
-            )),
-        };
+        let request = RegisterRequest::new(username, TEST_KDF, salt, &keys, &secrets, &mut OsRng);
         (request, *keys.auth_key.as_bytes(), secrets)
     }
 

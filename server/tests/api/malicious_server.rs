@@ -136,7 +136,7 @@ async fn swapped_directory_keys_are_refused_by_the_pins() {
     let real: PublicIdentity = json(app.user_identity(&alice.client, "bob").await).await;
     assert_eq!(real.keys(), &bob.secrets.public_keys());
     let mut pins = Pins::new();
-    assert_eq!(pins.require_trusted("bob", real.keys()), Ok(true));
+    assert_eq!(pins.pin_first_use("bob", real.keys()), Ok(true));
     let body = PinsBody {
         sealed: Some(Base64(seal_pins(&wrap_key, "alice", &pins, &mut OsRng))),
     };
@@ -172,13 +172,13 @@ async fn swapped_directory_keys_are_refused_by_the_pins() {
     ));
     assert_eq!(pins.get("bob").unwrap().keys, bob.secrets.public_keys());
     assert_eq!(
-        pins.require_trusted("bob", served.keys()),
+        pins.pin_first_use("bob", served.keys()),
         Err(TrustError::KeyChanged("bob".to_owned()))
     );
     // Still refused on a second look: nothing is sealed to the impostor until alice accepts.
-    assert!(pins.require_trusted("bob", served.keys()).is_err());
+    assert!(pins.pin_first_use("bob", served.keys()).is_err());
     pins.accept_new_keys("bob", served.keys());
-    assert_eq!(pins.require_trusted("bob", served.keys()), Ok(false));
+    assert_eq!(pins.pin_first_use("bob", served.keys()), Ok(false));
 }
 
 #[tokio::test]
