@@ -324,12 +324,21 @@ pub struct KeyRequestBody {
     pub epoch: u64,
 }
 
-/// `PUT /api/me/pins` and answer to `GET /api/me/pins`: the caller's trust-on-first-use
-/// pins, encrypted by the client under `wrap_key` ([`crate::trust::seal_pins`]).
+/// `PUT /api/me/state` and answer to `GET /api/me/state`: the caller's durable client state
+/// (pins, accepted log heads, KDF record), sealed by the client under a key derived from its
+/// identity secrets (`client::ClientState::seal`, docs/PROTOCOL.md section 11).
+///
+/// `version` is the version inside the sealed bytes, repeated in the clear so the server can
+/// refuse an upload that does not raise it (a lost update between two browsers); clients
+/// trust only the version inside.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PinsBody {
-    /// The sealed pins; `None` before the first upload.
+pub struct ClientStateBody {
+    /// 0 with `sealed` absent before the first upload (and for a pins blob of protocol
+    /// version 1, kept from before the client state existed); on upload at least 1 and above
+    /// the stored version.
+    pub version: u64,
+    /// The sealed state; `None` before the first upload, required on upload.
     pub sealed: Option<Base64>,
 }
 
@@ -482,9 +491,6 @@ pub struct PasswordChangeRequest {
     pub new_auth_key: Base64Array<32>,
     /// The same identity secrets wrapped under the new `wrap_key`.
     pub new_wrapped_identity: Base64,
-    /// The pins re-sealed under the new `wrap_key`, if the user has any.
-    #[serde(default)]
-    pub new_sealed_pins: Option<Base64>,
 }
 
 /// `POST /api/account/delete`: deletes the account after re-authentication.

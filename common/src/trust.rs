@@ -148,15 +148,60 @@ impl Pins {
         self.0.is_empty()
     }
 
-    /// `label || str(owner) || u32 count || (str(username) || x25519 || ed25519 || u8 verified)*`.
-    fn to_bytes(&self, owner: &str) -> Vec<u8> {
-        let mut encoder = Encoder::new(PINS_LABEL);
-        encoder.string(owner).u32(self.0.len() as u32);
+    /// Every pin, by contact username in byte order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Pin)> {
+        self.0
+            .iter()
+            .map(|(username, pin)| (username.as_str(), pin))
+    }
+
+    /// Sets the pin of `username`, replacing any earlier one (used when merging copies of
+    /// the same user's pins; a contact's changed keys go through [`Pins::accept_new_keys`]).
+    pub fn insert(&mut self, username: &str, pin: Pin) {
+        self.0.insert(username.to_owned(), pin);
+    }
+
+    /// Appends `u32 count || (str(username) || x25519(32) || ed25519(32) || u8 verified)*`,
+    /// in username byte order (docs/PROTOCOL.md section 9).
+    pub fn encode(&self, encoder: &mut Encoder) {
+        encoder.u32(self.0.len() as u32);
         for (username, pin) in &self.0 {
             encoder.string(username);
-            pin.keys.encode(&mut encoder);
+            pin.keys.encode(encoder);
             encoder.u8(u8::from(pin.verified));
         }
+    }
+
+    /// Reads what [`Pins::encode`] wrote.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for a truncated field, more than [`MAX_PINS`] pins, an invalid
+    /// username or key, or a verified flag other than 0 or 1.
+    pub fn decode(decoder: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let count = decoder.u32()? as usize;
+        if count > MAX_PINS {
+            return Err(DecodeError::InvalidValue("pin count"));
+        }
+        let mut pins = BTreeMap::new();
+        for _ in 0..count {
+            let username = decoder.string()?.to_owned();
+            validate_username(&username).map_err(|_| DecodeError::InvalidValue("username"))?;
+            let keys = MemberKeys::decode(decoder)?;
+            let verified = match decoder.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError::InvalidValue("verified flag")),
+            };
+            pins.insert(username, Pin { keys, verified });
+        }
+        Ok(Self(pins))
+    }
+
+    /// `label || str(owner) || pins` (see [`Pins::encode`]).
+    fn to_bytes(&self, owner: &str) -> Vec<u8> {
+        let mut encoder = Encoder::new(PINS_LABEL);
+        encoder.string(owner);
+        self.encode(&mut encoder);
         encoder.finish()
     }
 
@@ -166,24 +211,9 @@ impl Pins {
         if decoder.string()? != owner {
             return Err(DecodeError::InvalidValue("pins owner"));
         }
-        let count = decoder.u32()? as usize;
-        if count > MAX_PINS {
-            return Err(DecodeError::InvalidValue("pin count"));
-        }
-        let mut pins = BTreeMap::new();
-        for _ in 0..count {
-            let username = decoder.string()?.to_owned();
-            validate_username(&username).map_err(|_| DecodeError::InvalidValue("username"))?;
-            let keys = MemberKeys::decode(&mut decoder)?;
-            let verified = match decoder.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(DecodeError::InvalidValue("verified flag")),
-            };
-            pins.insert(username, Pin { keys, verified });
-        }
+        let pins = Self::decode(&mut decoder)?;
         decoder.finish()?;
-        Ok(Self(pins))
+        Ok(pins)
     }
 }
 

@@ -10,98 +10,15 @@ use common::identity::{safety_number, IdentitySecrets, PublicIdentity};
 use common::membership::{LogAction, LogEntry, Role, RoomId, RoomState};
 use common::message::{seal_message, InnerMessage, MessageKind};
 use common::room_key::{key_commitment, seal_metadata, KeyEnvelope, RoomKey, RoomMetadata};
-use rand_core::{CryptoRng, RngCore};
 
 #[cfg(target_family = "wasm")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_family = "wasm")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-const PROTOCOL_MD: &str = include_str!("../../docs/PROTOCOL.md");
+mod support;
 
-/// A stand-in for the system RNG that returns `start, start+1, start+2, …` (wrapping), so the
-/// examples are reproducible. Never use it outside tests.
-struct CountingRng(u8);
-
-impl RngCore for CountingRng {
-    fn next_u32(&mut self) -> u32 {
-        let mut bytes = [0u8; 4];
-        self.fill_bytes(&mut bytes);
-        u32::from_le_bytes(bytes)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut bytes = [0u8; 8];
-        self.fill_bytes(&mut bytes);
-        u64::from_le_bytes(bytes)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for byte in dest {
-            *byte = self.0;
-            self.0 = self.0.wrapping_add(1);
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for CountingRng {}
-
-/// `start, start+1, …` as an array: how the document writes fixed inputs (`20..3f`).
-fn counting<const N: usize>(start: u8) -> [u8; N] {
-    let mut out = [0u8; N];
-    CountingRng(start).fill_bytes(&mut out);
-    out
-}
-
-struct Examples {
-    compact_doc: String,
-    printing: bool,
-    missing: Vec<String>,
-}
-
-impl Examples {
-    fn new() -> Self {
-        let printing = option_env_print();
-        Self {
-            compact_doc: PROTOCOL_MD.split_whitespace().collect(),
-            printing,
-            missing: Vec::new(),
-        }
-    }
-
-    fn check(&mut self, name: &str, bytes: &[u8]) {
-        self.check_text(name, &hex::encode(bytes));
-    }
-
-    fn check_text(&mut self, name: &str, value: &str) {
-        if self.printing {
-            println!("{name} = {value}");
-        }
-        let compact: String = format!("{name}={value}").split_whitespace().collect();
-        if !self.compact_doc.contains(&compact) {
-            self.missing.push(format!("{name} = {value}"));
-        }
-    }
-
-    fn finish(self) {
-        assert!(
-            self.missing.is_empty(),
-            "docs/PROTOCOL.md lacks these worked-example values:\n{}",
-            self.missing.join("\n")
-        );
-    }
-}
-
-#[cfg(not(target_family = "wasm"))]
-fn option_env_print() -> bool {
-    std::env::var_os("PRINT_EXAMPLES").is_some()
-}
-
-#[cfg(target_family = "wasm")]
-fn option_env_print() -> bool {
-    false
-}
+use support::{counting, CountingRng, Examples};
 
 /// The master key of section 3's example: password `correct horse battery staple`, salt
 /// `00..0f`, Argon2id m = 19456 KiB, t = 2, p = 1.

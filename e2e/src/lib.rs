@@ -133,6 +133,81 @@ impl TestServer {
         Ok(rows.into_iter().map(|(name,)| name).collect())
     }
 
+    /// The version of `username`'s stored client state (0 when none is stored).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn client_state_version(&self, username: &str) -> E2eResult<i64> {
+        let pool = self.pool().await?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM client_states WHERE username = ?")
+                .bind(username)
+                .fetch_optional(&pool)
+                .await
+                .map_err(|error| format!("cannot read the client state: {error}"))?;
+        pool.close().await;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Waits until `username`'s client has saved its state at least at `at_least` and then
+    /// saved nothing more for a second, and returns that version.
+    ///
+    /// # Errors
+    /// When that does not happen within 20 seconds.
+    pub async fn settled_client_state(&self, username: &str, at_least: i64) -> E2eResult<i64> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = -1;
+        while Instant::now() < deadline {
+            let version = self.client_state_version(username).await?;
+            if version >= at_least && version == last {
+                return Ok(version);
+            }
+            last = version;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Err(format!(
+            "the client state of {username} did not settle at version {at_least} or above (last {last})"
+        ))
+    }
+
+    /// Deletes `username`'s stored client state, as a server wiping it would.
+    ///
+    /// # Errors
+    /// When the database cannot be changed.
+    pub async fn wipe_client_state(&self, username: &str) -> E2eResult<u64> {
+        let pool = self.pool().await?;
+        let deleted = sqlx::query("DELETE FROM client_states WHERE username = ?")
+            .bind(username)
+            .execute(&pool)
+            .await
+            .map_err(|error| format!("cannot delete the client state: {error}"))?
+            .rows_affected();
+        pool.close().await;
+        Ok(deleted)
+    }
+
+    /// Deletes the newest entry of the log of the room with the longest log, as a server
+    /// rolling that log back would; returns its position.
+    ///
+    /// # Errors
+    /// When the database cannot be changed or holds no log.
+    pub async fn roll_back_newest_log_entry(&self) -> E2eResult<i64> {
+        let pool = self.pool().await?;
+        let (room_id, seq): (Vec<u8>, i64) =
+            sqlx::query_as("SELECT room_id, seq FROM room_log ORDER BY seq DESC LIMIT 1")
+                .fetch_one(&pool)
+                .await
+                .map_err(|error| format!("no log to roll back: {error}"))?;
+        sqlx::query("DELETE FROM room_log WHERE room_id = ? AND seq = ?")
+            .bind(&room_id)
+            .bind(seq)
+            .execute(&pool)
+            .await
+            .map_err(|error| format!("cannot delete the log entry: {error}"))?;
+        pool.close().await;
+        Ok(seq)
+    }
+
     /// Every byte of the database files: the main file, the WAL and the shared memory file.
     pub fn database_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::new();

@@ -230,7 +230,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::rooms::router())
         .merge(routes::messages::router())
         .merge(routes::join_requests::router())
-        .merge(routes::pins::router())
+        .merge(routes::client_state::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

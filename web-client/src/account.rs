@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use client::{KdfRecord, StateKey};
 use common::account::{self, AccountKeys, KdfParams, SALT_LEN};
 use common::api::{
     AccountResponse, DeleteAccountRequest, LoginResponse, MeResponse, PasswordChangeRequest,
@@ -12,13 +13,12 @@ use common::api::{
 };
 use common::membership::{LogAction, Role};
 use common::primitives::random_bytes;
-use common::trust::seal_pins;
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
 use leptos::prelude::*;
 
 use crate::chat::{Chat, ChatError, Session};
-use crate::http;
+use crate::{http, storage};
 
 /// A login waiting for its second factor: the password step succeeded.
 pub struct PendingLogin {
@@ -28,6 +28,8 @@ pub struct PendingLogin {
     pub challenge: Base64,
     /// Keys derived from the password, kept for unwrapping once the code is accepted.
     pub keys: AccountKeys,
+    /// The salt and KDF parameters they were derived with.
+    pub kdf: KdfRecord,
 }
 
 impl std::fmt::Debug for PendingLogin {
@@ -45,6 +47,7 @@ impl Chat {
         &self,
         username: &str,
         keys: AccountKeys,
+        kdf: KdfRecord,
         response: LoginResponse,
     ) -> Result<(), ChatError> {
         if response.totp_required {
@@ -55,10 +58,11 @@ impl Chat {
                 username: username.to_owned(),
                 challenge,
                 keys,
+                kdf,
             })));
             return Ok(());
         }
-        self.unlock_with(username, keys).await
+        self.unlock_with(username, keys, kdf).await
     }
 
     /// Sends the TOTP (or recovery) code of a pending login, then unlocks the keys.
@@ -76,7 +80,7 @@ impl Chat {
         )
         .await?;
         self.pending_login.set(None);
-        self.unlock_with(&pending.username, pending.keys.clone())
+        self.unlock_with(&pending.username, pending.keys.clone(), pending.kdf)
             .await
     }
 
@@ -85,6 +89,7 @@ impl Chat {
         &self,
         username: &str,
         keys: AccountKeys,
+        kdf: KdfRecord,
     ) -> Result<(), ChatError> {
         let me: MeResponse = http::get("/api/me").await?;
         if me.username != username {
@@ -94,7 +99,7 @@ impl Chat {
         }
         let secrets = account::unwrap_identity(&keys.wrap_key, username, &me.wrapped_identity.0)?;
         account::check_published_identity(&secrets, &me.identity)?;
-        self.start_session(username.to_owned(), secrets, keys.wrap_key);
+        self.start_session(username.to_owned(), secrets, keys.wrap_key, kdf);
         Ok(())
     }
 
@@ -118,13 +123,19 @@ impl Chat {
             .locked
             .get_untracked()
             .ok_or_else(|| ChatError::Other("nothing to unlock".into()))?;
+        self.check_kdf_record(&me.username, &me.salt.0, &me.kdf)
+            .await?;
         let keys = self.derive_timed(password, &me.salt.0, &me.kdf).await?;
         let secrets =
             account::unwrap_identity(&keys.wrap_key, &me.username, &me.wrapped_identity.0)
                 .map_err(|_| ChatError::Other("wrong password".into()))?;
         account::check_published_identity(&secrets, &me.identity)?;
         self.locked.set(None);
-        self.start_session(me.username.clone(), secrets, keys.wrap_key);
+        let kdf = KdfRecord {
+            salt: me.salt.0,
+            params: me.kdf,
+        };
+        self.start_session(me.username.clone(), secrets, keys.wrap_key, kdf);
         Ok(())
     }
 
@@ -212,8 +223,10 @@ impl Chat {
         .await?)
     }
 
-    /// Changes the password: the same identity is re-wrapped under the new password's key,
-    /// the pins re-sealed, and other sessions signed out. History stays readable.
+    /// Changes the password: the same identity is re-wrapped under the new password's key and
+    /// other sessions signed out. History stays readable, and the client state (sealed under
+    /// a key from the identity) stays as it is but for the new KDF record, which this browser
+    /// records so that its next log-in expects the new parameters.
     pub async fn change_password(
         &self,
         current: &str,
@@ -230,7 +243,6 @@ impl Chat {
         let salt: [u8; SALT_LEN] = random_bytes(&mut OsRng);
         let params = KdfParams::DEFAULT;
         let new_keys = self.derive_timed(new, &salt, &params).await?;
-        let pins = self.pins.get_untracked();
         let request = PasswordChangeRequest {
             current_auth_key: Base64Array(*current_keys.auth_key.as_bytes()),
             totp_code: optional_code(code),
@@ -243,23 +255,22 @@ impl Chat {
                 &session.secrets,
                 &mut OsRng,
             )),
-            new_sealed_pins: (!pins.is_empty()).then(|| {
-                Base64(seal_pins(
-                    &new_keys.wrap_key,
-                    &session.username,
-                    &pins,
-                    &mut OsRng,
-                ))
-            }),
         };
         http::post_no_content("/api/account/password", &request).await?;
+        let kdf = KdfRecord { salt, params };
         self.session.set(Some(Arc::new(Session {
             username: session.username.clone(),
             secrets: session.secrets.clone(),
             wrap_key: new_keys.wrap_key,
+            state_key: StateKey::derive(&session.secrets),
+            kdf,
             fingerprint: session.fingerprint.clone(),
         })));
-        Ok(())
+        if let Err(error) = storage::save_kdf_record(&session.username, &kdf).await {
+            self.error.set(Some(error.to_string()));
+        }
+        self.client_state.update(|state| state.kdf = Some(kdf));
+        self.save_client_state().await
     }
 
     /// Deletes the account: leaves every room with a signed entry (deleting the rooms this
@@ -293,6 +304,8 @@ impl Chat {
             },
         )
         .await?;
+        // The server forgot the account; so does this browser.
+        let _ = storage::forget(&me).await;
         self.end_session_locally(Some("Your account was deleted.".into()));
         Ok(())
     }

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use client::{ClientState, KdfRecord, StateKey, TrustWarning};
 use common::account::{self, KdfParams, WrapKey, SALT_LEN};
 use common::api::{
     LoginRequest, LoginResponse, MeResponse, PendingJoinRequest, PreloginRequest, PreloginResponse,
@@ -16,7 +17,6 @@ use common::membership::{RoomId, RoomState};
 use common::message::SeenSequences;
 use common::primitives::random_bytes;
 use common::room_key::{RoomKey, RoomMetadata};
-use common::trust::Pins;
 use common::wire::Base64Array;
 use common::OsRng;
 use leptos::prelude::*;
@@ -30,8 +30,12 @@ pub struct Session {
     pub username: String,
     /// The unwrapped identity secrets.
     pub secrets: IdentitySecrets,
-    /// Encrypts this user's pins for storage on the server.
+    /// Opens protocol-1 pins blobs kept from before the client state existed.
     pub wrap_key: WrapKey,
+    /// Seals the client state (derived from the identity secrets).
+    pub state_key: StateKey,
+    /// The salt and KDF parameters this session's keys were derived with.
+    pub kdf: KdfRecord,
     /// The user's own fingerprint, shown so others can compare it.
     pub fingerprint: Fingerprint,
 }
@@ -98,9 +102,6 @@ pub struct RoomView {
     pub seen: SeenSequences,
     /// Highest sequence number this user has used in the room.
     pub own_last_sequence: u64,
-    /// Length and head hash of the longest log accepted, so a shorter or rewritten one is
-    /// refused.
-    pub seen_head: Option<(u64, [u8; 32])>,
     /// Join requests waiting for an admin (only loaded for owners and admins).
     pub join_requests: Vec<PendingJoinRequest>,
     /// Epochs whose keys this client already asked the other members for.
@@ -124,7 +125,6 @@ impl RoomView {
             not_shared: 0,
             seen: SeenSequences::new(),
             own_last_sequence: 0,
-            seen_head: None,
             join_requests: Vec::new(),
             requested_epochs: BTreeSet::new(),
             removed: false,
@@ -147,10 +147,9 @@ impl RoomView {
         }
     }
 
-    /// Records a state this client accepted: remembers its length and head (so a shorter or
-    /// rewritten log is refused later) and notices when this user is no longer a member.
+    /// Records a state this client accepted and notices when this user is no longer a
+    /// member. (The client state remembers its head: [`Chat::remember_log_of`].)
     pub fn accept_state(&mut self, next: RoomState, me: &str) {
-        self.seen_head = Some((next.length(), next.head_hash()));
         if next.member(me).is_none() {
             self.removed = true;
         }
@@ -196,8 +195,18 @@ pub struct Chat {
     pub kdf_millis: RwSignal<Option<f64>>,
     /// Bumped on logout so the WebSocket task of the old session stops.
     pub generation: RwSignal<u64>,
-    /// Trust-on-first-use pins of the logged-in user.
-    pub pins: RwSignal<Pins>,
+    /// The durable client state of the logged-in user: pins, accepted log heads, KDF record.
+    pub client_state: RwSignal<ClientState>,
+    /// Trust warnings not yet acknowledged, the account's and every room's.
+    pub trust_warnings: RwSignal<Vec<TrustWarning>>,
+    /// Set while the server's client state is unreadable and this browser has none: nothing
+    /// is uploaded over it until the user acknowledges the warning.
+    pub uploads_held: RwSignal<bool>,
+    /// Set while a save of the client state is scheduled.
+    pub save_scheduled: RwSignal<bool>,
+    /// An account whose changed KDF parameters the user acknowledged (a password change made
+    /// in another browser): its next log-in goes ahead.
+    pub kdf_change_accepted: RwSignal<Option<String>>,
     /// Contacts whose keys changed, by username.
     pub key_warnings: RwSignal<BTreeMap<String, KeyWarning>>,
     /// An invite link this tab was opened with: room and token.
@@ -261,7 +270,11 @@ impl Chat {
             error: RwSignal::new(None),
             kdf_millis: RwSignal::new(None),
             generation: RwSignal::new(0),
-            pins: RwSignal::new(Pins::new()),
+            client_state: RwSignal::new(ClientState::default()),
+            trust_warnings: RwSignal::new(Vec::new()),
+            uploads_held: RwSignal::new(false),
+            save_scheduled: RwSignal::new(false),
+            kdf_change_accepted: RwSignal::new(None),
             key_warnings: RwSignal::new(BTreeMap::new()),
             invite: RwSignal::new(crate::admin::invite_from_location()),
             pending_login: RwSignal::new(None),
@@ -302,17 +315,23 @@ impl Chat {
         username: String,
         secrets: IdentitySecrets,
         wrap_key: WrapKey,
+        kdf: KdfRecord,
     ) {
         let fingerprint = secrets.public_identity(&username).fingerprint();
         self.rooms.set(BTreeMap::new());
         self.selected.set(None);
         self.error.set(None);
-        self.pins.set(Pins::new());
+        self.client_state.set(ClientState::default());
+        self.trust_warnings
+            .update(|warnings| warnings.retain(|warning| warning.room_id().is_none()));
+        self.uploads_held.set(false);
         self.key_warnings.set(BTreeMap::new());
         self.session.set(Some(Arc::new(Session {
             username,
+            state_key: StateKey::derive(&secrets),
             secrets,
             wrap_key,
+            kdf,
             fingerprint,
         })));
         self.notice.set(None);
@@ -334,7 +353,12 @@ impl Chat {
         let secrets = IdentitySecrets::generate(&mut OsRng);
         let request = RegisterRequest::new(username, params, salt, &keys, &secrets, &mut OsRng);
         let _: SessionResponse = http::post("/api/register", &request).await?;
-        self.start_session(username.to_owned(), secrets, keys.wrap_key);
+        self.start_session(
+            username.to_owned(),
+            secrets,
+            keys.wrap_key,
+            KdfRecord { salt, params },
+        );
         Ok(())
     }
 
@@ -349,6 +373,8 @@ impl Chat {
             },
         )
         .await?;
+        self.check_kdf_record(username, &prelogin.salt.0, &prelogin.kdf)
+            .await?;
         let keys = self
             .derive_timed(password, &prelogin.salt.0, &prelogin.kdf)
             .await?;
@@ -360,7 +386,12 @@ impl Chat {
             },
         )
         .await?;
-        self.after_password_step(username, keys, response).await
+        let kdf = KdfRecord {
+            salt: prelogin.salt.0,
+            params: prelogin.kdf,
+        };
+        self.after_password_step(username, keys, kdf, response)
+            .await
     }
 
     /// Ends the session on the server and forgets every key in this tab.
@@ -378,7 +409,8 @@ impl Chat {
         self.pending_login.set(None);
         self.rooms.set(BTreeMap::new());
         self.selected.set(None);
-        self.pins.set(Pins::new());
+        self.client_state.set(ClientState::default());
+        self.trust_warnings.set(Vec::new());
         self.key_warnings.set(BTreeMap::new());
         self.notice.set(notice);
     }
@@ -386,7 +418,7 @@ impl Chat {
     fn after_login(&self) {
         let chat = *self;
         leptos::task::spawn_local(async move {
-            if let Err(error) = chat.load_pins().await {
+            if let Err(error) = chat.load_client_state().await {
                 chat.error.set(Some(error.to_string()));
             }
             if let Err(error) = chat.load_rooms().await {

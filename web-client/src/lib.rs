@@ -12,6 +12,7 @@ pub mod components;
 pub mod http;
 pub mod rooms;
 pub mod socket;
+pub mod storage;
 pub mod trust;
 
 use leptos::prelude::*;

@@ -49,23 +49,21 @@ impl Chat {
             .rooms
             .with_untracked(|rooms| rooms.get(&room_id).cloned());
         let mut view = RoomView::new(room_id);
-        view.seen_head = previous.as_ref().and_then(|view| view.seen_head);
         view.own_last_sequence = previous.as_ref().map_or(0, |view| view.own_last_sequence);
         view.requested_epochs = previous
             .map(|view| view.requested_epochs)
             .unwrap_or_default();
-        view.state = replay_bytes(&entries)
-            .map_err(|error| error.to_string())
-            .and_then(|state| match view.seen_head {
-                Some((length, head)) => state
-                    .check_extends(length, &head)
-                    .map(|()| state)
-                    .map_err(|error| error.to_string()),
-                None => Ok(state),
-            })
-            .map_err(|error| {
-                format!("this room's history was tampered with ({error}); it cannot be shown")
-            });
+        view.state = match replay_bytes(&entries) {
+            Err(error) => Err(format!(
+                "this room's history was tampered with ({error}); it cannot be shown"
+            )),
+            // Checked against what this account accepted before, in any browser: a rolled
+            // back or forked log is refused and raises the room's trust warning.
+            Ok(state) => match self.check_log(&room_id, &state) {
+                Err(warning) => Err(format!("this room's log was refused: {warning}")),
+                Ok(()) => Ok(state),
+            },
+        };
         view.pending = history.messages;
         if let Ok(state) = view.state.clone() {
             self.note_member_keys(&state, "this room's member list")
@@ -79,6 +77,7 @@ impl Chat {
         self.rooms.update(|rooms| {
             rooms.insert(room_id, view);
         });
+        self.remember_log_of(room_id);
         if self.selected.get_untracked().is_none() {
             self.selected.set(Some(room_id));
         }
@@ -231,6 +230,7 @@ impl Chat {
             Some(Ok(None)) => return Ok(()),
             Some(Ok(Some(signed))) => signed,
         };
+        self.remember_log_of(room_id);
         match &signed.entry().action {
             LogAction::AddMember { username, keys, .. } if *username != me => {
                 self.note_keys(username, keys, "this room's member list")
@@ -410,6 +410,7 @@ impl Chat {
                 view.keys.insert(epoch, rotation.key.clone());
             }
         });
+        self.remember_log_of(room_id);
         http::post_no_content(
             &room_path(&room_id, "envelopes"),
             &PutEnvelopesRequest { envelopes },
@@ -453,6 +454,7 @@ impl Chat {
                 view.adopt_if_unchanged(state.length(), next.clone(), &session.username);
             }
         });
+        self.remember_log_of(room_id);
         Ok(next)
     }
 
@@ -479,6 +481,7 @@ impl Chat {
         self.rooms.update(|rooms| {
             rooms.insert(created.room_id, view);
         });
+        self.remember_log_of(created.room_id);
         self.selected.set(Some(created.room_id));
         Ok(created.room_id)
     }

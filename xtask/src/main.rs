@@ -22,7 +22,8 @@ tasks:
           http://127.0.0.1:8080 with SQLite; arguments after `--` go to the server, e.g.
           cargo xtask run -- --bind 127.0.0.1:9000 --database-url sqlite:///tmp/x.db
   test    install missing tools, then cargo fmt --check, clippy (native and wasm32), every
-          native test, the wasm-pack browser tests of `common`, and the browser end-to-end test
+          native test, the wasm-pack browser tests of `common` and `client`, and the browser
+          end-to-end tests
   bench   run the criterion benchmarks of the crypto core and the relay load generator
 ";
 
@@ -121,11 +122,13 @@ fn test() -> TaskResult {
         "warnings",
     ]))?;
 
-    step("clippy, wasm32 (common and web-client)");
+    step("clippy, wasm32 (common, client and web-client)");
     run_command(cargo().args([
         "clippy",
         "--package",
         "common",
+        "--package",
+        "client",
         "--package",
         "web-client",
         "--target",
@@ -138,14 +141,18 @@ fn test() -> TaskResult {
     step("native tests");
     run_command(cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;
 
-    step("wasm-pack test --headless --chrome common (crypto tests in Chromium)");
-    run_command(
-        tools
-            .command("wasm-pack")
-            .args(["test", "--headless", "--chrome", "common"])
-            .env("CHROMEDRIVER", &tools.chromedriver)
-            .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
-    )?;
+    for package in ["common", "client"] {
+        step(&format!(
+            "wasm-pack test --headless --chrome {package} (its tests in Chromium)"
+        ));
+        run_command(
+            tools
+                .command("wasm-pack")
+                .args(["test", "--headless", "--chrome", package])
+                .env("CHROMEDRIVER", &tools.chromedriver)
+                .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
+        )?;
+    }
 
     build_web_client(&tools)?;
 

@@ -20,7 +20,7 @@ use crate::extract::ApiJson;
 use crate::password;
 use crate::routes::totp::require_user_code;
 use crate::session::{self, AuthUser};
-use crate::store::{self, login_events, totp, trusted_networks, users};
+use crate::store::{login_events, totp, trusted_networks, users};
 use crate::throttle::Endpoint;
 use crate::AppState;
 
@@ -41,8 +41,7 @@ pub const MAX_TRUSTED_NETWORKS: usize = 64;
 ///   list (empty allows any network); 400 `invalid network: ...` for a block that is not
 ///   CIDR, 400 for more than 64 blocks.
 /// - `POST /api/account/password` [`PasswordChangeRequest`] -> 204: in one transaction the
-///   new salt, KDF parameters, auth key hash, wrapped identity and (when given) pins, and
-///   every other session of the user ends (their sockets are closed); the public identity
+///   new salt, KDF parameters, auth key hash, wrapped identity, and every other session of the user ends (their sockets are closed); the public identity
 ///   stays. 400 for weak KDF parameters or an empty wrapped identity.
 /// - `POST /api/account/delete` [`DeleteAccountRequest`] -> 204 and a clearing cookie: the
 ///   account and every row of it are deleted (see [`users::delete_account`]), its sockets
@@ -165,13 +164,6 @@ async fn change_password(
     if request.new_wrapped_identity.0.is_empty() {
         return Err(ApiError::bad_request("wrapped identity is empty"));
     }
-    let new_sealed_pins = request
-        .new_sealed_pins
-        .as_ref()
-        .map(|pins| pins.0.as_slice());
-    if new_sealed_pins.is_some_and(<[u8]>::is_empty) {
-        return Err(ApiError::bad_request("sealed pins are empty"));
-    }
     reauthenticate(
         &state,
         &user,
@@ -186,16 +178,9 @@ async fn change_password(
         salt: &request.new_salt.0,
         auth_hash: &auth_hash,
         wrapped_identity: &request.new_wrapped_identity.0,
-        sealed_pins: new_sealed_pins,
     };
-    let signed_out = users::change_password(
-        &state.pool,
-        &user.username,
-        &change,
-        &user.session_id,
-        store::now_ms(),
-    )
-    .await?;
+    let signed_out =
+        users::change_password(&state.pool, &user.username, &change, &user.session_id).await?;
     state.hub.close_sessions(&user.username, &signed_out);
     tracing::info!(
         username = %user.username,

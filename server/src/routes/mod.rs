@@ -2,11 +2,11 @@
 
 pub mod account;
 pub mod accounts;
+pub mod client_state;
 pub mod health;
 pub mod join_requests;
 pub mod login;
 pub mod messages;
-pub mod pins;
 pub mod rooms;
 pub mod sessions;
 pub mod totp;

@@ -3,12 +3,12 @@
 //! The schema lives in `server/migrations/`. Times are milliseconds since the Unix epoch.
 //! Queries are plain `sqlx::query` calls checked by the integration tests.
 
+pub mod client_states;
 pub mod envelopes;
 pub mod join_requests;
 pub mod login_challenges;
 pub mod login_events;
 pub mod messages;
-pub mod pins;
 pub mod rooms;
 pub mod secrets;
 pub mod sessions;

@@ -6,7 +6,7 @@ use common::identity::PublicIdentity;
 use ed25519_dalek::Signature;
 use sqlx::{FromRow, SqlitePool};
 
-use super::{pins, sessions};
+use super::sessions;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -192,12 +192,10 @@ pub struct PasswordChange<'a> {
     pub auth_hash: &'a str,
     /// The same identity secrets wrapped under the new wrap key.
     pub wrapped_identity: &'a [u8],
-    /// The pins re-sealed under the new wrap key, replacing the stored ones, if given.
-    pub sealed_pins: Option<&'a [u8]>,
 }
 
 /// Changes the password of `username` in one transaction: the salt, KDF parameters, auth
-/// hash and wrapped identity, the pins when given, and the deletion of every session of the
+/// hash and wrapped identity, and the deletion of every session of the
 /// user except `keep_session` (a public id). Returns the public ids of the deleted sessions.
 ///
 /// # Errors
@@ -207,7 +205,6 @@ pub async fn change_password(
     username: &str,
     change: &PasswordChange<'_>,
     keep_session: &str,
-    now_ms: i64,
 ) -> ApiResult<Vec<String>> {
     let mut transaction = pool.begin().await?;
     sqlx::query(
@@ -223,9 +220,6 @@ pub async fn change_password(
     .bind(username)
     .execute(&mut *transaction)
     .await?;
-    if let Some(sealed_pins) = change.sealed_pins {
-        pins::upsert(&mut *transaction, username, sealed_pins, now_ms).await?;
-    }
     let signed_out =
         sessions::delete_all_of_user(&mut transaction, username, Some(keep_session)).await?;
     transaction.commit().await?;
@@ -238,7 +232,7 @@ pub async fn change_password(
 /// of other people's history.
 pub const USER_TABLES: [(&str, &str); 10] = [
     ("room_members", "username"),
-    ("user_pins", "username"),
+    ("client_states", "username"),
     ("join_requests", "username"),
     ("key_envelopes", "recipient"),
     ("login_events", "username"),

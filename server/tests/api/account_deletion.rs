@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use common::api::{DeleteAccountRequest, LoginResponse, PinsBody, RoomListResponse};
+use common::api::{ClientStateBody, DeleteAccountRequest, LoginResponse, RoomListResponse};
 use common::membership::{LogAction, Role, RoomPolicy};
 use common::wire::{Base64, Base64Array};
 use reqwest::StatusCode;
@@ -76,10 +76,11 @@ async fn deleting_an_account_removes_every_row_of_the_user() {
     let response = app.request_to_join(&bob.client, &carols.hex(), TOKEN).await;
     expect_status(response, StatusCode::ACCEPTED, "bob asks to join").await;
     // Pins, TOTP with recovery codes, trusted networks, login history, a pending login.
-    let pins = PinsBody {
-        sealed: Some(Base64(b"bob's pins".to_vec())),
+    let state = ClientStateBody {
+        version: 1,
+        sealed: Some(Base64(b"bob's client state".to_vec())),
     };
-    app.put_pins(&bob.client, &pins).await;
+    app.put_client_state(&bob.client, &state).await;
     let (_, recovery_codes) = app.enable_totp(&bob).await;
     let networks = common::api::TrustedNetworksRequest {
         networks: vec!["127.0.0.0/8".to_owned()],
@@ -112,7 +113,7 @@ async fn deleting_an_account_removes_every_row_of_the_user() {
         ("room_members", "username"),
         ("sessions", "username"),
         ("trusted_networks", "username"),
-        ("user_pins", "username"),
+        ("client_states", "username"),
         ("user_totp", "username"),
         ("users", "username"),
     ]

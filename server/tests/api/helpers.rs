@@ -8,8 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::account::{derive_account_keys, KdfParams};
 use common::api::{
-    AppendLogRequest, CreateRoomRequest, ErrorBody, JoinRequestBody, KeyRequestBody, LoginRequest,
-    PinsBody, PostMessageRequest, PreloginRequest, PutEnvelopesRequest, RegisterRequest,
+    AppendLogRequest, ClientStateBody, CreateRoomRequest, ErrorBody, JoinRequestBody,
+    KeyRequestBody, LoginRequest, PostMessageRequest, PreloginRequest, PutEnvelopesRequest,
+    RegisterRequest,
 };
 use common::identity::IdentitySecrets;
 use common::membership::{LogAction, Role, RoomId, RoomState, SignedLogEntry};
@@ -400,15 +401,15 @@ impl TestApp {
             .await
     }
 
-    /// `GET /api/me/pins`.
-    pub async fn get_pins(&self, client: &Client) -> Response {
-        self.get(client, "/api/me/pins").await
+    /// `GET /api/me/state`.
+    pub async fn get_client_state(&self, client: &Client) -> Response {
+        self.get(client, "/api/me/state").await
     }
 
-    /// `PUT /api/me/pins`.
-    pub async fn put_pins(&self, client: &Client, body: &PinsBody) -> Response {
+    /// `PUT /api/me/state`.
+    pub async fn put_client_state(&self, client: &Client, body: &ClientStateBody) -> Response {
         client
-            .put(self.url("/api/me/pins"))
+            .put(self.url("/api/me/state"))
             .json(body)
             .send()
             .await

@@ -4,17 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use common::api::{EnvelopesResponse, LogResponse, PinsBody};
+use client::{ClientState, StateKey};
+use common::api::{ClientStateBody, EnvelopesResponse, LogResponse};
 use common::identity::{IdentitySecrets, PublicIdentity};
 use common::membership::{replay_bytes, LogAction, LogErrorKind, Role};
 use common::room_key::{envelopes_for_member, EnvelopeError, KeyEnvelope, RoomKey};
-use common::trust::{open_pins, seal_pins, PinCheck, Pins, TrustError};
+use common::trust::{PinCheck, TrustError};
 use common::wire::Base64;
 use common::OsRng;
 use reqwest::StatusCode;
 
 use crate::cast::expect_status;
-use crate::helpers::{json, now_ms, spawn_app, TestApp, TestUser, TEST_KDF};
+use crate::helpers::{json, now_ms, spawn_app, TestApp, TestUser};
 
 /// The log as a client fetches it, one byte vector per entry.
 async fn fetched_log(app: &TestApp, user: &TestUser, room: &str) -> Vec<Vec<u8>> {
@@ -128,22 +129,24 @@ async fn swapped_directory_keys_are_refused_by_the_pins() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
     let bob = app.register_user("bob").await;
-    let wrap_key = common::account::derive_account_keys(&alice.password, &[7u8; 16], &TEST_KDF)
-        .unwrap()
-        .wrap_key;
+    let state_key = StateKey::derive(&alice.secrets);
 
-    // Alice's client meets bob, pins his keys and stores the sealed pins on the server.
+    // Alice's client meets bob, pins his keys and stores its sealed state on the server.
     let real: PublicIdentity = json(app.user_identity(&alice.client, "bob").await).await;
     assert_eq!(real.keys(), &bob.secrets.public_keys());
-    let mut pins = Pins::new();
-    assert_eq!(pins.pin_first_use("bob", real.keys()), Ok(true));
-    let body = PinsBody {
-        sealed: Some(Base64(seal_pins(&wrap_key, "alice", &pins, &mut OsRng))),
+    let mut state = ClientState {
+        version: 1,
+        ..ClientState::default()
+    };
+    assert_eq!(state.pins.pin_first_use("bob", real.keys()), Ok(true));
+    let body = ClientStateBody {
+        version: 1,
+        sealed: Some(Base64(state.seal(&state_key, "alice", &mut OsRng))),
     };
     expect_status(
-        app.put_pins(&alice.client, &body).await,
+        app.put_client_state(&alice.client, &body).await,
         StatusCode::NO_CONTENT,
-        "pins",
+        "client state",
     )
     .await;
 
@@ -161,9 +164,11 @@ async fn swapped_directory_keys_are_refused_by_the_pins() {
     .await
     .unwrap();
 
-    // Alice's client, in another browser, loads its pins and asks the directory for bob.
-    let stored: PinsBody = json(app.get_pins(&alice.client).await).await;
-    let mut pins = open_pins(&wrap_key, "alice", &stored.sealed.unwrap().0).unwrap();
+    // Alice's client, in another browser, loads its state and asks the directory for bob.
+    let stored: ClientStateBody = json(app.get_client_state(&alice.client).await).await;
+    let mut pins = ClientState::open(&state_key, "alice", &stored.sealed.unwrap().0)
+        .unwrap()
+        .pins;
     let served: PublicIdentity = json(app.user_identity(&alice.client, "bob").await).await;
     assert_eq!(served, fake, "the server serves the impostor");
     assert!(matches!(

@@ -1,7 +1,7 @@
 //! Changing the password: re-authentication, one transaction for everything derived from
 //! the password, the same public identity, and every other session signed out.
 
-use common::api::{MeResponse, PinsBody, PreloginResponse};
+use common::api::{ClientStateBody, MeResponse, PreloginResponse};
 use common::identity::PublicIdentity;
 use common::wire::Base64;
 use reqwest::StatusCode;
@@ -14,20 +14,23 @@ async fn a_password_change_rewraps_the_same_identity_and_signs_out_other_session
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
     let bob = app.register_user("bob").await;
-    let old_pins = PinsBody {
-        sealed: Some(Base64(b"pins sealed under the old wrap key".to_vec())),
+    // The client state is sealed under a key from the identity secrets, which a password
+    // change keeps: the server leaves it as it is.
+    let state = ClientStateBody {
+        version: 3,
+        sealed: Some(Base64(
+            b"state sealed under the identity's state key".to_vec(),
+        )),
     };
     assert_eq!(
-        app.put_pins(&alice.client, &old_pins).await.status(),
+        app.put_client_state(&alice.client, &state).await.status(),
         StatusCode::NO_CONTENT
     );
     let phone = app.new_browser(&alice, HOME_IP, None).await;
     let mut phone_socket = app.connect_browser_ws(&phone).await;
     let identity_before: PublicIdentity = json(app.user_identity(&bob.client, "alice").await).await;
 
-    let new_pins = b"pins sealed under the new wrap key";
-    let (mut request, new_auth_key) =
-        password_change(&alice, "a brand new passphrase", Some(new_pins), None);
+    let (mut request, new_auth_key) = password_change(&alice, "a brand new passphrase", None);
     request.current_auth_key.0[0] ^= 1;
     let response = app.change_password(&alice.client, &request).await;
     assert_eq!(
@@ -51,8 +54,9 @@ async fn a_password_change_rewraps_the_same_identity_and_signs_out_other_session
     let prelogin: PreloginResponse = json(app.prelogin(&app.anonymous, "alice").await).await;
     assert_eq!(prelogin.salt, request.new_salt);
     assert_eq!(prelogin.kdf, TEST_KDF);
-    let pins: PinsBody = json(app.get_pins(&alice.client).await).await;
-    assert_eq!(pins.sealed.unwrap().0, new_pins);
+    let stored: ClientStateBody = json(app.get_client_state(&alice.client).await).await;
+    assert_eq!(stored.version, 3);
+    assert_eq!(stored.sealed.unwrap().0, state.sealed.unwrap().0);
 
     // Other sessions are signed out, their sockets closed; the caller's stays.
     app.assert_logged_out(&phone.client, "the other session")
@@ -78,15 +82,10 @@ async fn a_password_change_rewraps_the_same_identity_and_signs_out_other_session
 }
 
 #[tokio::test]
-async fn a_change_without_pins_keeps_the_stored_ones_and_bad_input_is_refused() {
+async fn bad_password_change_input_is_refused() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
-    let pins = PinsBody {
-        sealed: Some(Base64(b"existing pins".to_vec())),
-    };
-    app.put_pins(&alice.client, &pins).await;
-
-    let (mut request, _) = password_change(&alice, "another passphrase", None, None);
+    let (mut request, _) = password_change(&alice, "another passphrase", None);
     request.new_kdf.m_kib = 1024;
     let response = app.change_password(&alice.client, &request).await;
     let message = error_message(response, StatusCode::BAD_REQUEST).await;
@@ -104,8 +103,6 @@ async fn a_change_without_pins_keeps_the_stored_ones_and_bad_input_is_refused() 
     request.new_wrapped_identity = wrapped;
     let response = app.change_password(&alice.client, &request).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let stored: PinsBody = json(app.get_pins(&alice.client).await).await;
-    assert_eq!(stored.sealed.unwrap().0, b"existing pins");
 }
 
 #[tokio::test]
@@ -113,7 +110,7 @@ async fn with_totp_a_password_change_needs_a_code() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
     let (authenticator, _) = app.enable_totp(&alice).await;
-    let (mut request, _) = password_change(&alice, "another passphrase", None, None);
+    let (mut request, _) = password_change(&alice, "another passphrase", None);
     let response = app.change_password(&alice.client, &request).await;
     assert_eq!(
         error_message(response, StatusCode::UNAUTHORIZED).await,

@@ -373,11 +373,10 @@ pub async fn assert_session_ended(socket: &mut Socket) {
     );
 }
 
-/// What a client sends to change `user`'s password to `new_password`, re-sealing `pins`.
+/// What a client sends to change `user`'s password to `new_password`.
 pub fn password_change(
     user: &TestUser,
     new_password: &str,
-    pins: Option<&[u8]>,
     totp_code: Option<String>,
 ) -> (PasswordChangeRequest, [u8; 32]) {
     let new_salt = [9u8; 16];
@@ -390,7 +389,6 @@ pub fn password_change(
         new_salt: Base64Array(new_salt),
         new_auth_key: Base64Array(*keys.auth_key.as_bytes()),
         new_wrapped_identity: Base64(wrapped),
-        new_sealed_pins: pins.map(|pins| Base64(pins.to_vec())),
     };
     (request, *keys.auth_key.as_bytes())
 }

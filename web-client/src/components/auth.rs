@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 
 use crate::chat::Chat;
+use crate::components::notices::TrustWarnings;
 
 /// Username and password form with "Log in" and "Create account" buttons. Registration and
 /// log-in both run Argon2id in the browser, which takes a moment: a progress line says so.
@@ -66,6 +67,7 @@ pub fn AuthScreen() -> impl IntoView {
     view! {
         <section class="auth card">
             <h1>"End-to-end encrypted chat"</h1>
+            <TrustWarnings room_id=Signal::derive(|| None) />
             <Show when=move || chat.notice.get().is_some()>
                 <p class="notice" role="status" data-testid="auth-notice">{move || chat.notice.get()}</p>
             </Show>

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::chat::Chat;
-use crate::components::notices::{JoinInvite, KeyWarnings};
+use crate::components::notices::{JoinInvite, KeyWarnings, TrustWarnings};
 use crate::components::room_list::RoomList;
 use crate::components::room_view::RoomPanel;
 use crate::components::security::SecurityScreen;
@@ -61,6 +61,7 @@ pub fn ChatScreen() -> impl IntoView {
                 </button>
             </p>
         </Show>
+        <TrustWarnings room_id=Signal::derive(|| None) />
         <KeyWarnings />
         <JoinInvite />
         <Show

@@ -1,9 +1,66 @@
-//! Notices above the chat: contacts whose keys changed, and the invite this tab was opened
-//! with.
+//! Notices above the chat: trust warnings (the server served less than this account had
+//! seen), contacts whose keys changed, and the invite this tab was opened with.
 
+use common::membership::RoomId;
 use leptos::prelude::*;
 
 use crate::chat::Chat;
+
+/// The unacknowledged trust warnings of one room (`room_id`), or of the account (`None`), in
+/// one `data-testid="trust-warning"` element: each cause in plain words, and a button to
+/// acknowledge them. Nothing is shown when there are none.
+#[component]
+pub fn TrustWarnings(
+    /// The room whose warnings to show; `None` for the account's.
+    #[prop(into)]
+    room_id: Signal<Option<RoomId>>,
+) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let texts = move || {
+        let room_id = room_id.get();
+        chat.trust_warnings.with(|warnings| {
+            warnings
+                .iter()
+                .filter(|warning| warning.room_id() == room_id)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        })
+    };
+    let scope = move || {
+        if room_id.get().is_some() {
+            "room"
+        } else {
+            "account"
+        }
+    };
+    view! {
+        <Show when=move || !texts().is_empty()>
+            <div
+                class="warning banner trust-warning"
+                role="alert"
+                data-testid="trust-warning"
+                data-scope=scope
+            >
+                <strong>"⚠ The server served less than you had already seen"</strong>
+                <ul>
+                    {move || {
+                        texts()
+                            .into_iter()
+                            .map(|text| view! { <li>{text}</li> })
+                            .collect_view()
+                    }}
+                </ul>
+                <button
+                    class="secondary"
+                    data-testid="trust-warning-ack"
+                    on:click=move |_| chat.acknowledge_warnings(room_id.get_untracked())
+                >
+                    "I understand"
+                </button>
+            </div>
+        </Show>
+    }
+}
 
 /// A loud warning per contact whose keys differ from the ones first seen, with the choice to
 /// accept the new keys (after comparing safety numbers out of band).

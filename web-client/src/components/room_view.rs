@@ -8,6 +8,7 @@ use leptos::prelude::*;
 
 use crate::chat::{Chat, ShownMessage};
 use crate::components::members::{MemberLine, MemberList};
+use crate::components::notices::TrustWarnings;
 use crate::components::room_admin::RoomAdmin;
 
 /// What the panel needs of the selected room, recomputed only when it changes.
@@ -127,6 +128,7 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<ShownMessage>>>) -> 
                 </span>
             })}
         </header>
+        <TrustWarnings room_id=Signal::derive(move || Some(room_id)) />
         {room.log_error.clone().map(|error| view! {
             <p class="warning" role="alert" data-testid="log-warning">{error}</p>
         })}

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use crate::chat::Chat;
+use crate::components::notices::TrustWarnings;
 
 /// Asks for the password of the account whose session this browser still holds.
 #[component]
@@ -37,6 +38,7 @@ pub fn UnlockScreen() -> impl IntoView {
     view! {
         <section class="auth card">
             <h1>"Welcome back"</h1>
+            <TrustWarnings room_id=Signal::derive(|| None) />
             <p class="tagline">
                 "You are still signed in as " <strong data-testid="unlock-username">{username}</strong>
                 ". Your keys never leave this browser, so enter your password to unlock them."

@@ -1,0 +1,18 @@
+//! The sans-I/O client core of the end-to-end encrypted chat: what a signed-in client
+//! remembers between sessions and browsers, and the trust warnings it raises when the server
+//! serves less than that.
+//!
+//! Nothing here does I/O: the browser (IndexedDB, HTTP) and tests are drivers that hand it
+//! bytes and act on what it returns, as matrix-sdk-crypto's `OlmMachine` does.
+//!
+//! - [`state`]: the durable client state (pins, each room's accepted log head, the account's
+//!   KDF parameters), sealed under a key derived from the identity secrets, with a monotonic
+//!   version; its merge and its reconciliation with the server's copy (docs/PROTOCOL.md
+//!   section 11).
+//! - [`warning`]: [`TrustWarning`], what the user is told when the server lied.
+
+pub mod state;
+pub mod warning;
+
+pub use state::{ClientState, KdfRecord, LogMemory, Reconciled, RemoteState, StateError, StateKey};
+pub use warning::TrustWarning;

@@ -1,0 +1,438 @@
+//! The durable client state (docs/PROTOCOL.md section 11): what every client of one account
+//! has seen, kept so that a reload, a second browser or a dishonest server cannot make it
+//! forget.
+//!
+//! It holds the trust-on-first-use pins with their verification marks, each room's last
+//! accepted membership-log length, head hash and highest epoch, and the account's own salt and
+//! Argon2id parameters, under a monotonic `version`. It is sealed under a key derived from the
+//! identity secrets and kept twice: in the browser (IndexedDB) and on the server, as one
+//! opaque blob. [`reconcile`] compares the two at log-in; a server copy that is older than the
+//! browser's, missing after one existed, or unreadable becomes a [`TrustWarning`], never a
+//! silent reset.
+
+use std::collections::BTreeMap;
+
+use common::account::{KdfParams, WrapKey, SALT_LEN};
+use common::encoding::{DecodeError, Decoder, Encoder};
+use common::identity::{validate_username, IdentitySecrets};
+use common::membership::{LogErrorKind, RoomId, RoomState};
+use common::primitives::{self, KEY_LEN};
+use common::trust::{open_pins, Pins};
+use rand_core::CryptoRngCore;
+use zeroize::Zeroizing;
+
+use crate::warning::TrustWarning;
+
+/// Domain-separation label of the client-state plaintext.
+pub const STATE_LABEL: &[u8] = b"e2ee-chat/v2/client-state";
+/// HKDF `info` deriving the state key from the identity secrets.
+pub const STATE_KEY_INFO: &[u8] = b"e2ee-chat/v2/client-state-key";
+/// Layout version of the plaintext, after the label.
+pub const STATE_FORMAT: u32 = 1;
+/// Most rooms one state remembers.
+pub const MAX_ROOMS: usize = 100_000;
+
+/// Why a sealed client state could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// It does not decrypt under this account's state key (nor, as a pre-version-2 pins blob,
+    /// under its wrap key).
+    #[error("the client state does not decrypt")]
+    Decrypt,
+    /// It decrypts but is malformed, names another account or another layout version.
+    #[error("the client state is malformed: {0}")]
+    Malformed(DecodeError),
+}
+
+/// The key that seals the client state: `HKDF-SHA256(ikm = x25519 secret(32) || ed25519
+/// seed(32), salt = empty, info = "e2ee-chat/v2/client-state-key")`, 32 bytes (RFC 5869).
+///
+/// It is derived from the identity secrets, not from `wrap_key`, because those stay the same
+/// when the password changes: a state sealed in one browser still opens in another after the
+/// password was changed in a third, so a password change cannot look like tampering.
+pub struct StateKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl StateKey {
+    /// Derives the key of the account whose identity secrets these are.
+    pub fn derive(secrets: &IdentitySecrets) -> Self {
+        let mut ikm = Zeroizing::new([0u8; 2 * KEY_LEN]);
+        ikm[..KEY_LEN].copy_from_slice(Zeroizing::new(secrets.x25519_secret_bytes()).as_ref());
+        ikm[KEY_LEN..].copy_from_slice(Zeroizing::new(secrets.ed25519_seed()).as_ref());
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        // 32 bytes is far below HKDF's limit, so expansion cannot fail.
+        if primitives::hkdf_sha256(ikm.as_ref(), &[], STATE_KEY_INFO, key.as_mut()).is_err() {
+            unreachable!("hkdf-sha256 expands 32 bytes");
+        }
+        Self(key)
+    }
+}
+
+impl std::fmt::Debug for StateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateKey(..)")
+    }
+}
+
+/// What the account accepted of one room's membership log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogMemory {
+    /// Number of entries accepted.
+    pub length: u64,
+    /// Hash of the last of them (`RoomState::head_hash`).
+    pub head_hash: [u8; KEY_LEN],
+    /// The highest epoch seen in the room.
+    pub highest_epoch: u64,
+}
+
+/// The salt and Argon2id parameters the account derives its keys with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfRecord {
+    /// The 16-byte salt.
+    pub salt: [u8; SALT_LEN],
+    /// The Argon2id parameters.
+    pub params: KdfParams,
+}
+
+impl KdfRecord {
+    /// Compares what a pre-login answer says with this record.
+    ///
+    /// # Errors
+    /// [`TrustWarning::KdfParametersChanged`] when the salt or any parameter differs.
+    pub fn check(
+        &self,
+        username: &str,
+        salt: &[u8],
+        params: &KdfParams,
+    ) -> Result<(), TrustWarning> {
+        if self.salt.as_slice() == salt && self.params == *params {
+            Ok(())
+        } else {
+            Err(TrustWarning::KdfParametersChanged {
+                username: username.to_owned(),
+            })
+        }
+    }
+}
+
+/// Everything one account's clients remember, under a version that grows by one with each
+/// save.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientState {
+    /// Grows by one with every save; a copy with a lower version is older.
+    pub version: u64,
+    /// Trust-on-first-use pins and verification marks.
+    pub pins: Pins,
+    /// What was accepted of each room's log, by room.
+    pub logs: BTreeMap<RoomId, LogMemory>,
+    /// The account's own salt and KDF parameters, once known.
+    pub kdf: Option<KdfRecord>,
+}
+
+impl ClientState {
+    /// Checks a replayed log against what was accepted of it before.
+    ///
+    /// # Errors
+    /// [`TrustWarning::LogRolledBack`] when it is shorter, [`TrustWarning::LogForked`] when
+    /// the entry accepted last is not at its position.
+    pub fn check_log(&self, room_id: &RoomId, state: &RoomState) -> Result<(), TrustWarning> {
+        let Some(memory) = self.logs.get(room_id) else {
+            return Ok(());
+        };
+        match state.check_extends(memory.length, &memory.head_hash) {
+            Ok(()) if state.current_epoch() < memory.highest_epoch => {
+                Err(TrustWarning::LogRolledBack {
+                    room_id: *room_id,
+                    seen_length: memory.length,
+                    served_length: state.length(),
+                })
+            }
+            Ok(()) => Ok(()),
+            Err(LogErrorKind::Truncated { seen, served }) => Err(TrustWarning::LogRolledBack {
+                room_id: *room_id,
+                seen_length: seen,
+                served_length: served,
+            }),
+            Err(_) => Err(TrustWarning::LogForked {
+                room_id: *room_id,
+                position: memory.length.saturating_sub(1),
+            }),
+        }
+    }
+
+    /// Records an accepted log (after [`ClientState::check_log`] passed). Returns whether
+    /// anything changed, that is whether the state needs saving.
+    pub fn remember_log(&mut self, room_id: RoomId, state: &RoomState) -> bool {
+        let next = LogMemory {
+            length: state.length(),
+            head_hash: state.head_hash(),
+            highest_epoch: state.current_epoch(),
+        };
+        let previous = self.logs.get(&room_id).copied();
+        match previous {
+            Some(memory) if memory.length >= next.length => false,
+            _ => {
+                self.logs.insert(room_id, next);
+                true
+            }
+        }
+    }
+
+    /// Takes in another copy of this account's state (from another browser, through the
+    /// server). Pins only one side has are added; where both differ, the newer copy's pin
+    /// wins (the user decided there later). For each room the longer accepted log is kept;
+    /// two copies that accepted different entries at the same length mean the server showed
+    /// this account's browsers different logs, returned as [`TrustWarning::LogForked`]. The
+    /// version becomes the higher of the two.
+    pub fn merge(&mut self, other: &ClientState) -> Vec<TrustWarning> {
+        let other_newer = other.version > self.version;
+        for (username, pin) in other.pins.iter() {
+            let differs = self.pins.get(username).is_some_and(|mine| mine != pin);
+            if self.pins.get(username).is_none() || (differs && other_newer) {
+                self.pins.insert(username, *pin);
+            }
+        }
+        let mut warnings = Vec::new();
+        for (room_id, theirs) in &other.logs {
+            match self.logs.get_mut(room_id) {
+                None => {
+                    self.logs.insert(*room_id, *theirs);
+                }
+                Some(mine) if mine.length == theirs.length => {
+                    if mine.head_hash != theirs.head_hash {
+                        warnings.push(TrustWarning::LogForked {
+                            room_id: *room_id,
+                            position: mine.length.saturating_sub(1),
+                        });
+                    }
+                    mine.highest_epoch = mine.highest_epoch.max(theirs.highest_epoch);
+                }
+                Some(mine) if mine.length < theirs.length => *mine = *theirs,
+                Some(_) => {}
+            }
+        }
+        if other.kdf.is_some() && (other_newer || self.kdf.is_none()) {
+            self.kdf = other.kdf;
+        }
+        self.version = self.version.max(other.version);
+        warnings
+    }
+
+    /// The plaintext: `label || u32 format || str(owner) || u64 version || pins || u32
+    /// room count || (room_id(32) || u64 length || head_hash(32) || u64 highest_epoch)* || u8
+    /// has_kdf || [salt(16) || u32 m_kib || u32 t || u32 p]`, rooms in id byte order, pins as
+    /// [`Pins::encode`] (docs/PROTOCOL.md section 11).
+    pub fn to_bytes(&self, owner: &str) -> Vec<u8> {
+        let mut encoder = Encoder::new(STATE_LABEL);
+        encoder.u32(STATE_FORMAT).string(owner).u64(self.version);
+        self.pins.encode(&mut encoder);
+        encoder.u32(self.logs.len() as u32);
+        for (room_id, memory) in &self.logs {
+            encoder
+                .fixed(&room_id.0)
+                .u64(memory.length)
+                .fixed(&memory.head_hash)
+                .u64(memory.highest_epoch);
+        }
+        match &self.kdf {
+            None => {
+                encoder.u8(0);
+            }
+            Some(record) => {
+                encoder
+                    .u8(1)
+                    .fixed(&record.salt)
+                    .u32(record.params.m_kib)
+                    .u32(record.params.t)
+                    .u32(record.params.p);
+            }
+        }
+        encoder.finish()
+    }
+
+    /// Reads what [`ClientState::to_bytes`] wrote for `owner`.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for a wrong label, format or owner, a truncated field, trailing bytes,
+    /// too many rooms, rooms out of order, or a bad flag.
+    pub fn from_bytes(owner: &str, bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut decoder = Decoder::new(bytes);
+        decoder.label(STATE_LABEL)?;
+        if decoder.u32()? != STATE_FORMAT {
+            return Err(DecodeError::InvalidValue("client state format"));
+        }
+        let named = decoder.string()?;
+        validate_username(named).map_err(|_| DecodeError::InvalidValue("username"))?;
+        if named != owner {
+            return Err(DecodeError::InvalidValue("client state owner"));
+        }
+        let version = decoder.u64()?;
+        let pins = Pins::decode(&mut decoder)?;
+        let room_count = decoder.u32()? as usize;
+        if room_count > MAX_ROOMS {
+            return Err(DecodeError::InvalidValue("room count"));
+        }
+        let mut logs = BTreeMap::new();
+        for _ in 0..room_count {
+            let room_id = RoomId(decoder.fixed()?);
+            let memory = LogMemory {
+                length: decoder.u64()?,
+                head_hash: decoder.fixed()?,
+                highest_epoch: decoder.u64()?,
+            };
+            if logs
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= room_id)
+            {
+                return Err(DecodeError::InvalidValue("room order"));
+            }
+            logs.insert(room_id, memory);
+        }
+        let kdf = match decoder.u8()? {
+            0 => None,
+            1 => Some(KdfRecord {
+                salt: decoder.fixed()?,
+                params: KdfParams {
+                    m_kib: decoder.u32()?,
+                    t: decoder.u32()?,
+                    p: decoder.u32()?,
+                },
+            }),
+            _ => return Err(DecodeError::InvalidValue("kdf flag")),
+        };
+        decoder.finish()?;
+        Ok(Self {
+            version,
+            pins,
+            logs,
+            kdf,
+        })
+    }
+
+    /// Seals the state of `owner`: `nonce(24) || secretbox(state key, nonce, plaintext)`.
+    pub fn seal(&self, key: &StateKey, owner: &str, rng: &mut impl CryptoRngCore) -> Vec<u8> {
+        primitives::secretbox_seal_random(&key.0, &self.to_bytes(owner), rng)
+    }
+
+    /// Opens a state sealed by [`ClientState::seal`] for `owner`.
+    ///
+    /// # Errors
+    /// [`StateError::Decrypt`] or [`StateError::Malformed`].
+    pub fn open(key: &StateKey, owner: &str, sealed: &[u8]) -> Result<Self, StateError> {
+        let plaintext =
+            primitives::secretbox_open_prefixed(&key.0, sealed).map_err(|_| StateError::Decrypt)?;
+        Self::from_bytes(owner, &plaintext).map_err(StateError::Malformed)
+    }
+
+    /// Opens the server's copy: a version-2 client state, or a pins blob of protocol version
+    /// 1 ([`common::trust::seal_pins`], under `wrap_key`), which becomes version 0 holding
+    /// only those pins. Accounts made before the client state existed keep their pins this
+    /// way; the next save replaces the old blob.
+    ///
+    /// # Errors
+    /// As [`ClientState::open`] when neither opens.
+    pub fn open_remote(
+        key: &StateKey,
+        wrap_key: &WrapKey,
+        owner: &str,
+        sealed: &[u8],
+    ) -> Result<Self, StateError> {
+        match Self::open(key, owner, sealed) {
+            Ok(state) => Ok(state),
+            Err(error) => match open_pins(wrap_key, owner, sealed) {
+                Ok(pins) => Ok(Self {
+                    pins,
+                    ..Self::default()
+                }),
+                Err(_) => Err(error),
+            },
+        }
+    }
+}
+
+/// What the server answered for the client state.
+#[derive(Debug, Clone)]
+pub enum RemoteState {
+    /// It holds none.
+    Missing,
+    /// It holds one that opened.
+    Opened(ClientState),
+    /// It holds one that does not open.
+    Unreadable(StateError),
+}
+
+/// The outcome of [`reconcile`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// The state to work with.
+    pub state: ClientState,
+    /// What the user must be told.
+    pub warnings: Vec<TrustWarning>,
+    /// Whether the server's copy should be replaced by [`Reconciled::state`] now (it is
+    /// missing, older, unreadable while this browser has a good copy, or lacks what this
+    /// browser knows).
+    pub upload: bool,
+    /// Whether uploads must wait until the user acknowledged the warnings: the server's copy
+    /// is unreadable and this browser has no copy of its own, so replacing it could destroy
+    /// the user's only pins.
+    pub hold_uploads: bool,
+}
+
+/// Reconciles this browser's copy (`None` in a browser that never saved one) with the
+/// server's at log-in:
+///
+/// | this browser | server | result | warning |
+/// |---|---|---|---|
+/// | none | none | empty state, uploaded | – |
+/// | none | opens | the server's (uploaded if a version-0 pins blob) | – |
+/// | none | unreadable | empty state, uploads held | `StateUnreadable` |
+/// | version v | none | this browser's, uploaded | `PinsRolledBack` when v > 0 |
+/// | version v | unreadable | this browser's, uploaded | `StateUnreadable` |
+/// | version v | version w < v | this browser's, uploaded | `PinsRolledBack` |
+/// | version v | version w ≥ v | both merged ([`ClientState::merge`]) | `LogForked` per fork |
+pub fn reconcile(local: Option<ClientState>, remote: RemoteState) -> Reconciled {
+    let reconciled = |state, warnings, upload| Reconciled {
+        state,
+        warnings,
+        upload,
+        hold_uploads: false,
+    };
+    match (local, remote) {
+        (None, RemoteState::Missing) => reconciled(ClientState::default(), Vec::new(), true),
+        (None, RemoteState::Opened(remote)) => {
+            let upload = remote.version == 0;
+            reconciled(remote, Vec::new(), upload)
+        }
+        (None, RemoteState::Unreadable(_)) => Reconciled {
+            state: ClientState::default(),
+            warnings: vec![TrustWarning::StateUnreadable],
+            upload: false,
+            hold_uploads: true,
+        },
+        (Some(local), RemoteState::Missing) => {
+            let warnings = if local.version > 0 {
+                vec![TrustWarning::PinsRolledBack {
+                    seen_version: local.version,
+                    served_version: None,
+                }]
+            } else {
+                Vec::new()
+            };
+            reconciled(local, warnings, true)
+        }
+        (Some(local), RemoteState::Unreadable(_)) => {
+            reconciled(local, vec![TrustWarning::StateUnreadable], true)
+        }
+        (Some(local), RemoteState::Opened(remote)) if remote.version < local.version => {
+            let warning = TrustWarning::PinsRolledBack {
+                seen_version: local.version,
+                served_version: Some(remote.version),
+            };
+            reconciled(local, vec![warning], true)
+        }
+        (Some(mut local), RemoteState::Opened(remote)) => {
+            let warnings = local.merge(&remote);
+            let upload = local != remote || remote.version == 0;
+            reconciled(local, warnings, upload)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `/api/me/state`: the caller's durable client state (pins, accepted log heads, KDF record),
+//! sealed by the client (docs/PROTOCOL.md section 11) so every browser of the user starts
+//! from what the others have seen; the server stores bytes it cannot read and refuses an
+//! upload that does not raise the version.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use common::api::ClientStateBody;
+use common::wire::Base64;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::session::AuthUser;
+use crate::store::{self, client_states};
+use crate::AppState;
+
+/// Routes of this module (all need a session, else 401):
+///
+/// - `GET /api/me/state` -> 200 [`ClientStateBody`]; `version` 0 and no `sealed` before the
+///   first upload.
+/// - `PUT /api/me/state` [`ClientStateBody`] -> 204, replacing the stored state; 400 when
+///   `sealed` is missing or empty or `version` is 0, 409 when the stored version is equal or
+///   higher, 413 for a body over [`crate::MAX_BODY_BYTES`] (256 KiB).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/me/state", get(get_state).put(put_state))
+}
+
+async fn get_state(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<ClientStateBody>> {
+    let stored = client_states::find(&state.pool, &user.username).await?;
+    Ok(Json(match stored {
+        Some((version, sealed)) => ClientStateBody {
+            version,
+            sealed: Some(Base64(sealed)),
+        },
+        None => ClientStateBody {
+            version: 0,
+            sealed: None,
+        },
+    }))
+}
+
+async fn put_state(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(request): ApiJson<ClientStateBody>,
+) -> ApiResult<StatusCode> {
+    let sealed = request
+        .sealed
+        .filter(|sealed| !sealed.0.is_empty())
+        .ok_or_else(|| ApiError::bad_request("sealed client state is required"))?;
+    if request.version == 0 {
+        return Err(ApiError::bad_request(
+            "client state version must be at least 1",
+        ));
+    }
+    client_states::store_if_newer(
+        &state.pool,
+        &user.username,
+        request.version,
+        &sealed.0,
+        store::now_ms(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
