@@ -9,10 +9,15 @@
 //!   KDF parameters), sealed under a key derived from the identity secrets, with a monotonic
 //!   version; its merge and its reconciliation with the server's copy (docs/PROTOCOL.md
 //!   section 11).
+//! - [`chains`]: each sender's message chains and the log head a message names.
 //! - [`warning`]: [`TrustWarning`], what the user is told when the server lied.
 
+pub mod chains;
 pub mod state;
 pub mod warning;
 
-pub use state::{ClientState, KdfRecord, LogMemory, Reconciled, RemoteState, StateError, StateKey};
+pub use chains::{ChainError, ChainHead, ChainKey, LogHeadCheck, RoomChains};
+pub use state::{
+    ClientState, KdfRecord, LocalCopy, LogMemory, Reconciled, RemoteState, StateError, StateKey,
+};
 pub use warning::TrustWarning;

@@ -21,6 +21,7 @@ use common::trust::{open_pins, Pins};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
+use crate::chains::{ChainHead, ChainKey};
 use crate::warning::TrustWarning;
 
 /// Domain-separation label of the client-state plaintext.
@@ -31,6 +32,8 @@ pub const STATE_KEY_INFO: &[u8] = b"e2ee-chat/v2/client-state-key";
 pub const STATE_FORMAT: u32 = 1;
 /// Most rooms one state remembers.
 pub const MAX_ROOMS: usize = 100_000;
+/// Most message chains one state remembers, over all rooms.
+pub const MAX_CHAINS: usize = 1_000_000;
 
 /// Why a sealed client state could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,12 +108,19 @@ impl KdfRecord {
         params: &KdfParams,
     ) -> Result<(), TrustWarning> {
         if self.salt.as_slice() == salt && self.params == *params {
-            Ok(())
-        } else {
-            Err(TrustWarning::KdfParametersChanged {
-                username: username.to_owned(),
-            })
+            return Ok(());
         }
+        let mut presented_salt = [0u8; SALT_LEN];
+        if salt.len() == SALT_LEN {
+            presented_salt.copy_from_slice(salt);
+        }
+        Err(TrustWarning::KdfParametersChanged {
+            username: username.to_owned(),
+            presented: KdfRecord {
+                salt: presented_salt,
+                params: *params,
+            },
+        })
     }
 }
 
@@ -124,6 +134,8 @@ pub struct ClientState {
     pub pins: Pins,
     /// What was accepted of each room's log, by room.
     pub logs: BTreeMap<RoomId, LogMemory>,
+    /// The head of each sender's message chain seen in each room.
+    pub chains: BTreeMap<RoomId, BTreeMap<ChainKey, ChainHead>>,
     /// The account's own salt and KDF parameters, once known.
     pub kdf: Option<KdfRecord>,
 }
@@ -177,21 +189,61 @@ impl ClientState {
         }
     }
 
-    /// Takes in another copy of this account's state (from another browser, through the
-    /// server). Pins only one side has are added; where both differ, the newer copy's pin
-    /// wins (the user decided there later). For each room the longer accepted log is kept;
-    /// two copies that accepted different entries at the same length mean the server showed
-    /// this account's browsers different logs, returned as [`TrustWarning::LogForked`]. The
-    /// version becomes the higher of the two.
-    pub fn merge(&mut self, other: &ClientState) -> Vec<TrustWarning> {
-        let other_newer = other.version > self.version;
-        for (username, pin) in other.pins.iter() {
-            let differs = self.pins.get(username).is_some_and(|mine| mine != pin);
-            if self.pins.get(username).is_none() || (differs && other_newer) {
-                self.pins.insert(username, *pin);
+    /// Records the chain heads of a room (from `RoomChains::heads`). Returns whether anything
+    /// moved on, that is whether the state needs saving.
+    pub fn remember_chains(
+        &mut self,
+        room_id: RoomId,
+        heads: BTreeMap<ChainKey, ChainHead>,
+    ) -> bool {
+        let known = self.chains.entry(room_id).or_default();
+        let mut changed = false;
+        for (key, head) in heads {
+            match known.get(&key) {
+                Some(current) if current.counter >= head.counter => {}
+                _ => {
+                    known.insert(key, head);
+                    changed = true;
+                }
             }
         }
+        changed
+    }
+
+    /// Forgets a room's chain heads, after its history was cleared (their messages are gone,
+    /// so the next ones are not "after" them). Returns whether anything was forgotten.
+    pub fn forget_chains(&mut self, room_id: &RoomId) -> bool {
+        self.chains
+            .remove(room_id)
+            .is_some_and(|chains| !chains.is_empty())
+    }
+
+    /// Takes in another copy of this account's state (from another browser, through the
+    /// server). Pins only the other copy has are added. A pin both copies have with the same
+    /// keys stays verified if either marked it so; with different keys this copy's pin is
+    /// kept and [`TrustWarning::PinConflict`] raised, since versions grow with every save of
+    /// every browser and say nothing about which decision came later (a browser the server
+    /// kept on a fork could otherwise replace a verified key). For each room the longer
+    /// accepted log is kept; two copies that accepted different entries at the same length
+    /// mean the server showed this account's browsers different logs
+    /// ([`TrustWarning::LogForked`]). Chain heads keep the furthest of the two; the KDF record
+    /// the newer copy's. The version becomes the higher of the two.
+    pub fn merge(&mut self, other: &ClientState) -> Vec<TrustWarning> {
         let mut warnings = Vec::new();
+        for (username, theirs) in other.pins.iter() {
+            match self.pins.get(username).copied() {
+                None => self.pins.insert(username, *theirs),
+                Some(mine) if mine.keys == theirs.keys => {
+                    if theirs.verified && !mine.verified {
+                        self.pins.set_verified(username, true);
+                    }
+                }
+                Some(_) => warnings.push(TrustWarning::PinConflict {
+                    username: username.to_owned(),
+                }),
+            }
+        }
+        let other_newer = other.version > self.version;
         for (room_id, theirs) in &other.logs {
             match self.logs.get_mut(room_id) {
                 None => {
@@ -210,6 +262,9 @@ impl ClientState {
                 Some(_) => {}
             }
         }
+        for (room_id, heads) in &other.chains {
+            self.remember_chains(*room_id, heads.clone());
+        }
         if other.kdf.is_some() && (other_newer || self.kdf.is_none()) {
             self.kdf = other.kdf;
         }
@@ -218,8 +273,10 @@ impl ClientState {
     }
 
     /// The plaintext: `label || u32 format || str(owner) || u64 version || pins || u32
-    /// room count || (room_id(32) || u64 length || head_hash(32) || u64 highest_epoch)* || u8
-    /// has_kdf || [salt(16) || u32 m_kib || u32 t || u32 p]`, rooms in id byte order, pins as
+    /// room count || (room_id(32) || u64 length || head_hash(32) || u64 highest_epoch)* || u32
+    /// chain count || (room_id(32) || str(sender) || device(16) || u64 epoch || u64 counter ||
+    /// hash(32) || u64 message_id)* || u8 has_kdf || [salt(16) || u32 m_kib || u32 t || u32
+    /// p]`, rooms and chains in (room id, sender, device, epoch) order, pins as
     /// [`Pins::encode`] (docs/PROTOCOL.md section 11).
     pub fn to_bytes(&self, owner: &str) -> Vec<u8> {
         let mut encoder = Encoder::new(STATE_LABEL);
@@ -232,6 +289,20 @@ impl ClientState {
                 .u64(memory.length)
                 .fixed(&memory.head_hash)
                 .u64(memory.highest_epoch);
+        }
+        let chain_count: usize = self.chains.values().map(BTreeMap::len).sum();
+        encoder.u32(chain_count as u32);
+        for (room_id, heads) in &self.chains {
+            for (key, head) in heads {
+                encoder
+                    .fixed(&room_id.0)
+                    .string(&key.sender)
+                    .fixed(&key.device)
+                    .u64(key.epoch)
+                    .u64(head.counter)
+                    .fixed(&head.hash)
+                    .u64(head.message_id.max(0) as u64);
+            }
         }
         match &self.kdf {
             None => {
@@ -287,6 +358,37 @@ impl ClientState {
             }
             logs.insert(room_id, memory);
         }
+        let chain_count = decoder.u32()? as usize;
+        if chain_count > MAX_CHAINS {
+            return Err(DecodeError::InvalidValue("chain count"));
+        }
+        let mut chains: BTreeMap<RoomId, BTreeMap<ChainKey, ChainHead>> = BTreeMap::new();
+        let mut last: Option<(RoomId, ChainKey)> = None;
+        for _ in 0..chain_count {
+            let room_id = RoomId(decoder.fixed()?);
+            let sender = decoder.string()?.to_owned();
+            validate_username(&sender).map_err(|_| DecodeError::InvalidValue("username"))?;
+            let key = ChainKey {
+                sender,
+                device: decoder.fixed()?,
+                epoch: decoder.u64()?,
+            };
+            let head = ChainHead {
+                counter: decoder.u64()?,
+                hash: decoder.fixed()?,
+                message_id: i64::try_from(decoder.u64()?)
+                    .map_err(|_| DecodeError::InvalidValue("message id"))?,
+            };
+            let position = (room_id, key);
+            if last.as_ref().is_some_and(|last| *last >= position) {
+                return Err(DecodeError::InvalidValue("chain order"));
+            }
+            chains
+                .entry(position.0)
+                .or_default()
+                .insert(position.1.clone(), head);
+            last = Some(position);
+        }
         let kdf = match decoder.u8()? {
             0 => None,
             1 => Some(KdfRecord {
@@ -304,6 +406,7 @@ impl ClientState {
             version,
             pins,
             logs,
+            chains,
             kdf,
         })
     }
@@ -360,6 +463,16 @@ pub enum RemoteState {
     Unreadable(StateError),
 }
 
+/// This browser's own copy of the state, with the highest version the server confirmed
+/// storing (both kept in IndexedDB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCopy {
+    /// The state.
+    pub state: ClientState,
+    /// The highest version the server accepted from, or served to, this browser; 0 if none.
+    pub confirmed_version: u64,
+}
+
 /// The outcome of [`reconcile`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reconciled {
@@ -368,28 +481,27 @@ pub struct Reconciled {
     /// What the user must be told.
     pub warnings: Vec<TrustWarning>,
     /// Whether the server's copy should be replaced by [`Reconciled::state`] now (it is
-    /// missing, older, unreadable while this browser has a good copy, or lacks what this
-    /// browser knows).
+    /// missing, older, or lacks what this browser knows).
     pub upload: bool,
     /// Whether uploads must wait until the user acknowledged the warnings: the server's copy
-    /// is unreadable and this browser has no copy of its own, so replacing it could destroy
-    /// the user's only pins.
+    /// does not open, and replacing it could destroy what only it holds.
     pub hold_uploads: bool,
 }
 
 /// Reconciles this browser's copy (`None` in a browser that never saved one) with the
-/// server's at log-in:
+/// server's at log-in. A server copy that opens is always merged in ([`ClientState::merge`]):
+/// it is authentic, whatever its version. It is a rollback when its version is below the one
+/// the server already confirmed to this browser.
 ///
 /// | this browser | server | result | warning |
 /// |---|---|---|---|
 /// | none | none | empty state, uploaded | – |
 /// | none | opens | the server's (uploaded if a version-0 pins blob) | – |
 /// | none | unreadable | empty state, uploads held | `StateUnreadable` |
-/// | version v | none | this browser's, uploaded | `PinsRolledBack` when v > 0 |
-/// | version v | unreadable | this browser's, uploaded | `StateUnreadable` |
-/// | version v | version w < v | this browser's, uploaded | `PinsRolledBack` |
-/// | version v | version w ≥ v | both merged ([`ClientState::merge`]) | `LogForked` per fork |
-pub fn reconcile(local: Option<ClientState>, remote: RemoteState) -> Reconciled {
+/// | confirmed c | none | this browser's, uploaded | `PinsRolledBack` when c > 0 |
+/// | any | unreadable | this browser's, uploads held | `StateUnreadable` |
+/// | confirmed c | version w | both merged, uploaded if the server's lacked something | `PinsRolledBack` when w < c; `LogForked`, `PinConflict` |
+pub fn reconcile(local: Option<LocalCopy>, remote: RemoteState) -> Reconciled {
     let reconciled = |state, warnings, upload| Reconciled {
         state,
         warnings,
@@ -402,37 +514,35 @@ pub fn reconcile(local: Option<ClientState>, remote: RemoteState) -> Reconciled 
             let upload = remote.version == 0;
             reconciled(remote, Vec::new(), upload)
         }
-        (None, RemoteState::Unreadable(_)) => Reconciled {
-            state: ClientState::default(),
+        (local, RemoteState::Unreadable(_)) => Reconciled {
+            state: local.map(|local| local.state).unwrap_or_default(),
             warnings: vec![TrustWarning::StateUnreadable],
             upload: false,
             hold_uploads: true,
         },
         (Some(local), RemoteState::Missing) => {
-            let warnings = if local.version > 0 {
+            let warnings = if local.confirmed_version > 0 {
                 vec![TrustWarning::PinsRolledBack {
-                    seen_version: local.version,
+                    seen_version: local.confirmed_version,
                     served_version: None,
                 }]
             } else {
                 Vec::new()
             };
-            reconciled(local, warnings, true)
+            reconciled(local.state, warnings, true)
         }
-        (Some(local), RemoteState::Unreadable(_)) => {
-            reconciled(local, vec![TrustWarning::StateUnreadable], true)
-        }
-        (Some(local), RemoteState::Opened(remote)) if remote.version < local.version => {
-            let warning = TrustWarning::PinsRolledBack {
-                seen_version: local.version,
-                served_version: Some(remote.version),
-            };
-            reconciled(local, vec![warning], true)
-        }
-        (Some(mut local), RemoteState::Opened(remote)) => {
-            let warnings = local.merge(&remote);
-            let upload = local != remote || remote.version == 0;
-            reconciled(local, warnings, upload)
+        (Some(local), RemoteState::Opened(remote)) => {
+            let mut warnings = Vec::new();
+            if remote.version < local.confirmed_version {
+                warnings.push(TrustWarning::PinsRolledBack {
+                    seen_version: local.confirmed_version,
+                    served_version: Some(remote.version),
+                });
+            }
+            let mut state = local.state;
+            warnings.extend(state.merge(&remote));
+            let upload = state != remote || remote.version == 0;
+            reconciled(state, warnings, upload)
         }
     }
 }

@@ -6,6 +6,8 @@
 
 use common::membership::RoomId;
 
+use crate::state::KdfRecord;
+
 /// One reason to distrust what the server served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrustWarning {
@@ -21,7 +23,7 @@ pub enum TrustWarning {
     },
     /// The server's copy of the client state does not open under this account's key or is
     /// malformed. It is not overwritten until the user acknowledges this.
-    #[error("client state unreadable: the server's copy of your contact keys and seen rooms does not decrypt; nothing was replaced")]
+    #[error("client state unreadable: the server's copy of your contact keys and seen rooms does not decrypt; it is not replaced until you acknowledge this")]
     StateUnreadable,
     /// A room's log is shorter than one this account accepted before.
     #[error("log rolled back: the server served {served_length} entries of this room's membership log, but {seen_length} were accepted before")]
@@ -42,12 +44,50 @@ pub enum TrustWarning {
         /// The position (0-based) of the first entry known to differ.
         position: u64,
     },
+    /// Messages of a sender's chain are missing between two that arrived: the server did not
+    /// deliver them.
+    #[error("messages withheld: {count} of {sender}'s messages in this room were not delivered")]
+    MessagesWithheld {
+        /// The room.
+        room_id: RoomId,
+        /// The sender.
+        sender: String,
+        /// How many are missing.
+        count: u64,
+    },
+    /// A message was delivered again as a new one.
+    #[error("message replayed: the server delivered a message of {sender} again as a new one")]
+    MessageReplayed {
+        /// The room.
+        room_id: RoomId,
+        /// The sender.
+        sender: String,
+    },
+    /// A sender's messages arrived in another order than they were written, or do not chain.
+    #[error(
+        "messages reordered: {sender}'s messages do not follow each other as they were written"
+    )]
+    MessagesReordered {
+        /// The room.
+        room_id: RoomId,
+        /// The sender.
+        sender: String,
+    },
+    /// Another of this account's browsers pinned other keys for a contact than this one did.
+    /// This browser's pin is kept; the user should compare safety numbers.
+    #[error("pins differ: another of your browsers pinned other keys for {username}; this browser's pin was kept, compare safety numbers with {username}")]
+    PinConflict {
+        /// The contact.
+        username: String,
+    },
     /// The pre-login answer named a salt or Argon2id parameters other than the ones this
     /// browser recorded for the account, and no password change made here explains it.
-    #[error("KDF parameters changed: the server asks for a different salt or Argon2id cost than this browser recorded for {username}; if you did not change your password in another browser, do not log in")]
+    #[error("KDF parameters changed: the server asks for a different salt or Argon2id cost (m = {} KiB, t = {}) than this browser recorded for {username}; if you did not change your password in another browser, do not log in", presented.params.m_kib, presented.params.t)]
     KdfParametersChanged {
         /// The account.
         username: String,
+        /// What the server presented.
+        presented: KdfRecord,
     },
 }
 
@@ -66,9 +106,14 @@ impl TrustWarning {
     /// The room a warning is about, or `None` for the account.
     pub fn room_id(&self) -> Option<RoomId> {
         match self {
-            Self::LogRolledBack { room_id, .. } | Self::LogForked { room_id, .. } => Some(*room_id),
+            Self::LogRolledBack { room_id, .. }
+            | Self::LogForked { room_id, .. }
+            | Self::MessagesWithheld { room_id, .. }
+            | Self::MessageReplayed { room_id, .. }
+            | Self::MessagesReordered { room_id, .. } => Some(*room_id),
             Self::PinsRolledBack { .. }
             | Self::StateUnreadable
+            | Self::PinConflict { .. }
             | Self::KdfParametersChanged { .. } => None,
         }
     }

@@ -3,7 +3,7 @@
 //! forking a room's membership log. Natively and in headless Chromium.
 
 use client::state::{reconcile, STATE_LABEL};
-use client::{ClientState, KdfRecord, RemoteState, StateError, StateKey, TrustWarning};
+use client::{ClientState, KdfRecord, LocalCopy, RemoteState, StateError, StateKey, TrustWarning};
 use common::account::{KdfParams, MasterKey};
 use common::encoding::DecodeError;
 use common::identity::IdentitySecrets;
@@ -173,13 +173,24 @@ fn reconcile_fresh_browser() {
     let unreadable = reconcile(None, RemoteState::Unreadable(StateError::Decrypt));
     assert_eq!(unreadable.warnings, vec![TrustWarning::StateUnreadable]);
     assert!(!unreadable.upload && unreadable.hold_uploads);
+
+    // A protocol-1 pins blob (version 0) is replaced at once.
+    let legacy = reconcile(None, RemoteState::Opened(ClientState::default()));
+    assert!(legacy.upload);
+}
+
+fn local(state: &ClientState, confirmed_version: u64) -> Option<LocalCopy> {
+    Some(LocalCopy {
+        state: state.clone(),
+        confirmed_version,
+    })
 }
 
 #[test]
 fn reconcile_wiped_or_older_server_copy_keeps_this_browsers() {
-    let (local, _) = sample_state(6);
-    let wiped = reconcile(Some(local.clone()), RemoteState::Missing);
-    assert_eq!(wiped.state, local);
+    let (local_state, _) = sample_state(6);
+    let wiped = reconcile(local(&local_state, 6), RemoteState::Missing);
+    assert_eq!(wiped.state, local_state);
     assert_eq!(
         wiped.warnings,
         vec![TrustWarning::PinsRolledBack {
@@ -192,9 +203,11 @@ fn reconcile_wiped_or_older_server_copy_keeps_this_browsers() {
         .to_string()
         .starts_with("pins rolled back"));
 
-    let (older, _) = sample_state(2);
-    let rolled_back = reconcile(Some(local.clone()), RemoteState::Opened(older));
-    assert_eq!(rolled_back.state, local);
+    // Older than what the server confirmed here: a rollback, and its content is still merged
+    // (it is authentic).
+    let (mut older, older_room) = sample_state(2);
+    older.pins = local_state.pins.clone();
+    let rolled_back = reconcile(local(&local_state, 6), RemoteState::Opened(older));
     assert_eq!(
         rolled_back.warnings,
         vec![TrustWarning::PinsRolledBack {
@@ -202,40 +215,64 @@ fn reconcile_wiped_or_older_server_copy_keeps_this_browsers() {
             served_version: Some(2)
         }]
     );
+    assert!(rolled_back.state.logs.contains_key(&older_room));
+    assert_eq!(rolled_back.state.version, 6);
     assert!(rolled_back.upload);
 
     let unreadable = reconcile(
-        Some(local.clone()),
+        local(&local_state, 6),
         RemoteState::Unreadable(StateError::Decrypt),
     );
-    assert_eq!(unreadable.state, local);
+    assert_eq!(unreadable.state, local_state);
     assert_eq!(unreadable.warnings, vec![TrustWarning::StateUnreadable]);
-    assert!(unreadable.upload && !unreadable.hold_uploads);
+    assert!(
+        !unreadable.upload && unreadable.hold_uploads,
+        "nothing replaced unasked"
+    );
 
-    // A version-0 local copy (never saved with content) missing remotely is no rollback.
-    let fresh = reconcile(Some(ClientState::default()), RemoteState::Missing);
-    assert!(fresh.warnings.is_empty() && fresh.upload);
+    // Never confirmed by the server (its uploads failed): missing or lower is no rollback.
+    let never_uploaded = reconcile(local(&local_state, 0), RemoteState::Missing);
+    assert!(never_uploaded.warnings.is_empty() && never_uploaded.upload);
+    let (mut other_browser, _) = sample_state(3);
+    other_browser.pins = local_state.pins.clone();
+    let unconfirmed = reconcile(local(&local_state, 2), RemoteState::Opened(other_browser));
+    assert!(unconfirmed.warnings.is_empty());
 }
 
 #[test]
-fn reconcile_newer_server_copy_merges() {
-    let (local, room_a) = sample_state(3);
+fn reconcile_newer_server_copy_merges_and_never_replaces_a_pin() {
+    let (local_state, room_a) = sample_state(3);
     let (mut remote, room_b) = sample_state(5);
     remote
         .pins
         .pin_first_use("carol", &person().public_keys())
         .expect("first use");
-    let merged = reconcile(Some(local.clone()), RemoteState::Opened(remote.clone()));
-    assert!(merged.warnings.is_empty());
+    let merged = reconcile(local(&local_state, 3), RemoteState::Opened(remote.clone()));
     assert_eq!(merged.state.version, 5);
     assert!(merged.state.logs.contains_key(&room_a) && merged.state.logs.contains_key(&room_b));
-    // bob differs in the two copies (fresh keys each): the newer copy's pin wins.
-    assert_eq!(merged.state.pins.get("bob"), remote.pins.get("bob"));
-    assert!(merged.state.pins.get("carol").is_some());
+    assert!(
+        merged.state.pins.get("carol").is_some(),
+        "a pin only the server's copy has"
+    );
+    // bob has other keys in the two copies: this browser's pin stays, whatever the versions
+    // say, and the conflict is raised.
+    assert_eq!(merged.state.pins.get("bob"), local_state.pins.get("bob"));
+    assert_eq!(
+        merged.warnings,
+        vec![TrustWarning::PinConflict {
+            username: "bob".into()
+        }]
+    );
     assert!(merged.upload, "room_a is not on the server yet");
 
-    let same = reconcile(Some(remote.clone()), RemoteState::Opened(remote.clone()));
+    let same = reconcile(local(&remote, 5), RemoteState::Opened(remote.clone()));
     assert!(same.warnings.is_empty() && !same.upload);
+
+    // Same keys: verified in either copy stays verified.
+    let mut unverified = remote.clone();
+    unverified.pins.set_verified("bob", false);
+    let joined = reconcile(local(&unverified, 5), RemoteState::Opened(remote.clone()));
+    assert!(joined.state.pins.get("bob").is_some_and(|pin| pin.verified));
 }
 
 #[test]
@@ -276,23 +313,25 @@ fn kdf_record_refuses_other_salt_or_parameters() {
         params: KdfParams::DEFAULT,
     };
     assert_eq!(record.check("alice", &[1; 16], &KdfParams::DEFAULT), Ok(()));
-    let changed = TrustWarning::KdfParametersChanged {
+    let changed = |salt: [u8; 16], params: KdfParams| TrustWarning::KdfParametersChanged {
         username: "alice".into(),
+        presented: KdfRecord { salt, params },
     };
     assert_eq!(
         record.check("alice", &[2; 16], &KdfParams::DEFAULT),
-        Err(changed.clone())
+        Err(changed([2; 16], KdfParams::DEFAULT))
     );
     let weaker = KdfParams {
         m_kib: KdfParams::MIN_M_KIB,
         t: KdfParams::MIN_T,
         p: 1,
     };
-    assert_eq!(
-        record.check("alice", &[1; 16], &weaker),
-        Err(changed.clone())
-    );
-    assert!(changed.to_string().starts_with("KDF parameters changed"));
+    let warning = record
+        .check("alice", &[1; 16], &weaker)
+        .expect_err("weaker");
+    assert_eq!(warning, changed([1; 16], weaker));
+    assert!(warning.to_string().starts_with("KDF parameters changed"));
+    assert!(warning.to_string().contains("m = 19456 KiB, t = 2"));
 }
 
 #[test]

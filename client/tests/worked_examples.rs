@@ -8,7 +8,7 @@
 mod support;
 
 use client::state::STATE_KEY_INFO;
-use client::{ClientState, KdfRecord, LogMemory, StateKey};
+use client::{ChainHead, ChainKey, ClientState, KdfRecord, LogMemory, StateKey};
 use common::account::KdfParams;
 use common::identity::IdentitySecrets;
 use common::membership::RoomId;
@@ -42,6 +42,22 @@ fn client_state_example() {
             highest_epoch: 1,
         },
     );
+    state
+        .chains
+        .entry(RoomId(counting(0xa0)))
+        .or_default()
+        .insert(
+            ChainKey {
+                sender: "bob".into(),
+                device: counting(0x90),
+                epoch: 1,
+            },
+            ChainHead {
+                counter: 2,
+                hash: counting(0x30),
+                message_id: 41,
+            },
+        );
     state.kdf = Some(KdfRecord {
         salt: counting(0x00),
         params: KdfParams {

@@ -324,22 +324,33 @@ pub struct KeyRequestBody {
     pub epoch: u64,
 }
 
-/// `PUT /api/me/state` and answer to `GET /api/me/state`: the caller's durable client state
-/// (pins, accepted log heads, KDF record), sealed by the client under a key derived from its
+/// Answer to `GET /api/me/state`: the caller's durable client state (pins, accepted log
+/// heads, chain heads, KDF record), sealed by the client under a key derived from its
 /// identity secrets (`client::ClientState::seal`, docs/PROTOCOL.md section 11).
-///
-/// `version` is the version inside the sealed bytes, repeated in the clear so the server can
-/// refuse an upload that does not raise it (a lost update between two browsers); clients
-/// trust only the version inside.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientStateBody {
-    /// 0 with `sealed` absent before the first upload (and for a pins blob of protocol
-    /// version 1, kept from before the client state existed); on upload at least 1 and above
-    /// the stored version.
+    /// The version the client stored with it, in the clear (the one clients trust is inside
+    /// the ciphertext); 0 with `sealed` absent before the first upload, and 0 for a pins
+    /// blob of protocol version 1 kept from before the client state existed.
     pub version: u64,
-    /// The sealed state; `None` before the first upload, required on upload.
+    /// The sealed state; `None` before the first upload.
     pub sealed: Option<Base64>,
+}
+
+/// `PUT /api/me/state`: replaces the caller's client state if the stored one is still the
+/// one the client built on (compare-and-swap on the version), so two browsers never
+/// overwrite each other's changes unmerged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutClientStateRequest {
+    /// The version the client last read or stored (0 when none is stored); the server
+    /// answers 409 when the stored version differs.
+    pub base_version: u64,
+    /// The new version, above `base_version`.
+    pub version: u64,
+    /// The sealed state, at most 256 KiB with the JSON around it.
+    pub sealed: Base64,
 }
 
 /// The body of every error response.

@@ -1,7 +1,7 @@
 //! Messages: the signed inner plaintext, padding to 256-byte buckets, secretbox under the
-//! epoch key, and every check a reader makes before showing one (docs/PROTOCOL.md section 7).
-
-use std::collections::HashSet;
+//! epoch key, and every check a reader makes of one message before showing it
+//! (docs/PROTOCOL.md section 7). The checks across messages (each sender's chain, the log head
+//! a message names) are the client's, in `client::chains`.
 
 use ed25519_dalek::Signature;
 use rand_core::CryptoRngCore;
@@ -14,10 +14,19 @@ use crate::membership::{RoomId, RoomState, SIGNATURE_LEN};
 use crate::primitives::{self, NONCE_LEN, TAG_LEN};
 use crate::room_key::RoomKey;
 
-/// Domain-separation label the sender's signature covers, before the inner bytes.
+/// Domain-separation label the sender's signature covers, before the inner bytes (both
+/// layout versions).
 pub const MESSAGE_LABEL: &[u8] = b"e2ee-chat/v1/message";
-/// Version byte of the inner plaintext layout.
-pub const MESSAGE_VERSION: u8 = 1;
+/// Version byte of the inner plaintext layout written now: 2 adds the sender's chain link and
+/// the log head. Version 1 (a clock-drawn sequence number, no chain, no log head) is still
+/// read, so history written before stays readable.
+pub const MESSAGE_VERSION: u8 = 2;
+/// Version byte of the previous layout, read but no longer written.
+pub const LEGACY_MESSAGE_VERSION: u8 = 1;
+/// Domain-separation label of a message's chain hash.
+pub const CHAIN_HASH_LABEL: &[u8] = b"e2ee-chat/v2/chain-hash";
+/// Length of a device id, in bytes.
+pub const DEVICE_ID_LEN: usize = 16;
 /// Padded plaintexts are a multiple of this many bytes, so lengths leak little.
 pub const PADDING_BUCKET: usize = 256;
 /// Largest message body, in bytes.
@@ -44,6 +53,20 @@ impl MessageKind {
     }
 }
 
+/// Where a message stands in its sender's chain: one chain per sender, device and epoch of a
+/// room, so that a withheld, reordered or replayed message shows as a gap or a repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChainLink {
+    /// The sending browser's random id (16 bytes), so two browsers of one user keep separate
+    /// chains.
+    pub device: [u8; DEVICE_ID_LEN],
+    /// 1 for the device's first message in the epoch, then one more for each.
+    pub counter: u64,
+    /// [`InnerMessage::chain_hash`] of the device's previous message in the epoch; zeros for
+    /// counter 1.
+    pub prev_hash: [u8; 32],
+}
+
 /// The inner plaintext of a message, as the sender wrote and signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InnerMessage {
@@ -53,8 +76,14 @@ pub struct InnerMessage {
     pub epoch: u64,
     /// The sender's username.
     pub sender: String,
-    /// Per-sender sequence number, so replays are detected.
-    pub sequence: u64,
+    /// The message's place in its sender's chain. For a version-1 message (read only):
+    /// device all zeros, `counter` its sequence number, `prev_hash` zeros.
+    pub chain: ChainLink,
+    /// Length of the membership log the sender had accepted when writing; 0 only for a
+    /// version-1 message.
+    pub log_length: u64,
+    /// Hash of the last entry of that log (`RoomState::head_hash`); zeros for version 1.
+    pub log_head: [u8; 32],
     /// Sender's clock, milliseconds since the Unix epoch.
     pub sent_at_ms: u64,
     /// What the body holds.
@@ -64,7 +93,9 @@ pub struct InnerMessage {
 }
 
 impl InnerMessage {
-    /// `version || room_id || epoch || sender || sequence || sent_at_ms || kind || body`.
+    /// `u8 2 || room_id || u64 epoch || str(sender) || device(16) || u64 counter ||
+    /// prev_hash(32) || u64 log_length || log_head(32) || u64 sent_at_ms || u8 kind ||
+    /// bytes(body)` (docs/PROTOCOL.md section 7).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut encoder = Encoder::unlabelled();
         encoder
@@ -72,27 +103,75 @@ impl InnerMessage {
             .fixed(&self.room_id.0)
             .u64(self.epoch)
             .string(&self.sender)
-            .u64(self.sequence)
+            .fixed(&self.chain.device)
+            .u64(self.chain.counter)
+            .fixed(&self.chain.prev_hash)
+            .u64(self.log_length)
+            .fixed(&self.log_head)
             .u64(self.sent_at_ms)
             .u8(self.kind as u8)
             .bytes(&self.body);
         encoder.finish()
     }
 
+    /// Whether this is a version-1 message, which carries no chain link and no log head.
+    pub fn is_legacy(&self) -> bool {
+        self.log_length == 0
+    }
+
+    /// `SHA-256(bytes("e2ee-chat/v2/chain-hash") || inner bytes)`: what the sender's next
+    /// message names as `prev_hash`.
+    pub fn chain_hash(&self) -> [u8; 32] {
+        let mut encoder = Encoder::new(CHAIN_HASH_LABEL);
+        encoder.fixed(&self.to_bytes());
+        primitives::sha256(&encoder.finish())
+    }
+
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut decoder = Decoder::new(bytes);
         let version = decoder.u8()?;
-        if version != MESSAGE_VERSION {
-            return Err(DecodeError::UnknownTag {
-                what: "message version",
-                tag: version,
-            });
-        }
+        let room_id = RoomId(decoder.fixed()?);
+        let epoch = decoder.u64()?;
+        let sender = decoder.string()?.to_owned();
+        let (chain, log_length, log_head) = match version {
+            MESSAGE_VERSION => {
+                let chain = ChainLink {
+                    device: decoder.fixed()?,
+                    counter: decoder.u64()?,
+                    prev_hash: decoder.fixed()?,
+                };
+                let log_length = decoder.u64()?;
+                let log_head = decoder.fixed()?;
+                if chain.counter == 0 || log_length == 0 {
+                    return Err(DecodeError::InvalidValue("chain counter or log length"));
+                }
+                if (chain.counter == 1) != (chain.prev_hash == [0; 32]) {
+                    return Err(DecodeError::InvalidValue("chain start"));
+                }
+                (chain, log_length, log_head)
+            }
+            LEGACY_MESSAGE_VERSION => {
+                let chain = ChainLink {
+                    device: [0; DEVICE_ID_LEN],
+                    counter: decoder.u64()?,
+                    prev_hash: [0; 32],
+                };
+                (chain, 0, [0; 32])
+            }
+            _ => {
+                return Err(DecodeError::UnknownTag {
+                    what: "message version",
+                    tag: version,
+                })
+            }
+        };
         let message = Self {
-            room_id: RoomId(decoder.fixed()?),
-            epoch: decoder.u64()?,
-            sender: decoder.string()?.to_owned(),
-            sequence: decoder.u64()?,
+            room_id,
+            epoch,
+            sender,
+            chain,
+            log_length,
+            log_head,
             sent_at_ms: decoder.u64()?,
             kind: MessageKind::from_tag(decoder.u8()?)?,
             body: decoder.bytes()?.to_vec(),
@@ -163,14 +242,10 @@ pub enum MessageError {
     /// The signature does not verify under the sender's key from the log.
     #[error("signature does not verify")]
     BadSignature,
-    /// This (sender, sequence) pair was seen before.
-    #[error("replayed message: {sender} #{sequence} was already seen")]
-    Replayed {
-        /// The sender.
-        sender: String,
-        /// The repeated sequence number.
-        sequence: u64,
-    },
+    /// A message to seal names no log head or no chain position (`log_length` or `counter`
+    /// is 0, or the chain start and `prev_hash` disagree).
+    #[error("a message must name its chain position and the log head it was written at")]
+    MissingChainOrHead,
 }
 
 /// Pads `content` with zeros to the next multiple of [`PADDING_BUCKET`] (at least one bucket).
@@ -184,7 +259,9 @@ fn pad(content: &mut Vec<u8>) {
 /// signature covers `label || inner`.
 ///
 /// # Errors
-/// [`MessageError::InvalidBody`] for a body over [`MAX_BODY_LEN`].
+/// [`MessageError::InvalidBody`] for a body over [`MAX_BODY_LEN`];
+/// [`MessageError::MissingChainOrHead`] for a counter or log length of 0, or a `prev_hash`
+/// that is zeros exactly when the counter is not 1.
 pub fn seal_message(
     inner: &InnerMessage,
     key: &RoomKey,
@@ -193,6 +270,12 @@ pub fn seal_message(
 ) -> Result<SealedMessage, MessageError> {
     if inner.body.len() > MAX_BODY_LEN {
         return Err(MessageError::InvalidBody);
+    }
+    if inner.chain.counter == 0
+        || inner.log_length == 0
+        || (inner.chain.counter == 1) != (inner.chain.prev_hash == [0; 32])
+    {
+        return Err(MessageError::MissingChainOrHead);
     }
     let inner_bytes = inner.to_bytes();
     let signature = sender_secrets.sign(&signed_message_bytes(&inner_bytes));
@@ -209,22 +292,12 @@ pub fn seal_message(
     })
 }
 
-/// The (sender, sequence) pairs a reader has already shown, to refuse replays.
-#[derive(Debug, Default, Clone)]
-pub struct SeenSequences(HashSet<(String, u64)>);
-
-impl SeenSequences {
-    /// An empty set.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-/// Opens a message and makes every check of docs/PROTOCOL.md section 7, in order: decrypts,
-/// parses the padding, compares room and epoch with the envelope's and the sender with
-/// `claimed_sender`, checks the sender was a member in the epoch, verifies the signature
-/// under the sender's key from the log, and refuses a (sender, sequence) already in `seen`.
-/// Only a message that passes every check is added to `seen`.
+/// Opens a message and makes every check of docs/PROTOCOL.md section 7 that one message
+/// allows, in order: decrypts, parses the padding, compares room and epoch with the
+/// envelope's and the sender with `claimed_sender`, checks the sender was a member in the
+/// epoch, verifies the signature under the sender's key from the log, and checks a text body
+/// is UTF-8. Replays, gaps and the log head are checked across messages by the client
+/// (`client::chains`).
 ///
 /// # Errors
 /// The first [`MessageError`] found.
@@ -233,7 +306,6 @@ pub fn open_message(
     claimed_sender: &str,
     key: &RoomKey,
     state: &RoomState,
-    seen: &mut SeenSequences,
 ) -> Result<InnerMessage, MessageError> {
     let padded = primitives::secretbox_decrypt(key.as_bytes(), &sealed.nonce, &sealed.ciphertext)
         .map_err(|_| MessageError::Decrypt)?;
@@ -278,13 +350,5 @@ pub fn open_message(
     if inner.kind == MessageKind::Text && inner.text().is_none() {
         return Err(MessageError::InvalidBody);
     }
-    let pair = (inner.sender.clone(), inner.sequence);
-    if seen.0.contains(&pair) {
-        return Err(MessageError::Replayed {
-            sender: pair.0,
-            sequence: pair.1,
-        });
-    }
-    seen.0.insert(pair);
     Ok(inner)
 }

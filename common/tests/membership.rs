@@ -10,7 +10,7 @@ use common::membership::{
     SignedLogEntry,
 };
 use common::message::{
-    open_message, seal_message, InnerMessage, MessageError, MessageKind, SeenSequences,
+    open_message, seal_message, ChainLink, InnerMessage, MessageError, MessageKind,
 };
 use common::room_key::{
     create_room, envelopes_for_member, open_metadata, rotate, EnvelopeError, KeyEnvelope, RoomKey,
@@ -106,13 +106,20 @@ impl Room {
         self.keys.insert(self.state.current_epoch(), rotation.key);
     }
 
-    fn message(&self, sender: &str, sequence: u64) -> common::message::SealedMessage {
+    /// The first message of `sender`'s chain in the current epoch.
+    fn message(&self, sender: &str) -> common::message::SealedMessage {
         let epoch = self.state.current_epoch();
         let inner = InnerMessage {
             room_id: self.state.room_id(),
             epoch,
             sender: sender.to_owned(),
-            sequence,
+            chain: ChainLink {
+                device: [1; 16],
+                counter: 1,
+                prev_hash: [0; 32],
+            },
+            log_length: self.state.length(),
+            log_head: self.state.head_hash(),
             sent_at_ms: 5,
             kind: MessageKind::Text,
             body: b"hi".to_vec(),
@@ -523,7 +530,7 @@ fn removal_and_rotation_lock_the_removed_member_out() {
     let mut room = Room::new();
     room.add("alice", "bob", Role::Member).expect("added");
     room.add("alice", "carol", Role::Member).expect("added");
-    let old_message = room.message("carol", 1);
+    let old_message = room.message("carol");
     room.apply(
         "alice",
         LogAction::RemoveMember {
@@ -532,15 +539,7 @@ fn removal_and_rotation_lock_the_removed_member_out() {
     );
     room.rotate("alice");
     // Carol's old message still verifies for the others: her keys are kept for epoch 0.
-    let mut seen = SeenSequences::new();
-    open_message(
-        &old_message,
-        "carol",
-        &room.keys[&0],
-        &room.state,
-        &mut seen,
-    )
-    .expect("old message verifies");
+    open_message(&old_message, "carol", &room.keys[&0], &room.state).expect("old message verifies");
     // The new key is sealed only to current members.
     let new_key = room.keys[&1].clone();
     assert!(KeyEnvelope::seal(
@@ -567,26 +566,13 @@ fn removal_and_rotation_lock_the_removed_member_out() {
         [0, 1]
     );
     // Carol, holding only the old key, cannot read the next message.
-    let next = room.message("bob", 2);
+    let next = room.message("bob");
     assert_eq!(
-        open_message(
-            &next,
-            "bob",
-            &room.keys[&0],
-            &room.state,
-            &mut SeenSequences::new()
-        ),
+        open_message(&next, "bob", &room.keys[&0], &room.state),
         Err(MessageError::Decrypt)
     );
     // Members read it with the new key.
-    open_message(
-        &next,
-        "bob",
-        &room.keys[&1],
-        &room.state,
-        &mut SeenSequences::new(),
-    )
-    .expect("bob reads");
+    open_message(&next, "bob", &room.keys[&1], &room.state).expect("bob reads");
 }
 
 #[test]

@@ -9,8 +9,7 @@ use common::membership::{
     replay, replay_bytes, LogAction, LogErrorKind, Role, RoomState, SignedLogEntry,
 };
 use common::message::{
-    open_message, seal_message, InnerMessage, MessageError, MessageKind, SeenSequences,
-    PADDING_BUCKET,
+    open_message, seal_message, ChainLink, InnerMessage, MessageError, MessageKind, PADDING_BUCKET,
 };
 use common::primitives::{self, PrimitiveError};
 use common::room_key::{
@@ -75,12 +74,18 @@ fn room_with_bob(alice: &Person, bob: &Person) -> (NewRoom, Vec<SignedLogEntry>,
     (room, log, state)
 }
 
-fn text_message(state: &RoomState, sender: &Person, sequence: u64, text: &str) -> InnerMessage {
+fn text_message(state: &RoomState, sender: &Person, counter: u64, text: &str) -> InnerMessage {
     InnerMessage {
         room_id: state.room_id(),
         epoch: state.current_epoch(),
         sender: sender.name.to_owned(),
-        sequence,
+        chain: ChainLink {
+            device: [7; 16],
+            counter,
+            prev_hash: if counter == 1 { [0; 32] } else { [9; 32] },
+        },
+        log_length: state.length(),
+        log_head: state.head_hash(),
         sent_at_ms: 3_000,
         kind: MessageKind::Text,
         body: text.as_bytes().to_vec(),
@@ -536,10 +541,10 @@ fn message_round_trip_and_padding() {
     let inner = text_message(&state, &alice, 1, "hello bob");
     let sealed = seal_message(&inner, &room.key, &alice.secrets, &mut OsRng).expect("seals");
     assert_eq!((sealed.ciphertext.len() - 16) % PADDING_BUCKET, 0);
-    let mut seen = SeenSequences::new();
-    let opened = open_message(&sealed, alice.name, &room.key, &state, &mut seen).expect("opens");
+    let opened = open_message(&sealed, alice.name, &room.key, &state).expect("opens");
+    assert_eq!(opened, inner);
     assert_eq!(opened.text(), Some("hello bob"));
-    let long = text_message(&state, &bob, 1, &"x".repeat(300));
+    let long = text_message(&state, &bob, 1, &"x".repeat(200));
     let sealed_long = seal_message(&long, &room.key, &bob.secrets, &mut OsRng).expect("seals");
     assert_eq!(sealed_long.ciphertext.len(), 16 + 2 * PADDING_BUCKET);
     let too_long = text_message(&state, &bob, 2, &"x".repeat(20_000));
@@ -565,13 +570,13 @@ fn tampered_ciphertext_is_refused() {
     let (key, state, mut sealed) = sealed_hello(&alice, &bob);
     sealed.ciphertext[20] ^= 1;
     assert_eq!(
-        open_message(&sealed, "alice", &key, &state, &mut SeenSequences::new()),
+        open_message(&sealed, "alice", &key, &state,),
         Err(MessageError::Decrypt)
     );
     let (key, state, mut sealed) = sealed_hello(&alice, &bob);
     sealed.nonce[0] ^= 1;
     assert_eq!(
-        open_message(&sealed, "alice", &key, &state, &mut SeenSequences::new()),
+        open_message(&sealed, "alice", &key, &state,),
         Err(MessageError::Decrypt)
     );
 }
@@ -582,7 +587,7 @@ fn wrong_room_is_refused() {
     let (key, state, mut sealed) = sealed_hello(&alice, &bob);
     sealed.room_id.0[0] ^= 1;
     assert_eq!(
-        open_message(&sealed, "alice", &key, &state, &mut SeenSequences::new()),
+        open_message(&sealed, "alice", &key, &state,),
         Err(MessageError::WrongRoom)
     );
 }
@@ -593,7 +598,7 @@ fn wrong_epoch_is_refused() {
     let (key, state, mut sealed) = sealed_hello(&alice, &bob);
     sealed.epoch = 1;
     assert_eq!(
-        open_message(&sealed, "alice", &key, &state, &mut SeenSequences::new()),
+        open_message(&sealed, "alice", &key, &state,),
         Err(MessageError::WrongEpoch)
     );
 }
@@ -603,7 +608,7 @@ fn wrong_sender_is_refused() {
     let (alice, bob) = (person("alice"), person("bob"));
     let (key, state, sealed) = sealed_hello(&alice, &bob);
     assert_eq!(
-        open_message(&sealed, "bob", &key, &state, &mut SeenSequences::new()),
+        open_message(&sealed, "bob", &key, &state,),
         Err(MessageError::WrongSender {
             claimed: "bob".into(),
             inside: "alice".into()
@@ -619,13 +624,7 @@ fn bad_signature_is_refused() {
     let inner = text_message(&state, &alice, 1, "i owe bob money");
     let forged = seal_message(&inner, &room.key, &bob.secrets, &mut OsRng).expect("seals");
     assert_eq!(
-        open_message(
-            &forged,
-            "alice",
-            &room.key,
-            &state,
-            &mut SeenSequences::new()
-        ),
+        open_message(&forged, "alice", &room.key, &state),
         Err(MessageError::BadSignature)
     );
 }
@@ -637,30 +636,72 @@ fn sender_who_is_not_a_member_is_refused() {
     let inner = text_message(&state, &mallory, 1, "hi");
     let sealed = seal_message(&inner, &room.key, &mallory.secrets, &mut OsRng).expect("seals");
     assert_eq!(
-        open_message(
-            &sealed,
-            "mallory",
-            &room.key,
-            &state,
-            &mut SeenSequences::new()
-        ),
+        open_message(&sealed, "mallory", &room.key, &state),
         Err(MessageError::SenderNotMember("mallory".into()))
     );
 }
 
 #[test]
-fn replayed_sequence_is_refused() {
+fn a_message_must_name_its_chain_position_and_log_head() {
     let (alice, bob) = (person("alice"), person("bob"));
-    let (key, state, sealed) = sealed_hello(&alice, &bob);
-    let mut seen = SeenSequences::new();
-    open_message(&sealed, "alice", &key, &state, &mut seen).expect("first time");
+    let (room, _, state) = room_with_bob(&alice, &bob);
+    let mut inner = text_message(&state, &alice, 1, "hi");
+    for broken in [
+        |inner: &mut InnerMessage| inner.chain.counter = 0,
+        |inner: &mut InnerMessage| inner.log_length = 0,
+        |inner: &mut InnerMessage| inner.chain.prev_hash = [1; 32],
+    ] {
+        let mut message = inner.clone();
+        broken(&mut message);
+        assert_eq!(
+            seal_message(&message, &room.key, &alice.secrets, &mut OsRng),
+            Err(MessageError::MissingChainOrHead)
+        );
+    }
+    inner.chain.counter = 2;
     assert_eq!(
-        open_message(&sealed, "alice", &key, &state, &mut seen),
-        Err(MessageError::Replayed {
-            sender: "alice".into(),
-            sequence: 1
-        })
+        seal_message(&inner, &room.key, &alice.secrets, &mut OsRng),
+        Err(MessageError::MissingChainOrHead),
+        "a counter above 1 names its predecessor"
     );
+}
+
+#[test]
+fn a_version_1_message_still_opens() {
+    use common::encoding::Encoder;
+    use common::message::{SealedMessage, MESSAGE_LABEL};
+    let (alice, bob) = (person("alice"), person("bob"));
+    let (room, _, state) = room_with_bob(&alice, &bob);
+    // The version-1 layout: u8 1 || room || epoch || sender || sequence || time || kind || body.
+    let mut encoder = Encoder::unlabelled();
+    encoder
+        .u8(1)
+        .fixed(&state.room_id().0)
+        .u64(0)
+        .string("alice")
+        .u64(1_700_000_000_000_000)
+        .u64(3_000)
+        .u8(1)
+        .bytes(b"old message");
+    let inner_bytes = encoder.finish();
+    let mut signed = Encoder::new(MESSAGE_LABEL);
+    signed.fixed(&inner_bytes);
+    let signature = alice.secrets.sign(&signed.finish());
+    let mut padded = Encoder::unlabelled();
+    padded.bytes(&inner_bytes).fixed(&signature.to_bytes());
+    let mut padded = padded.finish();
+    padded.resize(PADDING_BUCKET, 0);
+    let nonce = [4u8; 24];
+    let sealed = SealedMessage {
+        room_id: state.room_id(),
+        epoch: 0,
+        nonce,
+        ciphertext: primitives::secretbox_encrypt(room.key.as_bytes(), &nonce, &padded),
+    };
+    let opened = open_message(&sealed, "alice", &room.key, &state).expect("opens");
+    assert_eq!(opened.text(), Some("old message"));
+    assert!(opened.is_legacy());
+    assert_eq!(opened.chain.counter, 1_700_000_000_000_000);
 }
 
 #[test]

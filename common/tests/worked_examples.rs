@@ -184,12 +184,19 @@ fn message_example() {
         room_id: state.room_id(),
         epoch: 0,
         sender: "alice".into(),
-        sequence: 1,
+        chain: common::message::ChainLink {
+            device: counting(0x90),
+            counter: 1,
+            prev_hash: [0; 32],
+        },
+        log_length: state.length(),
+        log_head: state.head_hash(),
         sent_at_ms: 1_700_000_120_000,
         kind: MessageKind::Text,
         body: b"hello bob".to_vec(),
     };
     examples.check("message_inner", &inner.to_bytes());
+    examples.check("message_chain_hash", &inner.chain_hash());
     let sealed = seal_message(&inner, &key, &alice(), &mut CountingRng(0x50)).expect("seals");
     examples.check("message_nonce", &sealed.nonce);
     examples.check("message_ciphertext", &sealed.ciphertext);

@@ -186,6 +186,27 @@ impl TestServer {
         Ok(deleted)
     }
 
+    /// Deletes the stored message at `position` (0 = the oldest), as a server withholding it
+    /// would; returns its id.
+    ///
+    /// # Errors
+    /// When the database cannot be changed or holds no such message.
+    pub async fn withhold_message(&self, position: i64) -> E2eResult<i64> {
+        let pool = self.pool().await?;
+        let (id,): (i64,) = sqlx::query_as("SELECT id FROM messages ORDER BY id LIMIT 1 OFFSET ?")
+            .bind(position)
+            .fetch_one(&pool)
+            .await
+            .map_err(|error| format!("no message at position {position}: {error}"))?;
+        sqlx::query("DELETE FROM messages WHERE id = ?")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .map_err(|error| format!("cannot delete the message: {error}"))?;
+        pool.close().await;
+        Ok(id)
+    }
+
     /// Deletes the newest entry of the log of the room with the longest log, as a server
     /// rolling that log back would; returns its position.
     ///

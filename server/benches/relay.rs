@@ -13,7 +13,7 @@ use common::api::{
 };
 use common::identity::IdentitySecrets;
 use common::membership::{LogAction, Role, RoomPolicy, RoomState};
-use common::message::{seal_message, InnerMessage, MessageKind};
+use common::message::{seal_message, ChainLink, InnerMessage, MessageKind};
 use common::room_key::{create_room, RoomKey, RoomMetadata};
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
@@ -238,6 +238,7 @@ async fn run() -> BenchResult<()> {
     for sender in 0..SENDERS {
         let (members, key, base, room_id) =
             (members.clone(), key.clone(), base.clone(), state.room_id());
+        let (log_length, log_head) = (state.length(), state.head_hash());
         senders.push(tokio::spawn(async move {
             let member = &members[sender];
             for sequence in 0..MESSAGES_PER_SENDER {
@@ -245,7 +246,13 @@ async fn run() -> BenchResult<()> {
                     room_id,
                     epoch: 0,
                     sender: member.name.clone(),
-                    sequence: sequence as u64 + 1,
+                    chain: ChainLink {
+                        device: [1; 16],
+                        counter: sequence as u64 + 1,
+                        prev_hash: if sequence == 0 { [0; 32] } else { [1; 32] },
+                    },
+                    log_length,
+                    log_head,
                     sent_at_ms: now_ms() as u64,
                     kind: MessageKind::Text,
                     body: format!("load message {sequence} from {}", member.name).into_bytes(),

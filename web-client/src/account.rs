@@ -99,7 +99,8 @@ impl Chat {
         }
         let secrets = account::unwrap_identity(&keys.wrap_key, username, &me.wrapped_identity.0)?;
         account::check_published_identity(&secrets, &me.identity)?;
-        self.start_session(username.to_owned(), secrets, keys.wrap_key, kdf);
+        self.start_session(username.to_owned(), secrets, keys.wrap_key, kdf)
+            .await;
         Ok(())
     }
 
@@ -135,7 +136,8 @@ impl Chat {
             salt: me.salt.0,
             params: me.kdf,
         };
-        self.start_session(me.username.clone(), secrets, keys.wrap_key, kdf);
+        self.start_session(me.username.clone(), secrets, keys.wrap_key, kdf)
+            .await;
         Ok(())
     }
 
@@ -264,6 +266,7 @@ impl Chat {
             wrap_key: new_keys.wrap_key,
             state_key: StateKey::derive(&session.secrets),
             kdf,
+            device_id: session.device_id,
             fingerprint: session.fingerprint.clone(),
         })));
         if let Err(error) = storage::save_kdf_record(&session.username, &kdf).await {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use client::{ClientState, KdfRecord, StateKey, TrustWarning};
+use client::{ClientState, KdfRecord, RoomChains, StateKey, TrustWarning};
 use common::account::{self, KdfParams, WrapKey, SALT_LEN};
 use common::api::{
     LoginRequest, LoginResponse, MeResponse, PendingJoinRequest, PreloginRequest, PreloginResponse,
@@ -14,7 +14,7 @@ use common::api::{
 };
 use common::identity::{validate_username, Fingerprint, IdentitySecrets, MemberKeys};
 use common::membership::{RoomId, RoomState};
-use common::message::SeenSequences;
+use common::message::DEVICE_ID_LEN;
 use common::primitives::random_bytes;
 use common::room_key::{RoomKey, RoomMetadata};
 use common::wire::Base64Array;
@@ -36,6 +36,8 @@ pub struct Session {
     pub state_key: StateKey,
     /// The salt and KDF parameters this session's keys were derived with.
     pub kdf: KdfRecord,
+    /// This browser's device id, which names its message chains.
+    pub device_id: [u8; DEVICE_ID_LEN],
     /// The user's own fingerprint, shown so others can compare it.
     pub fingerprint: Fingerprint,
 }
@@ -98,10 +100,16 @@ pub struct RoomView {
     pub pending: Vec<StoredMessage>,
     /// Messages from before this user joined that the room's policy does not share.
     pub not_shared: usize,
-    /// (sender, sequence) pairs already shown.
-    pub seen: SeenSequences,
-    /// Highest sequence number this user has used in the room.
-    pub own_last_sequence: u64,
+    /// Each sender's message chains: what the client state remembered and what was seen.
+    pub chains: RoomChains,
+    /// The last message this browser sent in each epoch: counter and chain hash (the echo
+    /// may not have arrived yet when the next one is written).
+    pub own_last: BTreeMap<u64, (u64, [u8; 32])>,
+    /// The id of the oldest message loaded when older ones exist; `None` once the whole
+    /// history is loaded.
+    pub oldest_loaded_id: Option<i64>,
+    /// Messages that name a longer log than this tab has, waiting for the log to be fetched.
+    pub ahead_of_log: Vec<StoredMessage>,
     /// Join requests waiting for an admin (only loaded for owners and admins).
     pub join_requests: Vec<PendingJoinRequest>,
     /// Epochs whose keys this client already asked the other members for.
@@ -123,8 +131,10 @@ impl RoomView {
             messages: Vec::new(),
             pending: Vec::new(),
             not_shared: 0,
-            seen: SeenSequences::new(),
-            own_last_sequence: 0,
+            chains: RoomChains::default(),
+            own_last: BTreeMap::new(),
+            oldest_loaded_id: None,
+            ahead_of_log: Vec::new(),
             join_requests: Vec::new(),
             requested_epochs: BTreeSet::new(),
             removed: false,
@@ -204,9 +214,21 @@ pub struct Chat {
     pub uploads_held: RwSignal<bool>,
     /// Set while a save of the client state is scheduled.
     pub save_scheduled: RwSignal<bool>,
+    /// Set while a message of this tab is being posted: sends go out one at a time.
+    pub send_in_flight: RwSignal<bool>,
     /// An account whose changed KDF parameters the user acknowledged (a password change made
-    /// in another browser): its next log-in goes ahead.
-    pub kdf_change_accepted: RwSignal<Option<String>>,
+    /// in another browser), with the parameters shown: its next log-in with exactly those
+    /// goes ahead.
+    pub kdf_change_accepted: RwSignal<Option<(String, KdfRecord)>>,
+    /// Set once the client state is loaded: nothing is pinned or saved before.
+    pub state_ready: RwSignal<bool>,
+    /// The client-state version the server holds, as far as this tab knows: what the next
+    /// upload builds on.
+    pub server_version: RwSignal<u64>,
+    /// Set while a save of the client state runs.
+    pub saving: RwSignal<bool>,
+    /// Set when a save was asked for while one ran: it runs again right after.
+    pub save_again: RwSignal<bool>,
     /// Contacts whose keys changed, by username.
     pub key_warnings: RwSignal<BTreeMap<String, KeyWarning>>,
     /// An invite link this tab was opened with: room and token.
@@ -274,7 +296,12 @@ impl Chat {
             trust_warnings: RwSignal::new(Vec::new()),
             uploads_held: RwSignal::new(false),
             save_scheduled: RwSignal::new(false),
+            send_in_flight: RwSignal::new(false),
             kdf_change_accepted: RwSignal::new(None),
+            state_ready: RwSignal::new(false),
+            server_version: RwSignal::new(0),
+            saving: RwSignal::new(false),
+            save_again: RwSignal::new(false),
             key_warnings: RwSignal::new(BTreeMap::new()),
             invite: RwSignal::new(crate::admin::invite_from_location()),
             pending_login: RwSignal::new(None),
@@ -310,13 +337,24 @@ impl Chat {
         Ok(keys)
     }
 
-    pub(crate) fn start_session(
+    /// Starts the session of `username` with its unlocked keys: this browser's device id is
+    /// read from IndexedDB (or made and saved the first time), then the client state and the
+    /// rooms are loaded in the background.
+    pub(crate) async fn start_session(
         &self,
         username: String,
         secrets: IdentitySecrets,
         wrap_key: WrapKey,
         kdf: KdfRecord,
     ) {
+        let device_id = match crate::storage::device_id(&username).await {
+            Ok(device_id) => device_id,
+            Err(error) => {
+                // Without storage this session writes a chain of its own.
+                self.notice.set(Some(error.to_string()));
+                random_bytes(&mut OsRng)
+            }
+        };
         let fingerprint = secrets.public_identity(&username).fingerprint();
         self.rooms.set(BTreeMap::new());
         self.selected.set(None);
@@ -325,6 +363,8 @@ impl Chat {
         self.trust_warnings
             .update(|warnings| warnings.retain(|warning| warning.room_id().is_none()));
         self.uploads_held.set(false);
+        self.state_ready.set(false);
+        self.server_version.set(0);
         self.key_warnings.set(BTreeMap::new());
         self.session.set(Some(Arc::new(Session {
             username,
@@ -332,6 +372,7 @@ impl Chat {
             secrets,
             wrap_key,
             kdf,
+            device_id,
             fingerprint,
         })));
         self.notice.set(None);
@@ -358,7 +399,8 @@ impl Chat {
             secrets,
             keys.wrap_key,
             KdfRecord { salt, params },
-        );
+        )
+        .await;
         Ok(())
     }
 
@@ -410,22 +452,25 @@ impl Chat {
         self.rooms.set(BTreeMap::new());
         self.selected.set(None);
         self.client_state.set(ClientState::default());
+        self.state_ready.set(false);
         self.trust_warnings.set(Vec::new());
         self.key_warnings.set(BTreeMap::new());
         self.notice.set(notice);
     }
 
+    /// Loads the client state first, then listens for events and loads the rooms: no room
+    /// is checked and no key pinned before what this account has seen is in place.
     fn after_login(&self) {
         let chat = *self;
         leptos::task::spawn_local(async move {
             if let Err(error) = chat.load_client_state().await {
                 chat.error.set(Some(error.to_string()));
             }
+            crate::socket::start(chat);
             if let Err(error) = chat.load_rooms().await {
                 chat.error.set(Some(error.to_string()));
             }
         });
-        crate::socket::start(*self);
     }
 }
 

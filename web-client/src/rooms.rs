@@ -1,6 +1,8 @@
 //! Rooms: loading and replaying them, reacting to server events, handing room keys to members
 //! who need them, rotating keys, and sending messages.
 
+use client::chains::check_log_head;
+use client::{LogHeadCheck, RoomChains, TrustWarning};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
     LogResponse, MessagesResponse, PostMessageRequest, PutEnvelopesRequest, RoomListResponse,
@@ -9,7 +11,7 @@ use common::api::{
 use common::membership::{
     replay_bytes, HistoryPolicy, LogAction, Role, RoomId, RoomState, SignedLogEntry,
 };
-use common::message::{open_message, seal_message, InnerMessage, MessageError, MessageKind};
+use common::message::{open_message, seal_message, ChainLink, InnerMessage, MessageKind};
 use common::room_key::{
     create_room, envelopes_for_member, open_metadata, rotate, KeyEnvelope, RoomKey, RoomMetadata,
 };
@@ -49,9 +51,13 @@ impl Chat {
             .rooms
             .with_untracked(|rooms| rooms.get(&room_id).cloned());
         let mut view = RoomView::new(room_id);
-        view.own_last_sequence = previous.as_ref().map_or(0, |view| view.own_last_sequence);
         view.requested_epochs = previous
-            .map(|view| view.requested_epochs)
+            .as_ref()
+            .map(|view| view.requested_epochs.clone())
+            .unwrap_or_default();
+        view.own_last = previous
+            .as_ref()
+            .map(|view| view.own_last.clone())
             .unwrap_or_default();
         view.state = match replay_bytes(&entries) {
             Err(error) => Err(format!(
@@ -64,6 +70,17 @@ impl Chat {
                 Ok(()) => Ok(state),
             },
         };
+        if view.state.is_ok() && self.history_cleared_since_remembered(&room_id, &entries) {
+            self.forget_chains_of(room_id);
+        }
+        view.chains = match previous {
+            Some(previous) => previous.chains,
+            None => self.remembered_chains(&room_id),
+        };
+        view.oldest_loaded_id = history
+            .has_more
+            .then(|| history.messages.first().map(|message| message.id))
+            .flatten();
         view.pending = history.messages;
         if let Ok(state) = view.state.clone() {
             self.note_member_keys(&state, "this room's member list")
@@ -73,10 +90,13 @@ impl Chat {
         for envelope in envelopes.envelopes {
             accept_envelope(&mut view, &session, &envelope);
         }
-        process_pending(&mut view, &session);
+        // The log was just fetched: a message naming a longer one means the server withholds
+        // entries from this reader.
+        let processed = process_pending(&mut view, &session, true);
         self.rooms.update(|rooms| {
             rooms.insert(room_id, view);
         });
+        self.after_messages(room_id, processed);
         self.remember_log_of(room_id);
         if self.selected.get_untracked().is_none() {
             self.selected.set(Some(room_id));
@@ -149,14 +169,17 @@ impl Chat {
                 if !self.knows_room(&room_id) {
                     return self.sync_room(room_id).await;
                 }
-                self.rooms.update(|rooms| {
-                    if let Some(view) = rooms.get_mut(&room_id) {
-                        if view.messages.iter().all(|shown| shown.id() != message.id) {
-                            view.pending.push(message);
-                            process_pending(view, &session);
-                        }
+                let processed = self.rooms.try_update(|rooms| {
+                    let view = rooms.get_mut(&room_id)?;
+                    if view.messages.iter().any(|shown| shown.id() == message.id) {
+                        return None;
                     }
+                    view.pending.push(message);
+                    Some(process_pending(view, &session, false))
                 });
+                if let Some(processed) = processed.flatten() {
+                    self.after_messages(room_id, processed);
+                }
             }
             ServerEvent::LogEntry {
                 room_id,
@@ -168,12 +191,14 @@ impl Chat {
                 if !self.knows_room(&room_id) {
                     return self.sync_room(room_id).await;
                 }
-                self.rooms.update(|rooms| {
-                    if let Some(view) = rooms.get_mut(&room_id) {
-                        accept_envelope(view, &session, &envelope);
-                        process_pending(view, &session);
-                    }
+                let processed = self.rooms.try_update(|rooms| {
+                    let view = rooms.get_mut(&room_id)?;
+                    accept_envelope(view, &session, &envelope);
+                    Some(process_pending(view, &session, false))
                 });
+                if let Some(processed) = processed.flatten() {
+                    self.after_messages(room_id, processed);
+                }
                 self.after_room_change(room_id).await;
             }
             ServerEvent::KeyRequested {
@@ -250,8 +275,10 @@ impl Chat {
                     if let Some(view) = rooms.get_mut(&room_id) {
                         view.messages.clear();
                         view.pending.clear();
+                        view.chains = RoomChains::default();
                     }
                 });
+                self.forget_chains_of(room_id);
             }
             _ => {}
         }
@@ -493,52 +520,95 @@ impl Chat {
             .map(|_| ())
     }
 
-    /// Encrypts, signs and posts a text message at the current epoch.
+    /// Encrypts, signs and posts a text message at the current epoch, as the next link of
+    /// this browser's chain and naming the log head this tab accepted. Sends of one tab go
+    /// out one at a time, so the server stores them in chain order.
     pub async fn send(&self, room_id: RoomId, text: &str) -> Result<(), ChatError> {
+        while self.send_in_flight.get_untracked() {
+            gloo_timers::future::TimeoutFuture::new(20).await;
+        }
+        self.send_in_flight.set(true);
+        let sent = self.send_now(room_id, text).await;
+        self.send_in_flight.set(false);
+        sent
+    }
+
+    async fn send_now(&self, room_id: RoomId, text: &str) -> Result<(), ChatError> {
         let session = self.session()?;
         let prepared = self.rooms.try_update(|rooms| {
             let view = rooms.get_mut(&room_id)?;
             let (epoch, key) = view.current_key()?;
             let key = key.clone();
-            // Sequence numbers increase and are drawn from the clock, so two browsers of the
-            // same user do not reuse one (docs/PROTOCOL.md section 7).
-            let sequence = (view.own_last_sequence + 1).max(now_ms() * 1000);
-            view.own_last_sequence = sequence;
-            Some((epoch, key, sequence))
+            let state = view.state.as_ref().ok()?;
+            let mut chain = view
+                .chains
+                .next_link(&session.username, session.device_id, epoch);
+            if let Some((counter, hash)) = view.own_last.get(&epoch) {
+                if *counter >= chain.counter {
+                    chain = ChainLink {
+                        device: session.device_id,
+                        counter: counter + 1,
+                        prev_hash: *hash,
+                    };
+                }
+            }
+            let inner = InnerMessage {
+                room_id,
+                epoch,
+                sender: session.username.clone(),
+                chain,
+                log_length: state.length(),
+                log_head: state.head_hash(),
+                sent_at_ms: now_ms(),
+                kind: MessageKind::Text,
+                body: text.as_bytes().to_vec(),
+            };
+            view.own_last
+                .insert(epoch, (chain.counter, inner.chain_hash()));
+            Some((inner, key))
         });
-        let (epoch, key, sequence) = prepared
+        let (inner, key) = prepared
             .flatten()
             .ok_or_else(|| ChatError::Other("you do not hold this room's key yet".into()))?;
-        let inner = InnerMessage {
-            room_id,
-            epoch,
-            sender: session.username.clone(),
-            sequence,
-            sent_at_ms: now_ms(),
-            kind: MessageKind::Text,
-            body: text.as_bytes().to_vec(),
-        };
         let sealed = seal_message(&inner, &key, &session.secrets, &mut OsRng)
             .map_err(ChatError::from_display)?;
         let stored: StoredMessage = http::post(
             &room_path(&room_id, "messages"),
             &PostMessageRequest {
-                epoch,
+                epoch: inner.epoch,
                 nonce: Base64Array(sealed.nonce),
                 ciphertext: Base64(sealed.ciphertext),
             },
         )
         .await?;
         // The WebSocket echo may arrive first; either way the message is shown once.
-        self.rooms.update(|rooms| {
-            if let Some(view) = rooms.get_mut(&room_id) {
-                if view.messages.iter().all(|shown| shown.id() != stored.id) {
-                    view.pending.push(stored);
-                    process_pending(view, &session);
-                }
+        let processed = self.rooms.try_update(|rooms| {
+            let view = rooms.get_mut(&room_id)?;
+            if view.messages.iter().any(|shown| shown.id() == stored.id) {
+                return None;
             }
+            view.pending.push(stored);
+            Some(process_pending(view, &session, false))
         });
+        if let Some(processed) = processed.flatten() {
+            self.after_messages(room_id, processed);
+        }
         Ok(())
+    }
+
+    /// Acts on what opening messages found: raises the trust warnings, remembers the chain
+    /// heads in the client state, and fetches the log when a message named a longer one.
+    fn after_messages(&self, room_id: RoomId, processed: Processed) {
+        self.raise_warnings(processed.warnings);
+        self.remember_chains_of(room_id);
+        if processed.log_ahead {
+            let chat = *self;
+            leptos::task::spawn_local(async move {
+                if let Err(error) = chat.sync_room(room_id).await {
+                    chat.error.set(Some(error.to_string()));
+                }
+            });
+        }
     }
 }
 
@@ -586,12 +656,28 @@ fn not_shared_with(
             .is_some_and(|member| epoch < member.joined_epoch)
 }
 
-/// Opens every pending message whose key is held; failures become warnings.
-pub fn process_pending(view: &mut RoomView, session: &Session) {
+/// What opening pending messages found that the app must act on.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// Trust warnings to raise: broken chains, withheld messages, forked logs.
+    pub warnings: Vec<TrustWarning>,
+    /// Some message names a longer log than this tab has: fetch the log.
+    pub log_ahead: bool,
+}
+
+/// Opens every pending message whose key is held and checks it against the log head it names
+/// and its sender's chain; failures become warnings shown in its place. `fresh_log` says the
+/// log was just fetched, so a message still naming a longer one proves the server withholds
+/// entries. Returns what the app must act on.
+pub fn process_pending(view: &mut RoomView, session: &Session, fresh_log: bool) -> Processed {
+    let mut processed = Processed::default();
     let Ok(state) = view.state.as_ref() else {
-        return;
+        return processed;
     };
-    let pending = std::mem::take(&mut view.pending);
+    let room_id = view.room_id;
+    let mut pending = std::mem::take(&mut view.pending);
+    pending.append(&mut view.ahead_of_log);
+    pending.sort_by_key(|stored| stored.id);
     for stored in pending {
         let Some(key) = view.keys.get(&stored.epoch) else {
             if not_shared_with(state, &session.username, stored.epoch, &view.keys) {
@@ -601,32 +687,60 @@ pub fn process_pending(view: &mut RoomView, session: &Session) {
             }
             continue;
         };
-        let shown = match open_message(&stored.sealed(), &stored.sender, key, state, &mut view.seen)
-        {
-            Ok(inner) => {
-                if inner.sender == session.username {
-                    view.own_last_sequence = view.own_last_sequence.max(inner.sequence);
-                }
-                ShownMessage::Verified {
-                    id: stored.id,
-                    sender: inner.sender.clone(),
-                    sent_at_ms: inner.sent_at_ms,
-                    text: inner.text().unwrap_or_default().to_owned(),
-                }
-            }
-            // A message this tab already shows (sent here, echoed by the server) is not news.
-            Err(MessageError::Replayed { .. })
-                if view.messages.iter().any(|shown| shown.id() == stored.id) =>
-            {
+        let warning = |reason: String| ShownMessage::Warning {
+            id: stored.id,
+            claimed_sender: stored.sender.clone(),
+            reason,
+        };
+        let inner = match open_message(&stored.sealed(), &stored.sender, key, state) {
+            Ok(inner) => inner,
+            Err(error) => {
+                view.messages.push(warning(error.to_string()));
                 continue;
             }
-            Err(error) => ShownMessage::Warning {
-                id: stored.id,
-                claimed_sender: stored.sender.clone(),
-                reason: error.to_string(),
-            },
         };
-        view.messages.push(shown);
+        match check_log_head(&inner, state) {
+            Ok(LogHeadCheck::Known) => {}
+            Ok(LogHeadCheck::Ahead) if !fresh_log => {
+                processed.log_ahead = true;
+                view.ahead_of_log.push(stored);
+                continue;
+            }
+            Ok(LogHeadCheck::Ahead) => {
+                let forked = TrustWarning::LogForked {
+                    room_id,
+                    position: inner.log_length - 1,
+                };
+                view.messages.push(warning(format!(
+                    "written at a membership log the server does not show you ({forked})"
+                )));
+                processed.warnings.push(forked);
+                continue;
+            }
+            Err(forked) => {
+                view.messages.push(warning(format!(
+                    "written at another membership log than yours ({forked})"
+                )));
+                processed.warnings.push(forked);
+                continue;
+            }
+        }
+        if let Err(error) = view.chains.observe(&inner, stored.id) {
+            processed.warnings.push(error.warning(room_id));
+            view.messages.push(warning(error.to_string()));
+            continue;
+        }
+        view.messages.push(ShownMessage::Verified {
+            id: stored.id,
+            sender: inner.sender.clone(),
+            sent_at_ms: inner.sent_at_ms,
+            text: inner.text().unwrap_or_default().to_owned(),
+        });
     }
     view.messages.sort_by_key(ShownMessage::id);
+    view.messages.dedup_by_key(|shown| shown.id());
+    processed
+        .warnings
+        .extend(view.chains.withheld(room_id, view.oldest_loaded_id));
+    processed
 }

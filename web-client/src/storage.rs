@@ -3,13 +3,18 @@
 //! and Argon2id parameters, which the log-in screen checks before deriving anything.
 //!
 //! One database, `e2ee-chat`, with one object store, `client`, keyed by strings:
-//! `state/<username>` holds the sealed state and `kdf/<username>` the 28-byte KDF record
-//! `salt(16) || u32 m_kib || u32 t || u32 p` (big-endian). The KDF record is not secret (the
+//! `state/<username>` holds the sealed state, `kdf/<username>` the 28-byte KDF record
+//! `salt(16) || u32 m_kib || u32 t || u32 p` (big-endian), and `device/<username>` this
+//! browser's random 16-byte device id, which names its message chains, and
+//! `confirmed/<username>` the highest client-state version the server confirmed (`u64`). The KDF record is not secret (the
 //! server knows it too); it is kept in the clear because it is needed before the password
 //! has unlocked anything.
 
 use client::KdfRecord;
 use common::account::{KdfParams, SALT_LEN};
+use common::message::DEVICE_ID_LEN;
+use common::primitives::random_bytes;
+use common::OsRng;
 use js_sys::Uint8Array;
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
@@ -80,6 +85,26 @@ pub async fn save_state(username: &str, sealed: &[u8]) -> Result<(), StorageErro
     put(&format!("state/{username}"), sealed).await
 }
 
+/// The highest client-state version the server confirmed to this browser for `username`
+/// (0 when none).
+///
+/// # Errors
+/// [`StorageError`] when IndexedDB fails.
+pub async fn load_confirmed_version(username: &str) -> Result<u64, StorageError> {
+    let saved = get(&format!("confirmed/{username}")).await?;
+    Ok(saved
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Saves the highest client-state version the server confirmed for `username`.
+///
+/// # Errors
+/// [`StorageError`] when IndexedDB fails.
+pub async fn save_confirmed_version(username: &str, version: u64) -> Result<(), StorageError> {
+    put(&format!("confirmed/{username}"), &version.to_be_bytes()).await
+}
+
 /// The KDF record this browser saved for `username`, if any (a malformed one counts as none).
 ///
 /// # Errors
@@ -125,6 +150,22 @@ pub async fn save_kdf_record(username: &str, record: &KdfRecord) -> Result<(), S
     put(&format!("kdf/{username}"), &bytes).await
 }
 
+/// This browser's device id for `username`: the saved one, or a fresh random one, saved.
+///
+/// # Errors
+/// [`StorageError`] when IndexedDB fails.
+pub async fn device_id(username: &str) -> Result<[u8; DEVICE_ID_LEN], StorageError> {
+    let key = format!("device/{username}");
+    if let Some(saved) = get(&key).await? {
+        if let Ok(device_id) = <[u8; DEVICE_ID_LEN]>::try_from(saved.as_slice()) {
+            return Ok(device_id);
+        }
+    }
+    let device_id: [u8; DEVICE_ID_LEN] = random_bytes(&mut OsRng);
+    put(&key, &device_id).await?;
+    Ok(device_id)
+}
+
 /// Forgets everything this browser saved for `username` (after the account was deleted, so a
 /// new account of the same name starts clean).
 ///
@@ -134,7 +175,12 @@ pub async fn forget(username: &str) -> Result<(), StorageError> {
     let database = open().await?;
     let transaction = database.transaction(&[STORE], TransactionMode::ReadWrite)?;
     let store = transaction.store(STORE)?;
-    for key in [format!("state/{username}"), format!("kdf/{username}")] {
+    for key in [
+        format!("state/{username}"),
+        format!("kdf/{username}"),
+        format!("device/{username}"),
+        format!("confirmed/{username}"),
+    ] {
         store.delete(JsValue::from_str(&key)).await?;
     }
     transaction.done().await?;

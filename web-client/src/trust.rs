@@ -4,50 +4,56 @@
 //! contacts' keys (pinning, warning when they change, verifying).
 
 use client::state::reconcile;
-use client::{ClientState, RemoteState, TrustWarning};
-use common::api::ClientStateBody;
+use client::{ClientState, LocalCopy, RemoteState, RoomChains, TrustWarning};
+use common::api::{ClientStateBody, PutClientStateRequest};
 use common::identity::MemberKeys;
-use common::membership::{RoomId, RoomState};
+use common::membership::{LogAction, RoomId, RoomState, SignedLogEntry};
 use common::trust::{PinCheck, TrustError};
 use common::wire::Base64;
 use common::OsRng;
 use leptos::prelude::*;
 
-use crate::chat::{Chat, ChatError, KeyWarning};
+use crate::chat::{Chat, ChatError, KeyWarning, Session};
 use crate::http::{self, HttpError};
 use crate::storage;
 
-/// How often a save retries after the server said another browser saved a newer state.
+/// How often a save retries after the server said another browser saved meanwhile.
 const SAVE_ATTEMPTS: usize = 3;
+/// How long a save waits for more changes to save with it, in milliseconds.
+const SAVE_DELAY_MS: u32 = 250;
 
 impl Chat {
     /// Loads this browser's copy of the client state and the server's, and reconciles them
-    /// ([`client::state::reconcile`]): a server copy that is older, missing or unreadable
-    /// raises a trust warning and this browser's copy is kept. Then records the KDF
-    /// parameters this login used, and uploads when the server's copy lacks something.
+    /// ([`client::state::reconcile`]): a server copy that is older than what it confirmed to
+    /// this browser, missing or unreadable raises a trust warning, and this browser's copy is
+    /// kept. Then records the KDF parameters this login used, uploads when the server's copy
+    /// lacks something, and marks the state ready: until then nothing is pinned or saved.
+    ///
+    /// # Errors
+    /// When the server cannot be asked; this browser's copy is then used, and uploads are
+    /// held until the next log-in (nothing on the server is replaced blindly).
     pub async fn load_client_state(&self) -> Result<(), ChatError> {
         let session = self.session()?;
-        let local = match storage::load_state(&session.username).await {
-            Ok(Some(sealed)) => {
-                match ClientState::open(&session.state_key, &session.username, &sealed) {
-                    Ok(state) => Some(state),
-                    Err(error) => {
-                        self.error.set(Some(format!(
-                            "this browser's saved state does not open ({error}); the server's copy is used"
-                        )));
-                        None
-                    }
-                }
-            }
-            Ok(None) => None,
+        let local = self.load_local_copy(&session).await;
+        if let Some(local) = &local {
+            // In place before anything is fetched, so nothing runs on an empty state.
+            self.client_state.set(local.state.clone());
+            self.server_version.set(local.confirmed_version);
+        }
+        let fetched = self.fetch_remote_state().await;
+        let (remote_version, remote) = match fetched {
+            Ok(fetched) => fetched,
             Err(error) => {
-                self.error.set(Some(error.to_string()));
-                None
+                self.uploads_held.set(true);
+                self.state_ready.set(true);
+                return Err(ChatError::Other(format!(
+                    "could not load your saved contact keys from the server ({error}); this browser's copy is used and nothing is uploaded until you log in again"
+                )));
             }
         };
-        let remote = self.fetch_remote_state().await?;
         let reconciled = reconcile(local, remote);
         self.uploads_held.set(reconciled.hold_uploads);
+        self.server_version.set(remote_version);
         self.client_state.set(reconciled.state);
         self.raise_warnings(reconciled.warnings);
         let kdf_changed = self.client_state.try_update(|state| {
@@ -58,16 +64,46 @@ impl Chat {
         if let Err(error) = storage::save_kdf_record(&session.username, &session.kdf).await {
             self.error.set(Some(error.to_string()));
         }
+        self.state_ready.set(true);
         if reconciled.upload || kdf_changed == Some(true) {
             self.save_client_state().await?;
         }
         Ok(())
     }
 
-    async fn fetch_remote_state(&self) -> Result<RemoteState, ChatError> {
+    /// This browser's copy from IndexedDB, if it has one that opens.
+    async fn load_local_copy(&self, session: &Session) -> Option<LocalCopy> {
+        let sealed = match storage::load_state(&session.username).await {
+            Ok(sealed) => sealed?,
+            Err(error) => {
+                self.error.set(Some(error.to_string()));
+                return None;
+            }
+        };
+        let state = match ClientState::open(&session.state_key, &session.username, &sealed) {
+            Ok(state) => state,
+            Err(error) => {
+                self.error.set(Some(format!(
+                    "this browser's saved state does not open ({error}); the server's copy is used"
+                )));
+                return None;
+            }
+        };
+        let confirmed_version = storage::load_confirmed_version(&session.username)
+            .await
+            .unwrap_or(0);
+        Some(LocalCopy {
+            state,
+            confirmed_version,
+        })
+    }
+
+    /// The server's copy: its version in the clear (what an upload must build on) and what
+    /// it holds.
+    async fn fetch_remote_state(&self) -> Result<(u64, RemoteState), ChatError> {
         let session = self.session()?;
         let body: ClientStateBody = http::get("/api/me/state").await?;
-        Ok(match body.sealed {
+        let remote = match body.sealed {
             None => RemoteState::Missing,
             Some(sealed) => match ClientState::open_remote(
                 &session.state_key,
@@ -78,7 +114,8 @@ impl Chat {
                 Ok(state) => RemoteState::Opened(state),
                 Err(error) => RemoteState::Unreadable(error),
             },
-        })
+        };
+        Ok((body.version, remote))
     }
 
     /// Raises trust warnings: each stays on screen until the user acknowledges it.
@@ -97,7 +134,7 @@ impl Chat {
 
     /// The user acknowledges the warnings of `room_id` (`None`: the account's). Held
     /// uploads resume, and an acknowledged KDF change lets the next log-in of that account
-    /// go ahead.
+    /// go ahead with exactly the parameters that were shown.
     pub fn acknowledge_warnings(&self, room_id: Option<RoomId>) {
         let mut acknowledged = Vec::new();
         self.trust_warnings.update(|shown| {
@@ -109,8 +146,11 @@ impl Chat {
         });
         for warning in acknowledged {
             match warning {
-                TrustWarning::KdfParametersChanged { username } => {
-                    self.kdf_change_accepted.set(Some(username));
+                TrustWarning::KdfParametersChanged {
+                    username,
+                    presented,
+                } => {
+                    self.kdf_change_accepted.set(Some((username, presented)));
                 }
                 TrustWarning::StateUnreadable if self.uploads_held.get_untracked() => {
                     self.uploads_held.set(false);
@@ -145,7 +185,10 @@ impl Chat {
         };
         match record.check(username, salt, params) {
             Ok(()) => Ok(()),
-            Err(_) if self.kdf_change_accepted.get_untracked().as_deref() == Some(username) => {
+            Err(TrustWarning::KdfParametersChanged { presented, .. })
+                if self.kdf_change_accepted.get_untracked()
+                    == Some((username.to_owned(), presented)) =>
+            {
                 self.kdf_change_accepted.set(None);
                 Ok(())
             }
@@ -167,6 +210,55 @@ impl Chat {
         if grew == Some(true) {
             self.schedule_save();
         }
+    }
+
+    /// The chain heads the client state remembers for `room_id`, as a fresh [`RoomChains`].
+    pub fn remembered_chains(&self, room_id: &RoomId) -> RoomChains {
+        RoomChains::new(
+            self.client_state
+                .with_untracked(|state| state.chains.get(room_id).cloned().unwrap_or_default()),
+        )
+    }
+
+    /// Remembers the chain heads of `room_id` in the client state, saving it if they moved.
+    pub fn remember_chains_of(&self, room_id: RoomId) {
+        let Some(heads) = self
+            .rooms
+            .with_untracked(|rooms| rooms.get(&room_id).map(|view| view.chains.heads()))
+        else {
+            return;
+        };
+        let moved = self
+            .client_state
+            .try_update(|state| state.remember_chains(room_id, heads));
+        if moved == Some(true) {
+            self.schedule_save();
+        }
+    }
+
+    /// Forgets the chain heads of `room_id` (its history was cleared).
+    pub fn forget_chains_of(&self, room_id: RoomId) {
+        let forgot = self
+            .client_state
+            .try_update(|state| state.forget_chains(&room_id));
+        if forgot == Some(true) {
+            self.schedule_save();
+        }
+    }
+
+    /// Whether the part of `entries` past what the client state remembers of the room's log
+    /// clears its history.
+    pub fn history_cleared_since_remembered(&self, room_id: &RoomId, entries: &[Vec<u8>]) -> bool {
+        let remembered = self.client_state.with_untracked(|state| {
+            state
+                .logs
+                .get(room_id)
+                .map_or(0, |memory| memory.length as usize)
+        });
+        entries.iter().skip(remembered).any(|bytes| {
+            SignedLogEntry::from_bytes(bytes)
+                .is_ok_and(|signed| matches!(signed.entry().action, LogAction::ClearHistory))
+        })
     }
 
     /// Checks a replayed log against what this account accepted of it before.
@@ -191,7 +283,7 @@ impl Chat {
         self.save_scheduled.set(true);
         let chat = *self;
         leptos::task::spawn_local(async move {
-            gloo_timers::future::TimeoutFuture::new(50).await;
+            gloo_timers::future::TimeoutFuture::new(SAVE_DELAY_MS).await;
             chat.save_scheduled.set(false);
             if chat.session.with_untracked(Option::is_none) {
                 return;
@@ -202,16 +294,43 @@ impl Chat {
         });
     }
 
-    /// Saves the client state at the next version: sealed into IndexedDB, then uploaded. When
-    /// the server holds a newer version (another browser saved), its copy is merged in and
-    /// the save retried.
+    /// Saves the client state at the next version: sealed into IndexedDB, then uploaded on
+    /// the version the server holds. One save runs at a time (a save asked for meanwhile runs
+    /// right after), nothing is saved before the state was loaded, and a save that outlives
+    /// its session stops.
+    ///
+    /// # Errors
+    /// When the server refuses or cannot be reached.
     pub async fn save_client_state(&self) -> Result<(), ChatError> {
+        if !self.state_ready.get_untracked() {
+            return Ok(());
+        }
+        if self.saving.get_untracked() {
+            self.save_again.set(true);
+            return Ok(());
+        }
+        self.saving.set(true);
+        let result = loop {
+            self.save_again.set(false);
+            let result = self.save_once().await;
+            if result.is_err() || !self.save_again.get_untracked() {
+                break result;
+            }
+        };
+        self.saving.set(false);
+        result
+    }
+
+    async fn save_once(&self) -> Result<(), ChatError> {
         let session = self.session()?;
+        let generation = self.generation.get_untracked();
+        let current = || self.generation.get_untracked() == generation;
         for _ in 0..SAVE_ATTEMPTS {
+            let base_version = self.server_version.get_untracked();
             let (version, sealed) = self
                 .client_state
                 .try_update(|state| {
-                    state.version += 1;
+                    state.version = state.version.max(base_version) + 1;
                     let sealed = state.seal(&session.state_key, &session.username, &mut OsRng);
                     (state.version, sealed)
                 })
@@ -219,39 +338,66 @@ impl Chat {
             if let Err(error) = storage::save_state(&session.username, &sealed).await {
                 self.error.set(Some(error.to_string()));
             }
-            if self.uploads_held.get_untracked() {
+            if !current() || self.uploads_held.get_untracked() {
                 return Ok(());
             }
-            let body = ClientStateBody {
+            let request = PutClientStateRequest {
+                base_version,
                 version,
-                sealed: Some(Base64(sealed)),
+                sealed: Base64(sealed),
             };
-            match http::put_no_content("/api/me/state", &body).await {
-                Ok(()) => return Ok(()),
-                Err(HttpError::Server { status: 409, .. }) => {
-                    match self.fetch_remote_state().await? {
-                        RemoteState::Opened(newer) => {
-                            let warnings = self
-                                .client_state
-                                .try_update(|state| state.merge(&newer))
-                                .unwrap_or_default();
-                            self.raise_warnings(warnings);
-                        }
-                        RemoteState::Missing => {}
-                        RemoteState::Unreadable(_) => {
-                            self.raise_warnings(vec![TrustWarning::StateUnreadable]);
-                            self.uploads_held.set(true);
-                            return Ok(());
-                        }
-                    }
+            let uploaded = http::put_no_content("/api/me/state", &request).await;
+            if !current() {
+                return Ok(());
+            }
+            match uploaded {
+                Ok(()) => {
+                    self.server_version.set(version);
+                    let _ = storage::save_confirmed_version(&session.username, version).await;
+                    return Ok(());
                 }
+                Err(HttpError::Server { status: 409, .. }) => self.merge_newer_remote().await?,
                 Err(error) => return Err(error.into()),
             }
         }
         Err(ChatError::Other(
-            "another browser keeps saving a newer state; this one is saved with the next change"
-                .into(),
+            "another browser keeps saving its state; this one is saved with the next change".into(),
         ))
+    }
+
+    /// After a 409: takes in the server's copy (another browser saved), raising
+    /// `pins rolled back` if it is older than what the server already confirmed here.
+    async fn merge_newer_remote(&self) -> Result<(), ChatError> {
+        let confirmed = self.server_version.get_untracked();
+        let (remote_version, remote) = self.fetch_remote_state().await?;
+        match remote {
+            RemoteState::Opened(newer) => {
+                let mut warnings = self
+                    .client_state
+                    .try_update(|state| state.merge(&newer))
+                    .unwrap_or_default();
+                if newer.version < confirmed {
+                    warnings.push(TrustWarning::PinsRolledBack {
+                        seen_version: confirmed,
+                        served_version: Some(newer.version),
+                    });
+                }
+                self.raise_warnings(warnings);
+            }
+            RemoteState::Missing if confirmed > 0 => {
+                self.raise_warnings(vec![TrustWarning::PinsRolledBack {
+                    seen_version: confirmed,
+                    served_version: None,
+                }]);
+            }
+            RemoteState::Missing => {}
+            RemoteState::Unreadable(_) => {
+                self.raise_warnings(vec![TrustWarning::StateUnreadable]);
+                self.uploads_held.set(true);
+            }
+        }
+        self.server_version.set(remote_version);
+        Ok(())
     }
 
     /// Pins `keys` for `username` on first use, or records a visible warning if they differ
@@ -306,6 +452,11 @@ impl Chat {
     ) -> Result<(), ChatError> {
         if username == self.me() {
             return Ok(());
+        }
+        if !self.state_ready.get_untracked() {
+            return Err(ChatError::Other(
+                "your saved contact keys are still loading; try again in a moment".into(),
+            ));
         }
         let outcome = self
             .client_state

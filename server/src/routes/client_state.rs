@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use common::api::ClientStateBody;
+use common::api::{ClientStateBody, PutClientStateRequest};
 use common::wire::Base64;
 
 use crate::error::{ApiError, ApiResult};
@@ -20,9 +20,10 @@ use crate::AppState;
 ///
 /// - `GET /api/me/state` -> 200 [`ClientStateBody`]; `version` 0 and no `sealed` before the
 ///   first upload.
-/// - `PUT /api/me/state` [`ClientStateBody`] -> 204, replacing the stored state; 400 when
-///   `sealed` is missing or empty or `version` is 0, 409 when the stored version is equal or
-///   higher, 413 for a body over [`crate::MAX_BODY_BYTES`] (256 KiB).
+/// - `PUT /api/me/state` [`PutClientStateRequest`] -> 204, replacing the stored state; 400
+///   when `sealed` is empty or `version` is not above `base_version`, 409 when the stored
+///   version is not `base_version` (another browser saved meanwhile), 413 for a body over
+///   [`crate::MAX_BODY_BYTES`] (256 KiB).
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/me/state", get(get_state).put(put_state))
 }
@@ -47,22 +48,17 @@ async fn get_state(
 async fn put_state(
     State(state): State<AppState>,
     user: AuthUser,
-    ApiJson(request): ApiJson<ClientStateBody>,
+    ApiJson(request): ApiJson<PutClientStateRequest>,
 ) -> ApiResult<StatusCode> {
-    let sealed = request
-        .sealed
-        .filter(|sealed| !sealed.0.is_empty())
-        .ok_or_else(|| ApiError::bad_request("sealed client state is required"))?;
-    if request.version == 0 {
-        return Err(ApiError::bad_request(
-            "client state version must be at least 1",
-        ));
+    if request.sealed.0.is_empty() {
+        return Err(ApiError::bad_request("sealed client state is required"));
     }
-    client_states::store_if_newer(
+    client_states::compare_and_store(
         &state.pool,
         &user.username,
+        request.base_version,
         request.version,
-        &sealed.0,
+        &request.sealed.0,
         store::now_ms(),
     )
     .await?;

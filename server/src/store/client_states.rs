@@ -18,37 +18,64 @@ pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<(u64, V
     Ok(row.map(|(version, sealed)| (u64::try_from(version).unwrap_or(0), sealed)))
 }
 
-/// Stores `sealed` at `version` for `username` if no state is stored yet or the stored one
-/// has a lower version; `executor` is the pool or a transaction.
+/// Stores `sealed` at `version` for `username` if the stored state is still at
+/// `base_version` (0: none stored, or a protocol-1 pins blob); `executor` is the pool or a
+/// transaction.
 ///
 /// # Errors
-/// [`ApiError::Conflict`] when the stored version is `version` or higher (the client should
-/// fetch, merge and retry); a database error.
-pub async fn store_if_newer<'e>(
+/// [`ApiError::BadRequest`] when `version` is not above `base_version` or does not fit the
+/// database; [`ApiError::Conflict`] when the stored version is not `base_version` (the
+/// client should fetch, merge and retry); a database error.
+pub async fn compare_and_store<'e>(
     executor: impl Executor<'e, Database = Sqlite>,
     username: &str,
+    base_version: u64,
     version: u64,
     sealed: &[u8],
     now_ms: i64,
 ) -> ApiResult<()> {
-    let version = i64::try_from(version)
-        .map_err(|_| ApiError::bad_request("client state version is too large"))?;
-    let stored = sqlx::query(
-        "INSERT INTO client_states (username, sealed, updated_at, version) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (username) DO UPDATE SET sealed = excluded.sealed, \
-         updated_at = excluded.updated_at, version = excluded.version \
-         WHERE excluded.version > client_states.version",
-    )
-    .bind(username)
-    .bind(sealed)
-    .bind(now_ms)
-    .bind(version)
-    .execute(executor)
-    .await?;
-    if stored.rows_affected() == 0 {
-        return Err(ApiError::conflict(
-            "a newer client state is stored; fetch it, merge and upload a higher version",
+    let too_large = || ApiError::bad_request("client state version is too large");
+    let base = i64::try_from(base_version).map_err(|_| too_large())?;
+    let version = i64::try_from(version).map_err(|_| too_large())?;
+    if version <= base {
+        return Err(ApiError::bad_request(
+            "client state version must be above base_version",
         ));
     }
-    Ok(())
+    // One statement each, so two uploads built on the same base cannot both win: with base
+    // 0 the insert, or the update of a protocol-1 pins blob (version 0); otherwise the update
+    // of the row while it is still at the base.
+    let stored = if base == 0 {
+        sqlx::query(
+            "INSERT INTO client_states (username, sealed, updated_at, version) \
+             VALUES (?, ?, ?, ?) \
+             ON CONFLICT (username) DO UPDATE SET sealed = excluded.sealed, \
+             updated_at = excluded.updated_at, version = excluded.version \
+             WHERE client_states.version = 0",
+        )
+        .bind(username)
+        .bind(sealed)
+        .bind(now_ms)
+        .bind(version)
+        .execute(executor)
+        .await?
+    } else {
+        sqlx::query(
+            "UPDATE client_states SET sealed = ?, updated_at = ?, version = ? \
+             WHERE username = ? AND version = ?",
+        )
+        .bind(sealed)
+        .bind(now_ms)
+        .bind(version)
+        .bind(username)
+        .bind(base)
+        .execute(executor)
+        .await?
+    };
+    if stored.rows_affected() == 1 {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "the stored client state is not the one this upload was built on; fetch it, merge and upload again",
+    ))
 }

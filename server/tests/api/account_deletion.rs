@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use common::api::{ClientStateBody, DeleteAccountRequest, LoginResponse, RoomListResponse};
+use common::api::{DeleteAccountRequest, LoginResponse, PutClientStateRequest, RoomListResponse};
 use common::membership::{LogAction, Role, RoomPolicy};
 use common::wire::{Base64, Base64Array};
 use reqwest::StatusCode;
@@ -76,9 +76,10 @@ async fn deleting_an_account_removes_every_row_of_the_user() {
     let response = app.request_to_join(&bob.client, &carols.hex(), TOKEN).await;
     expect_status(response, StatusCode::ACCEPTED, "bob asks to join").await;
     // Pins, TOTP with recovery codes, trusted networks, login history, a pending login.
-    let state = ClientStateBody {
+    let state = PutClientStateRequest {
+        base_version: 0,
         version: 1,
-        sealed: Some(Base64(b"bob's client state".to_vec())),
+        sealed: Base64(b"bob's client state".to_vec()),
     };
     app.put_client_state(&bob.client, &state).await;
     let (_, recovery_codes) = app.enable_totp(&bob).await;

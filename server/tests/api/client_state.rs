@@ -1,10 +1,11 @@
-//! `/api/me/state`: each user's sealed client state, with a version the server only lets
-//! grow; and what a client makes of a server that wipes it, rolls it back or rolls back a
-//! room's log behind it (the client refuses with the exact warning).
+//! `/api/me/state`: each user's sealed client state, replaced only by an upload built on the
+//! stored version (compare-and-swap); and what a client makes of a server that wipes it,
+//! rolls it back or rolls back a room's log behind it (the client refuses with the exact
+//! warning).
 
 use client::state::reconcile;
-use client::{ClientState, RemoteState, StateKey, TrustWarning};
-use common::api::ClientStateBody;
+use client::{ClientState, LocalCopy, RemoteState, StateKey, TrustWarning};
+use common::api::{ClientStateBody, PutClientStateRequest};
 use common::membership::{replay_bytes, LogAction, Role, RoomState};
 use common::wire::Base64;
 use common::OsRng;
@@ -13,18 +14,19 @@ use reqwest::StatusCode;
 use crate::cast::{expect_status, Cast, Who};
 use crate::helpers::{error_message, json, now_ms, spawn_app, TestApp, TestUser};
 
-fn body(version: u64, sealed: &[u8]) -> ClientStateBody {
-    ClientStateBody {
+fn body(base_version: u64, version: u64, sealed: &[u8]) -> PutClientStateRequest {
+    PutClientStateRequest {
+        base_version,
         version,
-        sealed: Some(Base64(sealed.to_vec())),
+        sealed: Base64(sealed.to_vec()),
     }
 }
 
-/// Seals `state` as `user`'s client would and uploads it at its version.
-async fn upload(app: &TestApp, user: &TestUser, state: &ClientState) {
+/// Seals `state` as `user`'s client would and uploads it at its version on `base_version`.
+async fn upload(app: &TestApp, user: &TestUser, base_version: u64, state: &ClientState) {
     let sealed = state.seal(&StateKey::derive(&user.secrets), &user.username, &mut OsRng);
     expect_status(
-        app.put_client_state(&user.client, &body(state.version, &sealed))
+        app.put_client_state(&user.client, &body(base_version, state.version, &sealed))
             .await,
         StatusCode::NO_CONTENT,
         "upload",
@@ -47,7 +49,7 @@ async fn fetch(app: &TestApp, user: &TestUser) -> RemoteState {
 }
 
 #[tokio::test]
-async fn the_state_round_trips_and_its_version_only_grows() {
+async fn the_state_round_trips_and_only_an_upload_on_the_stored_version_replaces_it() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
     let bob = app.register_user("bob").await;
@@ -63,7 +65,7 @@ async fn the_state_round_trips_and_its_version_only_grows() {
         .pins
         .pin_first_use("bob", &bob.secrets.public_keys())
         .unwrap();
-    upload(&app, &alice, &state).await;
+    upload(&app, &alice, 0, &state).await;
     let RemoteState::Opened(opened) = fetch(&app, &alice).await else {
         panic!("the state opens");
     };
@@ -71,18 +73,13 @@ async fn the_state_round_trips_and_its_version_only_grows() {
     let stored: ClientStateBody = json(app.get_client_state(&alice.client).await).await;
     assert_eq!(stored.version, 1);
 
-    // Equal or lower versions are refused and change nothing: a second browser that did not
-    // see version 1 cannot overwrite it.
-    for version in [1, 0] {
+    // A second browser that did not see version 1 builds on 0, and one that builds on a
+    // version that is not stored, are both refused and change nothing.
+    for (base, version) in [(0, 2), (2, 3), (5, 9)] {
         let response = app
-            .put_client_state(&alice.client, &body(version, b"stale"))
+            .put_client_state(&alice.client, &body(base, version, b"stale"))
             .await;
-        let status = if version == 0 {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::CONFLICT
-        };
-        error_message(response, status).await;
+        error_message(response, StatusCode::CONFLICT).await;
     }
     let RemoteState::Opened(unchanged) = fetch(&app, &alice).await else {
         panic!("still opens");
@@ -90,12 +87,38 @@ async fn the_state_round_trips_and_its_version_only_grows() {
     assert_eq!(unchanged, state);
 
     state.version = 2;
-    upload(&app, &alice, &state).await;
+    upload(&app, &alice, 1, &state).await;
     let stored: ClientStateBody = json(app.get_client_state(&alice.client).await).await;
     assert_eq!(stored.version, 2);
     // Bob's state is his own.
     let bobs: ClientStateBody = json(app.get_client_state(&bob.client).await).await;
     assert!(bobs.sealed.is_none());
+}
+
+#[tokio::test]
+async fn a_protocol_1_pins_blob_is_replaced_by_an_upload_on_version_0() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    sqlx::query(
+        "INSERT INTO client_states (username, sealed, updated_at, version) \
+         VALUES ('alice', ?, 0, 0)",
+    )
+    .bind(b"pins sealed under the wrap key".to_vec())
+    .execute(&app.database().await)
+    .await
+    .unwrap();
+    let stored: ClientStateBody = json(app.get_client_state(&alice.client).await).await;
+    assert_eq!(stored.version, 0);
+    assert!(stored.sealed.is_some());
+    let state = ClientState {
+        version: 1,
+        ..ClientState::default()
+    };
+    upload(&app, &alice, 0, &state).await;
+    let RemoteState::Opened(opened) = fetch(&app, &alice).await else {
+        panic!("the new state opens");
+    };
+    assert_eq!(opened, state);
 }
 
 #[tokio::test]
@@ -108,44 +131,58 @@ async fn the_state_needs_a_session_a_body_and_a_reasonable_size() {
         "not logged in"
     );
     let response = app
-        .put_client_state(&app.anonymous, &body(1, &[1; 64]))
+        .put_client_state(&app.anonymous, &body(0, 1, &[1; 64]))
         .await;
     assert_eq!(
         error_message(response, StatusCode::UNAUTHORIZED).await,
         "not logged in"
     );
-    for missing in [
-        ClientStateBody {
-            version: 1,
-            sealed: None,
-        },
-        body(1, &[]),
-    ] {
-        let response = app.put_client_state(&alice.client, &missing).await;
-        assert_eq!(
-            error_message(response, StatusCode::BAD_REQUEST).await,
-            "sealed client state is required"
-        );
-    }
-    let response = app.put_client_state(&alice.client, &body(0, b"x")).await;
+    let response = app.put_client_state(&alice.client, &body(0, 1, &[])).await;
     assert_eq!(
         error_message(response, StatusCode::BAD_REQUEST).await,
-        "client state version must be at least 1"
+        "sealed client state is required"
     );
+    for (base, version) in [(0, 0), (3, 3), (4, 2)] {
+        let response = app
+            .put_client_state(&alice.client, &body(base, version, b"x"))
+            .await;
+        assert_eq!(
+            error_message(response, StatusCode::BAD_REQUEST).await,
+            "client state version must be above base_version"
+        );
+    }
     let response = app
-        .put_client_state(&alice.client, &body(u64::MAX, b"x"))
+        .put_client_state(&alice.client, &body(0, u64::MAX, b"x"))
         .await;
     assert_eq!(
         error_message(response, StatusCode::BAD_REQUEST).await,
         "client state version is too large"
     );
     let response = app
-        .put_client_state(&alice.client, &body(1, &vec![0; 256 * 1024]))
+        .put_client_state(&alice.client, &body(0, 1, &vec![0; 256 * 1024]))
         .await;
     assert_eq!(
         error_message(response, StatusCode::PAYLOAD_TOO_LARGE).await,
         "request body is too large"
     );
+    // Malformed JSON and a missing field are refused with a clear 4xx.
+    let response = alice
+        .client
+        .put(app.url("/api/me/state"))
+        .header("content-type", "application/json")
+        .body("{\"version\": 1, \"sealed\": ")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error());
+    let response = alice
+        .client
+        .put(app.url("/api/me/state"))
+        .json(&serde_json::json!({"version": 1, "sealed": "AAAA"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error());
     let stored: ClientStateBody = json(app.get_client_state(&alice.client).await).await;
     assert!(stored.sealed.is_none());
 }
@@ -154,7 +191,7 @@ async fn the_state_needs_a_session_a_body_and_a_reasonable_size() {
 async fn every_role_keeps_its_own_state() {
     let cast = Cast::new().await;
     for who in Who::ALL {
-        let sent = body(1, format!("{who:?}'s sealed state").as_bytes());
+        let sent = body(0, 1, format!("{who:?}'s sealed state").as_bytes());
         let response = cast.app.put_client_state(cast.client(who), &sent).await;
         if who == Who::Anonymous {
             error_message(response, StatusCode::UNAUTHORIZED).await;
@@ -162,7 +199,7 @@ async fn every_role_keeps_its_own_state() {
         }
         expect_status(response, StatusCode::NO_CONTENT, &format!("{who:?}")).await;
         let stored: ClientStateBody = json(cast.app.get_client_state(cast.client(who)).await).await;
-        assert_eq!(stored.sealed.unwrap().0, sent.sealed.unwrap().0, "{who:?}");
+        assert_eq!(stored.sealed.unwrap().0, sent.sealed.0, "{who:?}");
     }
 }
 
@@ -177,7 +214,7 @@ async fn a_wiped_or_rolled_back_state_is_a_trust_warning() {
         version: 1,
         ..ClientState::default()
     };
-    upload(&app, &alice, &state).await;
+    upload(&app, &alice, 0, &state).await;
     let database = app.database().await;
     let (old_sealed,): (Vec<u8>,) =
         sqlx::query_as("SELECT sealed FROM client_states WHERE username = 'alice'")
@@ -190,7 +227,14 @@ async fn a_wiped_or_rolled_back_state_is_a_trust_warning() {
         .unwrap();
     state.pins.set_verified("bob", true);
     state.version = 2;
-    upload(&app, &alice, &state).await;
+    upload(&app, &alice, 1, &state).await;
+    // What alice's browser keeps: its copy, and that the server confirmed version 2.
+    let local = || {
+        Some(LocalCopy {
+            state: state.clone(),
+            confirmed_version: 2,
+        })
+    };
 
     // Rolled back: version 1, without bob, served again.
     sqlx::query("UPDATE client_states SET sealed = ?, version = 1 WHERE username = 'alice'")
@@ -198,7 +242,7 @@ async fn a_wiped_or_rolled_back_state_is_a_trust_warning() {
         .execute(&database)
         .await
         .unwrap();
-    let reconciled = reconcile(Some(state.clone()), fetch(&app, &alice).await);
+    let reconciled = reconcile(local(), fetch(&app, &alice).await);
     assert_eq!(
         reconciled.warnings,
         vec![TrustWarning::PinsRolledBack {
@@ -206,7 +250,7 @@ async fn a_wiped_or_rolled_back_state_is_a_trust_warning() {
             served_version: Some(1)
         }]
     );
-    assert_eq!(reconciled.state, state, "bob stays verified");
+    assert_eq!(reconciled.state, state, "bob stays pinned and verified");
     assert!(reconciled.upload);
 
     // Wiped.
@@ -214,7 +258,7 @@ async fn a_wiped_or_rolled_back_state_is_a_trust_warning() {
         .execute(&database)
         .await
         .unwrap();
-    let reconciled = reconcile(Some(state.clone()), fetch(&app, &alice).await);
+    let reconciled = reconcile(local(), fetch(&app, &alice).await);
     assert_eq!(
         reconciled.warnings,
         vec![TrustWarning::PinsRolledBack {
@@ -233,9 +277,10 @@ async fn a_wiped_or_rolled_back_state_is_a_trust_warning() {
     .execute(&database)
     .await
     .unwrap();
-    let reconciled = reconcile(Some(state.clone()), fetch(&app, &alice).await);
+    let reconciled = reconcile(local(), fetch(&app, &alice).await);
     assert_eq!(reconciled.warnings, vec![TrustWarning::StateUnreadable]);
     assert_eq!(reconciled.state, state);
+    assert!(reconciled.hold_uploads && !reconciled.upload);
 }
 
 /// Malicious server: after alice's client accepted a log that removes carol, the operator

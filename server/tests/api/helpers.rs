@@ -8,13 +8,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::account::{derive_account_keys, KdfParams};
 use common::api::{
-    AppendLogRequest, ClientStateBody, CreateRoomRequest, ErrorBody, JoinRequestBody,
-    KeyRequestBody, LoginRequest, PostMessageRequest, PreloginRequest, PutEnvelopesRequest,
+    AppendLogRequest, CreateRoomRequest, ErrorBody, JoinRequestBody, KeyRequestBody, LoginRequest,
+    PostMessageRequest, PreloginRequest, PutClientStateRequest, PutEnvelopesRequest,
     RegisterRequest,
 };
 use common::identity::IdentitySecrets;
 use common::membership::{LogAction, Role, RoomId, RoomState, SignedLogEntry};
-use common::message::{seal_message, InnerMessage, MessageKind};
+use common::message::{seal_message, ChainLink, InnerMessage, MessageKind};
 use common::room_key::{create_room, KeyEnvelope, RoomKey, RoomMetadata};
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
@@ -407,7 +407,11 @@ impl TestApp {
     }
 
     /// `PUT /api/me/state`.
-    pub async fn put_client_state(&self, client: &Client, body: &ClientStateBody) -> Response {
+    pub async fn put_client_state(
+        &self,
+        client: &Client,
+        body: &PutClientStateRequest,
+    ) -> Response {
         client
             .put(self.url("/api/me/state"))
             .json(body)
@@ -553,18 +557,25 @@ impl TestApp {
         .expect("envelope seals")
     }
 
-    /// `text` sealed by `sender` as message number `sequence` of the current epoch.
+    /// `text` sealed by `sender` as message number `counter` of its chain in the current
+    /// epoch (the server reads none of it; the chain link names a made-up predecessor).
     pub fn sealed_text(
         room: &TestRoom,
         sender: &TestUser,
-        sequence: u64,
+        counter: u64,
         text: &str,
     ) -> PostMessageRequest {
         let inner = InnerMessage {
             room_id: room.room_id,
             epoch: room.state.current_epoch(),
             sender: sender.username.clone(),
-            sequence,
+            chain: ChainLink {
+                device: [1; 16],
+                counter,
+                prev_hash: if counter == 1 { [0; 32] } else { [1; 32] },
+            },
+            log_length: room.state.length(),
+            log_head: room.state.head_hash(),
             sent_at_ms: now_ms(),
             kind: MessageKind::Text,
             body: text.as_bytes().to_vec(),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use client::{ClientState, StateKey};
-use common::api::{ClientStateBody, EnvelopesResponse, LogResponse};
+use common::api::{ClientStateBody, EnvelopesResponse, LogResponse, PutClientStateRequest};
 use common::identity::{IdentitySecrets, PublicIdentity};
 use common::membership::{replay_bytes, LogAction, LogErrorKind, Role};
 use common::room_key::{envelopes_for_member, EnvelopeError, KeyEnvelope, RoomKey};
@@ -139,9 +139,10 @@ async fn swapped_directory_keys_are_refused_by_the_pins() {
         ..ClientState::default()
     };
     assert_eq!(state.pins.pin_first_use("bob", real.keys()), Ok(true));
-    let body = ClientStateBody {
+    let body = PutClientStateRequest {
+        base_version: 0,
         version: 1,
-        sealed: Some(Base64(state.seal(&state_key, "alice", &mut OsRng))),
+        sealed: Base64(state.seal(&state_key, "alice", &mut OsRng)),
     };
     expect_status(
         app.put_client_state(&alice.client, &body).await,

@@ -2,7 +2,7 @@
 
 use common::api::{MessagesResponse, StoredMessage};
 use common::membership::Role;
-use common::message::{open_message, SeenSequences};
+use common::message::open_message;
 use common::wire::Base64;
 use reqwest::StatusCode;
 
@@ -27,14 +27,7 @@ async fn a_member_posts_and_another_member_reads_and_opens_the_message() {
     let page: MessagesResponse = json(app.get_messages(&bob.client, &room.hex(), "").await).await;
     assert_eq!(page.messages, vec![stored.clone()]);
     assert!(!page.has_more);
-    let inner = open_message(
-        &stored.sealed(),
-        &stored.sender,
-        &room.key,
-        &room.state,
-        &mut SeenSequences::new(),
-    )
-    .unwrap();
+    let inner = open_message(&stored.sealed(), &stored.sender, &room.key, &room.state).unwrap();
     assert_eq!(inner.text(), Some("hello bob"));
 }
 

@@ -1,7 +1,7 @@
 //! Changing the password: re-authentication, one transaction for everything derived from
 //! the password, the same public identity, and every other session signed out.
 
-use common::api::{ClientStateBody, MeResponse, PreloginResponse};
+use common::api::{ClientStateBody, MeResponse, PreloginResponse, PutClientStateRequest};
 use common::identity::PublicIdentity;
 use common::wire::Base64;
 use reqwest::StatusCode;
@@ -16,11 +16,10 @@ async fn a_password_change_rewraps_the_same_identity_and_signs_out_other_session
     let bob = app.register_user("bob").await;
     // The client state is sealed under a key from the identity secrets, which a password
     // change keeps: the server leaves it as it is.
-    let state = ClientStateBody {
+    let state = PutClientStateRequest {
+        base_version: 0,
         version: 3,
-        sealed: Some(Base64(
-            b"state sealed under the identity's state key".to_vec(),
-        )),
+        sealed: Base64(b"state sealed under the identity's state key".to_vec()),
     };
     assert_eq!(
         app.put_client_state(&alice.client, &state).await.status(),
@@ -56,7 +55,7 @@ async fn a_password_change_rewraps_the_same_identity_and_signs_out_other_session
     assert_eq!(prelogin.kdf, TEST_KDF);
     let stored: ClientStateBody = json(app.get_client_state(&alice.client).await).await;
     assert_eq!(stored.version, 3);
-    assert_eq!(stored.sealed.unwrap().0, state.sealed.unwrap().0);
+    assert_eq!(stored.sealed.unwrap().0, state.sealed.0);
 
     // Other sessions are signed out, their sockets closed; the caller's stays.
     app.assert_logged_out(&phone.client, "the other session")

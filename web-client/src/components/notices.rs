@@ -41,7 +41,7 @@ pub fn TrustWarnings(
                 data-testid="trust-warning"
                 data-scope=scope
             >
-                <strong>"⚠ The server served less than you had already seen"</strong>
+                <strong>"⚠ Trust warning: what the server served does not match what you have seen"</strong>
                 <ul>
                     {move || {
                         texts()
