@@ -189,17 +189,19 @@ impl RoomChains {
             if previous_hash.is_some_and(|previous| previous != inner.chain.prev_hash) {
                 return Err(broken());
             }
+            let next_counter = counter.checked_add(1);
             if chain
-                .and_then(|chain| chain.get(&(counter + 1)))
+                .zip(next_counter)
+                .and_then(|(chain, next)| chain.get(&next))
                 .is_some_and(|next| next.prev_hash != hash)
             {
                 return Err(broken());
             }
             let out_of_order = chain.is_some_and(|chain| {
                 let later_stored_first = chain
-                    .range(counter + 1..)
+                    .range(next_counter.unwrap_or(u64::MAX)..)
                     .next()
-                    .is_some_and(|(_, next)| next.message_id < message_id);
+                    .is_some_and(|(later, next)| *later > counter && next.message_id < message_id);
                 let earlier_stored_later = chain
                     .range(..counter)
                     .next_back()
@@ -226,27 +228,44 @@ impl RoomChains {
     }
 
     /// The messages the server withheld, per sender: counters missing between two messages
-    /// of a chain this session has seen, and between the remembered head and the first
-    /// message seen after it. The second kind is judged only when the loaded history reaches
-    /// back to the remembered head: `oldest_loaded_id` is the id of the oldest message loaded
-    /// when older ones exist, `None` when the whole history is loaded.
+    /// of a chain this session has seen, between the remembered head and the messages seen
+    /// around it, and the remembered head itself when it is not served. What involves the
+    /// remembered head is judged only when the loaded history reaches back to it:
+    /// `oldest_loaded_id` is the id of the oldest message loaded when older ones exist,
+    /// `None` when the whole history is loaded.
     pub fn withheld(&self, room_id: RoomId, oldest_loaded_id: Option<i64>) -> Vec<TrustWarning> {
         let mut missing_by_sender: BTreeMap<&str, u64> = BTreeMap::new();
-        for (key, chain) in &self.seen {
-            if key.device == [0; DEVICE_ID_LEN] {
+        let judged =
+            |head: &&ChainHead| oldest_loaded_id.is_none_or(|oldest| head.message_id >= oldest);
+        let keys = self
+            .seen
+            .keys()
+            .chain(self.baseline.keys())
+            .filter(|key| key.device != [0; DEVICE_ID_LEN]);
+        let mut counted = std::collections::BTreeSet::new();
+        for key in keys {
+            if !counted.insert(key) {
                 continue;
             }
-            let mut counters: Vec<u64> = chain.keys().copied().collect();
-            if let Some(head) = self
-                .baseline
-                .get(key)
-                .filter(|head| oldest_loaded_id.is_none_or(|oldest| head.message_id >= oldest))
-            {
+            let seen = self.seen.get(key);
+            let mut counters: Vec<u64> = seen
+                .map(|chain| chain.keys().copied().collect())
+                .unwrap_or_default();
+            let mut missing = 0;
+            if let Some(head) = self.baseline.get(key).filter(judged) {
+                if !seen.is_some_and(|chain| chain.contains_key(&head.counter)) {
+                    // The last message seen before is within the loaded history but was not
+                    // served.
+                    missing += 1;
+                }
                 counters.push(head.counter);
             }
             counters.sort_unstable();
             counters.dedup();
-            let missing: u64 = counters.windows(2).map(|pair| pair[1] - pair[0] - 1).sum();
+            missing += counters
+                .windows(2)
+                .map(|pair| pair[1] - pair[0] - 1)
+                .sum::<u64>();
             if missing > 0 {
                 *missing_by_sender.entry(key.sender.as_str()).or_default() += missing;
             }
@@ -259,6 +278,12 @@ impl RoomChains {
                 count,
             })
             .collect()
+    }
+
+    /// The smallest message id of the remembered heads: how far back a reader must load the
+    /// history for [`RoomChains::withheld`] to judge them all. `None` without heads.
+    pub fn oldest_head_id(&self) -> Option<i64> {
+        self.baseline.values().map(|head| head.message_id).min()
     }
 
     /// The head of every chain, remembered or seen, whichever is further: what the client
@@ -306,7 +331,7 @@ impl RoomChains {
         match seen.max(remembered) {
             Some((counter, hash)) => ChainLink {
                 device,
-                counter: counter + 1,
+                counter: counter.saturating_add(1),
                 prev_hash: hash,
             },
             None => ChainLink {

@@ -34,6 +34,13 @@ pub const STATE_FORMAT: u32 = 1;
 pub const MAX_ROOMS: usize = 100_000;
 /// Most message chains one state remembers, over all rooms.
 pub const MAX_CHAINS: usize = 1_000_000;
+/// Most devices (browser tabs) whose chains are remembered per sender, room and epoch; the
+/// ones whose last message is oldest are forgotten first.
+pub const MAX_DEVICES_PER_SENDER: usize = 4;
+/// How many of a room's latest epochs keep their chain heads. The server takes messages only
+/// at the current epoch, so older chains do not grow; what a reader keeps of them only
+/// catches replays of old messages after a reload.
+pub const CHAIN_EPOCHS_KEPT: u64 = 2;
 
 /// Why a sealed client state could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,6 +178,32 @@ impl ClientState {
         }
     }
 
+    /// Checks that a replayed log records `me` with `my_keys` wherever it records `me` at all
+    /// (as a current member, or in any epoch).
+    ///
+    /// # Errors
+    /// [`TrustWarning::OwnKeyMissingFromLog`] when it records other keys.
+    pub fn check_own_keys(
+        state: &RoomState,
+        me: &str,
+        my_keys: &common::identity::MemberKeys,
+    ) -> Result<(), TrustWarning> {
+        let current = state.member(me).map(|member| member.keys);
+        let in_epochs = (0..=state.current_epoch())
+            .filter_map(|epoch| state.member_keys_in_epoch(me, epoch).copied());
+        if current
+            .into_iter()
+            .chain(in_epochs)
+            .all(|keys| keys == *my_keys)
+        {
+            Ok(())
+        } else {
+            Err(TrustWarning::OwnKeyMissingFromLog {
+                room_id: state.room_id(),
+            })
+        }
+    }
+
     /// Records an accepted log (after [`ClientState::check_log`] passed). Returns whether
     /// anything changed, that is whether the state needs saving.
     pub fn remember_log(&mut self, room_id: RoomId, state: &RoomState) -> bool {
@@ -206,6 +239,9 @@ impl ClientState {
                     changed = true;
                 }
             }
+        }
+        if changed {
+            prune_devices(known);
         }
         changed
     }
@@ -449,6 +485,33 @@ impl ClientState {
                 Err(_) => Err(error),
             },
         }
+    }
+}
+
+/// Keeps the chains of the room's latest [`CHAIN_EPOCHS_KEPT`] epochs, and of those at most
+/// [`MAX_DEVICES_PER_SENDER`] per sender and epoch: each tab writes a chain of its own, and
+/// the ones that wrote longest ago will not continue. This keeps the sealed state small (a
+/// head is about 100 bytes).
+fn prune_devices(heads: &mut BTreeMap<ChainKey, ChainHead>) {
+    let newest_epoch = heads.keys().map(|key| key.epoch).max().unwrap_or(0);
+    heads.retain(|key, _| key.epoch + CHAIN_EPOCHS_KEPT > newest_epoch);
+    let mut by_sender: BTreeMap<(&str, u64), Vec<(i64, &ChainKey)>> = BTreeMap::new();
+    for (key, head) in heads.iter() {
+        by_sender
+            .entry((key.sender.as_str(), key.epoch))
+            .or_default()
+            .push((head.message_id, key));
+    }
+    let mut forgotten: Vec<ChainKey> = Vec::new();
+    for (_, mut chains) in by_sender {
+        if chains.len() > MAX_DEVICES_PER_SENDER {
+            chains.sort_unstable();
+            let excess = chains.len() - MAX_DEVICES_PER_SENDER;
+            forgotten.extend(chains.into_iter().take(excess).map(|(_, key)| key.clone()));
+        }
+    }
+    for key in forgotten {
+        heads.remove(&key);
     }
 }
 

@@ -44,6 +44,19 @@ pub enum TrustWarning {
         /// The position (0-based) of the first entry known to differ.
         position: u64,
     },
+    /// The log records other keys for this user than the user's own: the server (or whoever
+    /// made the entry) substituted them, and others would seal to an impostor.
+    #[error("own key missing from log: this room's membership log records other keys for you than your own; nothing is sent here")]
+    OwnKeyMissingFromLog {
+        /// The room.
+        room_id: RoomId,
+    },
+    /// The server said the room was deleted, and no signed entry of its log says so.
+    #[error("room deleted by the server: the server says this room was deleted, but no signed entry of its log says so")]
+    ServerSaysRoomDeleted {
+        /// The room.
+        room_id: RoomId,
+    },
     /// Messages of a sender's chain are missing between two that arrived: the server did not
     /// deliver them.
     #[error("messages withheld: {count} of {sender}'s messages in this room were not delivered")]
@@ -110,7 +123,9 @@ impl TrustWarning {
             | Self::LogForked { room_id, .. }
             | Self::MessagesWithheld { room_id, .. }
             | Self::MessageReplayed { room_id, .. }
-            | Self::MessagesReordered { room_id, .. } => Some(*room_id),
+            | Self::MessagesReordered { room_id, .. }
+            | Self::OwnKeyMissingFromLog { room_id }
+            | Self::ServerSaysRoomDeleted { room_id } => Some(*room_id),
             Self::PinsRolledBack { .. }
             | Self::StateUnreadable
             | Self::PinConflict { .. }

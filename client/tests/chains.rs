@@ -147,12 +147,25 @@ fn after_a_reload_the_remembered_head_catches_replays_and_gaps() {
         reloaded.observe(&messages[1], 40),
         Err(ChainError::Replayed { counter: 2, .. })
     ));
-    // Only message 5 arrives: 4 was withheld between the sessions.
+    // The history serves 1 to 3 and 5: 4 was withheld between the sessions.
     let mut later = RoomChains::new(heads.clone());
+    for (index, message) in messages[..3].iter().enumerate() {
+        later.observe(message, 10 + index as i64).expect("same ids");
+    }
     later.observe(&messages[4], 14).expect("chains on");
     assert_eq!(later.withheld(room_id(), None), withheld(1));
+    // Serving only 5, the head (3) itself is missing too.
+    let mut head_missing = RoomChains::new(heads.clone());
+    head_missing.observe(&messages[4], 14).expect("chains on");
+    assert_eq!(head_missing.withheld(room_id(), None), withheld(2));
     // Unless the loaded history does not reach back to the head: then nothing is claimed.
-    assert!(later.withheld(room_id(), Some(13)).is_empty());
+    assert!(head_missing.withheld(room_id(), Some(13)).is_empty());
+    assert_eq!(head_missing.oldest_head_id(), Some(12));
+    // A server that serves nothing at all of a chain whose head is in range is caught too.
+    assert_eq!(
+        RoomChains::new(heads.clone()).withheld(room_id(), None),
+        withheld(1)
+    );
     // The next link continues the remembered chain, also before anything was seen.
     let next = RoomChains::new(heads).next_link("alice", DEVICE, 0);
     assert_eq!(next.counter, 4);
@@ -281,4 +294,30 @@ fn a_gap_before_the_remembered_head_is_withheld_too() {
     reloaded.observe(&messages[0], 10).expect("first");
     reloaded.observe(&messages[2], 12).expect("third");
     assert_eq!(reloaded.withheld(room_id(), None), withheld(1));
+}
+
+#[test]
+fn only_the_latest_devices_of_a_sender_are_remembered() {
+    let mut state = client::ClientState::default();
+    for device in 0..20u8 {
+        let heads = BTreeMap::from([(
+            ChainKey {
+                sender: "alice".into(),
+                device: [device; 16],
+                epoch: 0,
+            },
+            ChainHead {
+                counter: 1,
+                hash: [device; 32],
+                message_id: i64::from(device),
+            },
+        )]);
+        state.remember_chains(room_id(), heads);
+    }
+    let kept = &state.chains[&room_id()];
+    assert_eq!(kept.len(), client::state::MAX_DEVICES_PER_SENDER);
+    assert!(
+        kept.values().all(|head| head.message_id >= 4),
+        "the oldest go first"
+    );
 }

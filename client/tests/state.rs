@@ -397,3 +397,42 @@ fn pins_survive_encoding() {
     let sealed = state.seal(&key, "alice", &mut OsRng);
     assert_eq!(ClientState::open(&key, "alice", &sealed), Ok(state));
 }
+
+#[test]
+fn a_log_that_records_other_keys_for_me_is_refused() {
+    let alice = person();
+    let mut log = room(&alice, 0);
+    let bob = person();
+    // The room's owner (or a server making up the room) adds "bob" with an impostor's keys.
+    let impostor = person();
+    let entry = log
+        .next_entry(
+            "alice",
+            5,
+            LogAction::AddMember {
+                username: "bob".into(),
+                keys: impostor.public_keys(),
+                role: Role::Member,
+            },
+        )
+        .sign(&alice);
+    log.apply(&entry).expect("alice may add");
+    let warning =
+        ClientState::check_own_keys(&log, "bob", &bob.public_keys()).expect_err("not bob's keys");
+    assert_eq!(
+        warning,
+        TrustWarning::OwnKeyMissingFromLog {
+            room_id: log.room_id()
+        }
+    );
+    assert!(warning.to_string().starts_with("own key missing from log"));
+    assert_eq!(
+        ClientState::check_own_keys(&log, "bob", &impostor.public_keys()),
+        Ok(())
+    );
+    assert_eq!(
+        ClientState::check_own_keys(&log, "carol", &bob.public_keys()),
+        Ok(()),
+        "not in the room at all"
+    );
+}

@@ -99,8 +99,7 @@ impl Chat {
         }
         let secrets = account::unwrap_identity(&keys.wrap_key, username, &me.wrapped_identity.0)?;
         account::check_published_identity(&secrets, &me.identity)?;
-        self.start_session(username.to_owned(), secrets, keys.wrap_key, kdf)
-            .await;
+        self.start_session(username.to_owned(), secrets, keys.wrap_key, kdf);
         Ok(())
     }
 
@@ -136,8 +135,7 @@ impl Chat {
             salt: me.salt.0,
             params: me.kdf,
         };
-        self.start_session(me.username.clone(), secrets, keys.wrap_key, kdf)
-            .await;
+        self.start_session(me.username.clone(), secrets, keys.wrap_key, kdf);
         Ok(())
     }
 

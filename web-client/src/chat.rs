@@ -49,6 +49,9 @@ impl Session {
     }
 }
 
+/// How many live messages a room view keeps for a sync running meanwhile.
+pub const MAX_RECEIVED_KEPT: usize = 200;
+
 /// One line of a room's message list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShownMessage {
@@ -110,6 +113,12 @@ pub struct RoomView {
     pub oldest_loaded_id: Option<i64>,
     /// Messages that name a longer log than this tab has, waiting for the log to be fetched.
     pub ahead_of_log: Vec<StoredMessage>,
+    /// The latest messages that arrived live (at most [`MAX_RECEIVED_KEPT`]), so a sync that
+    /// ran meanwhile does not lose them.
+    pub received: Vec<StoredMessage>,
+    /// How many withheld messages were already reported per sender, so a gap is reported
+    /// once, and again only when it grows.
+    pub reported_withheld: BTreeMap<String, u64>,
     /// Join requests waiting for an admin (only loaded for owners and admins).
     pub join_requests: Vec<PendingJoinRequest>,
     /// Epochs whose keys this client already asked the other members for.
@@ -135,6 +144,8 @@ impl RoomView {
             own_last: BTreeMap::new(),
             oldest_loaded_id: None,
             ahead_of_log: Vec::new(),
+            received: Vec::new(),
+            reported_withheld: BTreeMap::new(),
             join_requests: Vec::new(),
             requested_epochs: BTreeSet::new(),
             removed: false,
@@ -171,6 +182,14 @@ impl RoomView {
     pub fn adopt_if_unchanged(&mut self, from_length: u64, next: RoomState, me: &str) {
         if self.state.as_ref().map(RoomState::length).ok() == Some(from_length) {
             self.accept_state(next, me);
+        }
+    }
+
+    /// Keeps a message that arrived live, for a sync running meanwhile.
+    pub fn remember_received(&mut self, message: &StoredMessage) {
+        self.received.push(message.clone());
+        if self.received.len() > MAX_RECEIVED_KEPT {
+            self.received.remove(0);
         }
     }
 
@@ -337,24 +356,18 @@ impl Chat {
         Ok(keys)
     }
 
-    /// Starts the session of `username` with its unlocked keys: this browser's device id is
-    /// read from IndexedDB (or made and saved the first time), then the client state and the
-    /// rooms are loaded in the background.
-    pub(crate) async fn start_session(
+    /// Starts the session of `username` with its unlocked keys and a fresh device id for
+    /// its message chains, then loads the client state and the rooms in the background.
+    pub(crate) fn start_session(
         &self,
         username: String,
         secrets: IdentitySecrets,
         wrap_key: WrapKey,
         kdf: KdfRecord,
     ) {
-        let device_id = match crate::storage::device_id(&username).await {
-            Ok(device_id) => device_id,
-            Err(error) => {
-                // Without storage this session writes a chain of its own.
-                self.notice.set(Some(error.to_string()));
-                random_bytes(&mut OsRng)
-            }
-        };
+        // A fresh device id per page load: two tabs (even a duplicated one) never write the
+        // same chain, and a reloaded tab simply starts a new one.
+        let device_id = random_bytes(&mut OsRng);
         let fingerprint = secrets.public_identity(&username).fingerprint();
         self.rooms.set(BTreeMap::new());
         self.selected.set(None);
@@ -399,8 +412,7 @@ impl Chat {
             secrets,
             keys.wrap_key,
             KdfRecord { salt, params },
-        )
-        .await;
+        );
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! who need them, rotating keys, and sending messages.
 
 use client::chains::check_log_head;
-use client::{LogHeadCheck, RoomChains, TrustWarning};
+use client::{ClientState, LogHeadCheck, RoomChains, TrustWarning};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
     LogResponse, MessagesResponse, PostMessageRequest, PutEnvelopesRequest, RoomListResponse,
@@ -20,7 +20,12 @@ use common::OsRng;
 use leptos::prelude::*;
 
 use crate::chat::{now_ms, Chat, ChatError, RoomView, Session, ShownMessage};
-use crate::http;
+use crate::http::{self, HttpError};
+
+/// Messages per history page (the server allows up to 200).
+const PAGE_SIZE: usize = 100;
+/// Older pages a sync loads at most to reach the remembered chain heads.
+const MAX_CATCH_UP_PAGES: usize = 5;
 
 /// The path of a room's API resource.
 pub fn room_path(room_id: &RoomId, resource: &str) -> String {
@@ -37,50 +42,67 @@ impl Chat {
         Ok(())
     }
 
-    /// Fetches a room's log, own key envelopes and latest messages, checks the log against
-    /// what this tab saw before, and takes the actions the log calls for: asking for a
-    /// missing key, rotating after a departure (admins), loading join requests (admins).
+    /// Fetches a room's latest messages, log and own key envelopes (in that order, so no
+    /// message of the page names a longer log than the one fetched), checks the log against
+    /// what this account accepted before, opens the messages, and takes the actions the log
+    /// calls for: asking for a missing key, rotating after a departure (admins), loading join
+    /// requests (admins). History is paged back (at most [`MAX_CATCH_UP_PAGES`] more pages)
+    /// until it reaches the chain heads the client state remembers, so a message withheld
+    /// between two sessions is judged, not guessed.
     pub async fn sync_room(&self, room_id: RoomId) -> Result<(), ChatError> {
         let session = self.session()?;
+        let mut history: MessagesResponse =
+            http::get(&room_path(&room_id, &format!("messages?limit={PAGE_SIZE}"))).await?;
+        let remembered = self.remembered_chains(&room_id);
+        if let Some(oldest_head) = remembered.oldest_head_id() {
+            for _ in 0..MAX_CATCH_UP_PAGES {
+                let Some(oldest) = history.messages.first().map(|message| message.id) else {
+                    break;
+                };
+                if !history.has_more || oldest <= oldest_head {
+                    break;
+                }
+                let older: MessagesResponse = http::get(&room_path(
+                    &room_id,
+                    &format!("messages?limit={PAGE_SIZE}&before={oldest}"),
+                ))
+                .await?;
+                let mut messages = older.messages;
+                messages.append(&mut history.messages);
+                history = MessagesResponse {
+                    messages,
+                    has_more: older.has_more,
+                };
+            }
+        }
         let log: LogResponse = http::get(&room_path(&room_id, "log")).await?;
         let envelopes: EnvelopesResponse = http::get(&room_path(&room_id, "envelopes")).await?;
-        let history: MessagesResponse =
-            http::get(&room_path(&room_id, "messages?limit=100")).await?;
         let entries: Vec<Vec<u8>> = log.entries.into_iter().map(|entry| entry.0).collect();
-        let previous = self
-            .rooms
-            .with_untracked(|rooms| rooms.get(&room_id).cloned());
         let mut view = RoomView::new(room_id);
-        view.requested_epochs = previous
-            .as_ref()
-            .map(|view| view.requested_epochs.clone())
-            .unwrap_or_default();
-        view.own_last = previous
-            .as_ref()
-            .map(|view| view.own_last.clone())
-            .unwrap_or_default();
         view.state = match replay_bytes(&entries) {
             Err(error) => Err(format!(
                 "this room's history was tampered with ({error}); it cannot be shown"
             )),
             // Checked against what this account accepted before, in any browser: a rolled
             // back or forked log is refused and raises the room's trust warning.
-            Ok(state) => match self.check_log(&room_id, &state) {
-                Err(warning) => Err(format!("this room's log was refused: {warning}")),
+            Ok(state) => match self.check_log(&room_id, &state).and_then(|()| {
+                ClientState::check_own_keys(&state, &session.username, &session.keys())
+            }) {
+                Err(warning) => {
+                    self.raise_warnings(vec![warning.clone()]);
+                    Err(format!("this room's log was refused: {warning}"))
+                }
                 Ok(()) => Ok(state),
             },
         };
         if view.state.is_ok() && self.history_cleared_since_remembered(&room_id, &entries) {
             self.forget_chains_of(room_id);
         }
-        view.chains = match previous {
-            Some(previous) => previous.chains,
-            None => self.remembered_chains(&room_id),
-        };
         view.oldest_loaded_id = history
             .has_more
             .then(|| history.messages.first().map(|message| message.id))
             .flatten();
+        let page_end = history.messages.last().map_or(0, |message| message.id);
         view.pending = history.messages;
         if let Ok(state) = view.state.clone() {
             self.note_member_keys(&state, "this room's member list")
@@ -90,9 +112,32 @@ impl Chat {
         for envelope in envelopes.envelopes {
             accept_envelope(&mut view, &session, &envelope);
         }
-        // The log was just fetched: a message naming a longer one means the server withholds
-        // entries from this reader.
-        let processed = process_pending(&mut view, &session, true);
+        // From here on nothing awaits, so no event slips in between: carry over what the tab
+        // had and what arrived over the WebSocket while this ran, and the chains as the
+        // client state now remembers them (every message seen so far is in there).
+        view.chains = self.remembered_chains(&room_id);
+        let previous = self
+            .rooms
+            .with_untracked(|rooms| rooms.get(&room_id).cloned());
+        let mut arrived_since = Vec::new();
+        if let Some(previous) = previous {
+            view.requested_epochs = previous.requested_epochs;
+            view.own_last = previous.own_last;
+            view.reported_withheld = previous.reported_withheld;
+            arrived_since = previous
+                .received
+                .into_iter()
+                .filter(|message| message.id > page_end)
+                .collect();
+        }
+        // The log was just fetched: a message of the page naming a longer one means the
+        // server withholds entries from this reader.
+        let mut processed = process_pending(&mut view, &session, true);
+        view.received = arrived_since.clone();
+        view.pending.extend(arrived_since);
+        let later = process_pending(&mut view, &session, false);
+        processed.warnings.extend(later.warnings);
+        processed.log_ahead |= later.log_ahead;
         self.rooms.update(|rooms| {
             rooms.insert(room_id, view);
         });
@@ -174,6 +219,7 @@ impl Chat {
                     if view.messages.iter().any(|shown| shown.id() == message.id) {
                         return None;
                     }
+                    view.remember_received(&message);
                     view.pending.push(message);
                     Some(process_pending(view, &session, false))
                 });
@@ -207,7 +253,9 @@ impl Chat {
                 epoch: _,
             } => self.hand_keys_to(room_id, &username).await?,
             ServerEvent::JoinRequested { room_id, .. } => self.load_join_requests(room_id).await?,
-            ServerEvent::RoomDeleted { room_id } => self.forget_room(room_id),
+            // Only a signed delete entry (handled with the log) removes a room; the server's
+            // word alone is shown as such, and the room stays, read-only.
+            ServerEvent::RoomDeleted { room_id } => self.server_says_deleted(room_id),
             ServerEvent::Error { error } => self.error.set(Some(error)),
         }
         Ok(())
@@ -289,6 +337,21 @@ impl Chat {
     fn knows_room(&self, room_id: &RoomId) -> bool {
         self.rooms
             .with_untracked(|rooms| rooms.contains_key(room_id))
+    }
+
+    /// The server says `room_id` was deleted, with no signed entry: the room is kept,
+    /// read-only, with the room's trust warning.
+    fn server_says_deleted(&self, room_id: RoomId) {
+        if !self.knows_room(&room_id) {
+            return;
+        }
+        let warning = TrustWarning::ServerSaysRoomDeleted { room_id };
+        self.rooms.update(|rooms| {
+            if let Some(view) = rooms.get_mut(&room_id) {
+                view.state = Err(warning.to_string());
+            }
+        });
+        self.raise_warnings(vec![warning]);
     }
 
     /// Drops a deleted room from this tab.
@@ -547,7 +610,7 @@ impl Chat {
                 if *counter >= chain.counter {
                     chain = ChainLink {
                         device: session.device_id,
-                        counter: counter + 1,
+                        counter: counter.saturating_add(1),
                         prev_hash: *hash,
                     };
                 }
@@ -563,8 +626,6 @@ impl Chat {
                 kind: MessageKind::Text,
                 body: text.as_bytes().to_vec(),
             };
-            view.own_last
-                .insert(epoch, (chain.counter, inner.chain_hash()));
             Some((inner, key))
         });
         let (inner, key) = prepared
@@ -572,7 +633,7 @@ impl Chat {
             .ok_or_else(|| ChatError::Other("you do not hold this room's key yet".into()))?;
         let sealed = seal_message(&inner, &key, &session.secrets, &mut OsRng)
             .map_err(ChatError::from_display)?;
-        let stored: StoredMessage = http::post(
+        let posted: Result<StoredMessage, HttpError> = http::post(
             &room_path(&room_id, "messages"),
             &PostMessageRequest {
                 epoch: inner.epoch,
@@ -580,13 +641,26 @@ impl Chat {
                 ciphertext: Base64(sealed.ciphertext),
             },
         )
-        .await?;
+        .await;
+        // The chain moves on once the server stored the message, or may have (the answer was
+        // lost): a refused message does not use up its counter, and a stored one is not
+        // written over.
+        if matches!(posted, Ok(_) | Err(HttpError::Network(_))) {
+            let link = (inner.chain.counter, inner.chain_hash());
+            self.rooms.update(|rooms| {
+                if let Some(view) = rooms.get_mut(&room_id) {
+                    view.own_last.insert(inner.epoch, link);
+                }
+            });
+        }
+        let stored = posted?;
         // The WebSocket echo may arrive first; either way the message is shown once.
         let processed = self.rooms.try_update(|rooms| {
             let view = rooms.get_mut(&room_id)?;
             if view.messages.iter().any(|shown| shown.id() == stored.id) {
                 return None;
             }
+            view.remember_received(&stored);
             view.pending.push(stored);
             Some(process_pending(view, &session, false))
         });
@@ -739,8 +813,15 @@ pub fn process_pending(view: &mut RoomView, session: &Session, fresh_log: bool) 
     }
     view.messages.sort_by_key(ShownMessage::id);
     view.messages.dedup_by_key(|shown| shown.id());
-    processed
-        .warnings
-        .extend(view.chains.withheld(room_id, view.oldest_loaded_id));
+    // Each gap is reported once: again only when more go missing.
+    for warning in view.chains.withheld(room_id, view.oldest_loaded_id) {
+        if let TrustWarning::MessagesWithheld { sender, count, .. } = &warning {
+            let reported = view.reported_withheld.entry(sender.clone()).or_default();
+            if *count > *reported {
+                *reported = *count;
+                processed.warnings.push(warning);
+            }
+        }
+    }
     processed
 }

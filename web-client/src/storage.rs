@@ -4,17 +4,13 @@
 //!
 //! One database, `e2ee-chat`, with one object store, `client`, keyed by strings:
 //! `state/<username>` holds the sealed state, `kdf/<username>` the 28-byte KDF record
-//! `salt(16) || u32 m_kib || u32 t || u32 p` (big-endian), and `device/<username>` this
-//! browser's random 16-byte device id, which names its message chains, and
-//! `confirmed/<username>` the highest client-state version the server confirmed (`u64`). The KDF record is not secret (the
+//! `salt(16) || u32 m_kib || u32 t || u32 p` (big-endian), and `confirmed/<username>` the
+//! highest client-state version the server confirmed to this browser (`u64`). The KDF record is not secret (the
 //! server knows it too); it is kept in the clear because it is needed before the password
 //! has unlocked anything.
 
 use client::KdfRecord;
 use common::account::{KdfParams, SALT_LEN};
-use common::message::DEVICE_ID_LEN;
-use common::primitives::random_bytes;
-use common::OsRng;
 use js_sys::Uint8Array;
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
@@ -97,12 +93,17 @@ pub async fn load_confirmed_version(username: &str) -> Result<u64, StorageError>
         .map_or(0, u64::from_be_bytes))
 }
 
-/// Saves the highest client-state version the server confirmed for `username`.
+/// Raises the highest client-state version the server confirmed for `username` to
+/// `version` (never lowers it, so two tabs cannot undo each other).
 ///
 /// # Errors
 /// [`StorageError`] when IndexedDB fails.
-pub async fn save_confirmed_version(username: &str, version: u64) -> Result<(), StorageError> {
-    put(&format!("confirmed/{username}"), &version.to_be_bytes()).await
+pub async fn raise_confirmed_version(username: &str, version: u64) -> Result<(), StorageError> {
+    let stored = load_confirmed_version(username).await?;
+    if version > stored {
+        put(&format!("confirmed/{username}"), &version.to_be_bytes()).await?;
+    }
+    Ok(())
 }
 
 /// The KDF record this browser saved for `username`, if any (a malformed one counts as none).
@@ -150,22 +151,6 @@ pub async fn save_kdf_record(username: &str, record: &KdfRecord) -> Result<(), S
     put(&format!("kdf/{username}"), &bytes).await
 }
 
-/// This browser's device id for `username`: the saved one, or a fresh random one, saved.
-///
-/// # Errors
-/// [`StorageError`] when IndexedDB fails.
-pub async fn device_id(username: &str) -> Result<[u8; DEVICE_ID_LEN], StorageError> {
-    let key = format!("device/{username}");
-    if let Some(saved) = get(&key).await? {
-        if let Ok(device_id) = <[u8; DEVICE_ID_LEN]>::try_from(saved.as_slice()) {
-            return Ok(device_id);
-        }
-    }
-    let device_id: [u8; DEVICE_ID_LEN] = random_bytes(&mut OsRng);
-    put(&key, &device_id).await?;
-    Ok(device_id)
-}
-
 /// Forgets everything this browser saved for `username` (after the account was deleted, so a
 /// new account of the same name starts clean).
 ///
@@ -178,7 +163,6 @@ pub async fn forget(username: &str) -> Result<(), StorageError> {
     for key in [
         format!("state/{username}"),
         format!("kdf/{username}"),
-        format!("device/{username}"),
         format!("confirmed/{username}"),
     ] {
         store.delete(JsValue::from_str(&key)).await?;

@@ -19,6 +19,9 @@ use crate::storage;
 
 /// How often a save retries after the server said another browser saved meanwhile.
 const SAVE_ATTEMPTS: usize = 3;
+/// The highest client-state version the server can store (its column is a signed 64-bit
+/// integer); a larger one named by the server is a lie.
+const MAX_VERSION: u64 = i64::MAX as u64;
 /// How long a save waits for more changes to save with it, in milliseconds.
 const SAVE_DELAY_MS: u32 = 250;
 
@@ -51,9 +54,23 @@ impl Chat {
                 )));
             }
         };
+        if remote_version > MAX_VERSION {
+            self.uploads_held.set(true);
+            self.state_ready.set(true);
+            return Err(ChatError::Other(
+                "the server reports an impossible client-state version; nothing is uploaded".into(),
+            ));
+        }
+        let served_version = match &remote {
+            RemoteState::Opened(state) => Some(state.version),
+            _ => None,
+        };
         let reconciled = reconcile(local, remote);
         self.uploads_held.set(reconciled.hold_uploads);
         self.server_version.set(remote_version);
+        if let Some(version) = served_version {
+            let _ = storage::raise_confirmed_version(&session.username, version).await;
+        }
         self.client_state.set(reconciled.state);
         self.raise_warnings(reconciled.warnings);
         let kdf_changed = self.client_state.try_update(|state| {
@@ -125,6 +142,17 @@ impl Chat {
         }
         self.trust_warnings.update(|shown| {
             for warning in warnings {
+                // A grown gap replaces the earlier count of the same sender in the room.
+                if let TrustWarning::MessagesWithheld {
+                    room_id, sender, ..
+                } = &warning
+                {
+                    shown.retain(|earlier| {
+                        !matches!(earlier, TrustWarning::MessagesWithheld {
+                            room_id: earlier_room, sender: earlier_sender, ..
+                        } if earlier_room == room_id && earlier_sender == sender)
+                    });
+                }
                 if !shown.contains(&warning) {
                     shown.push(warning);
                 }
@@ -264,15 +292,10 @@ impl Chat {
     /// Checks a replayed log against what this account accepted of it before.
     ///
     /// # Errors
-    /// The [`TrustWarning`] (also raised) when the log was rolled back or forked.
+    /// The [`TrustWarning`] (for the caller to raise) when the log was rolled back or forked.
     pub fn check_log(&self, room_id: &RoomId, state: &RoomState) -> Result<(), TrustWarning> {
-        let checked = self
-            .client_state
-            .with_untracked(|client| client.check_log(room_id, state));
-        if let Err(warning) = &checked {
-            self.raise_warnings(vec![warning.clone()]);
-        }
-        checked
+        self.client_state
+            .with_untracked(|client| client.check_log(room_id, state))
     }
 
     /// Saves the client state soon: changes that arrive together are saved once.
@@ -330,7 +353,7 @@ impl Chat {
             let (version, sealed) = self
                 .client_state
                 .try_update(|state| {
-                    state.version = state.version.max(base_version) + 1;
+                    state.version = state.version.max(base_version).saturating_add(1);
                     let sealed = state.seal(&session.state_key, &session.username, &mut OsRng);
                     (state.version, sealed)
                 })
@@ -353,7 +376,7 @@ impl Chat {
             match uploaded {
                 Ok(()) => {
                     self.server_version.set(version);
-                    let _ = storage::save_confirmed_version(&session.username, version).await;
+                    let _ = storage::raise_confirmed_version(&session.username, version).await;
                     return Ok(());
                 }
                 Err(HttpError::Server { status: 409, .. }) => self.merge_newer_remote().await?,
@@ -395,6 +418,12 @@ impl Chat {
                 self.raise_warnings(vec![TrustWarning::StateUnreadable]);
                 self.uploads_held.set(true);
             }
+        }
+        if remote_version > MAX_VERSION {
+            self.uploads_held.set(true);
+            return Err(ChatError::Other(
+                "the server reports an impossible client-state version; nothing is uploaded".into(),
+            ));
         }
         self.server_version.set(remote_version);
         Ok(())
