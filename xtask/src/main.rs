@@ -25,6 +25,8 @@ tasks:
           native test, the wasm-pack browser tests of `common` and `client`, and the browser
           end-to-end tests
   bench   run the criterion benchmarks of the crypto core and the relay load generator
+  fuzz    run every cargo-fuzz target of fuzz/ (nightly) for a bounded time each, growing
+          fuzz/corpus/; `cargo xtask fuzz -- 300` gives each target 300 s (default 60)
 ";
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Some("run") => run(&rest),
         Some("test") => test(),
         Some("bench") => bench(),
+        Some("fuzz") => fuzz(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
@@ -172,6 +175,47 @@ fn test() -> TaskResult {
         "\nxtask: every check passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// The cargo-fuzz targets of `fuzz/fuzz_targets/`, one per decoder.
+const FUZZ_TARGETS: [&str; 5] = [
+    "log_entry",
+    "message",
+    "identity",
+    "envelope",
+    "client_state",
+];
+
+/// Runs each fuzz target for a bounded time (seconds from the first argument, default 60)
+/// on its corpus, which it grows; `cargo xtask test` replays the corpora on stable
+/// (`client/tests/fuzz_corpus.rs`).
+fn fuzz(args: &[String]) -> TaskResult {
+    let seconds: u64 = match args.first() {
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("the fuzzing time must be whole seconds, not {text:?}"))?,
+        None => 60,
+    };
+    let tools = Tools::ensure_for_fuzz()?;
+    for target in FUZZ_TARGETS {
+        step(&format!("cargo +nightly fuzz run {target} ({seconds} s)"));
+        run_command(
+            tools
+                .command("cargo")
+                .args([
+                    "+nightly",
+                    "fuzz",
+                    "run",
+                    "--fuzz-dir",
+                    "fuzz",
+                    target,
+                    "--",
+                ])
+                .arg(format!("-max_total_time={seconds}"))
+                .arg("-max_len=4096"),
+        )?;
+    }
     Ok(())
 }
 

@@ -30,7 +30,7 @@ impl Tools {
     pub fn ensure_for_build() -> Result<Self, String> {
         ensure_wasm_target()?;
         let binaryen_bin = ensure_wasm_opt()?;
-        let path = path_with(&binaryen_bin)?;
+        let path = path_with(Some(&binaryen_bin))?;
         ensure_cargo_tool("trunk", &["--version"], TRUNK_VERSION, &path, || {
             vec!["install", "--locked", "trunk", "--version", TRUNK_VERSION]
                 .into_iter()
@@ -68,6 +68,28 @@ impl Tools {
         Ok(tools)
     }
 
+    /// What `cargo xtask fuzz` needs: a nightly toolchain (it cannot be fetched here, so its
+    /// absence is an error that says so) and cargo-fuzz.
+    pub fn ensure_for_fuzz() -> Result<Self, String> {
+        let toolchains = output_of("rustup", &["toolchain", "list"], None)
+            .ok_or("rustup is needed to find a nightly toolchain")?;
+        if !toolchains.lines().any(|line| line.starts_with("nightly")) {
+            return Err(
+                "cargo fuzz needs a nightly toolchain (rustup toolchain install nightly)".into(),
+            );
+        }
+        let path = path_with(None)?;
+        if !tool_answers("cargo-fuzz", &["--version"], &path) {
+            step("installing cargo-fuzz (cargo install --locked cargo-fuzz)");
+            run_command(Command::new(cargo()).args(["install", "--locked", "cargo-fuzz"]))?;
+        }
+        Ok(Self {
+            path,
+            chromedriver: PathBuf::new(),
+            chromium: PathBuf::new(),
+        })
+    }
+
     /// A command for `program` with the tools' `PATH`.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
@@ -80,9 +102,9 @@ fn cargo() -> OsString {
     env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
-/// `PATH` with binaryen's directory and cargo's bin directory in front.
-fn path_with(binaryen_bin: &Path) -> Result<OsString, String> {
-    let mut entries = vec![binaryen_bin.to_path_buf()];
+/// `PATH` with binaryen's directory (when given) and cargo's bin directory in front.
+fn path_with(binaryen_bin: Option<&Path>) -> Result<OsString, String> {
+    let mut entries: Vec<PathBuf> = binaryen_bin.map(Path::to_path_buf).into_iter().collect();
     if let Some(home) = env::var_os("CARGO_HOME").or_else(|| {
         env::var_os("HOME").map(|home| Path::new(&home).join(".cargo").into_os_string())
     }) {
