@@ -105,8 +105,7 @@ impl Chat {
         let page_end = history.messages.last().map_or(0, |message| message.id);
         view.pending = history.messages;
         if let Ok(state) = view.state.clone() {
-            self.note_member_keys(&state, "this room's member list")
-                .await;
+            self.check_member_keys(&state, "this room's member list");
             view.accept_state(state, &session.username);
         }
         for envelope in envelopes.envelopes {
@@ -305,9 +304,8 @@ impl Chat {
         };
         self.remember_log_of(room_id);
         match &signed.entry().action {
-            LogAction::AddMember { username, keys, .. } if *username != me => {
-                self.note_keys(username, keys, "this room's member list")
-                    .await;
+            LogAction::AddMember { username, .. } if *username != me => {
+                // Checked against the pins only; hand_keys_to seals nothing to changed keys.
                 self.hand_keys_to(room_id, username).await?;
             }
             LogAction::DeleteRoom => self.forget_room(room_id),
@@ -383,8 +381,7 @@ impl Chat {
             return Ok(());
         }
         if self
-            .check_trusted(username, &member.keys, "this room's member list")
-            .await
+            .check_pinned(username, &member.keys, "this room's member list")
             .is_err()
         {
             return Ok(());
@@ -474,8 +471,7 @@ impl Chat {
         for (username, member) in rotation.state.members() {
             if *username != session.username
                 && self
-                    .check_trusted(username, &member.keys, "this room's member list")
-                    .await
+                    .check_pinned(username, &member.keys, "this room's member list")
                     .is_err()
             {
                 continue;
@@ -587,6 +583,8 @@ impl Chat {
     /// this browser's chain and naming the log head this tab accepted. Sends of one tab go
     /// out one at a time, so the server stores them in chain order.
     pub async fn send(&self, room_id: RoomId, text: &str) -> Result<(), ChatError> {
+        // Writing is acting: the members are pinned now, and a changed key stops the send.
+        self.pin_room_members(room_id).await?;
         while self.send_in_flight.get_untracked() {
             gloo_timers::future::TimeoutFuture::new(20).await;
         }

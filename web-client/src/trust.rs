@@ -429,42 +429,87 @@ impl Chat {
         Ok(())
     }
 
-    /// Pins `keys` for `username` on first use, or records a visible warning if they differ
-    /// from the pin (the warning is the outcome; nothing else is to be done here).
-    pub async fn note_keys(&self, username: &str, keys: &MemberKeys, seen_in: &str) {
-        if let Err(error) = self.check_trusted(username, keys, seen_in).await {
-            if !matches!(error, ChatError::Trust(_)) {
-                self.error.set(Some(error.to_string()));
+    /// Compares `keys` with the pin of `username` without pinning anything: keys are pinned
+    /// only when the user acts ([`Chat::pin_room_members`], [`Chat::check_trusted`]), so a
+    /// server cannot make this browser pin an impostor the user never looked at. Keys that
+    /// differ from the pin raise a visible warning.
+    ///
+    /// # Errors
+    /// [`ChatError::Trust`] with [`TrustError::KeyChanged`] when they differ from the pin.
+    pub fn check_pinned(
+        &self,
+        username: &str,
+        keys: &MemberKeys,
+        seen_in: &str,
+    ) -> Result<(), ChatError> {
+        if username == self.me() {
+            return Ok(());
+        }
+        match self.pin_check(username, keys) {
+            PinCheck::Changed { .. } => {
+                self.warn_key_change(username, *keys, seen_in);
+                Err(TrustError::KeyChanged(username.to_owned()).into())
             }
+            PinCheck::New | PinCheck::Matches { .. } => Ok(()),
         }
     }
 
-    /// Notes the keys of every member of a room (see [`Chat::note_keys`]).
-    pub async fn note_member_keys(&self, state: &RoomState, seen_in: &str) {
+    /// Checks the keys of every member of a room against the pins (see
+    /// [`Chat::check_pinned`]), pinning nobody.
+    pub fn check_member_keys(&self, state: &RoomState, seen_in: &str) {
+        for (username, member) in state.members() {
+            let _ = self.check_pinned(username, &member.keys, seen_in);
+        }
+    }
+
+    /// The user acts in a room (opens it or writes to it): every member not pinned yet is
+    /// pinned with the keys the room's log records (trust on first use), and saved.
+    ///
+    /// # Errors
+    /// [`ChatError::Trust`] naming a member whose keys differ from the pin: nothing may be
+    /// sent to the room until the user accepts or refuses them.
+    pub async fn pin_room_members(&self, room_id: RoomId) -> Result<(), ChatError> {
+        if !self.state_ready.get_untracked() {
+            return Err(ChatError::Other(
+                "your saved contact keys are still loading; try again in a moment".into(),
+            ));
+        }
         let me = self.me();
-        let members: Vec<(String, MemberKeys)> = state
-            .members()
-            .iter()
-            .filter(|(name, _)| **name != me)
-            .map(|(name, member)| (name.clone(), member.keys))
-            .collect();
-        let mut changed = false;
+        let members: Vec<(String, MemberKeys)> = self.rooms.with_untracked(|rooms| {
+            rooms
+                .get(&room_id)
+                .and_then(|view| view.state.as_ref().ok())
+                .map(|state| {
+                    state
+                        .members()
+                        .iter()
+                        .filter(|(name, _)| **name != me)
+                        .map(|(name, member)| (name.clone(), member.keys))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        let mut pinned = false;
+        let mut changed = None;
         for (username, keys) in members {
             let outcome = self
                 .client_state
                 .try_update(|state| state.pins.pin_first_use(&username, &keys));
             match outcome {
-                Some(Ok(true)) => changed = true,
-                Some(Err(TrustError::KeyChanged(_))) => {
-                    self.warn_key_change(&username, keys, seen_in)
+                Some(Ok(true)) => pinned = true,
+                Some(Err(error)) => {
+                    self.warn_key_change(&username, keys, "this room's member list");
+                    changed.get_or_insert(error);
                 }
                 _ => {}
             }
         }
-        if changed {
-            if let Err(error) = self.save_client_state().await {
-                self.error.set(Some(error.to_string()));
-            }
+        if pinned {
+            self.save_client_state().await?;
+        }
+        match changed {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
         }
     }
 

@@ -105,7 +105,13 @@ pub fn RoomList() -> impl IntoView {
                             <li
                                 data-testid="room-item"
                                 class:selected=move || chat.selected.get() == Some(room_id)
-                                on:click=move |_| chat.selected.set(Some(room_id))
+                                on:click=move |_| {
+                                    chat.selected.set(Some(room_id));
+                                    // Opening a room is acting in it: its members are pinned.
+                                    leptos::task::spawn_local(async move {
+                                        let _ = chat.pin_room_members(room_id).await;
+                                    });
+                                }
                             >
                                 <span class="room-icon">{if direct { "@" } else { "#" }}</span>
                                 {room_name}
