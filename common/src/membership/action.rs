@@ -1,0 +1,247 @@
+//! The actions a log entry can take, their stable tags and byte encodings, and the hash an
+//! invite entry publishes instead of its token.
+
+use crate::encoding::{DecodeError, Decoder, Encoder};
+use crate::identity::{validate_username, MemberKeys};
+use crate::primitives::{self, KEY_LEN};
+
+use super::{Role, RoomPolicy, MAX_METADATA_LEN};
+
+/// What a log entry does. Tags are stable: new actions take new tags and old ones never
+/// change meaning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogAction {
+    /// Genesis (tag 1): the creator becomes owner and commits to the epoch 0 room key.
+    Create {
+        /// 32 random bytes that make the room id unique.
+        room_nonce: [u8; KEY_LEN],
+        /// The creator's public keys.
+        owner_keys: MemberKeys,
+        /// `SHA-256(label || room_id || 0 || K_0)`, see [`crate::room_key::key_commitment`].
+        key_commitment: [u8; KEY_LEN],
+        /// Room name and topic, encrypted under `K_0` ([`crate::room_key::seal_metadata`]).
+        encrypted_metadata: Vec<u8>,
+    },
+    /// Adds a member (tag 2) with the keys the author saw for them.
+    AddMember {
+        /// The new member's username.
+        username: String,
+        /// The new member's public keys as the author verified them.
+        keys: MemberKeys,
+        /// The role the new member gets; never [`Role::Owner`].
+        role: Role,
+    },
+    /// Removes a member (tag 3); a rotation should follow.
+    RemoveMember {
+        /// Who is removed.
+        username: String,
+    },
+    /// Removes a member if present and bars them from being added again (tag 4).
+    Ban {
+        /// Who is banned.
+        username: String,
+    },
+    /// Changes a member's role (tag 5); owner only, never to owner.
+    SetRole {
+        /// Whose role changes.
+        username: String,
+        /// The new role.
+        role: Role,
+    },
+    /// Starts a new epoch with a fresh room key (tag 6).
+    Rotate {
+        /// The new epoch: the current one plus 1.
+        epoch: u64,
+        /// Commitment to the new epoch's key.
+        key_commitment: [u8; KEY_LEN],
+        /// The room metadata encrypted under the new key.
+        encrypted_metadata: Vec<u8>,
+    },
+    /// Sets the room's policy (tag 7).
+    SetPolicy {
+        /// The new policy.
+        policy: RoomPolicy,
+    },
+    /// Publishes an invite (tag 8): the hash of a secret token, never the token itself.
+    Invite {
+        /// `SHA-256(label || token)`, see [`invite_token_hash`].
+        token_hash: [u8; KEY_LEN],
+        /// When the invite stops working, milliseconds since the Unix epoch.
+        expires_at_ms: u64,
+        /// How many join requests it admits.
+        max_uses: u32,
+    },
+    /// The author leaves the room (tag 9); a rotation should follow.
+    Leave,
+    /// Replaces the encrypted name and topic, under the current epoch key (tag 10).
+    SetMetadata {
+        /// The metadata encrypted under the current epoch's key.
+        encrypted_metadata: Vec<u8>,
+    },
+    /// The server deletes the room's stored messages (tag 11); a rotation should follow.
+    ClearHistory,
+    /// The room is deleted (tag 12); no entry may follow.
+    DeleteRoom,
+}
+
+impl LogAction {
+    /// The tag byte of this action.
+    pub fn tag(&self) -> u8 {
+        match self {
+            Self::Create { .. } => 1,
+            Self::AddMember { .. } => 2,
+            Self::RemoveMember { .. } => 3,
+            Self::Ban { .. } => 4,
+            Self::SetRole { .. } => 5,
+            Self::Rotate { .. } => 6,
+            Self::SetPolicy { .. } => 7,
+            Self::Invite { .. } => 8,
+            Self::Leave => 9,
+            Self::SetMetadata { .. } => 10,
+            Self::ClearHistory => 11,
+            Self::DeleteRoom => 12,
+        }
+    }
+
+    /// A short name, for messages and the server's logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Create { .. } => "create the room",
+            Self::AddMember { .. } => "add a member",
+            Self::RemoveMember { .. } => "remove a member",
+            Self::Ban { .. } => "ban a user",
+            Self::SetRole { .. } => "change a role",
+            Self::Rotate { .. } => "rotate the room key",
+            Self::SetPolicy { .. } => "change the room policy",
+            Self::Invite { .. } => "create an invite",
+            Self::Leave => "leave",
+            Self::SetMetadata { .. } => "rename the room",
+            Self::ClearHistory => "clear the history",
+            Self::DeleteRoom => "delete the room",
+        }
+    }
+
+    pub(super) fn encode(&self, encoder: &mut Encoder) {
+        encoder.u8(self.tag());
+        match self {
+            Self::Create {
+                room_nonce,
+                owner_keys,
+                key_commitment,
+                encrypted_metadata,
+            } => {
+                encoder.fixed(room_nonce);
+                owner_keys.encode(encoder);
+                encoder.fixed(key_commitment).bytes(encrypted_metadata);
+            }
+            Self::AddMember {
+                username,
+                keys,
+                role,
+            } => {
+                encoder.string(username);
+                keys.encode(encoder);
+                encoder.u8(role.tag());
+            }
+            Self::RemoveMember { username } | Self::Ban { username } => {
+                encoder.string(username);
+            }
+            Self::SetRole { username, role } => {
+                encoder.string(username).u8(role.tag());
+            }
+            Self::Rotate {
+                epoch,
+                key_commitment,
+                encrypted_metadata,
+            } => {
+                encoder
+                    .u64(*epoch)
+                    .fixed(key_commitment)
+                    .bytes(encrypted_metadata);
+            }
+            Self::SetPolicy { policy } => policy.encode(encoder),
+            Self::Invite {
+                token_hash,
+                expires_at_ms,
+                max_uses,
+            } => {
+                encoder.fixed(token_hash).u64(*expires_at_ms).u32(*max_uses);
+            }
+            Self::SetMetadata { encrypted_metadata } => {
+                encoder.bytes(encrypted_metadata);
+            }
+            Self::Leave | Self::ClearHistory | Self::DeleteRoom => {}
+        }
+    }
+
+    pub(super) fn decode(decoder: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let username = |decoder: &mut Decoder<'_>| -> Result<String, DecodeError> {
+            let username = decoder.string()?.to_owned();
+            validate_username(&username).map_err(|_| DecodeError::InvalidValue("username"))?;
+            Ok(username)
+        };
+        let metadata = |decoder: &mut Decoder<'_>| -> Result<Vec<u8>, DecodeError> {
+            let bytes = decoder.bytes()?.to_vec();
+            if bytes.len() > MAX_METADATA_LEN {
+                return Err(DecodeError::InvalidValue("metadata length"));
+            }
+            Ok(bytes)
+        };
+        match decoder.u8()? {
+            1 => Ok(Self::Create {
+                room_nonce: decoder.fixed()?,
+                owner_keys: MemberKeys::decode(decoder)?,
+                key_commitment: decoder.fixed()?,
+                encrypted_metadata: metadata(decoder)?,
+            }),
+            2 => Ok(Self::AddMember {
+                username: username(decoder)?,
+                keys: MemberKeys::decode(decoder)?,
+                role: Role::from_tag(decoder.u8()?)?,
+            }),
+            3 => Ok(Self::RemoveMember {
+                username: username(decoder)?,
+            }),
+            4 => Ok(Self::Ban {
+                username: username(decoder)?,
+            }),
+            5 => Ok(Self::SetRole {
+                username: username(decoder)?,
+                role: Role::from_tag(decoder.u8()?)?,
+            }),
+            6 => Ok(Self::Rotate {
+                epoch: decoder.u64()?,
+                key_commitment: decoder.fixed()?,
+                encrypted_metadata: metadata(decoder)?,
+            }),
+            7 => Ok(Self::SetPolicy {
+                policy: RoomPolicy::decode(decoder)?,
+            }),
+            8 => Ok(Self::Invite {
+                token_hash: decoder.fixed()?,
+                expires_at_ms: decoder.u64()?,
+                max_uses: decoder.u32()?,
+            }),
+            9 => Ok(Self::Leave),
+            10 => Ok(Self::SetMetadata {
+                encrypted_metadata: metadata(decoder)?,
+            }),
+            11 => Ok(Self::ClearHistory),
+            12 => Ok(Self::DeleteRoom),
+            tag => Err(DecodeError::UnknownTag {
+                what: "log action",
+                tag,
+            }),
+        }
+    }
+}
+
+/// Domain-separation label of invite token hashes.
+pub const INVITE_TOKEN_LABEL: &[u8] = b"e2ee-chat/v1/invite-token";
+
+/// `SHA-256(label || token)`: what an invite entry publishes instead of the token.
+pub fn invite_token_hash(token: &[u8]) -> [u8; KEY_LEN] {
+    let mut encoder = Encoder::new(INVITE_TOKEN_LABEL);
+    encoder.bytes(token);
+    primitives::sha256(&encoder.finish())
+}

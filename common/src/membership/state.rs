@@ -1,0 +1,578 @@
+//! The state a replayed log describes (members, epochs, bans, invites, policy, metadata), the
+//! replay itself, and one method per action that checks the author's authority and applies it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::encoding::DecodeError;
+use crate::identity::{self, validate_username, MemberKeys};
+use crate::primitives::KEY_LEN;
+
+use super::{
+    LogAction, LogEntry, LogError, LogErrorKind, Role, RoomId, RoomPolicy, SignedLogEntry,
+};
+
+/// A member as the log describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// Public keys recorded when the member was added (or created the room).
+    pub keys: MemberKeys,
+    /// Current role.
+    pub role: Role,
+    /// Sequence number of the entry that added the member.
+    pub added_at_seq: u64,
+    /// The epoch that was current when the member was added.
+    pub joined_epoch: u64,
+}
+
+/// What is known of one epoch of the room key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochRecord {
+    /// The commitment to the epoch's room key.
+    pub key_commitment: [u8; KEY_LEN],
+    /// Everyone who was a member at some point during the epoch, with their keys: whose
+    /// messages of this epoch a reader may accept.
+    pub members: BTreeMap<String, MemberKeys>,
+}
+
+/// An invite published in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRecord {
+    /// When it stops working, milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// How many join requests it admits.
+    pub max_uses: u32,
+    /// The admin who published it.
+    pub created_by: String,
+}
+
+/// The state of a room after replaying its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomState {
+    room_id: RoomId,
+    members: BTreeMap<String, MemberRecord>,
+    epochs: Vec<EpochRecord>,
+    banned: BTreeSet<String>,
+    policy: RoomPolicy,
+    invites: BTreeMap<[u8; KEY_LEN], InviteRecord>,
+    metadata_epoch: u64,
+    encrypted_metadata: Vec<u8>,
+    rotation_pending: bool,
+    deleted: bool,
+    entry_hashes: Vec<[u8; KEY_LEN]>,
+    head_hash: [u8; KEY_LEN],
+    length: u64,
+}
+
+/// Replays a whole log from genesis.
+///
+/// # Errors
+/// [`LogError`] for the first entry that fails a check; nothing after it is considered.
+pub fn replay(entries: &[SignedLogEntry]) -> Result<RoomState, LogError> {
+    let (genesis, rest) = entries.split_first().ok_or(LogError {
+        index: 0,
+        kind: LogErrorKind::Empty,
+    })?;
+    let mut state = RoomState::from_genesis(genesis).map_err(|kind| LogError { index: 0, kind })?;
+    for entry in rest {
+        let index = state.length;
+        state
+            .apply(entry)
+            .map_err(|kind| LogError { index, kind })?;
+    }
+    Ok(state)
+}
+
+/// Parses and replays a log given as wire bytes, one entry per element.
+///
+/// # Errors
+/// As [`replay`], with [`LogErrorKind::Malformed`] for an entry that does not parse.
+pub fn replay_bytes<B: AsRef<[u8]>>(entries: &[B]) -> Result<RoomState, LogError> {
+    let parsed = entries
+        .iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            SignedLogEntry::from_bytes(bytes.as_ref()).map_err(|error| LogError {
+                index: index as u64,
+                kind: LogErrorKind::Malformed(error),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    replay(&parsed)
+}
+
+impl RoomState {
+    /// Checks a genesis entry and starts the state from it.
+    ///
+    /// # Errors
+    /// [`LogErrorKind`] for the failed check.
+    pub fn from_genesis(genesis: &SignedLogEntry) -> Result<Self, LogErrorKind> {
+        let entry = genesis.entry();
+        let LogAction::Create {
+            room_nonce,
+            owner_keys,
+            key_commitment,
+            encrypted_metadata,
+        } = &entry.action
+        else {
+            return Err(LogErrorKind::MisplacedCreate);
+        };
+        if entry.seq != 0 {
+            return Err(LogErrorKind::SequenceGap {
+                expected: 0,
+                found: entry.seq,
+            });
+        }
+        if entry.prev != [0u8; KEY_LEN] {
+            return Err(LogErrorKind::PrevHashMismatch);
+        }
+        validate_username(&entry.author)
+            .map_err(|_| LogErrorKind::Malformed(DecodeError::InvalidValue("username")))?;
+        if RoomId::derive(&entry.author, owner_keys, room_nonce) != entry.room_id {
+            return Err(LogErrorKind::RoomIdMismatch);
+        }
+        identity::verify_signature(
+            &owner_keys.ed25519,
+            genesis.entry_bytes(),
+            &genesis.signature,
+        )
+        .map_err(|_| LogErrorKind::GenesisAuthorMismatch)?;
+        let mut members = BTreeMap::new();
+        members.insert(
+            entry.author.clone(),
+            MemberRecord {
+                keys: *owner_keys,
+                role: Role::Owner,
+                added_at_seq: 0,
+                joined_epoch: 0,
+            },
+        );
+        Ok(Self {
+            room_id: entry.room_id,
+            members,
+            epochs: vec![EpochRecord {
+                key_commitment: *key_commitment,
+                members: BTreeMap::from([(entry.author.clone(), *owner_keys)]),
+            }],
+            banned: BTreeSet::new(),
+            policy: RoomPolicy::default(),
+            invites: BTreeMap::new(),
+            metadata_epoch: 0,
+            encrypted_metadata: encrypted_metadata.clone(),
+            rotation_pending: false,
+            deleted: false,
+            entry_hashes: vec![genesis.hash()],
+            head_hash: genesis.hash(),
+            length: 1,
+        })
+    }
+
+    /// Checks one more entry against the state and applies it.
+    ///
+    /// On error the state is unchanged.
+    ///
+    /// # Errors
+    /// [`LogErrorKind`] for the failed check.
+    pub fn apply(&mut self, signed: &SignedLogEntry) -> Result<(), LogErrorKind> {
+        let entry = signed.entry();
+        if entry.room_id != self.room_id {
+            return Err(LogErrorKind::RoomIdMismatch);
+        }
+        if entry.seq != self.length {
+            return Err(LogErrorKind::SequenceGap {
+                expected: self.length,
+                found: entry.seq,
+            });
+        }
+        if entry.prev != self.head_hash {
+            return Err(LogErrorKind::PrevHashMismatch);
+        }
+        if self.deleted {
+            return Err(LogErrorKind::RoomDeleted);
+        }
+        let author = self
+            .members
+            .get(&entry.author)
+            .ok_or_else(|| LogErrorKind::AuthorNotMember(entry.author.clone()))?;
+        identity::verify_signature(
+            &author.keys.ed25519,
+            signed.entry_bytes(),
+            &signed.signature,
+        )
+        .map_err(|_| LogErrorKind::BadSignature(entry.author.clone()))?;
+        let by = Authority {
+            author: &entry.author,
+            role: author.role,
+            action: entry.action.name(),
+        };
+        match &entry.action {
+            LogAction::Create { .. } => return Err(LogErrorKind::MisplacedCreate),
+            LogAction::AddMember {
+                username,
+                keys,
+                role,
+            } => self.add_member(&by, entry.seq, username, keys, *role)?,
+            LogAction::RemoveMember { username } => self.remove_member(&by, username)?,
+            LogAction::Ban { username } => self.ban(&by, username)?,
+            LogAction::SetRole { username, role } => self.set_role(&by, username, *role)?,
+            LogAction::Rotate {
+                epoch,
+                key_commitment,
+                encrypted_metadata,
+            } => self.rotate(&by, *epoch, key_commitment, encrypted_metadata)?,
+            LogAction::SetPolicy { policy } => {
+                by.require(Role::Admin)?;
+                self.policy = *policy;
+            }
+            LogAction::Invite {
+                token_hash,
+                expires_at_ms,
+                max_uses,
+            } => self.invite(&by, token_hash, *expires_at_ms, *max_uses)?,
+            LogAction::Leave => self.leave(&by)?,
+            LogAction::SetMetadata { encrypted_metadata } => {
+                by.require(Role::Admin)?;
+                self.metadata_epoch = self.current_epoch();
+                self.encrypted_metadata = encrypted_metadata.clone();
+            }
+            LogAction::ClearHistory => {
+                by.require(Role::Admin)?;
+                self.rotation_pending = true;
+            }
+            LogAction::DeleteRoom => {
+                by.require(Role::Owner)?;
+                self.deleted = true;
+            }
+        }
+        self.head_hash = signed.hash();
+        self.entry_hashes.push(self.head_hash);
+        self.length += 1;
+        Ok(())
+    }
+
+    /// The hash of entry `seq`, if the log has it.
+    pub fn hash_at(&self, seq: u64) -> Option<[u8; KEY_LEN]> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|index| self.entry_hashes.get(index))
+            .copied()
+    }
+
+    /// Checks that this log extends one seen before, of `seen_length` entries ending in
+    /// `seen_head`: a server cannot roll a client back or show it another history.
+    ///
+    /// # Errors
+    /// [`LogErrorKind::Truncated`] or [`LogErrorKind::Forked`].
+    pub fn check_extends(
+        &self,
+        seen_length: u64,
+        seen_head: &[u8; KEY_LEN],
+    ) -> Result<(), LogErrorKind> {
+        if seen_length == 0 {
+            return Ok(());
+        }
+        if self.length < seen_length {
+            return Err(LogErrorKind::Truncated {
+                seen: seen_length,
+                served: self.length,
+            });
+        }
+        if self.hash_at(seen_length - 1).as_ref() != Some(seen_head) {
+            return Err(LogErrorKind::Forked(seen_length - 1));
+        }
+        Ok(())
+    }
+
+    /// `AddMember`: admins add members, the owner adds admins, nobody adds an owner; not a
+    /// current member, not banned. The member joins the current epoch.
+    fn add_member(
+        &mut self,
+        by: &Authority<'_>,
+        seq: u64,
+        username: &str,
+        keys: &MemberKeys,
+        role: Role,
+    ) -> Result<(), LogErrorKind> {
+        let allowed = match role {
+            Role::Member => by.role >= Role::Admin,
+            Role::Admin => by.role == Role::Owner,
+            Role::Owner => false,
+        };
+        if !allowed {
+            return Err(by.not_authorized());
+        }
+        if self.members.contains_key(username) {
+            return Err(LogErrorKind::AlreadyMember(username.to_owned()));
+        }
+        if self.banned.contains(username) {
+            return Err(LogErrorKind::Banned(username.to_owned()));
+        }
+        let epoch = self.current_epoch();
+        self.members.insert(
+            username.to_owned(),
+            MemberRecord {
+                keys: *keys,
+                role,
+                added_at_seq: seq,
+                joined_epoch: epoch,
+            },
+        );
+        if let Some(current) = self.epochs.last_mut() {
+            current.members.insert(username.to_owned(), *keys);
+        }
+        Ok(())
+    }
+
+    /// `RemoveMember`: an admin removes a member of lower role; a rotation is then pending.
+    fn remove_member(&mut self, by: &Authority<'_>, username: &str) -> Result<(), LogErrorKind> {
+        by.require(Role::Admin)?;
+        self.check_can_remove(by, username)?;
+        self.members.remove(username);
+        self.rotation_pending = true;
+        Ok(())
+    }
+
+    /// `Ban`: an admin bans someone not banned yet (removing them if a member of lower role);
+    /// a banned user can never be added again.
+    fn ban(&mut self, by: &Authority<'_>, username: &str) -> Result<(), LogErrorKind> {
+        by.require(Role::Admin)?;
+        if self.banned.contains(username) {
+            return Err(LogErrorKind::Banned(username.to_owned()));
+        }
+        if username == by.author {
+            return Err(LogErrorKind::TargetsAuthor);
+        }
+        if self.members.contains_key(username) {
+            self.check_can_remove(by, username)?;
+            self.members.remove(username);
+            self.rotation_pending = true;
+        }
+        self.banned.insert(username.to_owned());
+        Ok(())
+    }
+
+    /// `SetRole`: the owner makes another member admin or member (never owner).
+    fn set_role(
+        &mut self,
+        by: &Authority<'_>,
+        username: &str,
+        role: Role,
+    ) -> Result<(), LogErrorKind> {
+        by.require(Role::Owner)?;
+        if username == by.author {
+            return Err(LogErrorKind::TargetsAuthor);
+        }
+        if role == Role::Owner {
+            return Err(by.not_authorized());
+        }
+        let member = self
+            .members
+            .get_mut(username)
+            .ok_or_else(|| LogErrorKind::NotAMember(username.to_owned()))?;
+        member.role = role;
+        Ok(())
+    }
+
+    /// `Rotate`: an admin starts the next epoch, committing to its key, with the current
+    /// members as its members; the pending rotation is done.
+    fn rotate(
+        &mut self,
+        by: &Authority<'_>,
+        epoch: u64,
+        key_commitment: &[u8; KEY_LEN],
+        encrypted_metadata: &[u8],
+    ) -> Result<(), LogErrorKind> {
+        by.require(Role::Admin)?;
+        let expected = self.current_epoch() + 1;
+        if epoch != expected {
+            return Err(LogErrorKind::EpochGap {
+                expected,
+                found: epoch,
+            });
+        }
+        self.epochs.push(EpochRecord {
+            key_commitment: *key_commitment,
+            members: self
+                .members
+                .iter()
+                .map(|(name, record)| (name.clone(), record.keys))
+                .collect(),
+        });
+        self.metadata_epoch = epoch;
+        self.encrypted_metadata = encrypted_metadata.to_vec();
+        self.rotation_pending = false;
+        Ok(())
+    }
+
+    /// `Invite`: an admin publishes a new invite's token hash, expiry and number of uses.
+    fn invite(
+        &mut self,
+        by: &Authority<'_>,
+        token_hash: &[u8; KEY_LEN],
+        expires_at_ms: u64,
+        max_uses: u32,
+    ) -> Result<(), LogErrorKind> {
+        by.require(Role::Admin)?;
+        if max_uses == 0 {
+            return Err(LogErrorKind::InvalidInvite(
+                "an invite needs at least one use",
+            ));
+        }
+        if self.invites.contains_key(token_hash) {
+            return Err(LogErrorKind::InvalidInvite(
+                "this invite was already published",
+            ));
+        }
+        self.invites.insert(
+            *token_hash,
+            InviteRecord {
+                expires_at_ms,
+                max_uses,
+                created_by: by.author.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
+    /// `Leave`: any member but the owner leaves; a rotation is then pending.
+    fn leave(&mut self, by: &Authority<'_>) -> Result<(), LogErrorKind> {
+        if by.role == Role::Owner {
+            return Err(LogErrorKind::OwnerCannotLeave);
+        }
+        self.members.remove(by.author);
+        self.rotation_pending = true;
+        Ok(())
+    }
+
+    /// Whether the author may remove `target`: someone else, a current member, of a lower
+    /// role than the author.
+    fn check_can_remove(&self, by: &Authority<'_>, target: &str) -> Result<(), LogErrorKind> {
+        if target == by.author {
+            return Err(LogErrorKind::TargetsAuthor);
+        }
+        let member = self
+            .members
+            .get(target)
+            .ok_or_else(|| LogErrorKind::NotAMember(target.to_owned()))?;
+        if member.role >= by.role {
+            return Err(by.not_authorized());
+        }
+        Ok(())
+    }
+
+    /// The room id.
+    pub fn room_id(&self) -> RoomId {
+        self.room_id
+    }
+
+    /// Current members by username.
+    pub fn members(&self) -> &BTreeMap<String, MemberRecord> {
+        &self.members
+    }
+
+    /// One current member.
+    pub fn member(&self, username: &str) -> Option<&MemberRecord> {
+        self.members.get(username)
+    }
+
+    /// The current epoch number.
+    pub fn current_epoch(&self) -> u64 {
+        self.epochs.len() as u64 - 1
+    }
+
+    /// What the log says of `epoch`, if it exists.
+    pub fn epoch(&self, epoch: u64) -> Option<&EpochRecord> {
+        usize::try_from(epoch)
+            .ok()
+            .and_then(|index| self.epochs.get(index))
+    }
+
+    /// The keys `username` had while a member during `epoch`, if they were one.
+    pub fn member_keys_in_epoch(&self, username: &str, epoch: u64) -> Option<&MemberKeys> {
+        self.epoch(epoch)?.members.get(username)
+    }
+
+    /// Whether `username` was a member at some point during `epoch`.
+    pub fn was_member_in_epoch(&self, username: &str, epoch: u64) -> bool {
+        self.member_keys_in_epoch(username, epoch).is_some()
+    }
+
+    /// Users barred from being added again.
+    pub fn banned(&self) -> &BTreeSet<String> {
+        &self.banned
+    }
+
+    /// The room policy.
+    pub fn policy(&self) -> &RoomPolicy {
+        &self.policy
+    }
+
+    /// Published invites by token hash.
+    pub fn invites(&self) -> &BTreeMap<[u8; KEY_LEN], InviteRecord> {
+        &self.invites
+    }
+
+    /// The latest room metadata and the epoch whose key encrypts it.
+    pub fn encrypted_metadata(&self) -> (u64, &[u8]) {
+        (self.metadata_epoch, &self.encrypted_metadata)
+    }
+
+    /// Whether a member left or was removed (or history was cleared) since the last
+    /// rotation: until an admin rotates, the former member could read new messages.
+    pub fn rotation_pending(&self) -> bool {
+        self.rotation_pending
+    }
+
+    /// Whether the owner deleted the room.
+    pub fn deleted(&self) -> bool {
+        self.deleted
+    }
+
+    /// Hash of the last entry: the `prev` of the next one.
+    pub fn head_hash(&self) -> [u8; KEY_LEN] {
+        self.head_hash
+    }
+
+    /// Number of entries replayed: the `seq` of the next one.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Builds the next entry (unsigned) with this state's room id, sequence and `prev`.
+    pub fn next_entry(&self, author: &str, time_ms: u64, action: LogAction) -> LogEntry {
+        LogEntry {
+            room_id: self.room_id,
+            seq: self.length,
+            prev: self.head_hash,
+            author: author.to_owned(),
+            time_ms,
+            action,
+        }
+    }
+}
+
+/// Who made the entry being applied, with their role at that point of the log.
+struct Authority<'a> {
+    author: &'a str,
+    role: Role,
+    action: &'static str,
+}
+
+impl Authority<'_> {
+    /// The refusal for an author whose role does not allow the action.
+    fn not_authorized(&self) -> LogErrorKind {
+        LogErrorKind::NotAuthorized {
+            author: self.author.to_owned(),
+            role: self.role.as_str(),
+            action: self.action,
+        }
+    }
+
+    /// Requires at least `needed`.
+    fn require(&self, needed: Role) -> Result<(), LogErrorKind> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(self.not_authorized())
+        }
+    }
+}
