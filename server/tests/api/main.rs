@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod join_requests;
 mod key_requests;
+mod malicious_chains;
 mod malicious_server;
 mod messages;
 mod networks;
