@@ -13,28 +13,9 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_family = "wasm")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-#[cfg(target_family = "wasm")]
-fn now_ms() -> f64 {
-    js_sys::Date::now()
-}
+mod support;
 
-#[cfg(not(target_family = "wasm"))]
-fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs_f64() * 1000.0)
-        .unwrap_or_default()
-}
-
-#[cfg(target_family = "wasm")]
-fn report(text: &str) {
-    wasm_bindgen_test::console_log!("{}", text);
-}
-
-#[cfg(not(target_family = "wasm"))]
-fn report(text: &str) {
-    println!("{text}");
-}
+use support::{now_ms, report};
 
 #[test]
 fn rotate_and_reseal_a_room_of_100_members() {

@@ -429,6 +429,21 @@ impl Chat {
         Ok(())
     }
 
+    /// Refuses to pin before the client state is loaded, so nothing is decided on an empty
+    /// state that the loaded one would then overwrite.
+    ///
+    /// # Errors
+    /// [`ChatError::Other`] while the state is loading.
+    fn require_state_ready(&self) -> Result<(), ChatError> {
+        if self.state_ready.get_untracked() {
+            Ok(())
+        } else {
+            Err(ChatError::Other(
+                "your saved contact keys are still loading; try again in a moment".into(),
+            ))
+        }
+    }
+
     /// Compares `keys` with the pin of `username` without pinning anything: keys are pinned
     /// only when the user acts ([`Chat::pin_room_members`], [`Chat::check_trusted`]), so a
     /// server cannot make this browser pin an impostor the user never looked at. Keys that
@@ -469,11 +484,7 @@ impl Chat {
     /// [`ChatError::Trust`] naming a member whose keys differ from the pin: nothing may be
     /// sent to the room until the user accepts or refuses them.
     pub async fn pin_room_members(&self, room_id: RoomId) -> Result<(), ChatError> {
-        if !self.state_ready.get_untracked() {
-            return Err(ChatError::Other(
-                "your saved contact keys are still loading; try again in a moment".into(),
-            ));
-        }
+        self.require_state_ready()?;
         let me = self.me();
         let members: Vec<(String, MemberKeys)> = self.rooms.with_untracked(|rooms| {
             rooms
@@ -527,11 +538,7 @@ impl Chat {
         if username == self.me() {
             return Ok(());
         }
-        if !self.state_ready.get_untracked() {
-            return Err(ChatError::Other(
-                "your saved contact keys are still loading; try again in a moment".into(),
-            ));
-        }
+        self.require_state_ready()?;
         let outcome = self
             .client_state
             .try_update(|state| state.pins.pin_first_use(username, keys))

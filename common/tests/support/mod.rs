@@ -1,7 +1,7 @@
-//! What the worked-example tests of `common` and `client` share: a counting stand-in for the
-//! random generator, and the check that every computed value appears in `docs/PROTOCOL.md`.
-//! Included as a module by `common/tests/worked_examples.rs` and, by path, by
-//! `client/tests/worked_examples.rs`.
+//! What the tests of `common` and `client` share: a counting stand-in for the random
+//! generator, the check that every computed worked-example value appears in
+//! `docs/PROTOCOL.md`, and a clock and printer for the timing tests (native and in headless
+//! Chromium). Included as a module by `common/tests/`, and by path by `client/tests/`.
 
 #![allow(dead_code)]
 
@@ -91,4 +91,31 @@ fn option_env_print() -> bool {
 #[cfg(target_family = "wasm")]
 fn option_env_print() -> bool {
     false
+}
+
+/// Milliseconds from the browser's clock (in Chromium) or the system clock.
+#[cfg(target_family = "wasm")]
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Milliseconds from the browser's clock (in Chromium) or the system clock.
+#[cfg(not(target_family = "wasm"))]
+pub fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs_f64() * 1000.0)
+        .unwrap_or_default()
+}
+
+/// Prints a measured figure: to the browser console in Chromium, to standard output natively.
+#[cfg(target_family = "wasm")]
+pub fn report(text: &str) {
+    wasm_bindgen_test::console_log!("{}", text);
+}
+
+/// Prints a measured figure: to the browser console in Chromium, to standard output natively.
+#[cfg(not(target_family = "wasm"))]
+pub fn report(text: &str) {
+    println!("{text}");
 }
