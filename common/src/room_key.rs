@@ -214,7 +214,8 @@ impl KeyEnvelope {
     }
 
     /// The checks anyone holding the log can make, the server included: room, epoch,
-    /// recipient and distributor membership, recipient key, and the distributor's signature.
+    /// recipient membership and key, that the distributor is a member or was one during the
+    /// epoch, and the distributor's signature (under their keys of that time).
     ///
     /// # Errors
     /// The first [`EnvelopeError`] found.
@@ -236,12 +237,18 @@ impl KeyEnvelope {
         {
             return Err(EnvelopeError::HistoryNotShared(self.recipient.clone()));
         }
-        // The distributor must be a member at the head of the log: a removed member's
-        // envelopes are refused even for epochs they once held.
+        // The distributor must be a member now, or have been one during the envelope's epoch
+        // (so held its key): envelopes a member sealed before being removed stay valid, and
+        // history they handed out is not lost. Their keys as the log recorded them then.
         let distributor_keys = state
             .member(&self.distributor)
-            .ok_or_else(|| EnvelopeError::DistributorNotMember(self.distributor.clone()))?
-            .keys;
+            .map(|member| member.keys)
+            .or_else(|| {
+                state
+                    .member_keys_in_epoch(&self.distributor, self.epoch)
+                    .copied()
+            })
+            .ok_or_else(|| EnvelopeError::DistributorNotMember(self.distributor.clone()))?;
         let signature =
             Signature::from_slice(&self.signature.0).map_err(|_| EnvelopeError::BadSignature)?;
         identity::verify_signature(&distributor_keys.ed25519, &self.signed_bytes(), &signature)

@@ -716,3 +716,75 @@ fn secrets_do_not_appear_in_debug_output() {
     assert_eq!(format!("{room_key:?}"), "RoomKey([redacted])");
     assert_eq!(format!("{:?}", keys.wrap_key), "WrapKey([redacted])");
 }
+
+#[test]
+fn an_envelope_sealed_before_its_distributor_was_removed_stays_valid() {
+    let alice = person("alice");
+    let bob = person("bob");
+    let carol = person("carol");
+    let (room, mut log, mut state) = room_with_bob(&alice, &bob);
+    let add_carol = state
+        .next_entry(
+            "alice",
+            3,
+            LogAction::AddMember {
+                username: "carol".into(),
+                keys: carol.secrets.public_keys(),
+                role: Role::Member,
+            },
+        )
+        .sign(&alice.secrets);
+    state.apply(&add_carol).expect("add carol");
+    log.push(add_carol);
+    // bob hands carol the epoch-0 key, then is removed.
+    let envelope = KeyEnvelope::seal(
+        &state,
+        0,
+        &room.key,
+        carol.name,
+        bob.name,
+        &bob.secrets,
+        &mut OsRng,
+    )
+    .expect("seals");
+    let remove_bob = state
+        .next_entry(
+            "alice",
+            4,
+            LogAction::RemoveMember {
+                username: "bob".into(),
+            },
+        )
+        .sign(&alice.secrets);
+    state.apply(&remove_bob).expect("remove bob");
+    assert!(state.member("bob").is_none());
+    assert_eq!(
+        envelope.open(&state, carol.name, &carol.secrets),
+        Ok(room.key.clone())
+    );
+    // After the rotation bob never held epoch 1: an envelope of his for it is refused.
+    let rotation = common::room_key::rotate(
+        &state,
+        "alice",
+        &alice.secrets,
+        &RoomMetadata::named("ops"),
+        5,
+        &mut OsRng,
+    )
+    .expect("rotation");
+    state.apply(&rotation.entry).expect("rotate");
+    let late = KeyEnvelope::seal(
+        &state,
+        1,
+        &rotation.key,
+        carol.name,
+        bob.name,
+        &bob.secrets,
+        &mut OsRng,
+    )
+    .expect("seals");
+    assert_eq!(
+        late.open(&state, carol.name, &carol.secrets),
+        Err(EnvelopeError::DistributorNotMember("bob".into()))
+    );
+}
