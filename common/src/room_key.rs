@@ -20,6 +20,8 @@ use crate::wire::{Base64, Base64Array};
 pub const KEY_COMMIT_LABEL: &[u8] = b"e2ee-chat/v1/key-commit";
 /// Domain-separation label of the key envelope signature.
 pub const KEY_ENVELOPE_LABEL: &[u8] = b"e2ee-chat/v1/key-envelope";
+/// Domain-separation label of an envelope signature that also covers the log head.
+pub const KEY_ENVELOPE_LABEL_V2: &[u8] = b"e2ee-chat/v2/key-envelope";
 /// Domain-separation label of the encrypted room metadata.
 pub const METADATA_LABEL: &[u8] = b"e2ee-chat/v1/room-metadata";
 /// Length of the sealed plaintext `room_id(32) || epoch(8) || key(32)`, in bytes.
@@ -102,6 +104,17 @@ pub enum EnvelopeError {
     /// recipient's membership.
     #[error("this room does not share history from before {0} joined")]
     HistoryNotShared(String),
+    /// The envelope names a longer log than the one it is checked against: fetch the log
+    /// and check again (still longer after a fresh fetch: the server withholds entries).
+    #[error("key envelope names a log of {0} entries, longer than the one held")]
+    LogAhead(u64),
+    /// The log the envelope names has another entry at that position than the one it is
+    /// checked against: the distributor and the reader were shown different logs.
+    #[error("key envelope was sealed at another membership log (entry {0} differs)")]
+    LogForked(u64),
+    /// A log head with a length of 0.
+    #[error("key envelope names an empty log")]
+    EmptyLogHead,
 }
 
 /// A room key sealed to one member, signed by the member who sealed it.
@@ -121,6 +134,20 @@ pub struct KeyEnvelope {
     pub sealed: Base64,
     /// Distributor's Ed25519 signature over [`KeyEnvelope::signed_bytes`], 64 bytes.
     pub signature: Base64,
+    /// The log the distributor had accepted when sealing: its length and head hash. Absent
+    /// only in envelopes of protocol version 1, which are signed without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_head: Option<EnvelopeLogHead>,
+}
+
+/// The membership log an envelope's distributor had accepted (docs/PROTOCOL.md section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeLogHead {
+    /// Number of entries, at least 1.
+    pub length: u64,
+    /// `RoomState::head_hash` of that log.
+    pub hash: Base64Array<32>,
 }
 
 impl fmt::Debug for KeyEnvelope {
@@ -135,9 +162,17 @@ impl fmt::Debug for KeyEnvelope {
 }
 
 impl KeyEnvelope {
-    /// `label || room_id || epoch || recipient || recipient_x25519 || distributor || sealed`.
+    /// `label || room_id || epoch || recipient || recipient_x25519 || distributor || sealed`,
+    /// then `|| u64 log_length || log_head(32)` with the label
+    /// `e2ee-chat/v2/key-envelope` when the envelope names its log head (protocol 2), or
+    /// with `e2ee-chat/v1/key-envelope` and nothing after `sealed` (protocol 1).
     pub fn signed_bytes(&self) -> Vec<u8> {
-        let mut encoder = Encoder::new(KEY_ENVELOPE_LABEL);
+        let label = if self.log_head.is_some() {
+            KEY_ENVELOPE_LABEL_V2
+        } else {
+            KEY_ENVELOPE_LABEL
+        };
+        let mut encoder = Encoder::new(label);
         encoder
             .fixed(&self.room_id.0)
             .u64(self.epoch)
@@ -145,7 +180,31 @@ impl KeyEnvelope {
             .fixed(&self.recipient_x25519.0)
             .string(&self.distributor)
             .bytes(&self.sealed.0);
+        if let Some(head) = &self.log_head {
+            encoder.u64(head.length).fixed(&head.hash.0);
+        }
         encoder.finish()
+    }
+
+    /// Compares the log head the envelope names with `state`.
+    ///
+    /// # Errors
+    /// [`EnvelopeError::LogAhead`], [`EnvelopeError::LogForked`] or
+    /// [`EnvelopeError::EmptyLogHead`].
+    pub fn check_log_head(&self, state: &RoomState) -> Result<(), EnvelopeError> {
+        let Some(head) = &self.log_head else {
+            return Ok(());
+        };
+        if head.length == 0 {
+            return Err(EnvelopeError::EmptyLogHead);
+        }
+        if head.length > state.length() {
+            return Err(EnvelopeError::LogAhead(head.length));
+        }
+        if state.hash_at(head.length - 1) != Some(head.hash.0) {
+            return Err(EnvelopeError::LogForked(head.length - 1));
+        }
+        Ok(())
     }
 
     /// Seals `key` for `recipient` (whose keys are taken from the log) and signs it.
@@ -166,6 +225,10 @@ impl KeyEnvelope {
             .ok_or_else(|| EnvelopeError::RecipientNotMember(recipient.to_owned()))?
             .keys;
         let room_id = state.room_id();
+        let log_head = EnvelopeLogHead {
+            length: state.length(),
+            hash: Base64Array(state.head_hash()),
+        };
         Self::seal_to_key(
             room_id,
             epoch,
@@ -174,6 +237,7 @@ impl KeyEnvelope {
             &recipient_keys.x25519,
             distributor,
             distributor_secrets,
+            Some(log_head),
             rng,
         )
     }
@@ -187,6 +251,7 @@ impl KeyEnvelope {
         recipient_x25519: &X25519PublicKey,
         distributor: &str,
         distributor_secrets: &IdentitySecrets,
+        log_head: Option<EnvelopeLogHead>,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Self, EnvelopeError> {
         let mut plaintext = Encoder::unlabelled();
@@ -203,6 +268,7 @@ impl KeyEnvelope {
             distributor: distributor.to_owned(),
             sealed: Base64(sealed?),
             signature: Base64::default(),
+            log_head,
         };
         envelope.signature = Base64(
             distributor_secrets
@@ -215,7 +281,8 @@ impl KeyEnvelope {
 
     /// The checks anyone holding the log can make, the server included: room, epoch,
     /// recipient membership and key, that the distributor is a member or was one during the
-    /// epoch, and the distributor's signature (under their keys of that time).
+    /// epoch, the distributor's signature (under their keys of that time), and then the log
+    /// head it names ([`KeyEnvelope::check_log_head`]).
     ///
     /// # Errors
     /// The first [`EnvelopeError`] found.
@@ -252,7 +319,9 @@ impl KeyEnvelope {
         let signature =
             Signature::from_slice(&self.signature.0).map_err(|_| EnvelopeError::BadSignature)?;
         identity::verify_signature(&distributor_keys.ed25519, &self.signed_bytes(), &signature)
-            .map_err(|_| EnvelopeError::BadSignature)
+            .map_err(|_| EnvelopeError::BadSignature)?;
+        // Only after the signature: the server cannot raise a fork warning by editing a head.
+        self.check_log_head(state)
     }
 
     /// Verifies the envelope, opens it as `me`, and checks the key against the commitment.

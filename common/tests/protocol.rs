@@ -788,3 +788,75 @@ fn an_envelope_sealed_before_its_distributor_was_removed_stays_valid() {
         Err(EnvelopeError::DistributorNotMember("bob".into()))
     );
 }
+
+#[test]
+fn an_envelope_names_the_log_its_distributor_had() {
+    use common::room_key::EnvelopeLogHead;
+    use common::wire::Base64Array;
+    let alice = person("alice");
+    let bob = person("bob");
+    let (room, log, state) = room_with_bob(&alice, &bob);
+    let envelope = KeyEnvelope::seal(
+        &state,
+        0,
+        &room.key,
+        bob.name,
+        alice.name,
+        &alice.secrets,
+        &mut OsRng,
+    )
+    .expect("seals");
+    assert_eq!(
+        envelope.log_head,
+        Some(EnvelopeLogHead {
+            length: 2,
+            hash: Base64Array(state.head_hash())
+        })
+    );
+    assert_eq!(
+        envelope.open(&state, bob.name, &bob.secrets),
+        Ok(room.key.clone())
+    );
+    // A reader that has only the genesis: the envelope names a longer log.
+    let genesis_only = replay(&log[..1]).expect("genesis");
+    assert_eq!(
+        envelope.check_log_head(&genesis_only),
+        Err(EnvelopeError::LogAhead(2))
+    );
+    // Another head at that position (re-signed by alice so only the head differs): forked.
+    let mut forked = envelope.clone();
+    forked.log_head = Some(EnvelopeLogHead {
+        length: 2,
+        hash: Base64Array([5; 32]),
+    });
+    assert_eq!(
+        forked.verify(&state),
+        Err(EnvelopeError::BadSignature),
+        "a head the server edited is a bad signature, not a fork"
+    );
+    forked.signature = common::wire::Base64(
+        alice
+            .secrets
+            .sign(&forked.signed_bytes())
+            .to_bytes()
+            .to_vec(),
+    );
+    assert_eq!(forked.verify(&state), Err(EnvelopeError::LogForked(1)));
+    // Stripping the head turns it into a protocol-1 envelope whose signature does not verify.
+    let mut stripped = envelope.clone();
+    stripped.log_head = None;
+    assert_eq!(stripped.verify(&state), Err(EnvelopeError::BadSignature));
+    // A protocol-1 envelope (signed without a head) is still accepted.
+    let mut legacy = stripped;
+    legacy.signature = common::wire::Base64(
+        alice
+            .secrets
+            .sign(&legacy.signed_bytes())
+            .to_bytes()
+            .to_vec(),
+    );
+    assert_eq!(
+        legacy.open(&state, bob.name, &bob.secrets),
+        Ok(room.key.clone())
+    );
+}

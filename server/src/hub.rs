@@ -33,8 +33,8 @@ pub const SESSION_ENDED_REASON: &str = "session ended";
 /// What the hub hands a connection's writer.
 #[derive(Debug, Clone)]
 pub enum Outgoing {
-    /// An event to send as a JSON text frame.
-    Event(ServerEvent),
+    /// An event to send as a JSON text frame, shared by every connection it fans out to.
+    Event(Arc<ServerEvent>),
     /// The session ended: send a close frame and stop.
     SessionEnded,
 }
@@ -125,13 +125,17 @@ impl Hub {
         usernames: impl IntoIterator<Item = &'a str>,
         event: &ServerEvent,
     ) {
+        let event = Arc::new(event.clone());
         let mut connections = self.lock();
         for username in usernames {
             let Some(user_connections) = connections.get_mut(username) else {
                 continue;
             };
             user_connections.retain(|id, connection| {
-                match connection.sender.try_send(Outgoing::Event(event.clone())) {
+                match connection
+                    .sender
+                    .try_send(Outgoing::Event(Arc::clone(&event)))
+                {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         tracing::warn!(%username, connection = id, "dropping a slow websocket");

@@ -119,6 +119,8 @@ pub struct RoomView {
     /// How many withheld messages were already reported per sender, so a gap is reported
     /// once, and again only when it grows.
     pub reported_withheld: BTreeMap<String, u64>,
+    /// Syncs in a row caused by envelopes naming a longer log than the one fetched.
+    pub log_retries: u8,
     /// Join requests waiting for an admin (only loaded for owners and admins).
     pub join_requests: Vec<PendingJoinRequest>,
     /// Epochs whose keys this client already asked the other members for.
@@ -146,6 +148,7 @@ impl RoomView {
             ahead_of_log: Vec::new(),
             received: Vec::new(),
             reported_withheld: BTreeMap::new(),
+            log_retries: 0,
             join_requests: Vec::new(),
             requested_epochs: BTreeSet::new(),
             removed: false,

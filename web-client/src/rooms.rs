@@ -13,7 +13,8 @@ use common::membership::{
 };
 use common::message::{open_message, seal_message, ChainLink, InnerMessage, MessageKind};
 use common::room_key::{
-    create_room, envelopes_for_member, open_metadata, rotate, KeyEnvelope, RoomKey, RoomMetadata,
+    create_room, envelopes_for_member, open_metadata, rotate, EnvelopeError, KeyEnvelope, RoomKey,
+    RoomMetadata,
 };
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
@@ -26,6 +27,8 @@ use crate::http::{self, HttpError};
 const PAGE_SIZE: usize = 100;
 /// Older pages a sync loads at most to reach the remembered chain heads.
 const MAX_CATCH_UP_PAGES: usize = 5;
+/// Syncs in a row a room gets for envelopes that name a longer log than the one fetched.
+const MAX_LOG_RETRIES: u8 = 2;
 
 /// The path of a room's API resource.
 pub fn room_path(room_id: &RoomId, resource: &str) -> String {
@@ -108,9 +111,11 @@ impl Chat {
             self.check_member_keys(&state, "this room's member list");
             view.accept_state(state, &session.username);
         }
-        for envelope in envelopes.envelopes {
-            accept_envelope(&mut view, &session, &envelope);
-        }
+        let retries = self
+            .rooms
+            .with_untracked(|rooms| rooms.get(&room_id).map_or(0, |view| view.log_retries));
+        let (envelope_warnings, envelope_ahead) =
+            accept_synced_envelopes(&mut view, &session, &envelopes.envelopes, retries);
         // From here on nothing awaits, so no event slips in between: carry over what the tab
         // had and what arrived over the WebSocket while this ran, and the chains as the
         // client state now remembers them (every message seen so far is in there).
@@ -132,6 +137,8 @@ impl Chat {
         // The log was just fetched: a message of the page naming a longer one means the
         // server withholds entries from this reader.
         let mut processed = process_pending(&mut view, &session, true);
+        processed.warnings.extend(envelope_warnings);
+        processed.log_ahead |= envelope_ahead;
         view.received = arrived_since.clone();
         view.pending.extend(arrived_since);
         let later = process_pending(&mut view, &session, false);
@@ -238,8 +245,14 @@ impl Chat {
                 }
                 let processed = self.rooms.try_update(|rooms| {
                     let view = rooms.get_mut(&room_id)?;
-                    accept_envelope(view, &session, &envelope);
-                    Some(process_pending(view, &session, false))
+                    let outcome = accept_envelope(view, &session, &envelope);
+                    let mut processed = process_pending(view, &session, false);
+                    match outcome {
+                        EnvelopeOutcome::LogAhead => processed.log_ahead = true,
+                        EnvelopeOutcome::Refused(Some(warning)) => processed.warnings.push(warning),
+                        EnvelopeOutcome::Accepted | EnvelopeOutcome::Refused(None) => {}
+                    }
+                    Some(processed)
                 });
                 if let Some(processed) = processed.flatten() {
                     self.after_messages(room_id, processed);
@@ -684,20 +697,79 @@ impl Chat {
     }
 }
 
+/// What became of a key envelope addressed to us.
+enum EnvelopeOutcome {
+    /// Opened; the key is held.
+    Accepted,
+    /// It names a longer log than this tab has: fetch the log and try again.
+    LogAhead,
+    /// Refused, with the trust warning it raises, if any.
+    Refused(Option<TrustWarning>),
+}
+
 /// Opens an envelope addressed to us; a valid key is stored and unlocks the room metadata.
-fn accept_envelope(view: &mut RoomView, session: &Session, envelope: &KeyEnvelope) {
+fn accept_envelope(
+    view: &mut RoomView,
+    session: &Session,
+    envelope: &KeyEnvelope,
+) -> EnvelopeOutcome {
     let Ok(state) = view.state.as_ref() else {
-        return;
+        return EnvelopeOutcome::Refused(None);
     };
     match envelope.open(state, &session.username, &session.secrets) {
         Ok(key) => {
             view.keys.insert(envelope.epoch, key);
             refresh_metadata(view);
+            EnvelopeOutcome::Accepted
+        }
+        Err(EnvelopeError::LogAhead(_)) => EnvelopeOutcome::LogAhead,
+        Err(EnvelopeError::LogForked(position)) => {
+            EnvelopeOutcome::Refused(Some(TrustWarning::LogForked {
+                room_id: view.room_id,
+                position,
+            }))
         }
         Err(error) => {
             web_sys::console::warn_1(&format!("refused key envelope: {error}").into());
+            EnvelopeOutcome::Refused(None)
         }
     }
+}
+
+/// Accepts the envelopes of a sync, returning the trust warnings they raise and whether the
+/// log should be fetched again. An envelope naming a longer log than the one just fetched is
+/// retried with a fresh log at most [`MAX_LOG_RETRIES`] times (the log may have grown between
+/// the two requests); after that the server is withholding entries (`log forked`).
+fn accept_synced_envelopes(
+    view: &mut RoomView,
+    session: &Session,
+    envelopes: &[KeyEnvelope],
+    retries: u8,
+) -> (Vec<TrustWarning>, bool) {
+    let mut warnings = Vec::new();
+    let mut ahead = None;
+    for envelope in envelopes {
+        match accept_envelope(view, session, envelope) {
+            EnvelopeOutcome::Accepted | EnvelopeOutcome::Refused(None) => {}
+            EnvelopeOutcome::Refused(Some(warning)) => warnings.push(warning),
+            EnvelopeOutcome::LogAhead => {
+                ahead.get_or_insert(envelope.log_head.map_or(0, |head| head.length));
+            }
+        }
+    }
+    let mut fetch_again = false;
+    if let Some(length) = ahead {
+        if retries < MAX_LOG_RETRIES {
+            view.log_retries = retries + 1;
+            fetch_again = true;
+        } else {
+            warnings.push(TrustWarning::LogForked {
+                room_id: view.room_id,
+                position: length.saturating_sub(1),
+            });
+        }
+    }
+    (warnings, fetch_again)
 }
 
 /// Decrypts the latest metadata if its key is held.
