@@ -280,6 +280,16 @@ impl RoomChains {
             .collect()
     }
 
+    /// How many messages of `epoch` the room has had as far as this reader knows: for each
+    /// chain of the epoch, the furthest counter seen or remembered (counters start at 1).
+    pub fn messages_in_epoch(&self, epoch: u64) -> u64 {
+        self.heads()
+            .iter()
+            .filter(|(key, _)| key.epoch == epoch && key.device != [0; DEVICE_ID_LEN])
+            .map(|(_, head)| head.counter)
+            .sum()
+    }
+
     /// The smallest message id of the remembered heads: how far back a reader must load the
     /// history for [`RoomChains::withheld`] to judge them all. `None` without heads.
     pub fn oldest_head_id(&self) -> Option<i64> {

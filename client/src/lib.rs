@@ -10,9 +10,11 @@
 //!   version; its merge and its reconciliation with the server's copy (docs/PROTOCOL.md
 //!   section 11).
 //! - [`chains`]: each sender's message chains and the log head a message names.
+//! - [`rotation`]: when an epoch is due for scheduled rotation.
 //! - [`warning`]: [`TrustWarning`], what the user is told when the server lied.
 
 pub mod chains;
+pub mod rotation;
 pub mod state;
 pub mod warning;
 

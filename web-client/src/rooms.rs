@@ -2,6 +2,7 @@
 //! who need them, rotating keys, and sending messages.
 
 use client::chains::check_log_head;
+use client::rotation::rotation_due;
 use client::{ClientState, LogHeadCheck, RoomChains, TrustWarning};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
@@ -419,14 +420,16 @@ impl Chat {
         Ok(())
     }
 
-    /// Rotates the key if the log says a rotation is pending (a member left or was removed),
-    /// reporting a failure in the error banner.
+    /// Rotates the key if the log says a rotation is pending (a member left or was removed)
+    /// or the epoch is due for scheduled rotation ([`client::rotation`]: 7 days or 1,000
+    /// messages), reporting a failure in the error banner.
     pub async fn rotate_if_pending(&self, room_id: RoomId) {
         let pending = self.rooms.with_untracked(|rooms| {
-            rooms
-                .get(&room_id)
-                .and_then(|view| view.state.as_ref().ok())
-                .is_some_and(RoomState::rotation_pending)
+            rooms.get(&room_id).is_some_and(|view| {
+                view.state.as_ref().is_ok_and(|state| {
+                    state.rotation_pending() || rotation_due(state, &view.chains, now_ms())
+                })
+            })
         });
         if pending {
             if let Err(error) = self.rotate_room(room_id).await {
@@ -686,6 +689,22 @@ impl Chat {
     fn after_messages(&self, room_id: RoomId, processed: Processed) {
         self.raise_warnings(processed.warnings);
         self.remember_chains_of(room_id);
+        let me = self.me();
+        let due = self.rooms.with_untracked(|rooms| {
+            rooms.get(&room_id).is_some_and(|view| {
+                view.current_key().is_some()
+                    && view.state.as_ref().is_ok_and(|state| {
+                        state
+                            .member(&me)
+                            .is_some_and(|member| member.role >= Role::Admin)
+                            && rotation_due(state, &view.chains, now_ms())
+                    })
+            })
+        });
+        if due {
+            let chat = *self;
+            leptos::task::spawn_local(async move { chat.rotate_if_pending(room_id).await });
+        }
         if processed.log_ahead {
             let chat = *self;
             leptos::task::spawn_local(async move {

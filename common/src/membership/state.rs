@@ -32,6 +32,9 @@ pub struct EpochRecord {
     /// Everyone who was a member at some point during the epoch, with their keys: whose
     /// messages of this epoch a reader may accept.
     pub members: BTreeMap<String, MemberKeys>,
+    /// When the epoch started: the signed time of its create or rotate entry, milliseconds
+    /// since the Unix epoch by its author's clock (what scheduled rotation counts from).
+    pub started_at_ms: u64,
 }
 
 /// An invite published in the log.
@@ -152,6 +155,7 @@ impl RoomState {
             epochs: vec![EpochRecord {
                 key_commitment: *key_commitment,
                 members: BTreeMap::from([(entry.author.clone(), *owner_keys)]),
+                started_at_ms: entry.time_ms,
             }],
             banned: BTreeSet::new(),
             policy: RoomPolicy::default(),
@@ -218,7 +222,13 @@ impl RoomState {
                 epoch,
                 key_commitment,
                 encrypted_metadata,
-            } => self.rotate(&by, *epoch, key_commitment, encrypted_metadata)?,
+            } => self.rotate(
+                &by,
+                *epoch,
+                key_commitment,
+                encrypted_metadata,
+                entry.time_ms,
+            )?,
             LogAction::SetPolicy { policy } => {
                 by.require(Role::Admin)?;
                 self.policy = *policy;
@@ -380,6 +390,7 @@ impl RoomState {
         epoch: u64,
         key_commitment: &[u8; KEY_LEN],
         encrypted_metadata: &[u8],
+        time_ms: u64,
     ) -> Result<(), LogErrorKind> {
         by.require(Role::Admin)?;
         let expected = self.current_epoch() + 1;
@@ -396,6 +407,7 @@ impl RoomState {
                 .iter()
                 .map(|(name, record)| (name.clone(), record.keys))
                 .collect(),
+            started_at_ms: time_ms,
         });
         self.metadata_epoch = epoch;
         self.encrypted_metadata = encrypted_metadata.to_vec();

@@ -1,0 +1,34 @@
+//! Scheduled rotation, for post-compromise recovery: a room key that leaked (a stolen
+//! device, a copied browser profile) should stop opening new messages after a while even if
+//! nobody leaves. The first admin's client to see the current epoch due rotates it.
+//!
+//! An epoch is due after [`MAX_EPOCH_AGE_MS`] (7 days) counted from the signed time of its
+//! create or rotate entry, or after [`MAX_EPOCH_MESSAGES`] (1,000) messages. Megolm, the
+//! group ratchet of Matrix, rotates its outbound sessions after one week or 100 messages by
+//! default; this room key is shared by every member rather than per sender, so the count is
+//! higher. The room policy does not carry these values yet: they are fixed here.
+
+use common::membership::RoomState;
+
+use crate::chains::RoomChains;
+
+/// Age after which an epoch is due for rotation: 7 days, in milliseconds.
+pub const MAX_EPOCH_AGE_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Number of messages after which an epoch is due for rotation.
+pub const MAX_EPOCH_MESSAGES: u64 = 1_000;
+
+/// Whether the room's current epoch is due for rotation at `now_ms` (milliseconds since the
+/// Unix epoch, this client's clock), given the messages seen of it in `chains`. A deleted
+/// room is never due; an epoch whose start lies in the future (a skewed clock) is due only
+/// by its message count.
+pub fn rotation_due(state: &RoomState, chains: &RoomChains, now_ms: u64) -> bool {
+    if state.deleted() {
+        return false;
+    }
+    let epoch = state.current_epoch();
+    let Some(record) = state.epoch(epoch) else {
+        return false;
+    };
+    now_ms.saturating_sub(record.started_at_ms) >= MAX_EPOCH_AGE_MS
+        || chains.messages_in_epoch(epoch) >= MAX_EPOCH_MESSAGES
+}
