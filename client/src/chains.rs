@@ -280,14 +280,16 @@ impl RoomChains {
             .collect()
     }
 
-    /// How many messages of `epoch` the room has had as far as this reader knows: for each
-    /// chain of the epoch, the furthest counter seen or remembered (counters start at 1).
+    /// How many messages of `epoch` this reader has seen in this session (distinct counters
+    /// per chain). Counters are chosen by senders, so they are not summed: a member cannot
+    /// make the room look busier than it is by numbering one message 1,000.
     pub fn messages_in_epoch(&self, epoch: u64) -> u64 {
-        self.heads()
+        self.seen
             .iter()
             .filter(|(key, _)| key.epoch == epoch && key.device != [0; DEVICE_ID_LEN])
-            .map(|(_, head)| head.counter)
-            .sum()
+            .fold(0u64, |total, (_, chain)| {
+                total.saturating_add(chain.len() as u64)
+            })
     }
 
     /// The smallest message id of the remembered heads: how far back a reader must load the

@@ -1,12 +1,12 @@
 //! Scheduled rotation: an epoch is due after 7 days or 1,000 messages, never in a deleted room.
 //! Natively and in headless Chromium.
 
-use std::collections::BTreeMap;
-
-use client::rotation::{rotation_due, MAX_EPOCH_AGE_MS, MAX_EPOCH_MESSAGES};
-use client::{ChainHead, ChainKey, RoomChains};
+use client::rotation::{rotation_due, MAX_EPOCH_AGE_MS, MAX_EPOCH_MESSAGES, MIN_EPOCH_AGE_MS};
+use client::RoomChains;
 use common::identity::IdentitySecrets;
 use common::membership::LogAction;
+use common::membership::RoomId;
+use common::message::{ChainLink, InnerMessage, MessageKind};
 use common::room_key::{create_room, rotate, RoomMetadata};
 use common::OsRng;
 
@@ -17,24 +17,30 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 const CREATED_AT: u64 = 1_700_000_000_000;
 
-/// Chains of `epoch` whose furthest counters add up to `messages`, over two devices.
+/// Chains of `epoch` in which `messages` messages of alice were seen, in one chain.
 fn chains_with(epoch: u64, messages: u64) -> RoomChains {
-    let head = |device: u8, counter: u64| {
-        (
-            ChainKey {
-                sender: "alice".into(),
-                device: [device; 16],
-                epoch,
-            },
-            ChainHead {
+    let mut chains = RoomChains::default();
+    let mut prev_hash = [0; 32];
+    for counter in 1..=messages {
+        let inner = InnerMessage {
+            room_id: RoomId([3; 32]),
+            epoch,
+            sender: "alice".into(),
+            chain: ChainLink {
+                device: [1; 16],
                 counter,
-                hash: [device; 32],
-                message_id: i64::from(device),
+                prev_hash,
             },
-        )
-    };
-    let first = messages / 2;
-    RoomChains::new(BTreeMap::from([head(1, first), head(2, messages - first)]))
+            log_length: 1,
+            log_head: [8; 32],
+            sent_at_ms: counter,
+            kind: MessageKind::Text,
+            body: Vec::new(),
+        };
+        prev_hash = inner.chain_hash();
+        chains.observe(&inner, counter as i64).expect("in order");
+    }
+    chains
 }
 
 #[test]
@@ -60,23 +66,47 @@ fn an_epoch_is_due_after_a_week_or_a_thousand_messages() {
         !rotation_due(&state, &quiet, CREATED_AT - 5),
         "a start in the future"
     );
-    assert_eq!(chains_with(0, 999).messages_in_epoch(0), 999);
+    let busy = chains_with(0, MAX_EPOCH_MESSAGES);
+    assert_eq!(busy.messages_in_epoch(0), MAX_EPOCH_MESSAGES);
+    let hour_later = CREATED_AT + MIN_EPOCH_AGE_MS;
     assert!(!rotation_due(
         &state,
         &chains_with(0, MAX_EPOCH_MESSAGES - 1),
-        CREATED_AT
+        hour_later
     ));
-    assert!(rotation_due(
-        &state,
-        &chains_with(0, MAX_EPOCH_MESSAGES),
-        CREATED_AT
-    ));
+    assert!(rotation_due(&state, &busy, hour_later));
+    assert!(
+        !rotation_due(&state, &busy, hour_later - 1),
+        "not within the first hour"
+    );
     // Messages of another epoch do not count.
     assert!(!rotation_due(
         &state,
         &chains_with(1, MAX_EPOCH_MESSAGES),
-        CREATED_AT
+        hour_later
     ));
+    // A member numbering one message 1,000 does not make the room look busy.
+    let mut inflated = RoomChains::default();
+    let message = InnerMessage {
+        room_id: RoomId([3; 32]),
+        epoch: 0,
+        sender: "mallory".into(),
+        chain: ChainLink {
+            device: [2; 16],
+            counter: MAX_EPOCH_MESSAGES,
+            prev_hash: [4; 32],
+        },
+        log_length: 1,
+        log_head: [8; 32],
+        sent_at_ms: 1,
+        kind: MessageKind::Text,
+        body: Vec::new(),
+    };
+    inflated
+        .observe(&message, 1)
+        .expect("a first sight of this chain");
+    assert_eq!(inflated.messages_in_epoch(0), 1);
+    assert!(!rotation_due(&state, &inflated, hour_later));
 
     // A rotation starts a fresh epoch, counted from its own signed time.
     let later = CREATED_AT + MAX_EPOCH_AGE_MS + 10;
@@ -94,7 +124,7 @@ fn an_epoch_is_due_after_a_week_or_a_thousand_messages() {
         rotated.epoch(1).map(|epoch| epoch.started_at_ms),
         Some(later)
     );
-    assert!(!rotation_due(&rotated, &chains_with(0, 5_000), later + 1));
+    assert!(!rotation_due(&rotated, &busy, later + MIN_EPOCH_AGE_MS));
 
     // A deleted room is never due.
     let mut deleted = rotated.clone();

@@ -281,8 +281,9 @@ impl KeyEnvelope {
 
     /// The checks anyone holding the log can make, the server included: room, epoch,
     /// recipient membership and key, that the distributor is a member or was one during the
-    /// epoch, the distributor's signature (under their keys of that time), and then the log
-    /// head it names ([`KeyEnvelope::check_log_head`]).
+    /// epoch, and the distributor's signature (under their keys of that time). The log head
+    /// it names is checked apart ([`KeyEnvelope::check_log_head`]): by the server against its
+    /// log, and by [`KeyEnvelope::open`] once the key is known to be the right one.
     ///
     /// # Errors
     /// The first [`EnvelopeError`] found.
@@ -319,9 +320,7 @@ impl KeyEnvelope {
         let signature =
             Signature::from_slice(&self.signature.0).map_err(|_| EnvelopeError::BadSignature)?;
         identity::verify_signature(&distributor_keys.ed25519, &self.signed_bytes(), &signature)
-            .map_err(|_| EnvelopeError::BadSignature)?;
-        // Only after the signature: the server cannot raise a fork warning by editing a head.
-        self.check_log_head(state)
+            .map_err(|_| EnvelopeError::BadSignature)
     }
 
     /// Verifies the envelope, opens it as `me`, and checks the key against the commitment.
@@ -359,11 +358,13 @@ impl KeyEnvelope {
             .epoch(self.epoch)
             .ok_or(EnvelopeError::UnknownEpoch(self.epoch))?
             .key_commitment;
-        if bool::from(key_commitment(&self.room_id, self.epoch, &key).ct_eq(&expected)) {
-            Ok(key)
-        } else {
-            Err(EnvelopeError::CommitmentMismatch)
+        if !bool::from(key_commitment(&self.room_id, self.epoch, &key).ct_eq(&expected)) {
+            return Err(EnvelopeError::CommitmentMismatch);
         }
+        // Last: an envelope that fails here is authentic and holds the right key, so a fork
+        // it reports is the distributor's view of the log, not anyone's made-up head.
+        self.check_log_head(state)?;
+        Ok(key)
     }
 }
 

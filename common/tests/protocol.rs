@@ -830,7 +830,7 @@ fn an_envelope_names_the_log_its_distributor_had() {
         hash: Base64Array([5; 32]),
     });
     assert_eq!(
-        forked.verify(&state),
+        forked.open(&state, bob.name, &bob.secrets),
         Err(EnvelopeError::BadSignature),
         "a head the server edited is a bad signature, not a fork"
     );
@@ -841,7 +841,15 @@ fn an_envelope_names_the_log_its_distributor_had() {
             .to_bytes()
             .to_vec(),
     );
-    assert_eq!(forked.verify(&state), Err(EnvelopeError::LogForked(1)));
+    assert_eq!(
+        forked.verify(&state),
+        Ok(()),
+        "authentic, and the key is right"
+    );
+    assert_eq!(
+        forked.open(&state, bob.name, &bob.secrets),
+        Err(EnvelopeError::LogForked(1))
+    );
     // Stripping the head turns it into a protocol-1 envelope whose signature does not verify.
     let mut stripped = envelope.clone();
     stripped.log_head = None;

@@ -742,7 +742,11 @@ fn accept_envelope(
             EnvelopeOutcome::Accepted
         }
         Err(EnvelopeError::LogAhead(_)) => EnvelopeOutcome::LogAhead,
-        Err(EnvelopeError::LogForked(position)) => {
+        // Only a current member's view of the log counts as evidence of a fork; a removed
+        // member's old envelope is just not used.
+        Err(EnvelopeError::LogForked(position))
+            if state.member(&envelope.distributor).is_some() =>
+        {
             EnvelopeOutcome::Refused(Some(TrustWarning::LogForked {
                 room_id: view.room_id,
                 position,

@@ -292,6 +292,7 @@ async fn put_envelopes(
         }
         envelope
             .verify(&room_state)
+            .and_then(|()| envelope.check_log_head(&room_state))
             .map_err(|error| ApiError::bad_request(error.to_string()))?;
     }
     envelopes::upsert_all(&state.pool, &request.envelopes, store::now_ms()).await?;
