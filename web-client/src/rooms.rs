@@ -221,18 +221,7 @@ impl Chat {
                 if !self.knows_room(&room_id) {
                     return self.sync_room(room_id).await;
                 }
-                let processed = self.rooms.try_update(|rooms| {
-                    let view = rooms.get_mut(&room_id)?;
-                    if view.messages.iter().any(|shown| shown.id() == message.id) {
-                        return None;
-                    }
-                    view.remember_received(&message);
-                    view.pending.push(message);
-                    Some(process_pending(view, &session, false))
-                });
-                if let Some(processed) = processed.flatten() {
-                    self.after_messages(room_id, processed);
-                }
+                self.deliver(&session, message);
             }
             ServerEvent::LogEntry {
                 room_id,
@@ -667,21 +656,28 @@ impl Chat {
                 }
             });
         }
-        let stored = posted?;
         // The WebSocket echo may arrive first; either way the message is shown once.
+        self.deliver(&session, posted?);
+        Ok(())
+    }
+
+    /// Opens a message that arrived live (an event, or the answer to this tab's own post)
+    /// unless it is already shown, keeps it for a sync running meanwhile, and acts on what
+    /// opening it found.
+    fn deliver(&self, session: &Session, message: StoredMessage) {
+        let room_id = message.room_id;
         let processed = self.rooms.try_update(|rooms| {
             let view = rooms.get_mut(&room_id)?;
-            if view.messages.iter().any(|shown| shown.id() == stored.id) {
+            if view.messages.iter().any(|shown| shown.id() == message.id) {
                 return None;
             }
-            view.remember_received(&stored);
-            view.pending.push(stored);
-            Some(process_pending(view, &session, false))
+            view.remember_received(&message);
+            view.pending.push(message);
+            Some(process_pending(view, session, false))
         });
         if let Some(processed) = processed.flatten() {
             self.after_messages(room_id, processed);
         }
-        Ok(())
     }
 
     /// Acts on what opening messages found: raises the trust warnings, remembers the chain

@@ -565,23 +565,43 @@ impl TestApp {
         counter: u64,
         text: &str,
     ) -> PostMessageRequest {
-        let inner = InnerMessage {
+        let chain = ChainLink {
+            device: [1; 16],
+            counter,
+            prev_hash: if counter == 1 { [0; 32] } else { [1; 32] },
+        };
+        Self::post_request(room, sender, &Self::text_message(room, sender, chain, text))
+    }
+
+    /// The inner plaintext of `text` by `sender` at `chain` in the current epoch, naming the
+    /// room's current log head.
+    pub fn text_message(
+        room: &TestRoom,
+        sender: &TestUser,
+        chain: ChainLink,
+        text: &str,
+    ) -> InnerMessage {
+        InnerMessage {
             room_id: room.room_id,
             epoch: room.state.current_epoch(),
             sender: sender.username.clone(),
-            chain: ChainLink {
-                device: [1; 16],
-                counter,
-                prev_hash: if counter == 1 { [0; 32] } else { [1; 32] },
-            },
+            chain,
             log_length: room.state.length(),
             log_head: room.state.head_hash(),
             sent_at_ms: now_ms(),
             kind: MessageKind::Text,
             body: text.as_bytes().to_vec(),
-        };
+        }
+    }
+
+    /// `inner` sealed by `sender` under the room's current key, as posted.
+    pub fn post_request(
+        room: &TestRoom,
+        sender: &TestUser,
+        inner: &InnerMessage,
+    ) -> PostMessageRequest {
         let sealed =
-            seal_message(&inner, &room.key, &sender.secrets, &mut OsRng).expect("message seals");
+            seal_message(inner, &room.key, &sender.secrets, &mut OsRng).expect("message seals");
         PostMessageRequest {
             epoch: sealed.epoch,
             nonce: Base64Array(sealed.nonce),

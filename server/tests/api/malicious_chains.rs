@@ -5,45 +5,28 @@
 //! starts from the chain heads it remembered).
 
 use client::{ChainError, ChainHead, ChainKey, RoomChains, TrustWarning};
-use common::api::{MessagesResponse, PostMessageRequest, StoredMessage};
-use common::membership::Role;
-use common::message::{
-    open_message, seal_message, ChainLink, InnerMessage, MessageError, MessageKind,
-};
-use common::wire::{Base64, Base64Array};
-use common::OsRng;
-use reqwest::StatusCode;
 use std::collections::BTreeMap;
 
+use common::api::{MessagesResponse, StoredMessage};
+use common::membership::Role;
+use common::message::{open_message, ChainLink, MessageError};
+use reqwest::StatusCode;
+
 use crate::cast::expect_status;
-use crate::helpers::{json, now_ms, spawn_app, TestApp, TestRoom, TestUser};
+use crate::helpers::{json, spawn_app, TestApp, TestRoom, TestUser};
 
 /// alice posts `count` messages, each naming the one before, from one device.
 async fn post_chain(app: &TestApp, room: &TestRoom, alice: &TestUser, count: u64) {
     let mut prev_hash = [0; 32];
     for counter in 1..=count {
-        let inner = InnerMessage {
-            room_id: room.room_id,
-            epoch: room.state.current_epoch(),
-            sender: alice.username.clone(),
-            chain: ChainLink {
-                device: [9; 16],
-                counter,
-                prev_hash,
-            },
-            log_length: room.state.length(),
-            log_head: room.state.head_hash(),
-            sent_at_ms: now_ms(),
-            kind: MessageKind::Text,
-            body: format!("note {counter}").into_bytes(),
+        let chain = ChainLink {
+            device: [9; 16],
+            counter,
+            prev_hash,
         };
+        let inner = TestApp::text_message(room, alice, chain, &format!("note {counter}"));
         prev_hash = inner.chain_hash();
-        let sealed = seal_message(&inner, &room.key, &alice.secrets, &mut OsRng).unwrap();
-        let body = PostMessageRequest {
-            epoch: sealed.epoch,
-            nonce: Base64Array(sealed.nonce),
-            ciphertext: Base64(sealed.ciphertext),
-        };
+        let body = TestApp::post_request(room, alice, &inner);
         expect_status(
             app.post_message(&alice.client, &room.hex(), &body).await,
             StatusCode::CREATED,
