@@ -4,8 +4,8 @@
 use client::rotation::{rotation_due, MAX_EPOCH_AGE_MS, MAX_EPOCH_MESSAGES, MIN_EPOCH_AGE_MS};
 use client::RoomChains;
 use common::identity::IdentitySecrets;
-use common::membership::LogAction;
 use common::membership::RoomId;
+use common::membership::{LogAction, LogErrorKind, RotationSchedule};
 use common::message::{ChainLink, InnerMessage, MessageKind};
 use common::room_key::{create_room, rotate, RoomMetadata};
 use common::OsRng;
@@ -137,4 +137,67 @@ fn an_epoch_is_due_after_a_week_or_a_thousand_messages() {
         &quiet,
         later + 10 * MAX_EPOCH_AGE_MS
     ));
+}
+
+#[test]
+fn the_rooms_schedule_sets_when_an_epoch_is_due() {
+    let alice = IdentitySecrets::generate(&mut OsRng);
+    let room = create_room(
+        "alice",
+        &alice,
+        &RoomMetadata::named("ops"),
+        CREATED_AT,
+        &mut OsRng,
+    )
+    .expect("room");
+    let mut state = room.state;
+    let schedule = RotationSchedule {
+        max_age_ms: RotationSchedule::DAY_MS,
+        max_messages: 50,
+    };
+    let entry = state
+        .next_entry(
+            "alice",
+            CREATED_AT + 1,
+            LogAction::SetRotationSchedule { schedule },
+        )
+        .sign(&alice);
+    state.apply(&entry).expect("an admin sets the schedule");
+    assert_eq!(state.rotation_schedule(), &schedule);
+
+    let quiet = RoomChains::default();
+    let day = CREATED_AT + RotationSchedule::DAY_MS;
+    assert!(!rotation_due(&state, &quiet, day - 1));
+    assert!(rotation_due(&state, &quiet, day));
+    let hour_later = CREATED_AT + MIN_EPOCH_AGE_MS;
+    assert!(!rotation_due(&state, &chains_with(0, 49), hour_later));
+    assert!(rotation_due(&state, &chains_with(0, 50), hour_later));
+    // Fifty messages within the first hour are not yet enough.
+    assert!(!rotation_due(&state, &chains_with(0, 50), hour_later - 1));
+
+    // A schedule out of bounds is refused, and the state keeps the one it had.
+    for (max_age_ms, max_messages) in [
+        (RotationSchedule::MIN_AGE_MS - 1, 50),
+        (RotationSchedule::MAX_AGE_MS + 1, 50),
+        (RotationSchedule::DAY_MS, RotationSchedule::MIN_MESSAGES - 1),
+        (RotationSchedule::DAY_MS, RotationSchedule::MAX_MESSAGES + 1),
+    ] {
+        let entry = state
+            .next_entry(
+                "alice",
+                CREATED_AT + 2,
+                LogAction::SetRotationSchedule {
+                    schedule: RotationSchedule {
+                        max_age_ms,
+                        max_messages,
+                    },
+                },
+            )
+            .sign(&alice);
+        assert!(matches!(
+            state.apply(&entry),
+            Err(LogErrorKind::InvalidSchedule(_))
+        ));
+    }
+    assert_eq!(state.rotation_schedule(), &schedule);
 }

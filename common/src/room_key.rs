@@ -11,8 +11,10 @@ use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::encoding::{DecodeError, Decoder, Encoder};
-use crate::identity::{self, IdentitySecrets, X25519PublicKey};
-use crate::membership::{HistoryPolicy, LogAction, LogEntry, RoomId, RoomState, SignedLogEntry};
+use crate::identity::{self, IdentitySecrets, MemberKeys, X25519PublicKey};
+use crate::membership::{
+    HistoryPolicy, LogAction, LogEntry, NewEpoch, Role, RoomId, RoomState, SignedLogEntry,
+};
 use crate::primitives::{self, PrimitiveError, KEY_LEN};
 use crate::wire::{Base64, Base64Array};
 
@@ -554,10 +556,11 @@ pub fn create_room(
     })
 }
 
-/// A rotation ready to append: the signed rotate entry, the new key, and the state after it.
+/// A rotation ready to append: the signed entry that starts the new epoch, the new key, and
+/// the state after it.
 #[derive(Debug)]
 pub struct Rotation {
-    /// The signed rotate entry.
+    /// The signed entry: a rotate entry, or the change that starts the epoch with it.
     pub entry: SignedLogEntry,
     /// The new epoch's key.
     pub key: RoomKey,
@@ -565,11 +568,71 @@ pub struct Rotation {
     pub state: RoomState,
 }
 
+/// What an entry that starts a new epoch does besides: nothing (a plain rotation), or a
+/// membership change or history clearing that takes effect together with the new key
+/// (docs/PROTOCOL.md section 5, tags 6 and 13 to 16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per administrative action and consumed at once"
+)]
+pub enum EpochChange {
+    /// A rotation alone (tag 6).
+    Rotate,
+    /// Removes a member (tag 13).
+    RemoveMember(String),
+    /// Bans a current member (tag 14).
+    Ban(String),
+    /// Adds a member who joins in the new epoch (tag 15).
+    AddMember {
+        /// The new member.
+        username: String,
+        /// Their keys as the author verified them.
+        keys: MemberKeys,
+        /// Their role; never owner.
+        role: Role,
+    },
+    /// Clears the stored history (tag 16).
+    ClearHistory,
+}
+
+impl EpochChange {
+    /// The log action that makes this change and starts `new_epoch`.
+    pub fn into_action(self, new_epoch: NewEpoch) -> LogAction {
+        match self {
+            Self::Rotate => LogAction::Rotate {
+                epoch: new_epoch.epoch,
+                key_commitment: new_epoch.key_commitment,
+                encrypted_metadata: new_epoch.encrypted_metadata,
+            },
+            Self::RemoveMember(username) => LogAction::RemoveMemberAndRotate {
+                username,
+                new_epoch,
+            },
+            Self::Ban(username) => LogAction::BanAndRotate {
+                username,
+                new_epoch,
+            },
+            Self::AddMember {
+                username,
+                keys,
+                role,
+            } => LogAction::AddMemberAndRotate {
+                username,
+                keys,
+                role,
+                new_epoch,
+            },
+            Self::ClearHistory => LogAction::ClearHistoryAndRotate { new_epoch },
+        }
+    }
+}
+
 /// Starts the next epoch: a fresh key, its commitment, and the metadata re-encrypted under it,
 /// in a rotate entry signed by `author` (an admin or the owner).
 ///
 /// # Errors
-/// The [`crate::membership::LogErrorKind`] that [`RoomState::apply`] gives, as text.
+/// The [`crate::membership::LogErrorKind`] that [`RoomState::apply`] gives.
 pub fn rotate(
     state: &RoomState,
     author: &str,
@@ -578,19 +641,46 @@ pub fn rotate(
     time_ms: u64,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Rotation, crate::membership::LogErrorKind> {
+    rotate_with(
+        state,
+        EpochChange::Rotate,
+        author,
+        author_secrets,
+        Some(metadata),
+        time_ms,
+        rng,
+    )
+}
+
+/// Starts the next epoch together with `change`: a fresh key and its commitment, and the
+/// metadata re-encrypted under the new key, or, when `metadata` is `None`, none (the room
+/// keeps its current metadata: what a member who is not an admin sends when completing a
+/// pending rotation). The entry is signed by `author` and applied to a copy of `state`.
+///
+/// # Errors
+/// The [`crate::membership::LogErrorKind`] that [`RoomState::apply`] gives, e.g. when the
+/// author may not make the change.
+pub fn rotate_with(
+    state: &RoomState,
+    change: EpochChange,
+    author: &str,
+    author_secrets: &IdentitySecrets,
+    metadata: Option<&RoomMetadata>,
+    time_ms: u64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Rotation, crate::membership::LogErrorKind> {
     let epoch = state.current_epoch() + 1;
     let room_id = state.room_id();
     let key = RoomKey::generate(rng);
+    let new_epoch = NewEpoch {
+        epoch,
+        key_commitment: key_commitment(&room_id, epoch, &key),
+        encrypted_metadata: metadata
+            .map(|metadata| seal_metadata(&key, &room_id, epoch, metadata, rng))
+            .unwrap_or_default(),
+    };
     let entry = state
-        .next_entry(
-            author,
-            time_ms,
-            LogAction::Rotate {
-                epoch,
-                key_commitment: key_commitment(&room_id, epoch, &key),
-                encrypted_metadata: seal_metadata(&key, &room_id, epoch, metadata, rng),
-            },
-        )
+        .next_entry(author, time_ms, change.into_action(new_epoch))
         .sign(author_secrets);
     let mut next = state.clone();
     next.apply(&entry)?;

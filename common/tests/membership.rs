@@ -13,8 +13,8 @@ use common::message::{
     open_message, seal_message, ChainLink, InnerMessage, MessageError, MessageKind,
 };
 use common::room_key::{
-    create_room, envelopes_for_member, open_metadata, rotate, EnvelopeError, KeyEnvelope, RoomKey,
-    RoomMetadata,
+    create_room, envelopes_for_member, open_metadata, rotate, rotate_with, EnvelopeError,
+    EpochChange, KeyEnvelope, RoomKey, RoomMetadata,
 };
 use common::trust::{open_pins, seal_pins, PinCheck, Pins, TrustError};
 use common::OsRng;
@@ -104,6 +104,30 @@ impl Room {
         self.log.push(rotation.entry);
         self.state = rotation.state;
         self.keys.insert(self.state.current_epoch(), rotation.key);
+    }
+
+    /// Starts the next epoch together with `change`, by `author`, with the metadata named
+    /// "ops" or, with `metadata` false, none; returns the refusal, if any.
+    fn try_rotate_with(
+        &mut self,
+        author: &str,
+        change: EpochChange,
+        metadata: bool,
+    ) -> Result<(), LogErrorKind> {
+        let name = RoomMetadata::named("ops");
+        let rotation = rotate_with(
+            &self.state,
+            change,
+            author,
+            &self.people[author],
+            metadata.then_some(&name),
+            99,
+            &mut OsRng,
+        )?;
+        self.log.push(rotation.entry);
+        self.state = rotation.state;
+        self.keys.insert(self.state.current_epoch(), rotation.key);
+        Ok(())
     }
 
     /// The first message of `sender`'s chain in the current epoch.
@@ -708,4 +732,222 @@ fn pins_detect_changed_keys_and_round_trip_encrypted() {
         pins.check("alice", &impostor),
         PinCheck::Matches { verified: false }
     );
+}
+
+#[test]
+fn removal_and_ban_start_the_next_epoch_in_the_same_entry() {
+    let mut room = Room::new();
+    for who in ["bob", "carol", "dave"] {
+        room.add("alice", who, Role::Member).expect("added");
+    }
+    let carols_old_message = room.message("carol");
+    // A plain member may not remove; an entry naming a later epoch is refused and changes
+    // nothing.
+    assert!(not_authorized(room.try_rotate_with(
+        "bob",
+        EpochChange::RemoveMember("carol".into()),
+        true
+    )));
+    let skipping = room.entry(
+        "alice",
+        LogAction::RemoveMemberAndRotate {
+            username: "carol".into(),
+            new_epoch: common::membership::NewEpoch {
+                epoch: 2,
+                key_commitment: [7; 32],
+                encrypted_metadata: Vec::new(),
+            },
+        },
+    );
+    let before = room.state.clone();
+    assert_eq!(
+        room.state.apply(&skipping),
+        Err(LogErrorKind::EpochGap {
+            expected: 1,
+            found: 2
+        })
+    );
+    assert_eq!(room.state, before);
+
+    room.try_rotate_with("alice", EpochChange::RemoveMember("carol".into()), true)
+        .expect("the owner removes carol");
+    assert_eq!(room.state.current_epoch(), 1);
+    assert!(!room.state.rotation_pending(), "nothing is left pending");
+    assert!(room.state.member("carol").is_none());
+    assert!(!room.state.was_member_in_epoch("carol", 1));
+    assert_eq!(room.state.epoch(1).map(|e| e.started_at_seq), Some(4));
+    // Her old message still verifies; the new key is sealed only to those who remain, and
+    // what they write next does not open under the key she holds.
+    open_message(&carols_old_message, "carol", &room.keys[&0], &room.state)
+        .expect("old message verifies");
+    assert!(KeyEnvelope::seal(
+        &room.state,
+        1,
+        &room.keys[&1],
+        "carol",
+        "alice",
+        &room.people["alice"],
+        &mut OsRng
+    )
+    .is_err());
+    let next = room.message("bob");
+    assert_eq!(
+        open_message(&next, "bob", &room.keys[&0], &room.state),
+        Err(MessageError::Decrypt)
+    );
+    open_message(&next, "bob", &room.keys[&1], &room.state).expect("bob's message opens");
+
+    // A ban of a member rotates the same way; a ban-and-rotate of a non-member is refused.
+    assert_eq!(
+        room.try_rotate_with("alice", EpochChange::Ban("mallory".into()), true),
+        Err(LogErrorKind::NotAMember("mallory".into()))
+    );
+    room.try_rotate_with("alice", EpochChange::Ban("dave".into()), true)
+        .expect("the owner bans dave");
+    assert_eq!(room.state.current_epoch(), 2);
+    assert!(room.state.banned().contains("dave"));
+    assert!(!room.state.was_member_in_epoch("dave", 2));
+    assert!(!room.state.rotation_pending());
+    assert_eq!(
+        room.add("alice", "dave", Role::Member),
+        Err(LogErrorKind::Banned("dave".into()))
+    );
+
+    // History clearing too, admins only.
+    assert!(not_authorized(room.try_rotate_with(
+        "bob",
+        EpochChange::ClearHistory,
+        true
+    )));
+    room.try_rotate_with("alice", EpochChange::ClearHistory, true)
+        .expect("the owner clears history");
+    assert_eq!(room.state.current_epoch(), 3);
+    assert!(room
+        .log
+        .last()
+        .is_some_and(|e| e.entry().action.clears_history()));
+    assert_eq!(replay(&room.log).expect("replays"), room.state);
+}
+
+#[test]
+fn an_add_under_since_joining_starts_an_epoch_the_newcomer_joins_in() {
+    let mut room = Room::new();
+    room.add("alice", "bob", Role::Member).expect("added");
+    let before_dave = room.message("bob");
+    let dave_keys = room.people["dave"].public_keys();
+    room.try_rotate_with(
+        "alice",
+        EpochChange::AddMember {
+            username: "dave".into(),
+            keys: dave_keys,
+            role: Role::Member,
+        },
+        true,
+    )
+    .expect("the owner adds dave in a new epoch");
+    assert_eq!(room.state.current_epoch(), 1);
+    assert_eq!(room.state.member("dave").map(|m| m.joined_epoch), Some(1));
+    assert!(!room.state.was_member_in_epoch("dave", 0));
+    assert!(room.state.was_member_in_epoch("bob", 1));
+    // dave is handed the new epoch's key only, and refuses an older one sealed anyway: he
+    // holds no key to what was written before he joined.
+    let envelopes = envelopes_for_member(
+        &room.state,
+        &room.keys,
+        "dave",
+        "bob",
+        &room.people["bob"],
+        &mut OsRng,
+    )
+    .expect("sealed");
+    assert_eq!(envelopes.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1]);
+    let old = KeyEnvelope::seal(
+        &room.state,
+        0,
+        &room.keys[&0],
+        "dave",
+        "alice",
+        &room.people["alice"],
+        &mut OsRng,
+    )
+    .expect("seals");
+    assert_eq!(
+        old.open(&room.state, "dave", &room.people["dave"]),
+        Err(EnvelopeError::HistoryNotShared("dave".into()))
+    );
+    assert_eq!(
+        open_message(&before_dave, "bob", &room.keys[&1], &room.state),
+        Err(MessageError::Decrypt)
+    );
+    // The metadata moved to the new key, so dave can read the room's name.
+    let (epoch, sealed) = room.state.encrypted_metadata();
+    assert_eq!(epoch, 1);
+    let metadata = open_metadata(&room.keys[&1], &room.state.room_id(), 1, sealed).expect("opens");
+    assert_eq!(metadata.name, "ops");
+    // The same authority rules as a plain add.
+    let mallory_keys = room.people["mallory"].public_keys();
+    assert!(not_authorized(room.try_rotate_with(
+        "bob",
+        EpochChange::AddMember {
+            username: "mallory".into(),
+            keys: mallory_keys,
+            role: Role::Member,
+        },
+        true,
+    )));
+    assert_eq!(replay(&room.log).expect("replays"), room.state);
+}
+
+#[test]
+fn after_a_leave_any_member_completes_the_rotation_first_one_wins() {
+    let mut room = Room::new();
+    for who in ["bob", "carol", "dave"] {
+        room.add("alice", who, Role::Member).expect("added");
+    }
+    // A plain member may not rotate while nothing is pending.
+    assert!(not_authorized(room.try_rotate_with(
+        "bob",
+        EpochChange::Rotate,
+        false
+    )));
+    room.apply("carol", LogAction::Leave);
+    assert!(room.state.rotation_pending());
+    // A member completes it, but may not change the room's name and topic with it.
+    assert!(not_authorized(room.try_rotate_with(
+        "bob",
+        EpochChange::Rotate,
+        true
+    )));
+    let pending = room.state.clone();
+    let by_dave = rotate_with(
+        &pending,
+        EpochChange::Rotate,
+        "dave",
+        &room.people["dave"],
+        None,
+        99,
+        &mut OsRng,
+    )
+    .expect("dave may complete it too");
+    room.try_rotate_with("bob", EpochChange::Rotate, false)
+        .expect("bob completes the rotation");
+    assert!(!room.state.rotation_pending());
+    assert!(!room.state.was_member_in_epoch("carol", 1));
+    // The metadata stays under the key that encrypts it.
+    assert_eq!(room.state.encrypted_metadata().0, 0);
+    // dave's rotation, made on the same log, no longer fits: the first one wins.
+    assert_eq!(
+        room.state.clone().apply(&by_dave.entry),
+        Err(LogErrorKind::SequenceGap {
+            expected: 6,
+            found: 5
+        })
+    );
+    // Once done, a member may not rotate again.
+    assert!(not_authorized(room.try_rotate_with(
+        "dave",
+        EpochChange::Rotate,
+        false
+    )));
+    assert_eq!(replay(&room.log).expect("replays"), room.state);
 }

@@ -208,13 +208,8 @@ fn administration_entries_example() {
     use common::membership::{invite_token_hash, HistoryPolicy, RoomPolicy};
     let mut examples = Examples::new();
     let (mut state, _, _) = example_room();
-    let alice_secrets = alice();
     let mut push = |state: &mut RoomState, name: &str, time_ms: u64, action: LogAction| {
-        let entry = state
-            .next_entry("alice", time_ms, action)
-            .sign(&alice_secrets);
-        state.apply(&entry).expect("entry applies");
-        examples.check(name, entry.as_bytes());
+        push_entry(&mut examples, state, name, time_ms, action);
     };
     push(
         &mut state,
@@ -327,6 +322,132 @@ fn administration_entries_example() {
     );
     examples.check("invite_token_hash", &token_hash);
     assert!(state.deleted());
+    examples.finish();
+}
+
+/// Signs `action` by alice at `time_ms` on top of `state`, applies it, and checks its bytes
+/// as `name`.
+fn push_entry(
+    examples: &mut Examples,
+    state: &mut RoomState,
+    name: &str,
+    time_ms: u64,
+    action: LogAction,
+) {
+    let entry = state.next_entry("alice", time_ms, action).sign(&alice());
+    state.apply(&entry).expect("entry applies");
+    examples.check(name, entry.as_bytes());
+}
+
+/// The new epoch `epoch` with key `K = counting(key_start)`, and the room's metadata (name
+/// `plans`) sealed under it with nonce `counting(nonce_start)`, or no metadata.
+fn example_new_epoch(
+    state: &RoomState,
+    epoch: u64,
+    key_start: u8,
+    nonce_start: Option<u8>,
+) -> common::membership::NewEpoch {
+    let key = RoomKey::from_bytes(counting(key_start));
+    let room_id = state.room_id();
+    common::membership::NewEpoch {
+        epoch,
+        key_commitment: key_commitment(&room_id, epoch, &key),
+        encrypted_metadata: nonce_start
+            .map(|start| {
+                seal_metadata(
+                    &key,
+                    &room_id,
+                    epoch,
+                    &RoomMetadata::named("plans"),
+                    &mut CountingRng(start),
+                )
+            })
+            .unwrap_or_default(),
+    }
+}
+
+#[test]
+fn rotating_entries_example() {
+    use common::membership::RotationSchedule;
+    let mut examples = Examples::new();
+    let (mut state, _, _) = example_room();
+    let carol = IdentitySecrets::from_bytes(counting(0xa0), counting(0xc0));
+    let steps = [
+        (
+            "add_member_entry",
+            LogAction::AddMember {
+                username: "bob".into(),
+                keys: bob().public_keys(),
+                role: Role::Member,
+            },
+        ),
+        (
+            "set_rotation_schedule_entry",
+            LogAction::SetRotationSchedule {
+                schedule: RotationSchedule {
+                    max_age_ms: 86_400_000,
+                    max_messages: 100,
+                },
+            },
+        ),
+    ];
+    for (index, (name, action)) in steps.into_iter().enumerate() {
+        let time_ms = if index == 0 {
+            1_700_000_060_000
+        } else {
+            1_700_000_070_000
+        };
+        push_entry(&mut examples, &mut state, name, time_ms, action);
+    }
+    let new_epoch = example_new_epoch(&state, 1, 0x70, Some(0x90));
+    push_entry(
+        &mut examples,
+        &mut state,
+        "add_member_and_rotate_entry",
+        1_700_000_071_000,
+        LogAction::AddMemberAndRotate {
+            username: "carol".into(),
+            keys: carol.public_keys(),
+            role: Role::Member,
+            new_epoch,
+        },
+    );
+    let new_epoch = example_new_epoch(&state, 2, 0x30, Some(0xb0));
+    push_entry(
+        &mut examples,
+        &mut state,
+        "remove_member_and_rotate_entry",
+        1_700_000_072_000,
+        LogAction::RemoveMemberAndRotate {
+            username: "bob".into(),
+            new_epoch,
+        },
+    );
+    let new_epoch = example_new_epoch(&state, 3, 0x50, None);
+    push_entry(
+        &mut examples,
+        &mut state,
+        "ban_and_rotate_entry",
+        1_700_000_073_000,
+        LogAction::BanAndRotate {
+            username: "carol".into(),
+            new_epoch,
+        },
+    );
+    let new_epoch = example_new_epoch(&state, 4, 0xd0, Some(0x10));
+    push_entry(
+        &mut examples,
+        &mut state,
+        "clear_history_and_rotate_entry",
+        1_700_000_074_000,
+        LogAction::ClearHistoryAndRotate { new_epoch },
+    );
+    assert_eq!(state.current_epoch(), 4);
+    assert_eq!(state.member("carol"), None);
+    assert!(state.banned().contains("carol"));
+    assert_eq!(state.rotation_schedule().max_messages, 100);
+    // The ban kept the metadata of epoch 2; the clearing moved it to epoch 4.
+    assert_eq!(state.encrypted_metadata().0, 4);
     examples.finish();
 }
 

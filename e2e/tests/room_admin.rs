@@ -1,6 +1,8 @@
 //! Room administration in three real browsers (alice, bob, carol): invite by link and
-//! approval, key redistribution by a member while the admin is offline, removal with key
-//! rotation, history policy for a late joiner, a direct conversation, and safety numbers.
+//! approval, key redistribution by a member while the admin is offline, removal that starts
+//! a new epoch, history policy for a late joiner (an add under "since joining" starts an
+//! epoch of its own), a leave completed by a remaining member's client, a direct
+//! conversation, and safety numbers.
 
 use std::time::Duration;
 
@@ -47,6 +49,12 @@ async fn room_administration_in_three_browsers() -> E2eResult<()> {
     // --- alice invites bob by link; bob requests; alice approves; bob reads. ---
     alice.register(&server.base_url, "alice", PASSWORD).await?;
     create_room(&alice, "Ops").await?;
+    // Full history, so that members added later are handed the earlier keys by whoever is
+    // online (under "since joining" every add starts a new epoch instead, tested below).
+    alice
+        .select("history-policy-select", "full_history")
+        .await?;
+    alice.click("save-settings-button").await?;
     send(&alice, "m1 early ops").await?;
     alice.click("create-invite-button").await?;
     let link = alice.value("invite-link").await?;
@@ -135,14 +143,22 @@ async fn room_administration_in_three_browsers() -> E2eResult<()> {
         "the server must not serve a removed member the room"
     );
 
-    // --- history policy: a late joiner reads everything, or only since joining. ---
-    for (room, policy, old, new) in [
-        ("Full", "full_history", "full old words", "full new words"),
+    // --- history policy: a late joiner reads everything, or only what follows the add,
+    // which under "since joining" starts a new epoch of its own. ---
+    for (room, policy, old, new, joined_epoch) in [
+        (
+            "Full",
+            "full_history",
+            "full old words",
+            "full new words",
+            1,
+        ),
         (
             "Recent",
             "since_joining",
             "recent old words",
             "recent new words",
+            2,
         ),
     ] {
         create_room(&alice, room).await?;
@@ -153,17 +169,39 @@ async fn room_administration_in_three_browsers() -> E2eResult<()> {
         alice.wait_for_text("room-epoch", "key epoch 1").await?;
         send(&alice, new).await?;
         add_member(&alice, "carol").await?;
+        alice
+            .wait_for_text("room-epoch", &format!("key epoch {joined_epoch}"))
+            .await?;
+        send(&alice, &format!("{room} after carol joined")).await?;
     }
     open_room(&carol, "Full").await?;
     carol.wait_for_text("message", "full new words").await?;
     carol.wait_for_text("message", "full old words").await?;
+    carol
+        .wait_for_text("message", "Full after carol joined")
+        .await?;
     open_room(&carol, "Recent").await?;
-    carol.wait_for_text("message", "recent new words").await?;
+    carol
+        .wait_for_text("message", "Recent after carol joined")
+        .await?;
     carol
         .wait_for_text("history-not-shared", "before you joined")
         .await?;
+    for earlier in ["recent old words", "recent new words"] {
+        carol
+            .assert_never_text("message", earlier, Duration::from_secs(1))
+            .await?;
+    }
+
+    // --- carol leaves "Full": alice's client completes the rotation at once, and what
+    // alice writes next is at an epoch whose key carol never held. ---
+    open_room(&carol, "Full").await?;
+    carol.click("leave-room-button").await?;
+    open_room(&alice, "Full").await?;
+    alice.wait_for_text("room-epoch", "key epoch 2").await?;
+    send(&alice, "full after carol left").await?;
     carol
-        .assert_never_text("message", "recent old words", Duration::from_secs(1))
+        .assert_never_text("message", "full after carol left", Duration::from_secs(1))
         .await?;
 
     // --- a direct conversation, listed by the other person's name. ---

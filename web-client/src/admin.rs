@@ -1,15 +1,18 @@
 //! Room administration from the browser: adding members (by username, by approving a join
 //! request), invites, roles, removal, bans, leaving, policy, clearing history, deleting, and
-//! direct conversations. Every change is a signed log entry; removals are followed by a key
-//! rotation by the acting admin.
+//! direct conversations. Every change is a signed log entry; removals, bans of members,
+//! history clearing and adds under the "since joining" policy start the next epoch in that
+//! same entry.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::api::{JoinRequestBody, JoinRequestsResponse};
-use common::identity::{validate_username, PublicIdentity};
-use common::membership::{invite_token_hash, LogAction, Role, RoomId, RoomPolicy};
+use common::identity::{validate_username, MemberKeys, PublicIdentity};
+use common::membership::{
+    invite_token_hash, HistoryPolicy, LogAction, Role, RoomId, RoomPolicy, RotationSchedule,
+};
 use common::primitives::random_bytes;
-use common::room_key::RoomMetadata;
+use common::room_key::{EpochChange, RoomMetadata};
 use common::wire::Base64;
 use common::OsRng;
 use leptos::prelude::*;
@@ -65,16 +68,45 @@ impl Chat {
     ) -> Result<(), ChatError> {
         let username = username.trim().to_lowercase();
         let identity = self.trusted_identity(&username).await?;
+        self.add_with_keys(room_id, &username, *identity.keys(), role)
+            .await
+    }
+
+    /// Adds `username` with `keys` (already checked against the pins). Under the "since
+    /// joining" policy the add entry starts a new epoch whose key is sealed to everyone, the
+    /// newcomer included, so they hold no key to anything written before; under "full
+    /// history" it is a plain add, and the newcomer is handed every epoch's key.
+    async fn add_with_keys(
+        &self,
+        room_id: RoomId,
+        username: &str,
+        keys: MemberKeys,
+        role: Role,
+    ) -> Result<(), ChatError> {
+        let full_history = self.rooms.with_untracked(|rooms| {
+            rooms
+                .get(&room_id)
+                .and_then(|view| view.state.as_ref().ok())
+                .is_some_and(|state| state.policy().history == HistoryPolicy::FullHistory)
+        });
+        if !full_history {
+            let change = EpochChange::AddMember {
+                username: username.to_owned(),
+                keys,
+                role,
+            };
+            return self.rotate_room_with(room_id, change).await;
+        }
         self.append(
             room_id,
             LogAction::AddMember {
-                username: username.clone(),
-                keys: *identity.keys(),
+                username: username.to_owned(),
+                keys,
                 role,
             },
         )
         .await?;
-        self.hand_keys_to(room_id, &username).await
+        self.hand_keys_to(room_id, username).await
     }
 
     /// Adds a member by username.
@@ -167,17 +199,10 @@ impl Chat {
             .ok_or_else(|| ChatError::Other("no such join request".into()))?;
         self.check_trusted(username, request.identity.keys(), "a join request")
             .await?;
-        self.append(
-            room_id,
-            LogAction::AddMember {
-                username: username.to_owned(),
-                keys: *request.identity.keys(),
-                role: Role::Member,
-            },
-        )
-        .await?;
+        self.add_with_keys(room_id, username, *request.identity.keys(), Role::Member)
+            .await?;
         self.drop_join_request(room_id, username);
-        self.hand_keys_to(room_id, username).await
+        Ok(())
     }
 
     /// Refuses a join request.
@@ -196,25 +221,32 @@ impl Chat {
         });
     }
 
-    /// Removes (or bans) a member, then rotates the key so they cannot read what follows.
+    /// Removes (or bans) a member in an entry that starts the next epoch, whose key is sealed
+    /// only to the remaining members: from that entry on, nothing is written under a key the
+    /// removed member holds. Banning someone who is not a member changes no key.
     pub async fn remove_member(
         &self,
         room_id: RoomId,
         username: &str,
         ban: bool,
     ) -> Result<(), ChatError> {
-        let action = if ban {
-            LogAction::Ban {
-                username: username.to_owned(),
+        let is_member = self.rooms.with_untracked(|rooms| {
+            rooms
+                .get(&room_id)
+                .and_then(|view| view.state.as_ref().ok())
+                .is_some_and(|state| state.member(username).is_some())
+        });
+        let change = match (ban, is_member) {
+            (true, false) => {
+                let action = LogAction::Ban {
+                    username: username.to_owned(),
+                };
+                return self.append(room_id, action).await.map(|_| ());
             }
-        } else {
-            LogAction::RemoveMember {
-                username: username.to_owned(),
-            }
+            (true, true) => EpochChange::Ban(username.to_owned()),
+            (false, _) => EpochChange::RemoveMember(username.to_owned()),
         };
-        self.append(room_id, action).await?;
-        self.rotate_if_pending(room_id).await;
-        Ok(())
+        self.rotate_room_with(room_id, change).await
     }
 
     /// Changes a member's role (owner only).
@@ -235,7 +267,8 @@ impl Chat {
         .map(|_| ())
     }
 
-    /// Leaves the room; an admin's client rotates the key afterwards.
+    /// Leaves the room; a remaining member's client rotates the key afterwards (the server
+    /// takes no message until one has).
     pub async fn leave(&self, room_id: RoomId) -> Result<(), ChatError> {
         self.append(room_id, LogAction::Leave).await?;
         self.forget_room(room_id);
@@ -249,22 +282,34 @@ impl Chat {
         Ok(())
     }
 
-    /// Clears the stored history (admins), then rotates the key.
+    /// Clears the stored history (admins) in an entry that starts the next epoch.
     pub async fn clear_history(&self, room_id: RoomId) -> Result<(), ChatError> {
-        self.append(room_id, LogAction::ClearHistory).await?;
+        self.rotate_room_with(room_id, EpochChange::ClearHistory)
+            .await?;
         self.rooms.update(|rooms| {
             if let Some(view) = rooms.get_mut(&room_id) {
                 view.messages.clear();
                 view.pending.clear();
             }
         });
-        self.rotate_if_pending(room_id).await;
         Ok(())
     }
 
     /// Sets the room policy (admins).
     pub async fn set_policy(&self, room_id: RoomId, policy: RoomPolicy) -> Result<(), ChatError> {
         self.append(room_id, LogAction::SetPolicy { policy })
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets when the room key is rotated on schedule (admins).
+    pub async fn set_rotation_schedule(
+        &self,
+        room_id: RoomId,
+        schedule: RotationSchedule,
+    ) -> Result<(), ChatError> {
+        schedule.validate().map_err(ChatError::from_display)?;
+        self.append(room_id, LogAction::SetRotationSchedule { schedule })
             .await
             .map(|_| ())
     }

@@ -13,9 +13,10 @@ use common::membership::{
     replay_bytes, HistoryPolicy, LogAction, Role, RoomId, RoomState, SignedLogEntry,
 };
 use common::message::{open_message, seal_message, ChainLink, InnerMessage, MessageKind};
+use common::primitives::random_bytes;
 use common::room_key::{
-    create_room, envelopes_for_member, open_metadata, rotate, EnvelopeError, KeyEnvelope, RoomKey,
-    RoomMetadata,
+    create_room, envelopes_for_member, open_metadata, rotate_with, EnvelopeError, EpochChange,
+    KeyEnvelope, RoomKey, RoomMetadata,
 };
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
@@ -158,8 +159,8 @@ impl Chat {
     }
 
     /// What the current state of a room asks of this client: a key request when the current
-    /// key is missing, a rotation when one is pending and this user is an admin, and the join
-    /// requests for admins.
+    /// key is missing, a rotation when one is pending (any member) or due (admins), and the
+    /// join requests for admins.
     async fn after_room_change(&self, room_id: RoomId) {
         let me = self.me();
         let Some((state, has_key, already_requested)) = self.rooms.with_untracked(|rooms| {
@@ -202,10 +203,10 @@ impl Chat {
                 )));
             }
         }
+        if state.rotation_pending() || (my_role >= Role::Admin && has_key) {
+            self.rotate_if_pending(room_id).await;
+        }
         if my_role >= Role::Admin {
-            if has_key {
-                self.rotate_if_pending(room_id).await;
-            }
             if let Err(error) = self.load_join_requests(room_id).await {
                 self.error.set(Some(error.to_string()));
             }
@@ -306,30 +307,34 @@ impl Chat {
             Some(Ok(Some(signed))) => signed,
         };
         self.remember_log_of(room_id);
-        match &signed.entry().action {
-            LogAction::AddMember { username, .. } if *username != me => {
-                // Checked against the pins only; hand_keys_to seals nothing to changed keys.
+        let action = &signed.entry().action;
+        if let Some((username, _)) = action.added_member() {
+            if username != me {
+                // Checked against the pins only; hand_keys_to seals nothing to changed keys,
+                // and nothing at all for an epoch this tab does not hold yet (an add that
+                // started a new epoch: its author sealed that key to everyone).
                 self.hand_keys_to(room_id, username).await?;
             }
-            LogAction::DeleteRoom => self.forget_room(room_id),
-            LogAction::Rotate { .. } | LogAction::SetMetadata { .. } => {
-                self.rooms.update(|rooms| {
-                    if let Some(view) = rooms.get_mut(&room_id) {
-                        refresh_metadata(view);
-                    }
-                });
-            }
-            LogAction::ClearHistory => {
-                self.rooms.update(|rooms| {
-                    if let Some(view) = rooms.get_mut(&room_id) {
-                        view.messages.clear();
-                        view.pending.clear();
-                        view.chains = RoomChains::default();
-                    }
-                });
-                self.forget_chains_of(room_id);
-            }
-            _ => {}
+        }
+        if action.new_epoch().is_some() || matches!(action, LogAction::SetMetadata { .. }) {
+            self.rooms.update(|rooms| {
+                if let Some(view) = rooms.get_mut(&room_id) {
+                    refresh_metadata(view);
+                }
+            });
+        }
+        if action.clears_history() {
+            self.rooms.update(|rooms| {
+                if let Some(view) = rooms.get_mut(&room_id) {
+                    view.messages.clear();
+                    view.pending.clear();
+                    view.chains = RoomChains::default();
+                }
+            });
+            self.forget_chains_of(room_id);
+        }
+        if matches!(action, LogAction::DeleteRoom) {
+            self.forget_room(room_id);
         }
         self.after_room_change(room_id).await;
         Ok(())
@@ -409,41 +414,87 @@ impl Chat {
         Ok(())
     }
 
-    /// Rotates the key if the log says a rotation is pending (a member left or was removed)
-    /// or the epoch is due for scheduled rotation ([`client::rotation`]: 7 days or 1,000
-    /// messages), reporting a failure in the error banner.
+    /// Rotates the key if the log says a rotation is pending (a member left), which any
+    /// member may complete, or, for an admin holding the key, if the epoch is due for
+    /// scheduled rotation ([`client::rotation`], the room's schedule). Members who are not
+    /// admins wait a moment first, so that an admin online usually does it; whoever is
+    /// second finds the log moved on. A failure is reported in the error banner.
     pub async fn rotate_if_pending(&self, room_id: RoomId) {
-        let pending = self.rooms.with_untracked(|rooms| {
-            rooms.get(&room_id).is_some_and(|view| {
-                view.state.as_ref().is_ok_and(|state| {
-                    state.rotation_pending() || rotation_due(state, &view.chains, now_ms())
-                })
+        let me = self.me();
+        let wanted = |chat: &Chat| {
+            chat.rooms.with_untracked(|rooms| {
+                let view = rooms.get(&room_id)?;
+                let state = view.state.as_ref().ok()?;
+                let role = state.member(&me)?.role;
+                let due = role >= Role::Admin
+                    && view.current_key().is_some()
+                    && rotation_due(state, &view.chains, now_ms());
+                (state.rotation_pending() || due).then_some(role)
             })
-        });
-        if pending {
-            if let Err(error) = self.rotate_room(room_id).await {
-                self.error
-                    .set(Some(format!("could not rotate the room key: {error}")));
+        };
+        let Some(role) = wanted(self) else {
+            return;
+        };
+        if role < Role::Admin {
+            let jitter_ms = 500 + u32::from(random_bytes::<2>(&mut OsRng)[0]) * 8;
+            gloo_timers::future::TimeoutFuture::new(jitter_ms).await;
+            if wanted(self).is_none() {
+                return;
             }
+        }
+        match self.rotate_room(room_id).await {
+            Ok(()) => {}
+            // Another member's rotation (or another entry) came first: take the log as it is
+            // (in a task of its own, since a sync may end up here again).
+            Err(ChatError::Http(HttpError::Server { status: 409, .. })) => {
+                let chat = *self;
+                leptos::task::spawn_local(async move {
+                    if let Err(error) = chat.sync_room(room_id).await {
+                        chat.error.set(Some(error.to_string()));
+                    }
+                });
+            }
+            Err(error) => self
+                .error
+                .set(Some(format!("could not rotate the room key: {error}"))),
         }
     }
 
-    /// Starts a new epoch (admins): a fresh key, the name re-encrypted under it, sealed to
-    /// every remaining member whose keys match this user's pins. Does nothing while this tab
-    /// is already rotating the room.
+    /// Starts a new epoch: a fresh key, the name re-encrypted under it (by an admin; a member
+    /// completing a pending rotation keeps the current one), sealed to every remaining member
+    /// whose keys match this user's pins. Does nothing while this tab is already rotating
+    /// the room.
     pub async fn rotate_room(&self, room_id: RoomId) -> Result<(), ChatError> {
-        let started = self.rooms.try_update(|rooms| {
-            let view = rooms.get_mut(&room_id)?;
-            if view.rotating {
-                return Some(false);
+        self.rotate_room_with(room_id, EpochChange::Rotate).await
+    }
+
+    /// Makes `change` in the entry that starts the next epoch (a removal, ban, add under the
+    /// "since joining" policy or history clearing takes effect together with the new key,
+    /// docs/PROTOCOL.md section 5), then seals the new key to every member whose keys match
+    /// this user's pins. One rotation of a room runs at a time in a tab: a plain rotation
+    /// while another runs does nothing, any other change waits for it.
+    pub async fn rotate_room_with(
+        &self,
+        room_id: RoomId,
+        change: EpochChange,
+    ) -> Result<(), ChatError> {
+        loop {
+            let started = self.rooms.try_update(|rooms| {
+                let view = rooms.get_mut(&room_id)?;
+                if view.rotating {
+                    return Some(false);
+                }
+                view.rotating = true;
+                Some(true)
+            });
+            match started.flatten() {
+                Some(true) => break,
+                Some(false) if change == EpochChange::Rotate => return Ok(()),
+                Some(false) => gloo_timers::future::TimeoutFuture::new(20).await,
+                None => return Err(ChatError::Other("room is not available".into())),
             }
-            view.rotating = true;
-            Some(true)
-        });
-        if started.flatten() != Some(true) {
-            return Ok(());
         }
-        let result = self.rotate_room_now(room_id).await;
+        let result = self.rotate_room_now(room_id, change).await;
         self.rooms.update(|rooms| {
             if let Some(view) = rooms.get_mut(&room_id) {
                 view.rotating = false;
@@ -452,7 +503,7 @@ impl Chat {
         result
     }
 
-    async fn rotate_room_now(&self, room_id: RoomId) -> Result<(), ChatError> {
+    async fn rotate_room_now(&self, room_id: RoomId, change: EpochChange) -> Result<(), ChatError> {
         let session = self.session()?;
         let (state, metadata) = self
             .rooms
@@ -461,12 +512,19 @@ impl Chat {
                 Some((view.state.as_ref().ok()?.clone(), view.metadata.clone()))
             })
             .ok_or_else(|| ChatError::Other("room is not available".into()))?;
-        let metadata = metadata.unwrap_or_else(|| RoomMetadata::named("room"));
-        let rotation = rotate(
+        let is_admin = state
+            .member(&session.username)
+            .is_some_and(|member| member.role >= Role::Admin);
+        // Only admins re-encrypt the name and topic; without them (a member completing a
+        // pending rotation, or an admin who never held the key that encrypts them) the room
+        // keeps the metadata it has.
+        let metadata = metadata.filter(|_| is_admin);
+        let rotation = rotate_with(
             &state,
+            change,
             &session.username,
             &session.secrets,
-            &metadata,
+            metadata.as_ref(),
             now_ms(),
             &mut OsRng,
         )
@@ -590,6 +648,23 @@ impl Chat {
     pub async fn send(&self, room_id: RoomId, text: &str) -> Result<(), ChatError> {
         // Writing is acting: the members are pinned now, and a changed key stops the send.
         self.pin_room_members(room_id).await?;
+        // After a leave the current key is one the former member holds, and the server takes
+        // nothing under it: the rotation is completed first, by whoever is quickest.
+        let pending = self.rooms.with_untracked(|rooms| {
+            rooms
+                .get(&room_id)
+                .and_then(|view| view.state.as_ref().ok())
+                .is_some_and(RoomState::rotation_pending)
+        });
+        if pending {
+            match self.rotate_room(room_id).await {
+                Ok(()) => {}
+                Err(ChatError::Http(HttpError::Server { status: 409, .. })) => {
+                    self.sync_room(room_id).await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
         while self.send_in_flight.get_untracked() {
             gloo_timers::future::TimeoutFuture::new(20).await;
         }

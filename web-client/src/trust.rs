@@ -7,7 +7,7 @@ use client::state::reconcile;
 use client::{ClientState, LocalCopy, RemoteState, RoomChains, TrustWarning};
 use common::api::{ClientStateBody, PutClientStateRequest};
 use common::identity::MemberKeys;
-use common::membership::{LogAction, RoomId, RoomState, SignedLogEntry};
+use common::membership::{RoomId, RoomState, SignedLogEntry};
 use common::trust::{PinCheck, TrustError};
 use common::wire::Base64;
 use common::OsRng;
@@ -285,7 +285,7 @@ impl Chat {
         });
         entries.iter().skip(remembered).any(|bytes| {
             SignedLogEntry::from_bytes(bytes)
-                .is_ok_and(|signed| matches!(signed.entry().action, LogAction::ClearHistory))
+                .is_ok_and(|signed| signed.entry().action.clears_history())
         })
     }
 

@@ -5,7 +5,54 @@ use crate::encoding::{DecodeError, Decoder, Encoder};
 use crate::identity::{validate_username, MemberKeys};
 use crate::primitives::{self, KEY_LEN};
 
-use super::{Role, RoomPolicy, MAX_METADATA_LEN};
+use super::{Role, RoomPolicy, RotationSchedule, MAX_METADATA_LEN};
+
+/// The new epoch an entry starts, with the fields of a rotate entry: a removal, ban, add
+/// or history clearing that carries one takes effect together with the new key, so there is
+/// no moment in which the old key is the current one after the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEpoch {
+    /// The new epoch: the current one plus 1.
+    pub epoch: u64,
+    /// Commitment to the new epoch's key, see [`crate::room_key::key_commitment`].
+    pub key_commitment: [u8; KEY_LEN],
+    /// The room metadata encrypted under the new key, or empty to keep the current metadata
+    /// (under the key that encrypts it now).
+    pub encrypted_metadata: Vec<u8>,
+}
+
+impl NewEpoch {
+    fn encode(&self, encoder: &mut Encoder) {
+        encoder
+            .u64(self.epoch)
+            .fixed(&self.key_commitment)
+            .bytes(&self.encrypted_metadata);
+    }
+
+    fn decode(decoder: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            epoch: decoder.u64()?,
+            key_commitment: decoder.fixed()?,
+            encrypted_metadata: decode_metadata(decoder)?,
+        })
+    }
+}
+
+/// Reads a length-prefixed encrypted metadata field of at most [`MAX_METADATA_LEN`] bytes.
+fn decode_metadata(decoder: &mut Decoder<'_>) -> Result<Vec<u8>, DecodeError> {
+    let bytes = decoder.bytes()?.to_vec();
+    if bytes.len() > MAX_METADATA_LEN {
+        return Err(DecodeError::InvalidValue("metadata length"));
+    }
+    Ok(bytes)
+}
+
+/// Reads a username and checks its syntax.
+fn decode_username(decoder: &mut Decoder<'_>) -> Result<String, DecodeError> {
+    let username = decoder.string()?.to_owned();
+    validate_username(&username).map_err(|_| DecodeError::InvalidValue("username"))?;
+    Ok(username)
+}
 
 /// What a log entry does. Tags are stable: new actions take new tags and old ones never
 /// change meaning.
@@ -31,12 +78,15 @@ pub enum LogAction {
         /// The role the new member gets; never [`Role::Owner`].
         role: Role,
     },
-    /// Removes a member (tag 3); a rotation should follow.
+    /// Removes a member (tag 3) and leaves a rotation pending. Clients write
+    /// [`LogAction::RemoveMemberAndRotate`] instead; this tag stays readable for old logs.
     RemoveMember {
         /// Who is removed.
         username: String,
     },
-    /// Removes a member if present and bars them from being added again (tag 4).
+    /// Removes a member if present and bars them from being added again (tag 4), leaving a
+    /// rotation pending when they were a member. Clients ban a current member with
+    /// [`LogAction::BanAndRotate`].
     Ban {
         /// Who is banned.
         username: String,
@@ -48,13 +98,14 @@ pub enum LogAction {
         /// The new role.
         role: Role,
     },
-    /// Starts a new epoch with a fresh room key (tag 6).
+    /// Starts a new epoch with a fresh room key (tag 6). Admins may rotate at any time; while
+    /// a rotation is pending (after a leave) any member may, with empty metadata.
     Rotate {
         /// The new epoch: the current one plus 1.
         epoch: u64,
         /// Commitment to the new epoch's key.
         key_commitment: [u8; KEY_LEN],
-        /// The room metadata encrypted under the new key.
+        /// The room metadata encrypted under the new key, or empty to keep the current one.
         encrypted_metadata: Vec<u8>,
     },
     /// Sets the room's policy (tag 7).
@@ -78,10 +129,48 @@ pub enum LogAction {
         /// The metadata encrypted under the current epoch's key.
         encrypted_metadata: Vec<u8>,
     },
-    /// The server deletes the room's stored messages (tag 11); a rotation should follow.
+    /// The server deletes the room's stored messages (tag 11) and a rotation is pending.
+    /// Clients write [`LogAction::ClearHistoryAndRotate`] instead.
     ClearHistory,
     /// The room is deleted (tag 12); no entry may follow.
     DeleteRoom,
+    /// Removes a member and starts the next epoch in the same entry (tag 13), whose key is
+    /// sealed only to the remaining members.
+    RemoveMemberAndRotate {
+        /// Who is removed.
+        username: String,
+        /// The epoch that starts without them.
+        new_epoch: NewEpoch,
+    },
+    /// Bans a current member and starts the next epoch in the same entry (tag 14).
+    BanAndRotate {
+        /// Who is banned; a current member.
+        username: String,
+        /// The epoch that starts without them.
+        new_epoch: NewEpoch,
+    },
+    /// Adds a member who joins in a new epoch (tag 15): under the "since joining" policy the
+    /// newcomer then holds no key to anything written before they were added.
+    AddMemberAndRotate {
+        /// The new member's username.
+        username: String,
+        /// The new member's public keys as the author verified them.
+        keys: MemberKeys,
+        /// The role the new member gets; never [`Role::Owner`].
+        role: Role,
+        /// The epoch the newcomer joins in.
+        new_epoch: NewEpoch,
+    },
+    /// The server deletes the stored messages and the next epoch starts (tag 16).
+    ClearHistoryAndRotate {
+        /// The epoch that starts after the clearing.
+        new_epoch: NewEpoch,
+    },
+    /// Sets when the room key is rotated on schedule (tag 17).
+    SetRotationSchedule {
+        /// The new schedule.
+        schedule: RotationSchedule,
+    },
 }
 
 impl LogAction {
@@ -100,6 +189,11 @@ impl LogAction {
             Self::SetMetadata { .. } => 10,
             Self::ClearHistory => 11,
             Self::DeleteRoom => 12,
+            Self::RemoveMemberAndRotate { .. } => 13,
+            Self::BanAndRotate { .. } => 14,
+            Self::AddMemberAndRotate { .. } => 15,
+            Self::ClearHistoryAndRotate { .. } => 16,
+            Self::SetRotationSchedule { .. } => 17,
         }
     }
 
@@ -118,7 +212,58 @@ impl LogAction {
             Self::SetMetadata { .. } => "rename the room",
             Self::ClearHistory => "clear the history",
             Self::DeleteRoom => "delete the room",
+            Self::RemoveMemberAndRotate { .. } => "remove a member",
+            Self::BanAndRotate { .. } => "ban a user",
+            Self::AddMemberAndRotate { .. } => "add a member",
+            Self::ClearHistoryAndRotate { .. } => "clear the history",
+            Self::SetRotationSchedule { .. } => "change the rotation schedule",
         }
+    }
+
+    /// The new epoch this entry starts, if it is a rotate entry or one of the actions that
+    /// rotate together with their change.
+    pub fn new_epoch(&self) -> Option<NewEpoch> {
+        match self {
+            Self::Rotate {
+                epoch,
+                key_commitment,
+                encrypted_metadata,
+            } => Some(NewEpoch {
+                epoch: *epoch,
+                key_commitment: *key_commitment,
+                encrypted_metadata: encrypted_metadata.clone(),
+            }),
+            Self::RemoveMemberAndRotate { new_epoch, .. }
+            | Self::BanAndRotate { new_epoch, .. }
+            | Self::AddMemberAndRotate { new_epoch, .. }
+            | Self::ClearHistoryAndRotate { new_epoch } => Some(new_epoch.clone()),
+            _ => None,
+        }
+    }
+
+    /// The member an add entry adds, with the keys it records (tags 2 and 15).
+    pub fn added_member(&self) -> Option<(&str, &MemberKeys)> {
+        match self {
+            Self::AddMember { username, keys, .. }
+            | Self::AddMemberAndRotate { username, keys, .. } => Some((username, keys)),
+            _ => None,
+        }
+    }
+
+    /// The user a ban entry bans (tags 4 and 14).
+    pub fn banned_user(&self) -> Option<&str> {
+        match self {
+            Self::Ban { username } | Self::BanAndRotate { username, .. } => Some(username),
+            _ => None,
+        }
+    }
+
+    /// Whether the entry clears the room's stored history (tags 11 and 16).
+    pub fn clears_history(&self) -> bool {
+        matches!(
+            self,
+            Self::ClearHistory | Self::ClearHistoryAndRotate { .. }
+        )
     }
 
     pub(super) fn encode(&self, encoder: &mut Encoder) {
@@ -171,22 +316,36 @@ impl LogAction {
                 encoder.bytes(encrypted_metadata);
             }
             Self::Leave | Self::ClearHistory | Self::DeleteRoom => {}
+            Self::RemoveMemberAndRotate {
+                username,
+                new_epoch,
+            }
+            | Self::BanAndRotate {
+                username,
+                new_epoch,
+            } => {
+                encoder.string(username);
+                new_epoch.encode(encoder);
+            }
+            Self::AddMemberAndRotate {
+                username,
+                keys,
+                role,
+                new_epoch,
+            } => {
+                encoder.string(username);
+                keys.encode(encoder);
+                encoder.u8(role.tag());
+                new_epoch.encode(encoder);
+            }
+            Self::ClearHistoryAndRotate { new_epoch } => new_epoch.encode(encoder),
+            Self::SetRotationSchedule { schedule } => schedule.encode(encoder),
         }
     }
 
     pub(super) fn decode(decoder: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        let username = |decoder: &mut Decoder<'_>| -> Result<String, DecodeError> {
-            let username = decoder.string()?.to_owned();
-            validate_username(&username).map_err(|_| DecodeError::InvalidValue("username"))?;
-            Ok(username)
-        };
-        let metadata = |decoder: &mut Decoder<'_>| -> Result<Vec<u8>, DecodeError> {
-            let bytes = decoder.bytes()?.to_vec();
-            if bytes.len() > MAX_METADATA_LEN {
-                return Err(DecodeError::InvalidValue("metadata length"));
-            }
-            Ok(bytes)
-        };
+        let username = decode_username;
+        let metadata = decode_metadata;
         match decoder.u8()? {
             1 => Ok(Self::Create {
                 room_nonce: decoder.fixed()?,
@@ -228,6 +387,26 @@ impl LogAction {
             }),
             11 => Ok(Self::ClearHistory),
             12 => Ok(Self::DeleteRoom),
+            13 => Ok(Self::RemoveMemberAndRotate {
+                username: username(decoder)?,
+                new_epoch: NewEpoch::decode(decoder)?,
+            }),
+            14 => Ok(Self::BanAndRotate {
+                username: username(decoder)?,
+                new_epoch: NewEpoch::decode(decoder)?,
+            }),
+            15 => Ok(Self::AddMemberAndRotate {
+                username: username(decoder)?,
+                keys: MemberKeys::decode(decoder)?,
+                role: Role::from_tag(decoder.u8()?)?,
+                new_epoch: NewEpoch::decode(decoder)?,
+            }),
+            16 => Ok(Self::ClearHistoryAndRotate {
+                new_epoch: NewEpoch::decode(decoder)?,
+            }),
+            17 => Ok(Self::SetRotationSchedule {
+                schedule: RotationSchedule::decode(decoder)?,
+            }),
             tag => Err(DecodeError::UnknownTag {
                 what: "log action",
                 tag,

@@ -72,6 +72,9 @@ pub enum LogErrorKind {
         /// The one it names.
         found: u64,
     },
+    /// A rotation schedule out of bounds.
+    #[error("invalid rotation schedule: {0}")]
+    InvalidSchedule(&'static str),
     /// An invite with no uses, or one published twice.
     #[error("invalid invite: {0}")]
     InvalidInvite(&'static str),

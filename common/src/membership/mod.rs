@@ -19,11 +19,12 @@ pub mod policy;
 pub mod room_id;
 pub mod state;
 
-pub use action::{invite_token_hash, LogAction, INVITE_TOKEN_LABEL};
+pub use action::{invite_token_hash, LogAction, NewEpoch, INVITE_TOKEN_LABEL};
 pub use entry::{LogEntry, SignedLogEntry};
 pub use error::{LogError, LogErrorKind};
 pub use policy::{
-    HistoryPolicy, Role, RoomPolicy, MEDIA_AUDIO, MEDIA_FILES, MEDIA_IMAGES, MEDIA_VIDEO,
+    HistoryPolicy, Role, RoomPolicy, RotationSchedule, MEDIA_AUDIO, MEDIA_FILES, MEDIA_IMAGES,
+    MEDIA_VIDEO,
 };
 pub use room_id::RoomId;
 pub use state::{replay, replay_bytes, EpochRecord, InviteRecord, MemberRecord, RoomState};

@@ -117,3 +117,71 @@ impl RoomPolicy {
         })
     }
 }
+
+/// When a room's key is rotated on schedule, for post-compromise recovery: a key that leaked
+/// (a stolen device, a copied browser profile) stops opening new messages after a while even
+/// if nobody leaves. The first admin's client to see the current epoch due rotates it.
+///
+/// Megolm, the group ratchet of Matrix, rotates its outbound sessions after one week or 100
+/// messages by default; this room key is shared by every member rather than per sender, so the
+/// default count here is higher. Set by admins with [`super::LogAction::SetRotationSchedule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationSchedule {
+    /// Age after which an epoch is due, milliseconds counted from the signed time of the
+    /// entry that started it; between [`RotationSchedule::MIN_AGE_MS`] and
+    /// [`RotationSchedule::MAX_AGE_MS`].
+    pub max_age_ms: u64,
+    /// Number of messages after which an epoch is due (once it is
+    /// [`RotationSchedule::MIN_AGE_MS`] old); between [`RotationSchedule::MIN_MESSAGES`] and
+    /// [`RotationSchedule::MAX_MESSAGES`].
+    pub max_messages: u32,
+}
+
+impl Default for RotationSchedule {
+    fn default() -> Self {
+        Self {
+            max_age_ms: 7 * Self::DAY_MS,
+            max_messages: 1_000,
+        }
+    }
+}
+
+impl RotationSchedule {
+    /// One day, in milliseconds.
+    pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+    /// Shortest allowed `max_age_ms`: one hour. It is also the youngest an epoch may be to be
+    /// rotated for its message count, so a flood of messages causes at most one rotation an
+    /// hour.
+    pub const MIN_AGE_MS: u64 = 60 * 60 * 1000;
+    /// Longest allowed `max_age_ms`: 365 days.
+    pub const MAX_AGE_MS: u64 = 365 * Self::DAY_MS;
+    /// Smallest allowed `max_messages`.
+    pub const MIN_MESSAGES: u32 = 10;
+    /// Largest allowed `max_messages`.
+    pub const MAX_MESSAGES: u32 = 1_000_000;
+
+    /// Checks the bounds above.
+    ///
+    /// # Errors
+    /// A lowercase description of the value out of range.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if !(Self::MIN_AGE_MS..=Self::MAX_AGE_MS).contains(&self.max_age_ms) {
+            return Err("rotation age must be between one hour and 365 days");
+        }
+        if !(Self::MIN_MESSAGES..=Self::MAX_MESSAGES).contains(&self.max_messages) {
+            return Err("rotation message count must be between 10 and 1,000,000");
+        }
+        Ok(())
+    }
+
+    pub(super) fn encode(&self, encoder: &mut Encoder) {
+        encoder.u64(self.max_age_ms).u32(self.max_messages);
+    }
+
+    pub(super) fn decode(decoder: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            max_age_ms: decoder.u64()?,
+            max_messages: decoder.u32()?,
+        })
+    }
+}

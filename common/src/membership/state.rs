@@ -8,7 +8,8 @@ use crate::identity::{self, validate_username, MemberKeys};
 use crate::primitives::KEY_LEN;
 
 use super::{
-    LogAction, LogEntry, LogError, LogErrorKind, Role, RoomId, RoomPolicy, SignedLogEntry,
+    LogAction, LogEntry, LogError, LogErrorKind, NewEpoch, Role, RoomId, RoomPolicy,
+    RotationSchedule, SignedLogEntry,
 };
 
 /// A member as the log describes them.
@@ -20,7 +21,8 @@ pub struct MemberRecord {
     pub role: Role,
     /// Sequence number of the entry that added the member.
     pub added_at_seq: u64,
-    /// The epoch that was current when the member was added.
+    /// The epoch the member joined in: the one current when they were added, or the one
+    /// their add entry started ([`LogAction::AddMemberAndRotate`]).
     pub joined_epoch: u64,
 }
 
@@ -32,9 +34,11 @@ pub struct EpochRecord {
     /// Everyone who was a member at some point during the epoch, with their keys: whose
     /// messages of this epoch a reader may accept.
     pub members: BTreeMap<String, MemberKeys>,
-    /// When the epoch started: the signed time of its create or rotate entry, milliseconds
+    /// When the epoch started: the signed time of the entry that started it, milliseconds
     /// since the Unix epoch by its author's clock (what scheduled rotation counts from).
     pub started_at_ms: u64,
+    /// The position in the log of the entry that started the epoch (0 for epoch 0).
+    pub started_at_seq: u64,
 }
 
 /// An invite published in the log.
@@ -56,6 +60,7 @@ pub struct RoomState {
     epochs: Vec<EpochRecord>,
     banned: BTreeSet<String>,
     policy: RoomPolicy,
+    rotation_schedule: RotationSchedule,
     invites: BTreeMap<[u8; KEY_LEN], InviteRecord>,
     metadata_epoch: u64,
     encrypted_metadata: Vec<u8>,
@@ -156,9 +161,11 @@ impl RoomState {
                 key_commitment: *key_commitment,
                 members: BTreeMap::from([(entry.author.clone(), *owner_keys)]),
                 started_at_ms: entry.time_ms,
+                started_at_seq: 0,
             }],
             banned: BTreeSet::new(),
             policy: RoomPolicy::default(),
+            rotation_schedule: RotationSchedule::default(),
             invites: BTreeMap::new(),
             metadata_epoch: 0,
             encrypted_metadata: encrypted_metadata.clone(),
@@ -208,15 +215,33 @@ impl RoomState {
             role: author.role,
             action: entry.action.name(),
         };
+        let at = EntryPoint {
+            seq: entry.seq,
+            time_ms: entry.time_ms,
+        };
         match &entry.action {
             LogAction::Create { .. } => return Err(LogErrorKind::MisplacedCreate),
             LogAction::AddMember {
                 username,
                 keys,
                 role,
-            } => self.add_member(&by, entry.seq, username, keys, *role)?,
-            LogAction::RemoveMember { username } => self.remove_member(&by, username)?,
-            LogAction::Ban { username } => self.ban(&by, username)?,
+            } => self.add_member(&by, at.seq, username, keys, *role, None)?,
+            LogAction::AddMemberAndRotate {
+                username,
+                keys,
+                role,
+                new_epoch,
+            } => self.add_member(&by, at.seq, username, keys, *role, Some((new_epoch, at)))?,
+            LogAction::RemoveMember { username } => self.remove_member(&by, username, None)?,
+            LogAction::RemoveMemberAndRotate {
+                username,
+                new_epoch,
+            } => self.remove_member(&by, username, Some((new_epoch, at)))?,
+            LogAction::Ban { username } => self.ban(&by, username, None)?,
+            LogAction::BanAndRotate {
+                username,
+                new_epoch,
+            } => self.ban(&by, username, Some((new_epoch, at)))?,
             LogAction::SetRole { username, role } => self.set_role(&by, username, *role)?,
             LogAction::Rotate {
                 epoch,
@@ -224,14 +249,21 @@ impl RoomState {
                 encrypted_metadata,
             } => self.rotate(
                 &by,
-                *epoch,
-                key_commitment,
-                encrypted_metadata,
-                entry.time_ms,
+                &NewEpoch {
+                    epoch: *epoch,
+                    key_commitment: *key_commitment,
+                    encrypted_metadata: encrypted_metadata.clone(),
+                },
+                at,
             )?,
             LogAction::SetPolicy { policy } => {
                 by.require(Role::Admin)?;
                 self.policy = *policy;
+            }
+            LogAction::SetRotationSchedule { schedule } => {
+                by.require(Role::Admin)?;
+                schedule.validate().map_err(LogErrorKind::InvalidSchedule)?;
+                self.rotation_schedule = *schedule;
             }
             LogAction::Invite {
                 token_hash,
@@ -247,6 +279,11 @@ impl RoomState {
             LogAction::ClearHistory => {
                 by.require(Role::Admin)?;
                 self.rotation_pending = true;
+            }
+            LogAction::ClearHistoryAndRotate { new_epoch } => {
+                by.require(Role::Admin)?;
+                self.check_new_epoch(new_epoch)?;
+                self.start_epoch(new_epoch, at);
             }
             LogAction::DeleteRoom => {
                 by.require(Role::Owner)?;
@@ -293,7 +330,9 @@ impl RoomState {
     }
 
     /// `AddMember`: admins add members, the owner adds admins, nobody adds an owner; not a
-    /// current member, not banned. The member joins the current epoch.
+    /// current member, not banned. The member joins the current epoch, or with `new_epoch`
+    /// (`AddMemberAndRotate`) the epoch the entry starts, so they are no member of any
+    /// earlier one.
     fn add_member(
         &mut self,
         by: &Authority<'_>,
@@ -301,6 +340,7 @@ impl RoomState {
         username: &str,
         keys: &MemberKeys,
         role: Role,
+        new_epoch: Option<(&NewEpoch, EntryPoint)>,
     ) -> Result<(), LogErrorKind> {
         let allowed = match role {
             Role::Member => by.role >= Role::Admin,
@@ -316,34 +356,63 @@ impl RoomState {
         if self.banned.contains(username) {
             return Err(LogErrorKind::Banned(username.to_owned()));
         }
-        let epoch = self.current_epoch();
+        if let Some((new_epoch, _)) = new_epoch {
+            self.check_new_epoch(new_epoch)?;
+        }
+        let joined_epoch = match new_epoch {
+            Some((new_epoch, _)) => new_epoch.epoch,
+            None => self.current_epoch(),
+        };
         self.members.insert(
             username.to_owned(),
             MemberRecord {
                 keys: *keys,
                 role,
                 added_at_seq: seq,
-                joined_epoch: epoch,
+                joined_epoch,
             },
         );
-        if let Some(current) = self.epochs.last_mut() {
-            current.members.insert(username.to_owned(), *keys);
+        match new_epoch {
+            Some((new_epoch, at)) => self.start_epoch(new_epoch, at),
+            None => {
+                if let Some(current) = self.epochs.last_mut() {
+                    current.members.insert(username.to_owned(), *keys);
+                }
+            }
         }
         Ok(())
     }
 
-    /// `RemoveMember`: an admin removes a member of lower role; a rotation is then pending.
-    fn remove_member(&mut self, by: &Authority<'_>, username: &str) -> Result<(), LogErrorKind> {
+    /// `RemoveMember`: an admin removes a member of lower role; a rotation is then pending,
+    /// unless the entry starts the next epoch itself (`RemoveMemberAndRotate`).
+    fn remove_member(
+        &mut self,
+        by: &Authority<'_>,
+        username: &str,
+        new_epoch: Option<(&NewEpoch, EntryPoint)>,
+    ) -> Result<(), LogErrorKind> {
         by.require(Role::Admin)?;
         self.check_can_remove(by, username)?;
+        if let Some((new_epoch, _)) = new_epoch {
+            self.check_new_epoch(new_epoch)?;
+        }
         self.members.remove(username);
         self.rotation_pending = true;
+        if let Some((new_epoch, at)) = new_epoch {
+            self.start_epoch(new_epoch, at);
+        }
         Ok(())
     }
 
-    /// `Ban`: an admin bans someone not banned yet (removing them if a member of lower role);
-    /// a banned user can never be added again.
-    fn ban(&mut self, by: &Authority<'_>, username: &str) -> Result<(), LogErrorKind> {
+    /// `Ban`: an admin bans someone not banned yet (removing them if a member of lower role,
+    /// which leaves a rotation pending); a banned user can never be added again.
+    /// `BanAndRotate` bans a current member and starts the next epoch in the same entry.
+    fn ban(
+        &mut self,
+        by: &Authority<'_>,
+        username: &str,
+        new_epoch: Option<(&NewEpoch, EntryPoint)>,
+    ) -> Result<(), LogErrorKind> {
         by.require(Role::Admin)?;
         if self.banned.contains(username) {
             return Err(LogErrorKind::Banned(username.to_owned()));
@@ -351,12 +420,24 @@ impl RoomState {
         if username == by.author {
             return Err(LogErrorKind::TargetsAuthor);
         }
-        if self.members.contains_key(username) {
+        let is_member = self.members.contains_key(username);
+        if is_member {
             self.check_can_remove(by, username)?;
+        }
+        if let Some((new_epoch, _)) = new_epoch {
+            if !is_member {
+                return Err(LogErrorKind::NotAMember(username.to_owned()));
+            }
+            self.check_new_epoch(new_epoch)?;
+        }
+        if is_member {
             self.members.remove(username);
             self.rotation_pending = true;
         }
         self.banned.insert(username.to_owned());
+        if let Some((new_epoch, at)) = new_epoch {
+            self.start_epoch(new_epoch, at);
+        }
         Ok(())
     }
 
@@ -383,36 +464,63 @@ impl RoomState {
     }
 
     /// `Rotate`: an admin starts the next epoch, committing to its key, with the current
-    /// members as its members; the pending rotation is done.
+    /// members as its members; the pending rotation is done. While a rotation is pending
+    /// (after a leave) any member may complete it, without new metadata: only admins
+    /// change the room's name and topic.
     fn rotate(
         &mut self,
         by: &Authority<'_>,
-        epoch: u64,
-        key_commitment: &[u8; KEY_LEN],
-        encrypted_metadata: &[u8],
-        time_ms: u64,
+        new_epoch: &NewEpoch,
+        at: EntryPoint,
     ) -> Result<(), LogErrorKind> {
-        by.require(Role::Admin)?;
+        if by.role < Role::Admin {
+            if !self.rotation_pending {
+                return Err(by.not_authorized());
+            }
+            if !new_epoch.encrypted_metadata.is_empty() {
+                return Err(LogErrorKind::NotAuthorized {
+                    author: by.author.to_owned(),
+                    role: by.role.as_str(),
+                    action: "change the room metadata",
+                });
+            }
+        }
+        self.check_new_epoch(new_epoch)?;
+        self.start_epoch(new_epoch, at);
+        Ok(())
+    }
+
+    /// Checks that `new_epoch` is the next epoch.
+    fn check_new_epoch(&self, new_epoch: &NewEpoch) -> Result<(), LogErrorKind> {
         let expected = self.current_epoch() + 1;
-        if epoch != expected {
+        if new_epoch.epoch != expected {
             return Err(LogErrorKind::EpochGap {
                 expected,
-                found: epoch,
+                found: new_epoch.epoch,
             });
         }
+        Ok(())
+    }
+
+    /// Starts `new_epoch` (already checked with [`Self::check_new_epoch`]) with the current
+    /// members as its members; empty metadata keeps the current one. No rotation is pending
+    /// afterwards.
+    fn start_epoch(&mut self, new_epoch: &NewEpoch, at: EntryPoint) {
         self.epochs.push(EpochRecord {
-            key_commitment: *key_commitment,
+            key_commitment: new_epoch.key_commitment,
             members: self
                 .members
                 .iter()
                 .map(|(name, record)| (name.clone(), record.keys))
                 .collect(),
-            started_at_ms: time_ms,
+            started_at_ms: at.time_ms,
+            started_at_seq: at.seq,
         });
-        self.metadata_epoch = epoch;
-        self.encrypted_metadata = encrypted_metadata.to_vec();
+        if !new_epoch.encrypted_metadata.is_empty() {
+            self.metadata_epoch = new_epoch.epoch;
+            self.encrypted_metadata = new_epoch.encrypted_metadata.clone();
+        }
         self.rotation_pending = false;
-        Ok(())
     }
 
     /// `Invite`: an admin publishes a new invite's token hash, expiry and number of uses.
@@ -518,6 +626,11 @@ impl RoomState {
         &self.policy
     }
 
+    /// When the room key is due for scheduled rotation.
+    pub fn rotation_schedule(&self) -> &RotationSchedule {
+        &self.rotation_schedule
+    }
+
     /// Published invites by token hash.
     pub fn invites(&self) -> &BTreeMap<[u8; KEY_LEN], InviteRecord> {
         &self.invites
@@ -528,8 +641,9 @@ impl RoomState {
         (self.metadata_epoch, &self.encrypted_metadata)
     }
 
-    /// Whether a member left or was removed (or history was cleared) since the last
-    /// rotation: until an admin rotates, the former member could read new messages.
+    /// Whether a member left (or was removed or history cleared by an entry that did not
+    /// rotate itself) since the last rotation: until a member rotates, the former member
+    /// could read new messages, so no message is written and the server accepts none.
     pub fn rotation_pending(&self) -> bool {
         self.rotation_pending
     }
@@ -560,6 +674,13 @@ impl RoomState {
             action,
         }
     }
+}
+
+/// Where the entry being applied stands: its position and signed time.
+#[derive(Debug, Clone, Copy)]
+struct EntryPoint {
+    seq: u64,
+    time_ms: u64,
 }
 
 /// Who made the entry being applied, with their role at that point of the log.

@@ -33,7 +33,9 @@ pub const MIN_CIPHERTEXT_LEN: usize = TAG_LEN + PADDING_BUCKET;
 ///   absent), in ascending id order, and `has_more` when older ones remain.
 /// - `POST /api/rooms/{room_id}/messages` [`PostMessageRequest`] -> 201 [`StoredMessage`];
 ///   400 for a ciphertext whose length is not a padded message's, 409 `stale epoch` when the
-///   epoch is not the room's current one, 429 `rate limit: N messages per minute` when the
+///   epoch is not the room's current one, 409 `key rotation pending` while the log leaves a
+///   rotation pending (a member left and nobody has rotated yet: the current key is one the
+///   former member holds), 429 `rate limit: N messages per minute` when the
 ///   room's policy allows N > 0 messages per member per minute and the caller posted N in
 ///   the last 60 s (by the server's `received_at_ms`), with a `Retry-After` header and
 ///   `retry_after_s` in the body: whole seconds, at least 1, until the oldest of those leaves
@@ -101,6 +103,9 @@ async fn post_message(
         .ok_or_else(|| ApiError::not_found("room not found"))?;
     if request.epoch != rules.current_epoch {
         return Err(ApiError::conflict("stale epoch"));
+    }
+    if rules.rotation_pending {
+        return Err(ApiError::conflict("key rotation pending"));
     }
     let new_message = messages::NewMessage {
         room_id,

@@ -126,6 +126,7 @@ pub fn log_error(kind: LogErrorKind) -> ApiError {
         | LogErrorKind::GenesisAuthorMismatch
         | LogErrorKind::BadSignature(_)
         | LogErrorKind::InvalidInvite(_)
+        | LogErrorKind::InvalidSchedule(_)
         | LogErrorKind::Truncated { .. }
         | LogErrorKind::Forked(_) => ApiError::BadRequest(message),
     }
@@ -239,7 +240,7 @@ async fn append_log(
     let mut room_state = load_state(&state.pool, &room_id).await?;
     let members_before: BTreeSet<String> = room_state.members().keys().cloned().collect();
     room_state.apply(&entry).map_err(log_error)?;
-    if let LogAction::AddMember { username, keys, .. } = &entry.entry().action {
+    if let Some((username, keys)) = entry.entry().action.added_member() {
         require_registered_keys(&state.pool, username, keys).await?;
     }
     rooms::append(&state.pool, &entry, &room_state).await?;

@@ -57,8 +57,8 @@ async fn write_members(
     Ok(())
 }
 
-/// Writes what the `rooms` row mirrors of `state`: current epoch, rotation pending and the
-/// policy's messages per minute. A pending rotation set by the server itself (an account
+/// Writes what the `rooms` row mirrors of `state`: current epoch, rotation pending (as the
+/// log says it, and merged with the server's own flag) and the policy's messages per minute. A pending rotation set by the server itself (an account
 /// deletion) stays set until the epoch changes, even though the log does not show it.
 async fn write_room_row(
     connection: &mut SqliteConnection,
@@ -70,11 +70,12 @@ async fn write_room_row(
     sqlx::query(
         "UPDATE rooms SET current_epoch = ?, \
          rotation_pending = MAX(?, CASE WHEN current_epoch = ? THEN rotation_pending ELSE 0 END), \
-         messages_per_minute = ? WHERE room_id = ?",
+         log_rotation_pending = ?, messages_per_minute = ? WHERE room_id = ?",
     )
     .bind(epoch)
     .bind(state.rotation_pending())
     .bind(epoch)
+    .bind(state.rotation_pending())
     .bind(i64::from(state.policy().messages_per_minute))
     .bind(room_id.0.as_slice())
     .execute(&mut *connection)
@@ -200,16 +201,21 @@ pub async fn append(
             transaction.commit().await?;
             return Ok(());
         }
-        LogAction::AddMember { username, .. } | LogAction::Ban { username } => {
-            super::join_requests::delete(&mut transaction, &room_id, username).await?;
+        action => {
+            let joined_or_banned = action
+                .added_member()
+                .map(|(username, _)| username)
+                .or(action.banned_user());
+            if let Some(username) = joined_or_banned {
+                super::join_requests::delete(&mut transaction, &room_id, username).await?;
+            }
+            if action.clears_history() {
+                sqlx::query("DELETE FROM messages WHERE room_id = ?")
+                    .bind(room_id.0.as_slice())
+                    .execute(&mut *transaction)
+                    .await?;
+            }
         }
-        LogAction::ClearHistory => {
-            sqlx::query("DELETE FROM messages WHERE room_id = ?")
-                .bind(room_id.0.as_slice())
-                .execute(&mut *transaction)
-                .await?;
-        }
-        _ => {}
     }
     write_room_row(&mut transaction, &room_id, new_state).await?;
     write_members(&mut transaction, &room_id, new_state).await?;
@@ -269,6 +275,8 @@ pub async fn admin_usernames(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<V
 pub struct PostingRules {
     /// The epoch every new message must be sealed in.
     pub current_epoch: u64,
+    /// Whether the log leaves a rotation pending: no message is accepted until it is done.
+    pub rotation_pending: bool,
     /// Messages one member may post per minute; 0 means no limit.
     pub messages_per_minute: u32,
 }
@@ -278,14 +286,17 @@ pub struct PostingRules {
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a stored value out of range.
 pub async fn posting_rules(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Option<PostingRules>> {
-    let row: Option<(i64, i64)> =
-        sqlx::query_as("SELECT current_epoch, messages_per_minute FROM rooms WHERE room_id = ?")
-            .bind(room_id.0.as_slice())
-            .fetch_optional(pool)
-            .await?;
-    row.map(|(epoch, messages_per_minute)| {
+    let row: Option<(i64, bool, i64)> = sqlx::query_as(
+        "SELECT current_epoch, log_rotation_pending, messages_per_minute FROM rooms \
+         WHERE room_id = ?",
+    )
+    .bind(room_id.0.as_slice())
+    .fetch_optional(pool)
+    .await?;
+    row.map(|(epoch, rotation_pending, messages_per_minute)| {
         Ok(PostingRules {
             current_epoch: to_u64(epoch, "rooms.current_epoch")?,
+            rotation_pending,
             messages_per_minute: u32::try_from(messages_per_minute)
                 .map_err(|_| ApiError::CorruptData("rooms.messages_per_minute".to_owned()))?,
         })

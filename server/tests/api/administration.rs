@@ -63,6 +63,11 @@ async fn a_plain_member_may_not_administer() {
     let mut cast = Cast::new().await;
     let (app, carol) = (&cast.app, &cast.carol);
     let eve_keys = cast.eve.secrets.public_keys();
+    let next_epoch = common::membership::NewEpoch {
+        epoch: cast.room.state.current_epoch() + 1,
+        key_commitment: [0; 32],
+        encrypted_metadata: Vec::new(),
+    };
     let refused = [
         LogAction::AddMember {
             username: "eve".to_owned(),
@@ -80,9 +85,29 @@ async fn a_plain_member_may_not_administer() {
         LogAction::ClearHistory,
         LogAction::DeleteRoom,
         LogAction::Rotate {
-            epoch: 1,
+            epoch: next_epoch.epoch,
             key_commitment: [0; 32],
             encrypted_metadata: Vec::new(),
+        },
+        LogAction::RemoveMemberAndRotate {
+            username: "bob".to_owned(),
+            new_epoch: next_epoch.clone(),
+        },
+        LogAction::BanAndRotate {
+            username: "bob".to_owned(),
+            new_epoch: next_epoch.clone(),
+        },
+        LogAction::AddMemberAndRotate {
+            username: "eve".to_owned(),
+            keys: eve_keys,
+            role: Role::Member,
+            new_epoch: next_epoch.clone(),
+        },
+        LogAction::ClearHistoryAndRotate {
+            new_epoch: next_epoch.clone(),
+        },
+        LogAction::SetRotationSchedule {
+            schedule: common::membership::RotationSchedule::default(),
         },
     ];
     for action in refused {
@@ -200,15 +225,13 @@ async fn only_the_owner_sets_roles_and_the_owner_cannot_leave() {
 }
 
 #[tokio::test]
-async fn a_member_leaves_and_a_rotation_is_pending_until_an_admin_rotates() {
+async fn a_member_leaves_and_a_rotation_is_pending_until_someone_rotates() {
     let mut cast = Cast::new().await;
     let app = &cast.app;
-    // The cast removed erin and banned frank: a rotation is pending.
+    // The cast removed erin and banned frank, each in an entry that started an epoch: no
+    // rotation is pending.
     let before = summary(app, &cast.alice).await;
-    assert_eq!((before.epoch, before.rotation_pending), (0, true));
-    app.rotate_room(&mut cast.room, &cast.bob).await;
-    let after = summary(app, &cast.alice).await;
-    assert_eq!((after.epoch, after.rotation_pending), (1, false));
+    assert_eq!((before.epoch, before.rotation_pending), (2, false));
 
     app.expect_action(
         &mut cast.room,
@@ -225,6 +248,9 @@ async fn a_member_leaves_and_a_rotation_is_pending_until_an_admin_rotates() {
         "room not found"
     );
     assert!(summary(app, &cast.bob).await.rotation_pending);
+    app.rotate_room(&mut cast.room, &cast.bob).await;
+    let after = summary(app, &cast.alice).await;
+    assert_eq!((after.epoch, after.rotation_pending), (3, false));
 }
 
 #[tokio::test]
@@ -249,10 +275,11 @@ async fn a_rotation_moves_the_epoch_and_old_epoch_messages_are_refused() {
         error_message(response, StatusCode::FORBIDDEN).await,
         "log entries must be signed by the logged-in user"
     );
+    let current = cast.room.state.current_epoch();
     let skipping = cast.room.entry(
         &cast.bob,
         LogAction::Rotate {
-            epoch: 2,
+            epoch: current + 2,
             key_commitment: [0; 32],
             encrypted_metadata: Vec::new(),
         },
@@ -261,12 +288,19 @@ async fn a_rotation_moves_the_epoch_and_old_epoch_messages_are_refused() {
         .append_log(&cast.bob.client, &cast.hex(), &skipping)
         .await;
     let message = error_message(response, StatusCode::CONFLICT).await;
-    assert!(message.contains("expected epoch 1, found 2"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "expected epoch {}, found {}",
+            current + 1,
+            current + 2
+        )),
+        "{message}"
+    );
 
     let response = app.rotate_room(&mut cast.room, &cast.alice).await;
     expect_status(response, StatusCode::CREATED, "the owner rotates").await;
     let carol_summary = summary(app, &cast.carol).await;
-    assert_eq!(carol_summary.epoch, 1);
+    assert_eq!(carol_summary.epoch, current + 1);
     assert!(!carol_summary.rotation_pending);
 
     let response = app
@@ -285,7 +319,7 @@ async fn a_rotation_moves_the_epoch_and_old_epoch_messages_are_refused() {
     let envelopes: common::api::EnvelopesResponse =
         json(app.get_envelopes(&cast.carol.client, &cast.hex()).await).await;
     let newest = envelopes.envelopes.last().unwrap();
-    assert_eq!(newest.epoch, 1);
+    assert_eq!(newest.epoch, current + 1);
     assert_eq!(
         newest
             .open(&cast.room.state, "carol", &cast.carol.secrets)

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use common::membership::{LogAction, Role, SignedLogEntry};
-use common::room_key::{rotate, KeyEnvelope, RoomMetadata};
+use common::room_key::{rotate_with, EpochChange, KeyEnvelope, RoomMetadata};
 use common::OsRng;
 use reqwest::{Client, Response, StatusCode};
 
@@ -65,11 +65,29 @@ impl TestApp {
     /// Rotates as `author`: appends the rotate entry and, when the server accepts it, seals
     /// the new key to every member (`author` included) and uploads the envelopes.
     pub async fn rotate_room(&self, room: &mut TestRoom, author: &TestUser) -> Response {
-        let rotation = rotate(
+        self.rotate_room_with(room, author, EpochChange::Rotate)
+            .await
+    }
+
+    /// Like [`TestApp::rotate_room`], with `change` in the entry that starts the epoch; the
+    /// metadata is re-encrypted when `author` is an admin and left as it was otherwise.
+    pub async fn rotate_room_with(
+        &self,
+        room: &mut TestRoom,
+        author: &TestUser,
+        change: EpochChange,
+    ) -> Response {
+        let is_admin = room
+            .state
+            .member(&author.username)
+            .is_some_and(|member| member.role >= Role::Admin);
+        let metadata = RoomMetadata::named("team");
+        let rotation = rotate_with(
             &room.state,
+            change,
             &author.username,
             &author.secrets,
-            &RoomMetadata::named("team"),
+            is_admin.then_some(&metadata),
             now_ms(),
             &mut OsRng,
         )
@@ -207,16 +225,14 @@ impl Cast {
             .await;
         let response = app.request_to_join(&dave.client, &room.hex(), TOKEN).await;
         expect_status(response, StatusCode::ACCEPTED, "dave asks to join").await;
-        let remove_erin = LogAction::RemoveMember {
-            username: "erin".to_owned(),
-        };
-        app.expect_action(&mut room, &bob, remove_erin, StatusCode::CREATED)
-            .await;
-        let ban_frank = LogAction::Ban {
-            username: "frank".to_owned(),
-        };
-        app.expect_action(&mut room, &bob, ban_frank, StatusCode::CREATED)
-            .await;
+        // As clients do: each removal starts the next epoch in the same entry.
+        for change in [
+            EpochChange::RemoveMember("erin".to_owned()),
+            EpochChange::Ban("frank".to_owned()),
+        ] {
+            let response = app.rotate_room_with(&mut room, &bob, change).await;
+            expect_status(response, StatusCode::CREATED, "bob removes erin and frank").await;
+        }
         Self {
             app,
             room,

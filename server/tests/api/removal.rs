@@ -3,10 +3,11 @@
 
 use common::api::ServerEvent;
 use common::membership::{LogAction, SignedLogEntry};
+use common::room_key::EpochChange;
 use reqwest::StatusCode;
 
 use crate::cast::{assert_room_is_hidden_from, expect_status, Cast, QUIET};
-use crate::helpers::TestApp;
+use crate::helpers::{error_message, TestApp};
 use crate::ws_client::{event_within, next_event};
 
 #[tokio::test]
@@ -16,11 +17,11 @@ async fn a_removed_member_sees_their_removal_then_nothing_more() {
     let mut carol_socket = app.connect_ws(&cast.carol).await;
     let mut alice_socket = app.connect_ws(&cast.alice).await;
     let mut carol_view = cast.room.state.clone();
-    let removal = LogAction::RemoveMember {
-        username: "carol".to_owned(),
-    };
-    app.expect_action(&mut cast.room, &cast.bob, removal, StatusCode::CREATED)
+    let removal = EpochChange::RemoveMember("carol".to_owned());
+    let response = app
+        .rotate_room_with(&mut cast.room, &cast.bob, removal)
         .await;
+    expect_status(response, StatusCode::CREATED, "bob removes carol").await;
 
     // Carol's client verifies the entry that removed her with her own copy of the log.
     match next_event(&mut carol_socket).await {
@@ -41,6 +42,11 @@ async fn a_removed_member_sees_their_removal_then_nothing_more() {
     assert!(matches!(
         next_event(&mut alice_socket).await,
         ServerEvent::LogEntry { .. }
+    ));
+    // alice is sent her envelope of the new epoch; carol none.
+    assert!(matches!(
+        next_event(&mut alice_socket).await,
+        ServerEvent::KeyEnvelope { .. }
     ));
 
     assert_room_is_hidden_from(app, &cast.carol, &cast.room).await;
@@ -106,4 +112,105 @@ async fn a_banned_member_learns_of_the_ban() {
         other => panic!("expected the ban, got {other:?}"),
     }
     assert_room_is_hidden_from(&cast.app, &cast.carol, &cast.room).await;
+}
+
+#[tokio::test]
+async fn a_removal_starts_the_next_epoch_and_the_old_key_writes_nothing_more() {
+    let mut cast = Cast::new().await;
+    let app = &cast.app;
+    let old_epoch = cast.room.state.current_epoch();
+    let response = app
+        .rotate_room_with(
+            &mut cast.room,
+            &cast.bob,
+            EpochChange::RemoveMember("carol".to_owned()),
+        )
+        .await;
+    expect_status(response, StatusCode::CREATED, "bob removes carol").await;
+    assert_eq!(cast.room.state.current_epoch(), old_epoch + 1);
+    // Nothing is accepted at the epoch whose key carol holds, from the moment she is out.
+    let mut stale = TestApp::sealed_text(&cast.room, &cast.alice, 1, "carol could read this");
+    stale.epoch = old_epoch;
+    let response = app
+        .post_message(&cast.alice.client, &cast.hex(), &stale)
+        .await;
+    assert_eq!(
+        error_message(response, StatusCode::CONFLICT).await,
+        "stale epoch"
+    );
+    let body = TestApp::sealed_text(&cast.room, &cast.alice, 1, "only members read this");
+    let response = app
+        .post_message(&cast.alice.client, &cast.hex(), &body)
+        .await;
+    expect_status(
+        response,
+        StatusCode::CREATED,
+        "alice posts at the new epoch",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn after_a_leave_no_message_is_taken_until_a_member_rotates_and_the_first_wins() {
+    let mut cast = Cast::new().await;
+    let app = &cast.app;
+    app.add_member(
+        &mut cast.room,
+        &cast.bob,
+        &cast.eve,
+        common::membership::Role::Member,
+    )
+    .await;
+    let carol_leaves = cast.room.entry(&cast.carol, LogAction::Leave);
+    let response = app
+        .append_log(&cast.carol.client, &cast.hex(), &carol_leaves)
+        .await;
+    expect_status(response, StatusCode::CREATED, "carol leaves").await;
+    cast.room.state.apply(&carol_leaves).expect("applies");
+    assert!(cast.room.state.rotation_pending());
+
+    // Until someone rotates, the current key is one carol holds: no message is taken.
+    let body = TestApp::sealed_text(&cast.room, &cast.alice, 1, "carol could read this");
+    let response = app
+        .post_message(&cast.alice.client, &cast.hex(), &body)
+        .await;
+    assert_eq!(
+        error_message(response, StatusCode::CONFLICT).await,
+        "key rotation pending"
+    );
+
+    // eve, a plain member, completes the rotation; a second one made on the same log (alice's
+    // client, at the same moment) is refused, and the first one stands.
+    let mut alices_view = cast.room.state.clone();
+    let alices_rotation = common::room_key::rotate(
+        &alices_view,
+        "alice",
+        &cast.alice.secrets,
+        &common::room_key::RoomMetadata::named("team"),
+        crate::helpers::now_ms(),
+        &mut common::OsRng,
+    )
+    .expect("alice may rotate");
+    let response = app
+        .rotate_room_with(&mut cast.room, &cast.eve, EpochChange::Rotate)
+        .await;
+    expect_status(response, StatusCode::CREATED, "eve completes the rotation").await;
+    let response = app
+        .append_log(&cast.alice.client, &cast.hex(), &alices_rotation.entry)
+        .await;
+    expect_status(response, StatusCode::CONFLICT, "the second rotation").await;
+    alices_view = cast.room.state.clone();
+    assert!(!alices_view.rotation_pending());
+    assert!(!alices_view.was_member_in_epoch("carol", alices_view.current_epoch()));
+
+    let body = TestApp::sealed_text(&cast.room, &cast.alice, 1, "only members read this");
+    let response = app
+        .post_message(&cast.alice.client, &cast.hex(), &body)
+        .await;
+    expect_status(
+        response,
+        StatusCode::CREATED,
+        "alice posts after the rotation",
+    )
+    .await;
 }

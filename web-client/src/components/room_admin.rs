@@ -2,7 +2,7 @@
 //! clearing history, deleting (owner) and leaving (everyone else).
 
 use common::api::PendingJoinRequest;
-use common::membership::{HistoryPolicy, Role, RoomId, RoomPolicy};
+use common::membership::{HistoryPolicy, Role, RoomId, RoomPolicy, RotationSchedule};
 use leptos::prelude::*;
 
 use crate::chat::{Chat, ChatError};
@@ -28,6 +28,8 @@ pub fn RoomAdmin(
     my_role: Role,
     /// The room's current policy, from the log.
     policy: RoomPolicy,
+    /// When the room key is rotated on schedule, from the log.
+    schedule: RotationSchedule,
     /// Pending join requests (loaded for owners and admins).
     requests: Vec<PendingJoinRequest>,
 ) -> impl IntoView {
@@ -40,7 +42,7 @@ pub fn RoomAdmin(
             <JoinRequests room_id=room_id requests=requests error=error />
             <Invite room_id=room_id error=error />
             <NameAndTopic room_id=room_id error=error />
-            <Settings room_id=room_id policy=policy error=error />
+            <Settings room_id=room_id policy=policy schedule=schedule error=error />
             <div class="admin-buttons">
                 <button class="secondary" data-testid="rotate-key-button"
                     on:click=move |_| run(error, Box::pin(async move { chat.rotate_room(room_id).await }))>
@@ -182,9 +184,15 @@ fn Invite(room_id: RoomId, error: RwSignal<Option<String>>) -> impl IntoView {
     }
 }
 
-/// History visibility and the per-member message rate.
+/// History visibility, the per-member message rate, the attachment size and the rotation
+/// schedule. Saving appends a policy entry and a schedule entry, each only when it changed.
 #[component]
-fn Settings(room_id: RoomId, policy: RoomPolicy, error: RwSignal<Option<String>>) -> impl IntoView {
+fn Settings(
+    room_id: RoomId,
+    policy: RoomPolicy,
+    schedule: RotationSchedule,
+    error: RwSignal<Option<String>>,
+) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let history = RwSignal::new(match policy.history {
         HistoryPolicy::SinceJoining => "since_joining".to_owned(),
@@ -192,6 +200,8 @@ fn Settings(room_id: RoomId, policy: RoomPolicy, error: RwSignal<Option<String>>
     });
     let rate = RwSignal::new(policy.messages_per_minute.to_string());
     let max_mib = RwSignal::new((policy.max_attachment_bytes / (1024 * 1024)).to_string());
+    let rotation_days = RwSignal::new(format_days(schedule.max_age_ms));
+    let rotation_messages = RwSignal::new(schedule.max_messages.to_string());
     let save = move |_| {
         let mut updated = policy;
         updated.history = if history.get_untracked() == "full_history" {
@@ -210,9 +220,23 @@ fn Settings(room_id: RoomId, policy: RoomPolicy, error: RwSignal<Option<String>>
             .parse::<u64>()
             .map(|mib| mib * 1024 * 1024)
             .unwrap_or(policy.max_attachment_bytes);
+        let new_schedule = parse_schedule(
+            &rotation_days.get_untracked(),
+            &rotation_messages.get_untracked(),
+        );
         run(
             error,
-            Box::pin(async move { chat.set_policy(room_id, updated).await }),
+            Box::pin(async move {
+                let new_schedule =
+                    new_schedule.map_err(|message| ChatError::Other(message.into()))?;
+                if updated != policy {
+                    chat.set_policy(room_id, updated).await?;
+                }
+                if new_schedule != schedule {
+                    chat.set_rotation_schedule(room_id, new_schedule).await?;
+                }
+                Ok(())
+            }),
         );
     };
     view! {
@@ -233,9 +257,48 @@ fn Settings(room_id: RoomId, policy: RoomPolicy, error: RwSignal<Option<String>>
                 <input data-testid="max-attachment-input" type="number" min="0"
                     prop:value=move || max_mib.get() on:input=move |event| max_mib.set(event_target_value(&event)) />
             </label>
+            <label>"Rotate the room key every (days)"
+                <input data-testid="rotation-days-input" type="number" min="0.05" max="365" step="any"
+                    prop:value=move || rotation_days.get() on:input=move |event| rotation_days.set(event_target_value(&event)) />
+            </label>
+            <label>"or after this many messages"
+                <input data-testid="rotation-messages-input" type="number" min="10" max="1000000"
+                    prop:value=move || rotation_messages.get() on:input=move |event| rotation_messages.set(event_target_value(&event)) />
+            </label>
             <button data-testid="save-settings-button" on:click=save>"Save settings"</button>
         </div>
     }
+}
+
+/// A rotation age in days, as the settings form shows it: whole days without decimals.
+fn format_days(max_age_ms: u64) -> String {
+    let days = max_age_ms as f64 / RotationSchedule::DAY_MS as f64;
+    if days.fract() == 0.0 {
+        format!("{days:.0}")
+    } else {
+        format!("{days:.2}")
+    }
+}
+
+/// The schedule the settings form describes, or why it is out of bounds.
+fn parse_schedule(days: &str, messages: &str) -> Result<RotationSchedule, &'static str> {
+    let days: f64 = days
+        .trim()
+        .parse()
+        .map_err(|_| "rotation age must be a number of days")?;
+    let max_messages: u32 = messages
+        .trim()
+        .parse()
+        .map_err(|_| "rotation message count must be a whole number")?;
+    if !days.is_finite() || days <= 0.0 {
+        return Err("rotation age must be between one hour and 365 days");
+    }
+    let schedule = RotationSchedule {
+        max_age_ms: (days * RotationSchedule::DAY_MS as f64).round() as u64,
+        max_messages,
+    };
+    schedule.validate()?;
+    Ok(schedule)
 }
 
 /// Rename the room or change its topic; both are encrypted under the current room key.

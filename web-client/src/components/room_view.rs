@@ -2,7 +2,7 @@
 //! administration, live messages, and the composer.
 
 use common::api::PendingJoinRequest;
-use common::membership::{Role, RoomId, RoomPolicy};
+use common::membership::{Role, RoomId, RoomPolicy, RotationSchedule};
 use leptos::html;
 use leptos::prelude::*;
 
@@ -23,6 +23,7 @@ struct RoomSummary {
     epoch: Option<u64>,
     rotation_pending: bool,
     policy: RoomPolicy,
+    schedule: RotationSchedule,
     join_requests: Vec<PendingJoinRequest>,
     has_key: bool,
     waiting: usize,
@@ -58,6 +59,7 @@ pub fn RoomPanel() -> impl IntoView {
                 epoch: None,
                 rotation_pending: false,
                 policy: RoomPolicy::default(),
+                schedule: RotationSchedule::default(),
                 join_requests: view.join_requests.clone(),
                 has_key: view.current_key().is_some(),
                 waiting: view.pending.len(),
@@ -79,6 +81,7 @@ pub fn RoomPanel() -> impl IntoView {
                     summary.epoch = Some(state.current_epoch());
                     summary.rotation_pending = state.rotation_pending();
                     summary.policy = *state.policy();
+                    summary.schedule = *state.rotation_schedule();
                 }
                 Err(error) => summary.log_error = Some(error.clone()),
             }
@@ -158,7 +161,7 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<ShownMessage>>>) -> 
                 <h3>"Members"</h3>
                 <MemberList room_id=room_id members=room.members.clone() my_role=room.my_role me=chat.me() />
                 {room.my_role.filter(|_| !room.removed).map(|role| view! {
-                    <RoomAdmin room_id=room_id my_role=role policy=room.policy requests=room.join_requests.clone() />
+                    <RoomAdmin room_id=room_id my_role=role policy=room.policy schedule=room.schedule requests=room.join_requests.clone() />
                 })}
             </aside>
         </div>
