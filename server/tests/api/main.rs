@@ -15,6 +15,7 @@ mod join_requests;
 mod key_requests;
 mod malicious_chains;
 mod malicious_server;
+mod malicious_views;
 mod messages;
 mod networks;
 mod password_change;
