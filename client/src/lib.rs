@@ -10,15 +10,19 @@
 //!   version; its merge and its reconciliation with the server's copy (docs/PROTOCOL.md
 //!   section 11).
 //! - [`chains`]: each sender's message chains and the log head a message names.
+//! - [`room`]: one room as the client knows it: log, keys, messages shown and waiting;
+//!   opening envelopes and messages and the warnings that raises.
 //! - [`rotation`]: when an epoch is due for scheduled rotation.
 //! - [`warning`]: [`TrustWarning`], what the user is told when the server lied.
 
 pub mod chains;
+pub mod room;
 pub mod rotation;
 pub mod state;
 pub mod warning;
 
 pub use chains::{ChainError, ChainHead, ChainKey, LogHeadCheck, RoomChains};
+pub use room::{EnvelopeOutcome, Processed, Room, ShownMessage};
 pub use state::{
     ClientState, KdfRecord, LocalCopy, LogMemory, Reconciled, RemoteState, StateError, StateKey,
 };

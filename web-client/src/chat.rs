@@ -3,20 +3,20 @@
 //! [`crate::admin`], trust on first use in [`crate::trust`]. All cryptography goes through
 //! `common`; these modules only move bytes and keep the results in Leptos signals.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use client::{ClientState, KdfRecord, RoomChains, StateKey, TrustWarning};
+use client::{ClientState, KdfRecord, StateKey, TrustWarning};
+pub use client::{Room, ShownMessage};
 use common::account::{self, KdfParams, WrapKey, SALT_LEN};
 use common::api::{
-    LoginRequest, LoginResponse, MeResponse, PendingJoinRequest, PreloginRequest, PreloginResponse,
-    RegisterRequest, SessionResponse, StoredMessage,
+    LoginRequest, LoginResponse, MeResponse, PreloginRequest, PreloginResponse, RegisterRequest,
+    SessionResponse,
 };
 use common::identity::{validate_username, Fingerprint, IdentitySecrets, MemberKeys};
-use common::membership::{RoomId, RoomState};
+use common::membership::RoomId;
 use common::message::DEVICE_ID_LEN;
 use common::primitives::random_bytes;
-use common::room_key::{RoomKey, RoomMetadata};
 use common::wire::Base64Array;
 use common::OsRng;
 use leptos::prelude::*;
@@ -49,160 +49,6 @@ impl Session {
     }
 }
 
-/// How many live messages a room view keeps for a sync running meanwhile.
-pub const MAX_RECEIVED_KEPT: usize = 200;
-
-/// One line of a room's message list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ShownMessage {
-    /// A message that passed every check.
-    Verified {
-        /// Server id.
-        id: i64,
-        /// Sender, as verified.
-        sender: String,
-        /// Sender's clock, milliseconds since the Unix epoch.
-        sent_at_ms: u64,
-        /// The text.
-        text: String,
-    },
-    /// A message that failed a check: shown as a warning, never as text.
-    Warning {
-        /// Server id.
-        id: i64,
-        /// The sender the server claims.
-        claimed_sender: String,
-        /// What failed.
-        reason: String,
-    },
-}
-
-impl ShownMessage {
-    /// The server id.
-    pub fn id(&self) -> i64 {
-        match self {
-            Self::Verified { id, .. } | Self::Warning { id, .. } => *id,
-        }
-    }
-}
-
-/// What the client knows of one room.
-#[derive(Debug, Clone)]
-pub struct RoomView {
-    /// The room.
-    pub room_id: RoomId,
-    /// The decrypted name, topic and kind, once a key is held.
-    pub metadata: Option<RoomMetadata>,
-    /// The replayed log, or why it was refused.
-    pub state: Result<RoomState, String>,
-    /// Room keys held, by epoch.
-    pub keys: BTreeMap<u64, RoomKey>,
-    /// Messages shown, in id order.
-    pub messages: Vec<ShownMessage>,
-    /// Messages waiting for the key of their epoch.
-    pub pending: Vec<StoredMessage>,
-    /// Messages from before this user joined that the room's policy does not share.
-    pub not_shared: usize,
-    /// Each sender's message chains: what the client state remembered and what was seen.
-    pub chains: RoomChains,
-    /// The last message this browser sent in each epoch: counter and chain hash (the echo
-    /// may not have arrived yet when the next one is written).
-    pub own_last: BTreeMap<u64, (u64, [u8; 32])>,
-    /// The id of the oldest message loaded when older ones exist; `None` once the whole
-    /// history is loaded.
-    pub oldest_loaded_id: Option<i64>,
-    /// Messages that name a longer log than this tab has, waiting for the log to be fetched.
-    pub ahead_of_log: Vec<StoredMessage>,
-    /// The latest messages that arrived live (at most [`MAX_RECEIVED_KEPT`]), so a sync that
-    /// ran meanwhile does not lose them.
-    pub received: Vec<StoredMessage>,
-    /// How many withheld messages were already reported per sender, so a gap is reported
-    /// once, and again only when it grows.
-    pub reported_withheld: BTreeMap<String, u64>,
-    /// Syncs in a row caused by envelopes naming a longer log than the one fetched.
-    pub log_retries: u8,
-    /// Join requests waiting for an admin (only loaded for owners and admins).
-    pub join_requests: Vec<PendingJoinRequest>,
-    /// Epochs whose keys this client already asked the other members for.
-    pub requested_epochs: BTreeSet<u64>,
-    /// Set when this user left or was removed or banned: the room is read-only.
-    pub removed: bool,
-    /// Set while this tab rotates the room key, so one departure causes one rotation.
-    pub rotating: bool,
-}
-
-impl RoomView {
-    /// A room known only by id, before its log is read.
-    pub fn new(room_id: RoomId) -> Self {
-        Self {
-            room_id,
-            metadata: None,
-            state: Err("loading".into()),
-            keys: BTreeMap::new(),
-            messages: Vec::new(),
-            pending: Vec::new(),
-            not_shared: 0,
-            chains: RoomChains::default(),
-            own_last: BTreeMap::new(),
-            oldest_loaded_id: None,
-            ahead_of_log: Vec::new(),
-            received: Vec::new(),
-            reported_withheld: BTreeMap::new(),
-            log_retries: 0,
-            join_requests: Vec::new(),
-            requested_epochs: BTreeSet::new(),
-            removed: false,
-            rotating: false,
-        }
-    }
-
-    /// The name to show: for a direct conversation the other person, else the decrypted name,
-    /// or a placeholder until the key arrives.
-    pub fn display_name(&self, me: &str) -> String {
-        match &self.metadata {
-            Some(metadata) if metadata.direct => self
-                .state
-                .as_ref()
-                .ok()
-                .and_then(|state| state.members().keys().find(|name| *name != me).cloned())
-                .unwrap_or_else(|| "direct conversation".into()),
-            Some(metadata) => metadata.name.clone(),
-            None => format!("room {}…", &self.room_id.to_hex()[..8]),
-        }
-    }
-
-    /// Records a state this client accepted and notices when this user is no longer a
-    /// member. (The client state remembers its head: [`Chat::remember_log_of`].)
-    pub fn accept_state(&mut self, next: RoomState, me: &str) {
-        if next.member(me).is_none() {
-            self.removed = true;
-        }
-        self.state = Ok(next);
-    }
-
-    /// Adopts `next`, built on a state of `from_length` entries, unless the log has moved on
-    /// meanwhile (a WebSocket event applied the same entry first).
-    pub fn adopt_if_unchanged(&mut self, from_length: u64, next: RoomState, me: &str) {
-        if self.state.as_ref().map(RoomState::length).ok() == Some(from_length) {
-            self.accept_state(next, me);
-        }
-    }
-
-    /// Keeps a message that arrived live, for a sync running meanwhile.
-    pub fn remember_received(&mut self, message: &StoredMessage) {
-        self.received.push(message.clone());
-        if self.received.len() > MAX_RECEIVED_KEPT {
-            self.received.remove(0);
-        }
-    }
-
-    /// The current epoch key, if held.
-    pub fn current_key(&self) -> Option<(u64, &RoomKey)> {
-        let epoch = self.state.as_ref().ok()?.current_epoch();
-        self.keys.get(&epoch).map(|key| (epoch, key))
-    }
-}
-
 /// A contact whose keys differ from the ones first seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyWarning {
@@ -218,7 +64,7 @@ pub struct Chat {
     /// The logged-in user, if any.
     pub session: RwSignal<Option<Arc<Session>>>,
     /// Rooms by id.
-    pub rooms: RwSignal<BTreeMap<RoomId, RoomView>>,
+    pub rooms: RwSignal<BTreeMap<RoomId, Room>>,
     /// The room on screen.
     pub selected: RwSignal<Option<RoomId>>,
     /// The last error to show in the main screen.

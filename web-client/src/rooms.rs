@@ -1,36 +1,30 @@
 //! Rooms: loading and replaying them, reacting to server events, handing room keys to members
 //! who need them, rotating keys, and sending messages.
 
-use client::chains::check_log_head;
 use client::rotation::rotation_due;
-use client::{ClientState, LogHeadCheck, RoomChains, TrustWarning};
+use client::{ClientState, EnvelopeOutcome, Processed, RoomChains, TrustWarning};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
     LogResponse, MessagesResponse, PostMessageRequest, PutEnvelopesRequest, RoomListResponse,
     ServerEvent, StoredMessage,
 };
-use common::membership::{
-    replay_bytes, HistoryPolicy, LogAction, Role, RoomId, RoomState, SignedLogEntry,
-};
-use common::message::{open_message, seal_message, ChainLink, InnerMessage, MessageKind};
+use common::membership::{replay_bytes, LogAction, Role, RoomId, RoomState, SignedLogEntry};
+use common::message::seal_message;
 use common::primitives::random_bytes;
 use common::room_key::{
-    create_room, envelopes_for_member, open_metadata, rotate_with, EnvelopeError, EpochChange,
-    KeyEnvelope, RoomKey, RoomMetadata,
+    create_room, envelopes_for_member, rotate_with, EpochChange, KeyEnvelope, RoomMetadata,
 };
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
 use leptos::prelude::*;
 
-use crate::chat::{now_ms, Chat, ChatError, RoomView, Session, ShownMessage};
+use crate::chat::{now_ms, Chat, ChatError, Room, Session};
 use crate::http::{self, HttpError};
 
 /// Messages per history page (the server allows up to 200).
 const PAGE_SIZE: usize = 100;
 /// Older pages a sync loads at most to reach the remembered chain heads.
 const MAX_CATCH_UP_PAGES: usize = 5;
-/// Syncs in a row a room gets for envelopes that name a longer log than the one fetched.
-const MAX_LOG_RETRIES: u8 = 2;
 
 /// The path of a room's API resource.
 pub fn room_path(room_id: &RoomId, resource: &str) -> String {
@@ -83,7 +77,7 @@ impl Chat {
         let log: LogResponse = http::get(&room_path(&room_id, "log")).await?;
         let envelopes: EnvelopesResponse = http::get(&room_path(&room_id, "envelopes")).await?;
         let entries: Vec<Vec<u8>> = log.entries.into_iter().map(|entry| entry.0).collect();
-        let mut view = RoomView::new(room_id);
+        let mut view = Room::new(room_id);
         view.state = match replay_bytes(&entries) {
             Err(error) => Err(format!(
                 "this room's history was tampered with ({error}); it cannot be shown"
@@ -116,8 +110,12 @@ impl Chat {
         let retries = self
             .rooms
             .with_untracked(|rooms| rooms.get(&room_id).map_or(0, |view| view.log_retries));
-        let (envelope_warnings, envelope_ahead) =
-            accept_synced_envelopes(&mut view, &session, &envelopes.envelopes, retries);
+        let (envelope_warnings, envelope_ahead) = view.accept_synced_envelopes(
+            &session.username,
+            &session.secrets,
+            &envelopes.envelopes,
+            retries,
+        );
         // From here on nothing awaits, so no event slips in between: carry over what the tab
         // had and what arrived over the WebSocket while this ran, and the chains as the
         // client state now remembers them (every message seen so far is in there).
@@ -138,12 +136,12 @@ impl Chat {
         }
         // The log was just fetched: a message of the page naming a longer one means the
         // server withholds entries from this reader.
-        let mut processed = process_pending(&mut view, &session, true);
+        let mut processed = view.process_pending(&session.username, true);
         processed.warnings.extend(envelope_warnings);
         processed.log_ahead |= envelope_ahead;
         view.received = arrived_since.clone();
         view.pending.extend(arrived_since);
-        let later = process_pending(&mut view, &session, false);
+        let later = view.process_pending(&session.username, false);
         processed.warnings.extend(later.warnings);
         processed.log_ahead |= later.log_ahead;
         self.rooms.update(|rooms| {
@@ -236,12 +234,18 @@ impl Chat {
                 }
                 let processed = self.rooms.try_update(|rooms| {
                     let view = rooms.get_mut(&room_id)?;
-                    let outcome = accept_envelope(view, &session, &envelope);
-                    let mut processed = process_pending(view, &session, false);
+                    let outcome =
+                        view.accept_envelope(&session.username, &session.secrets, &envelope);
+                    let mut processed = view.process_pending(&session.username, false);
                     match outcome {
                         EnvelopeOutcome::LogAhead => processed.log_ahead = true,
-                        EnvelopeOutcome::Refused(Some(warning)) => processed.warnings.push(warning),
-                        EnvelopeOutcome::Accepted | EnvelopeOutcome::Refused(None) => {}
+                        EnvelopeOutcome::Refused(warning, reason) => {
+                            web_sys::console::warn_1(
+                                &format!("refused key envelope: {reason}").into(),
+                            );
+                            processed.warnings.extend(warning);
+                        }
+                        EnvelopeOutcome::Accepted => {}
                     }
                     Some(processed)
                 });
@@ -319,7 +323,7 @@ impl Chat {
         if action.new_epoch().is_some() || matches!(action, LogAction::SetMetadata { .. }) {
             self.rooms.update(|rooms| {
                 if let Some(view) = rooms.get_mut(&room_id) {
-                    refresh_metadata(view);
+                    view.refresh_metadata();
                 }
             });
         }
@@ -623,7 +627,7 @@ impl Chat {
             key_envelope: room.creator_envelope.clone(),
         };
         let created: CreateRoomResponse = http::post("/api/rooms", &request).await?;
-        let mut view = RoomView::new(created.room_id);
+        let mut view = Room::new(created.room_id);
         view.metadata = Some(metadata);
         view.accept_state(room.state.clone(), &session.username);
         view.keys.insert(0, room.key.clone());
@@ -678,33 +682,7 @@ impl Chat {
         let session = self.session()?;
         let prepared = self.rooms.try_update(|rooms| {
             let view = rooms.get_mut(&room_id)?;
-            let (epoch, key) = view.current_key()?;
-            let key = key.clone();
-            let state = view.state.as_ref().ok()?;
-            let mut chain = view
-                .chains
-                .next_link(&session.username, session.device_id, epoch);
-            if let Some((counter, hash)) = view.own_last.get(&epoch) {
-                if *counter >= chain.counter {
-                    chain = ChainLink {
-                        device: session.device_id,
-                        counter: counter.saturating_add(1),
-                        prev_hash: *hash,
-                    };
-                }
-            }
-            let inner = InnerMessage {
-                room_id,
-                epoch,
-                sender: session.username.clone(),
-                chain,
-                log_length: state.length(),
-                log_head: state.head_hash(),
-                sent_at_ms: now_ms(),
-                kind: MessageKind::Text,
-                body: text.as_bytes().to_vec(),
-            };
-            Some((inner, key))
+            view.prepare_text(&session.username, session.device_id, text, now_ms())
         });
         let (inner, key) = prepared
             .flatten()
@@ -724,10 +702,9 @@ impl Chat {
         // lost): a refused message does not use up its counter, and a stored one is not
         // written over.
         if matches!(posted, Ok(_) | Err(HttpError::Network(_))) {
-            let link = (inner.chain.counter, inner.chain_hash());
             self.rooms.update(|rooms| {
                 if let Some(view) = rooms.get_mut(&room_id) {
-                    view.own_last.insert(inner.epoch, link);
+                    view.record_sent(&inner);
                 }
             });
         }
@@ -748,7 +725,7 @@ impl Chat {
             }
             view.remember_received(&message);
             view.pending.push(message);
-            Some(process_pending(view, session, false))
+            Some(view.process_pending(&session.username, false))
         });
         if let Some(processed) = processed.flatten() {
             self.after_messages(room_id, processed);
@@ -785,207 +762,4 @@ impl Chat {
             });
         }
     }
-}
-
-/// What became of a key envelope addressed to us.
-enum EnvelopeOutcome {
-    /// Opened; the key is held.
-    Accepted,
-    /// It names a longer log than this tab has: fetch the log and try again.
-    LogAhead,
-    /// Refused, with the trust warning it raises, if any.
-    Refused(Option<TrustWarning>),
-}
-
-/// Opens an envelope addressed to us; a valid key is stored and unlocks the room metadata.
-fn accept_envelope(
-    view: &mut RoomView,
-    session: &Session,
-    envelope: &KeyEnvelope,
-) -> EnvelopeOutcome {
-    let Ok(state) = view.state.as_ref() else {
-        return EnvelopeOutcome::Refused(None);
-    };
-    match envelope.open(state, &session.username, &session.secrets) {
-        Ok(key) => {
-            view.keys.insert(envelope.epoch, key);
-            refresh_metadata(view);
-            EnvelopeOutcome::Accepted
-        }
-        Err(EnvelopeError::LogAhead(_)) => EnvelopeOutcome::LogAhead,
-        // Only a current member's view of the log counts as evidence of a fork; a removed
-        // member's old envelope is just not used.
-        Err(EnvelopeError::LogForked(position))
-            if state.member(&envelope.distributor).is_some() =>
-        {
-            EnvelopeOutcome::Refused(Some(TrustWarning::LogForked {
-                room_id: view.room_id,
-                position,
-            }))
-        }
-        Err(error) => {
-            web_sys::console::warn_1(&format!("refused key envelope: {error}").into());
-            EnvelopeOutcome::Refused(None)
-        }
-    }
-}
-
-/// Accepts the envelopes of a sync, returning the trust warnings they raise and whether the
-/// log should be fetched again. An envelope naming a longer log than the one just fetched is
-/// retried with a fresh log at most [`MAX_LOG_RETRIES`] times (the log may have grown between
-/// the two requests); after that the server is withholding entries (`log forked`).
-fn accept_synced_envelopes(
-    view: &mut RoomView,
-    session: &Session,
-    envelopes: &[KeyEnvelope],
-    retries: u8,
-) -> (Vec<TrustWarning>, bool) {
-    let mut warnings = Vec::new();
-    let mut ahead = None;
-    for envelope in envelopes {
-        match accept_envelope(view, session, envelope) {
-            EnvelopeOutcome::Accepted | EnvelopeOutcome::Refused(None) => {}
-            EnvelopeOutcome::Refused(Some(warning)) => warnings.push(warning),
-            EnvelopeOutcome::LogAhead => {
-                ahead.get_or_insert(envelope.log_head.map_or(0, |head| head.length));
-            }
-        }
-    }
-    let mut fetch_again = false;
-    if let Some(length) = ahead {
-        if retries < MAX_LOG_RETRIES {
-            view.log_retries = retries + 1;
-            fetch_again = true;
-        } else {
-            warnings.push(TrustWarning::LogForked {
-                room_id: view.room_id,
-                position: length.saturating_sub(1),
-            });
-        }
-    }
-    (warnings, fetch_again)
-}
-
-/// Decrypts the latest metadata if its key is held.
-fn refresh_metadata(view: &mut RoomView) {
-    let Ok(state) = view.state.as_ref() else {
-        return;
-    };
-    let (epoch, sealed) = state.encrypted_metadata();
-    if let Some(key) = view.keys.get(&epoch) {
-        if let Ok(metadata) = open_metadata(key, &view.room_id, epoch, sealed) {
-            view.metadata = Some(metadata);
-        }
-    }
-}
-
-/// Whether a message at `epoch` can never be read by `me` because the room shares history
-/// only since joining.
-fn not_shared_with(
-    state: &RoomState,
-    me: &str,
-    epoch: u64,
-    keys: &std::collections::BTreeMap<u64, RoomKey>,
-) -> bool {
-    state.policy().history == HistoryPolicy::SinceJoining
-        && !keys.contains_key(&epoch)
-        && state
-            .member(me)
-            .is_some_and(|member| epoch < member.joined_epoch)
-}
-
-/// What opening pending messages found that the app must act on.
-#[derive(Debug, Default)]
-pub struct Processed {
-    /// Trust warnings to raise: broken chains, withheld messages, forked logs.
-    pub warnings: Vec<TrustWarning>,
-    /// Some message names a longer log than this tab has: fetch the log.
-    pub log_ahead: bool,
-}
-
-/// Opens every pending message whose key is held and checks it against the log head it names
-/// and its sender's chain; failures become warnings shown in its place. `fresh_log` says the
-/// log was just fetched, so a message still naming a longer one proves the server withholds
-/// entries. Returns what the app must act on.
-pub fn process_pending(view: &mut RoomView, session: &Session, fresh_log: bool) -> Processed {
-    let mut processed = Processed::default();
-    let Ok(state) = view.state.as_ref() else {
-        return processed;
-    };
-    let room_id = view.room_id;
-    let mut pending = std::mem::take(&mut view.pending);
-    pending.append(&mut view.ahead_of_log);
-    pending.sort_by_key(|stored| stored.id);
-    for stored in pending {
-        let Some(key) = view.keys.get(&stored.epoch) else {
-            if not_shared_with(state, &session.username, stored.epoch, &view.keys) {
-                view.not_shared += 1;
-            } else {
-                view.pending.push(stored);
-            }
-            continue;
-        };
-        let warning = |reason: String| ShownMessage::Warning {
-            id: stored.id,
-            claimed_sender: stored.sender.clone(),
-            reason,
-        };
-        let inner = match open_message(&stored.sealed(), &stored.sender, key, state) {
-            Ok(inner) => inner,
-            Err(error) => {
-                view.messages.push(warning(error.to_string()));
-                continue;
-            }
-        };
-        match check_log_head(&inner, state) {
-            Ok(LogHeadCheck::Known) => {}
-            Ok(LogHeadCheck::Ahead) if !fresh_log => {
-                processed.log_ahead = true;
-                view.ahead_of_log.push(stored);
-                continue;
-            }
-            Ok(LogHeadCheck::Ahead) => {
-                let forked = TrustWarning::LogForked {
-                    room_id,
-                    position: inner.log_length - 1,
-                };
-                view.messages.push(warning(format!(
-                    "written at a membership log the server does not show you ({forked})"
-                )));
-                processed.warnings.push(forked);
-                continue;
-            }
-            Err(forked) => {
-                view.messages.push(warning(format!(
-                    "written at another membership log than yours ({forked})"
-                )));
-                processed.warnings.push(forked);
-                continue;
-            }
-        }
-        if let Err(error) = view.chains.observe(&inner, stored.id) {
-            processed.warnings.push(error.warning(room_id));
-            view.messages.push(warning(error.to_string()));
-            continue;
-        }
-        view.messages.push(ShownMessage::Verified {
-            id: stored.id,
-            sender: inner.sender.clone(),
-            sent_at_ms: inner.sent_at_ms,
-            text: inner.text().unwrap_or_default().to_owned(),
-        });
-    }
-    view.messages.sort_by_key(ShownMessage::id);
-    view.messages.dedup_by_key(|shown| shown.id());
-    // Each gap is reported once: again only when more go missing.
-    for warning in view.chains.withheld(room_id, view.oldest_loaded_id) {
-        if let TrustWarning::MessagesWithheld { sender, count, .. } = &warning {
-            let reported = view.reported_withheld.entry(sender.clone()).or_default();
-            if *count > *reported {
-                *reported = *count;
-                processed.warnings.push(warning);
-            }
-        }
-    }
-    processed
 }

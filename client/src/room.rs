@@ -1,0 +1,435 @@
+//! One room as the client core knows it ([`Room`]): the replayed log, the keys held, the
+//! messages shown and waiting, and each sender's chains; opening key envelopes and
+//! messages, checking the log head each message names and its place in its sender's chain,
+//! and the warnings that raises. Sans-I/O: the driver hands it what the server answered and
+//! acts on what it returns (requests to make, warnings to show).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::api::{PendingJoinRequest, StoredMessage};
+use common::identity::IdentitySecrets;
+use common::membership::{HistoryPolicy, RoomId, RoomState};
+use common::message::{open_message, ChainLink, InnerMessage, MessageKind, DEVICE_ID_LEN};
+use common::room_key::{open_metadata, EnvelopeError, KeyEnvelope, RoomKey, RoomMetadata};
+
+use crate::chains::{check_log_head, LogHeadCheck, RoomChains};
+use crate::warning::TrustWarning;
+
+/// Syncs in a row a room gets for envelopes that name a longer log than the one fetched.
+pub const MAX_LOG_RETRIES: u8 = 2;
+
+/// How many live messages a room view keeps for a sync running meanwhile.
+pub const MAX_RECEIVED_KEPT: usize = 200;
+
+/// One line of a room's message list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShownMessage {
+    /// A message that passed every check.
+    Verified {
+        /// Server id.
+        id: i64,
+        /// Sender, as verified.
+        sender: String,
+        /// Sender's clock, milliseconds since the Unix epoch.
+        sent_at_ms: u64,
+        /// The text.
+        text: String,
+    },
+    /// A message that failed a check: shown as a warning, never as text.
+    Warning {
+        /// Server id.
+        id: i64,
+        /// The sender the server claims.
+        claimed_sender: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl ShownMessage {
+    /// The server id.
+    pub fn id(&self) -> i64 {
+        match self {
+            Self::Verified { id, .. } | Self::Warning { id, .. } => *id,
+        }
+    }
+}
+
+/// What the client knows of one room: the replayed log, the keys held, the messages shown
+/// and waiting, and each sender's chains. The driver feeds it server answers and events and
+/// acts on what its methods return.
+#[derive(Debug, Clone)]
+pub struct Room {
+    /// The room.
+    pub room_id: RoomId,
+    /// The decrypted name, topic and kind, once a key is held.
+    pub metadata: Option<RoomMetadata>,
+    /// The replayed log, or why it was refused.
+    pub state: Result<RoomState, String>,
+    /// Room keys held, by epoch.
+    pub keys: BTreeMap<u64, RoomKey>,
+    /// Messages shown, in id order.
+    pub messages: Vec<ShownMessage>,
+    /// Messages waiting for the key of their epoch.
+    pub pending: Vec<StoredMessage>,
+    /// Messages from before this user joined that the room's policy does not share.
+    pub not_shared: usize,
+    /// Each sender's message chains: what the client state remembered and what was seen.
+    pub chains: RoomChains,
+    /// The last message this browser sent in each epoch: counter and chain hash (the echo
+    /// may not have arrived yet when the next one is written).
+    pub own_last: BTreeMap<u64, (u64, [u8; 32])>,
+    /// The id of the oldest message loaded when older ones exist; `None` once the whole
+    /// history is loaded.
+    pub oldest_loaded_id: Option<i64>,
+    /// Messages that name a longer log than this tab has, waiting for the log to be fetched.
+    pub ahead_of_log: Vec<StoredMessage>,
+    /// The latest messages that arrived live (at most [`MAX_RECEIVED_KEPT`]), so a sync that
+    /// ran meanwhile does not lose them.
+    pub received: Vec<StoredMessage>,
+    /// How many withheld messages were already reported per sender, so a gap is reported
+    /// once, and again only when it grows.
+    pub reported_withheld: BTreeMap<String, u64>,
+    /// Syncs in a row caused by envelopes naming a longer log than the one fetched.
+    pub log_retries: u8,
+    /// Join requests waiting for an admin (only loaded for owners and admins).
+    pub join_requests: Vec<PendingJoinRequest>,
+    /// Epochs whose keys this client already asked the other members for.
+    pub requested_epochs: BTreeSet<u64>,
+    /// Set when this user left or was removed or banned: the room is read-only.
+    pub removed: bool,
+    /// Set while this tab rotates the room key, so one departure causes one rotation.
+    pub rotating: bool,
+}
+
+impl Room {
+    /// A room known only by id, before its log is read.
+    pub fn new(room_id: RoomId) -> Self {
+        Self {
+            room_id,
+            metadata: None,
+            state: Err("loading".into()),
+            keys: BTreeMap::new(),
+            messages: Vec::new(),
+            pending: Vec::new(),
+            not_shared: 0,
+            chains: RoomChains::default(),
+            own_last: BTreeMap::new(),
+            oldest_loaded_id: None,
+            ahead_of_log: Vec::new(),
+            received: Vec::new(),
+            reported_withheld: BTreeMap::new(),
+            log_retries: 0,
+            join_requests: Vec::new(),
+            requested_epochs: BTreeSet::new(),
+            removed: false,
+            rotating: false,
+        }
+    }
+
+    /// The name to show: for a direct conversation the other person, else the decrypted name,
+    /// or a placeholder until the key arrives.
+    pub fn display_name(&self, me: &str) -> String {
+        match &self.metadata {
+            Some(metadata) if metadata.direct => self
+                .state
+                .as_ref()
+                .ok()
+                .and_then(|state| state.members().keys().find(|name| *name != me).cloned())
+                .unwrap_or_else(|| "direct conversation".into()),
+            Some(metadata) => metadata.name.clone(),
+            None => format!("room {}…", &self.room_id.to_hex()[..8]),
+        }
+    }
+
+    /// Records a state this client accepted and notices when this user is no longer a
+    /// member. (The driver records its head in the [`crate::ClientState`].)
+    pub fn accept_state(&mut self, next: RoomState, me: &str) {
+        if next.member(me).is_none() {
+            self.removed = true;
+        }
+        self.state = Ok(next);
+    }
+
+    /// Adopts `next`, built on a state of `from_length` entries, unless the log has moved on
+    /// meanwhile (a WebSocket event applied the same entry first).
+    pub fn adopt_if_unchanged(&mut self, from_length: u64, next: RoomState, me: &str) {
+        if self.state.as_ref().map(RoomState::length).ok() == Some(from_length) {
+            self.accept_state(next, me);
+        }
+    }
+
+    /// Keeps a message that arrived live, for a sync running meanwhile.
+    pub fn remember_received(&mut self, message: &StoredMessage) {
+        self.received.push(message.clone());
+        if self.received.len() > MAX_RECEIVED_KEPT {
+            self.received.remove(0);
+        }
+    }
+
+    /// The next text message `me` writes from device `device` at `now_ms`: at the current
+    /// epoch, as the next link of that device's chain (after the last one this device
+    /// sent, even if its echo has not come back yet), naming the log head this client
+    /// accepted. With the key to seal it under; `None` while the key or the log is missing.
+    pub fn prepare_text(
+        &self,
+        me: &str,
+        device: [u8; DEVICE_ID_LEN],
+        text: &str,
+        now_ms: u64,
+    ) -> Option<(InnerMessage, RoomKey)> {
+        let (epoch, key) = self.current_key()?;
+        let state = self.state.as_ref().ok()?;
+        let mut chain = self.chains.next_link(me, device, epoch);
+        if let Some((counter, hash)) = self.own_last.get(&epoch) {
+            if *counter >= chain.counter {
+                chain = ChainLink {
+                    device,
+                    counter: counter.saturating_add(1),
+                    prev_hash: *hash,
+                };
+            }
+        }
+        let inner = InnerMessage {
+            room_id: self.room_id,
+            epoch,
+            sender: me.to_owned(),
+            chain,
+            log_length: state.length(),
+            log_head: state.head_hash(),
+            sent_at_ms: now_ms,
+            kind: MessageKind::Text,
+            body: text.as_bytes().to_vec(),
+        };
+        Some((inner, key.clone()))
+    }
+
+    /// Records that `inner` (from [`Room::prepare_text`]) was stored by the server, or may
+    /// have been (the answer was lost): the next message of this device follows it. A
+    /// refused message is not recorded, so it does not use up its counter.
+    pub fn record_sent(&mut self, inner: &InnerMessage) {
+        self.own_last
+            .insert(inner.epoch, (inner.chain.counter, inner.chain_hash()));
+    }
+
+    /// The current epoch key, if held.
+    pub fn current_key(&self) -> Option<(u64, &RoomKey)> {
+        let epoch = self.state.as_ref().ok()?.current_epoch();
+        self.keys.get(&epoch).map(|key| (epoch, key))
+    }
+}
+
+/// What became of a key envelope addressed to us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeOutcome {
+    /// Opened; the key is held.
+    Accepted,
+    /// It names a longer log than this tab has: fetch the log and try again.
+    LogAhead,
+    /// Refused, with the trust warning it raises, if any, and why in words.
+    Refused(Option<TrustWarning>, String),
+}
+
+impl Room {
+    /// Opens an envelope addressed to `me`; a valid key is stored and unlocks the room metadata.
+    pub fn accept_envelope(
+        &mut self,
+        me: &str,
+        secrets: &IdentitySecrets,
+        envelope: &KeyEnvelope,
+    ) -> EnvelopeOutcome {
+        let Ok(state) = self.state.as_ref() else {
+            return EnvelopeOutcome::Refused(None, "the room's log was refused".into());
+        };
+        match envelope.open(state, me, secrets) {
+            Ok(key) => {
+                self.keys.insert(envelope.epoch, key);
+                self.refresh_metadata();
+                EnvelopeOutcome::Accepted
+            }
+            Err(EnvelopeError::LogAhead(_)) => EnvelopeOutcome::LogAhead,
+            // Only a current member's view of the log counts as evidence of a fork; a removed
+            // member's old envelope is just not used.
+            Err(EnvelopeError::LogForked(position))
+                if state.member(&envelope.distributor).is_some() =>
+            {
+                EnvelopeOutcome::Refused(
+                    Some(TrustWarning::LogForked {
+                        room_id: self.room_id,
+                        position,
+                    }),
+                    format!("written at another membership log (entry {position})"),
+                )
+            }
+            Err(error) => EnvelopeOutcome::Refused(None, error.to_string()),
+        }
+    }
+
+    /// Accepts the envelopes of a sync, returning the trust warnings they raise and whether the
+    /// log should be fetched again. An envelope naming a longer log than the one just fetched is
+    /// retried with a fresh log at most [`MAX_LOG_RETRIES`] times (the log may have grown between
+    /// the two requests); after that the server is withholding entries (`log forked`).
+    pub fn accept_synced_envelopes(
+        &mut self,
+        me: &str,
+        secrets: &IdentitySecrets,
+        envelopes: &[KeyEnvelope],
+        retries: u8,
+    ) -> (Vec<TrustWarning>, bool) {
+        let mut warnings = Vec::new();
+        let mut ahead = None;
+        for envelope in envelopes {
+            match self.accept_envelope(me, secrets, envelope) {
+                EnvelopeOutcome::Accepted | EnvelopeOutcome::Refused(None, _) => {}
+                EnvelopeOutcome::Refused(Some(warning), _) => warnings.push(warning),
+                EnvelopeOutcome::LogAhead => {
+                    ahead.get_or_insert(envelope.log_head.map_or(0, |head| head.length));
+                }
+            }
+        }
+        let mut fetch_again = false;
+        if let Some(length) = ahead {
+            if retries < MAX_LOG_RETRIES {
+                self.log_retries = retries + 1;
+                fetch_again = true;
+            } else {
+                warnings.push(TrustWarning::LogForked {
+                    room_id: self.room_id,
+                    position: length.saturating_sub(1),
+                });
+            }
+        }
+        (warnings, fetch_again)
+    }
+
+    /// Decrypts the latest metadata if its key is held.
+    pub fn refresh_metadata(&mut self) {
+        let Ok(state) = self.state.as_ref() else {
+            return;
+        };
+        let (epoch, sealed) = state.encrypted_metadata();
+        if let Some(key) = self.keys.get(&epoch) {
+            if let Ok(metadata) = open_metadata(key, &self.room_id, epoch, sealed) {
+                self.metadata = Some(metadata);
+            }
+        }
+    }
+}
+
+/// Whether a message at `epoch` can never be read by `me` because the room shares history
+/// only since joining.
+fn not_shared_with(
+    state: &RoomState,
+    me: &str,
+    epoch: u64,
+    keys: &std::collections::BTreeMap<u64, RoomKey>,
+) -> bool {
+    state.policy().history == HistoryPolicy::SinceJoining
+        && !keys.contains_key(&epoch)
+        && state
+            .member(me)
+            .is_some_and(|member| epoch < member.joined_epoch)
+}
+
+/// What opening pending messages found that the app must act on.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// Trust warnings to raise: broken chains, withheld messages, forked logs.
+    pub warnings: Vec<TrustWarning>,
+    /// Some message names a longer log than this tab has: fetch the log.
+    pub log_ahead: bool,
+}
+
+/// Opens every pending message whose key is held and checks it against the log head it names
+/// and its sender's chain; failures become warnings shown in its place. `fresh_log` says the
+/// log was just fetched, so a message still naming a longer one proves the server withholds
+/// entries. Returns what the app must act on.
+impl Room {
+    /// Opens every pending message whose key is held and checks it against the log head it
+    /// names and its sender's chain; failures become warnings shown in its place. `fresh_log`
+    /// says the log was just fetched, so a message still naming a longer one proves the server
+    /// withholds entries. Returns what the driver must act on.
+    pub fn process_pending(&mut self, me: &str, fresh_log: bool) -> Processed {
+        let view = self;
+        let mut processed = Processed::default();
+        let Ok(state) = view.state.as_ref() else {
+            return processed;
+        };
+        let room_id = view.room_id;
+        let mut pending = std::mem::take(&mut view.pending);
+        pending.append(&mut view.ahead_of_log);
+        pending.sort_by_key(|stored| stored.id);
+        for stored in pending {
+            let Some(key) = view.keys.get(&stored.epoch) else {
+                if not_shared_with(state, me, stored.epoch, &view.keys) {
+                    view.not_shared += 1;
+                } else {
+                    view.pending.push(stored);
+                }
+                continue;
+            };
+            let warning = |reason: String| ShownMessage::Warning {
+                id: stored.id,
+                claimed_sender: stored.sender.clone(),
+                reason,
+            };
+            let inner = match open_message(&stored.sealed(), &stored.sender, key, state) {
+                Ok(inner) => inner,
+                Err(error) => {
+                    view.messages.push(warning(error.to_string()));
+                    continue;
+                }
+            };
+            match check_log_head(&inner, state) {
+                Ok(LogHeadCheck::Known) => {}
+                Ok(LogHeadCheck::Ahead) if !fresh_log => {
+                    processed.log_ahead = true;
+                    view.ahead_of_log.push(stored);
+                    continue;
+                }
+                Ok(LogHeadCheck::Ahead) => {
+                    let forked = TrustWarning::LogForked {
+                        room_id,
+                        position: inner.log_length - 1,
+                    };
+                    view.messages.push(warning(format!(
+                        "written at a membership log the server does not show you ({forked})"
+                    )));
+                    processed.warnings.push(forked);
+                    continue;
+                }
+                Err(forked) => {
+                    view.messages.push(warning(format!(
+                        "written at another membership log than yours ({forked})"
+                    )));
+                    processed.warnings.push(forked);
+                    continue;
+                }
+            }
+            if let Err(error) = view.chains.observe(&inner, stored.id) {
+                processed.warnings.push(error.warning(room_id));
+                view.messages.push(warning(error.to_string()));
+                continue;
+            }
+            view.messages.push(ShownMessage::Verified {
+                id: stored.id,
+                sender: inner.sender.clone(),
+                sent_at_ms: inner.sent_at_ms,
+                text: inner.text().unwrap_or_default().to_owned(),
+            });
+        }
+        view.messages.sort_by_key(ShownMessage::id);
+        view.messages.dedup_by_key(|shown| shown.id());
+        // Each gap is reported once: again only when more go missing.
+        for warning in view.chains.withheld(room_id, view.oldest_loaded_id) {
+            if let TrustWarning::MessagesWithheld { sender, count, .. } = &warning {
+                let reported = view.reported_withheld.entry(sender.clone()).or_default();
+                if *count > *reported {
+                    *reported = *count;
+                    processed.warnings.push(warning);
+                }
+            }
+        }
+        processed
+    }
+}

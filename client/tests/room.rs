@@ -1,0 +1,260 @@
+//! One room in the client core, played from both sides: alice writes with
+//! [`Room::prepare_text`], bob's [`Room`] is fed the log, his key envelope and the stored
+//! messages as a server would hand them over, including a server that tampers, withholds
+//! or shares history the policy does not. Natively and in headless Chromium.
+
+use client::{EnvelopeOutcome, Room, ShownMessage, TrustWarning};
+use common::api::StoredMessage;
+use common::identity::IdentitySecrets;
+use common::membership::{LogAction, Role, RoomState};
+use common::message::seal_message;
+use common::room_key::{create_room, rotate_with, EpochChange, KeyEnvelope, RoomKey, RoomMetadata};
+use common::wire::{Base64, Base64Array};
+use common::OsRng;
+
+#[cfg(target_family = "wasm")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_family = "wasm")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const DEVICE: [u8; 16] = [5; 16];
+
+/// alice's room "ops" with bob added as a member (a plain add, in epoch 0).
+struct Scene {
+    alice: IdentitySecrets,
+    bob: IdentitySecrets,
+    state: RoomState,
+    key: RoomKey,
+    /// alice's own view of the room, which writes the messages.
+    writer: Room,
+    next_id: i64,
+}
+
+impl Scene {
+    fn new() -> Self {
+        let alice = IdentitySecrets::generate(&mut OsRng);
+        let bob = IdentitySecrets::generate(&mut OsRng);
+        let created =
+            create_room("alice", &alice, &RoomMetadata::named("ops"), 1, &mut OsRng).expect("room");
+        let mut state = created.state;
+        let add = state
+            .next_entry(
+                "alice",
+                2,
+                LogAction::AddMember {
+                    username: "bob".into(),
+                    keys: bob.public_keys(),
+                    role: Role::Member,
+                },
+            )
+            .sign(&alice);
+        state.apply(&add).expect("bob is added");
+        let mut writer = Room::new(state.room_id());
+        writer.accept_state(state.clone(), "alice");
+        writer.keys.insert(0, created.key.clone());
+        Self {
+            alice,
+            bob,
+            state,
+            key: created.key,
+            writer,
+            next_id: 1,
+        }
+    }
+
+    /// The envelope by which alice hands bob the key of `epoch`.
+    fn envelope_for_bob(&self, epoch: u64, key: &RoomKey) -> KeyEnvelope {
+        KeyEnvelope::seal(
+            &self.state,
+            epoch,
+            key,
+            "bob",
+            "alice",
+            &self.alice,
+            &mut OsRng,
+        )
+        .expect("seals")
+    }
+
+    /// alice's next message, as the server stores it.
+    fn write(&mut self, text: &str) -> StoredMessage {
+        let (inner, key) = self
+            .writer
+            .prepare_text("alice", DEVICE, text, 1_000)
+            .expect("alice holds the key");
+        let sealed = seal_message(&inner, &key, &self.alice, &mut OsRng).expect("seals");
+        self.writer.record_sent(&inner);
+        let stored = StoredMessage {
+            id: self.next_id,
+            room_id: sealed.room_id,
+            epoch: sealed.epoch,
+            sender: "alice".into(),
+            received_at_ms: 1_000,
+            nonce: Base64Array(sealed.nonce),
+            ciphertext: Base64(sealed.ciphertext),
+        };
+        self.next_id += 1;
+        stored
+    }
+
+    /// bob's view of the room with the log accepted and nothing else.
+    fn reader(&self) -> Room {
+        let mut room = Room::new(self.state.room_id());
+        room.accept_state(self.state.clone(), "bob");
+        room
+    }
+}
+
+fn texts(room: &Room) -> Vec<String> {
+    room.messages
+        .iter()
+        .map(|shown| match shown {
+            ShownMessage::Verified { text, .. } => text.clone(),
+            ShownMessage::Warning { reason, .. } => format!("warning: {reason}"),
+        })
+        .collect()
+}
+
+#[test]
+fn messages_wait_for_their_key_then_open_in_order() {
+    let mut scene = Scene::new();
+    let first = scene.write("first");
+    let second = scene.write("second");
+    let mut bob = scene.reader();
+    bob.pending = vec![second, first];
+    let processed = bob.process_pending("bob", true);
+    assert!(processed.warnings.is_empty() && !processed.log_ahead);
+    assert!(bob.messages.is_empty(), "nothing opens without the key");
+    assert_eq!(bob.pending.len(), 2);
+
+    let key = scene.key.clone();
+    let envelope = scene.envelope_for_bob(0, &key);
+    assert_eq!(
+        bob.accept_envelope("bob", &scene.bob, &envelope),
+        EnvelopeOutcome::Accepted
+    );
+    assert_eq!(bob.metadata.as_ref().map(|m| m.name.as_str()), Some("ops"));
+    let processed = bob.process_pending("bob", false);
+    assert!(processed.warnings.is_empty());
+    assert_eq!(texts(&bob), ["first", "second"]);
+    // An envelope for someone else is refused with a reason, and changes nothing.
+    let carol = IdentitySecrets::generate(&mut OsRng);
+    assert!(matches!(
+        bob.accept_envelope("bob", &carol, &envelope),
+        EnvelopeOutcome::Refused(None, _)
+    ));
+}
+
+#[test]
+fn a_tampered_message_is_a_warning_and_a_withheld_one_is_counted() {
+    let mut scene = Scene::new();
+    let first = scene.write("first");
+    // The server never hands bob the second one.
+    let _withheld = scene.write("withheld");
+    let mut third = scene.write("third");
+    third.ciphertext.0[20] ^= 1;
+    let fourth = scene.write("fourth");
+    let mut bob = scene.reader();
+    bob.keys.insert(0, scene.key.clone());
+    bob.pending = vec![first, third, fourth];
+    let processed = bob.process_pending("bob", true);
+    let shown = texts(&bob);
+    assert_eq!(shown[0], "first");
+    assert!(shown[1].starts_with("warning: "), "{shown:?}");
+    assert_eq!(shown[2], "fourth");
+    assert!(
+        processed.warnings.iter().any(|warning| matches!(
+            warning,
+            TrustWarning::MessagesWithheld { sender, .. } if sender == "alice"
+        )),
+        "{:?}",
+        processed.warnings
+    );
+    // The same gap is reported once.
+    let again = bob.process_pending("bob", false);
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+}
+
+#[test]
+fn under_since_joining_a_newcomer_counts_earlier_messages_as_not_shared() {
+    let mut scene = Scene::new();
+    let before = scene.write("before carol");
+    // carol is added in an entry that starts epoch 1; alice's key for it is sealed to her.
+    let carol = IdentitySecrets::generate(&mut OsRng);
+    let rotation = rotate_with(
+        &scene.state,
+        EpochChange::AddMember {
+            username: "carol".into(),
+            keys: carol.public_keys(),
+            role: Role::Member,
+        },
+        "alice",
+        &scene.alice,
+        Some(&RoomMetadata::named("ops")),
+        3,
+        &mut OsRng,
+    )
+    .expect("alice adds carol");
+    scene.state = rotation.state.clone();
+    scene.writer.accept_state(rotation.state.clone(), "alice");
+    scene.writer.keys.insert(1, rotation.key.clone());
+    let after = scene.write("after carol");
+    assert_eq!(after.epoch, 1);
+
+    let mut carols = Room::new(scene.state.room_id());
+    carols.accept_state(scene.state.clone(), "carol");
+    let envelope = KeyEnvelope::seal(
+        &scene.state,
+        1,
+        &rotation.key,
+        "carol",
+        "alice",
+        &scene.alice,
+        &mut OsRng,
+    )
+    .expect("seals");
+    assert_eq!(
+        carols.accept_envelope("carol", &carol, &envelope),
+        EnvelopeOutcome::Accepted
+    );
+    carols.pending = vec![before, after];
+    carols.process_pending("carol", true);
+    assert_eq!(texts(&carols), ["after carol"]);
+    assert_eq!(carols.not_shared, 1);
+    assert!(carols.pending.is_empty());
+}
+
+#[test]
+fn a_message_naming_a_longer_log_waits_for_it_then_is_a_fork_after_a_fresh_fetch() {
+    let mut scene = Scene::new();
+    // alice's log moves on (an invite) before she writes; bob still has the shorter one.
+    let mut bob = scene.reader();
+    bob.keys.insert(0, scene.key.clone());
+    let invite = scene
+        .state
+        .next_entry(
+            "alice",
+            4,
+            LogAction::Invite {
+                token_hash: [9; 32],
+                expires_at_ms: 10,
+                max_uses: 1,
+            },
+        )
+        .sign(&scene.alice);
+    scene.state.apply(&invite).expect("applies");
+    scene.writer.accept_state(scene.state.clone(), "alice");
+    let message = scene.write("at the longer log");
+    bob.pending = vec![message];
+    let processed = bob.process_pending("bob", false);
+    assert!(processed.log_ahead, "the driver is asked to fetch the log");
+    assert!(bob.messages.is_empty());
+    assert_eq!(bob.ahead_of_log.len(), 1);
+    // The server serves the same short log again: it withholds the entry.
+    let processed = bob.process_pending("bob", true);
+    assert!(matches!(
+        processed.warnings.as_slice(),
+        [TrustWarning::LogForked { .. }]
+    ));
+    assert!(texts(&bob)[0].starts_with("warning: "));
+}
