@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::api::{PendingJoinRequest, StoredMessage};
 use common::identity::IdentitySecrets;
-use common::membership::{HistoryPolicy, RoomId, RoomState};
+use common::membership::{replay_bytes, HistoryPolicy, RoomId, RoomState, SignedLogEntry};
 use common::message::{open_message, ChainLink, InnerMessage, MessageKind, DEVICE_ID_LEN};
 use common::room_key::{open_metadata, EnvelopeError, KeyEnvelope, RoomKey, RoomMetadata};
 
 use crate::chains::{check_log_head, LogHeadCheck, RoomChains};
+use crate::state::ClientState;
 use crate::warning::TrustWarning;
 
 /// Syncs in a row a room gets for envelopes that name a longer log than the one fetched.
@@ -432,4 +433,137 @@ impl Room {
         }
         processed
     }
+}
+
+/// The server's answers to one room sync, fetched in this order so that no message of the
+/// page names a longer log than the one fetched: the newest messages (with older pages back
+/// to the chain heads the client state remembers), the log, the key envelopes addressed to
+/// this user.
+#[derive(Debug, Clone, Default)]
+pub struct SyncAnswers {
+    /// The messages fetched, in ascending id order.
+    pub history: Vec<StoredMessage>,
+    /// Whether older messages than the first of `history` exist.
+    pub has_more: bool,
+    /// The signed log entries, from genesis.
+    pub log: Vec<Vec<u8>>,
+    /// The key envelopes addressed to this user.
+    pub envelopes: Vec<KeyEnvelope>,
+}
+
+/// What a sync made of a room: the room to keep, and what the driver must act on.
+#[derive(Debug)]
+pub struct Synced {
+    /// The room as the sync left it.
+    pub room: Room,
+    /// Trust warnings to raise, whether to fetch the log again.
+    pub processed: Processed,
+    /// Whether the client state changed (chain heads forgotten after a history clearing)
+    /// and needs saving.
+    pub client_state_changed: bool,
+}
+
+impl Room {
+    /// Builds a room from a sync's answers: replays the log and checks it against what this
+    /// account accepted before (`client_state`: a rolled-back or forked log, or one that
+    /// records other keys for `me`, is refused with its warning), opens the envelopes (a
+    /// log that an envelope names as longer is fetched again at most [`MAX_LOG_RETRIES`]
+    /// times in a row, counted from `previous`, then `log forked`), starts the chains from
+    /// the heads the client state remembers (forgotten when the log cleared the history since),
+    /// carries over from `previous` (this tab's view before the sync) what it sent and what
+    /// arrived live meanwhile, and opens every message.
+    pub fn from_sync(
+        room_id: RoomId,
+        me: &str,
+        secrets: &IdentitySecrets,
+        answers: SyncAnswers,
+        client_state: &mut ClientState,
+        previous: Option<&Room>,
+    ) -> Synced {
+        let mut room = Room::new(room_id);
+        let mut warnings = Vec::new();
+        let mut client_state_changed = false;
+        room.state = match replay_bytes(&answers.log) {
+            Err(error) => Err(format!(
+                "this room's history was tampered with ({error}); it cannot be shown"
+            )),
+            Ok(state) => match client_state
+                .check_log(&room_id, &state)
+                .and_then(|()| ClientState::check_own_keys(&state, me, &secrets.public_keys()))
+            {
+                Err(warning) => {
+                    let refused = format!("this room's log was refused: {warning}");
+                    warnings.push(warning);
+                    Err(refused)
+                }
+                Ok(()) => Ok(state),
+            },
+        };
+        if room.state.is_ok() && history_cleared_since(client_state, &room_id, &answers.log) {
+            client_state_changed |= client_state.forget_chains(&room_id);
+        }
+        room.oldest_loaded_id = answers
+            .has_more
+            .then(|| answers.history.first().map(|message| message.id))
+            .flatten();
+        let page_end = answers.history.last().map_or(0, |message| message.id);
+        room.pending = answers.history;
+        if let Ok(state) = room.state.clone() {
+            room.accept_state(state, me);
+        }
+        let retries = previous.map_or(0, |previous| previous.log_retries);
+        let (envelope_warnings, fetch_again) =
+            room.accept_synced_envelopes(me, secrets, &answers.envelopes, retries);
+        warnings.extend(envelope_warnings);
+        room.chains = RoomChains::new(
+            client_state
+                .chains
+                .get(&room_id)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let mut arrived_since = Vec::new();
+        if let Some(previous) = previous {
+            room.requested_epochs = previous.requested_epochs.clone();
+            room.own_last = previous.own_last.clone();
+            room.reported_withheld = previous.reported_withheld.clone();
+            room.join_requests = previous.join_requests.clone();
+            arrived_since = previous
+                .received
+                .iter()
+                .filter(|message| message.id > page_end)
+                .cloned()
+                .collect();
+        }
+        // The log was just fetched: a message of the page naming a longer one means the
+        // server withholds entries from this reader.
+        let mut processed = room.process_pending(me, true);
+        processed.warnings.splice(0..0, warnings);
+        processed.log_ahead |= fetch_again;
+        room.received = arrived_since.clone();
+        room.pending.extend(arrived_since);
+        let later = room.process_pending(me, false);
+        processed.warnings.extend(later.warnings);
+        processed.log_ahead |= later.log_ahead;
+        Synced {
+            room,
+            processed,
+            client_state_changed,
+        }
+    }
+}
+
+/// Whether the part of `entries` past what the client state remembers of the room's log
+/// clears its history.
+fn history_cleared_since(
+    client_state: &ClientState,
+    room_id: &RoomId,
+    entries: &[Vec<u8>],
+) -> bool {
+    let remembered = client_state.logs.get(room_id).map_or(0, |memory| {
+        usize::try_from(memory.length).unwrap_or(usize::MAX)
+    });
+    entries.iter().skip(remembered).any(|bytes| {
+        SignedLogEntry::from_bytes(bytes).is_ok_and(|signed| signed.entry().action.clears_history())
+    })
 }

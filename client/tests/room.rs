@@ -24,6 +24,8 @@ struct Scene {
     alice: IdentitySecrets,
     bob: IdentitySecrets,
     state: RoomState,
+    /// The signed log entries, as the server serves them.
+    log: Vec<Vec<u8>>,
     key: RoomKey,
     /// alice's own view of the room, which writes the messages.
     writer: Room,
@@ -49,6 +51,7 @@ impl Scene {
             )
             .sign(&alice);
         state.apply(&add).expect("bob is added");
+        let log = vec![created.genesis.as_bytes().to_vec(), add.as_bytes().to_vec()];
         let mut writer = Room::new(state.room_id());
         writer.accept_state(state.clone(), "alice");
         writer.keys.insert(0, created.key.clone());
@@ -56,6 +59,7 @@ impl Scene {
             alice,
             bob,
             state,
+            log,
             key: created.key,
             writer,
             next_id: 1,
@@ -257,4 +261,48 @@ fn a_message_naming_a_longer_log_waits_for_it_then_is_a_fork_after_a_fresh_fetch
         [TrustWarning::LogForked { .. }]
     ));
     assert!(texts(&bob)[0].starts_with("warning: "));
+}
+
+#[test]
+fn a_sync_opens_the_room_and_refuses_a_log_rolled_back_since() {
+    let mut scene = Scene::new();
+    let first = scene.write("first");
+    let key = scene.key.clone();
+    let envelope = scene.envelope_for_bob(0, &key);
+    let mut client_state = client::ClientState::default();
+    let answers =
+        |scene: &Scene, history: Vec<StoredMessage>, log_length: usize| client::SyncAnswers {
+            history,
+            has_more: false,
+            log: scene.log[..log_length].to_vec(),
+            envelopes: vec![envelope.clone()],
+        };
+    let full = scene.log.len();
+    let synced = Room::from_sync(
+        scene.state.room_id(),
+        "bob",
+        &scene.bob,
+        answers(&scene, vec![first.clone()], full),
+        &mut client_state,
+        None,
+    );
+    assert!(synced.processed.warnings.is_empty());
+    assert_eq!(texts(&synced.room), ["first"]);
+    assert!(client_state.remember_log(scene.state.room_id(), &scene.state));
+
+    // The server serves the log without its last entry: refused, with the warning.
+    let synced = Room::from_sync(
+        scene.state.room_id(),
+        "bob",
+        &scene.bob,
+        answers(&scene, vec![first], full - 1),
+        &mut client_state,
+        Some(&synced.room),
+    );
+    assert!(synced.room.state.is_err());
+    assert!(matches!(
+        synced.processed.warnings.as_slice(),
+        [TrustWarning::LogRolledBack { .. }]
+    ));
+    assert!(synced.room.messages.is_empty());
 }

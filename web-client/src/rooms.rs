@@ -2,13 +2,13 @@
 //! who need them, rotating keys, and sending messages.
 
 use client::rotation::rotation_due;
-use client::{ClientState, EnvelopeOutcome, Processed, RoomChains, TrustWarning};
+use client::{EnvelopeOutcome, Processed, RoomChains, SyncAnswers, Synced, TrustWarning};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
     LogResponse, MessagesResponse, PostMessageRequest, PutEnvelopesRequest, RoomListResponse,
     ServerEvent, StoredMessage,
 };
-use common::membership::{replay_bytes, LogAction, Role, RoomId, RoomState, SignedLogEntry};
+use common::membership::{LogAction, Role, RoomId, RoomState, SignedLogEntry};
 use common::message::seal_message;
 use common::primitives::random_bytes;
 use common::room_key::{
@@ -76,74 +76,41 @@ impl Chat {
         }
         let log: LogResponse = http::get(&room_path(&room_id, "log")).await?;
         let envelopes: EnvelopesResponse = http::get(&room_path(&room_id, "envelopes")).await?;
-        let entries: Vec<Vec<u8>> = log.entries.into_iter().map(|entry| entry.0).collect();
-        let mut view = Room::new(room_id);
-        view.state = match replay_bytes(&entries) {
-            Err(error) => Err(format!(
-                "this room's history was tampered with ({error}); it cannot be shown"
-            )),
-            // Checked against what this account accepted before, in any browser: a rolled
-            // back or forked log is refused and raises the room's trust warning.
-            Ok(state) => match self.check_log(&room_id, &state).and_then(|()| {
-                ClientState::check_own_keys(&state, &session.username, &session.keys())
-            }) {
-                Err(warning) => {
-                    self.raise_warnings(vec![warning.clone()]);
-                    Err(format!("this room's log was refused: {warning}"))
-                }
-                Ok(()) => Ok(state),
-            },
+        let answers = SyncAnswers {
+            history: history.messages,
+            has_more: history.has_more,
+            log: log.entries.into_iter().map(|entry| entry.0).collect(),
+            envelopes: envelopes.envelopes,
         };
-        if view.state.is_ok() && self.history_cleared_since_remembered(&room_id, &entries) {
-            self.forget_chains_of(room_id);
-        }
-        view.oldest_loaded_id = history
-            .has_more
-            .then(|| history.messages.first().map(|message| message.id))
-            .flatten();
-        let page_end = history.messages.last().map_or(0, |message| message.id);
-        view.pending = history.messages;
-        if let Ok(state) = view.state.clone() {
-            self.check_member_keys(&state, "this room's member list");
-            view.accept_state(state, &session.username);
-        }
-        let retries = self
-            .rooms
-            .with_untracked(|rooms| rooms.get(&room_id).map_or(0, |view| view.log_retries));
-        let (envelope_warnings, envelope_ahead) = view.accept_synced_envelopes(
-            &session.username,
-            &session.secrets,
-            &envelopes.envelopes,
-            retries,
-        );
-        // From here on nothing awaits, so no event slips in between: carry over what the tab
-        // had and what arrived over the WebSocket while this ran, and the chains as the
-        // client state now remembers them (every message seen so far is in there).
-        view.chains = self.remembered_chains(&room_id);
+        // From here on nothing awaits, so no event slips in between: the sync takes over
+        // what the tab had and what arrived over the WebSocket while this ran.
         let previous = self
             .rooms
             .with_untracked(|rooms| rooms.get(&room_id).cloned());
-        let mut arrived_since = Vec::new();
-        if let Some(previous) = previous {
-            view.requested_epochs = previous.requested_epochs;
-            view.own_last = previous.own_last;
-            view.reported_withheld = previous.reported_withheld;
-            arrived_since = previous
-                .received
-                .into_iter()
-                .filter(|message| message.id > page_end)
-                .collect();
+        let synced = self.client_state.try_update(|client_state| {
+            Room::from_sync(
+                room_id,
+                &session.username,
+                &session.secrets,
+                answers,
+                client_state,
+                previous.as_ref(),
+            )
+        });
+        let Some(Synced {
+            room: view,
+            processed,
+            client_state_changed,
+        }) = synced
+        else {
+            return Ok(());
+        };
+        if client_state_changed {
+            self.schedule_save();
         }
-        // The log was just fetched: a message of the page naming a longer one means the
-        // server withholds entries from this reader.
-        let mut processed = view.process_pending(&session.username, true);
-        processed.warnings.extend(envelope_warnings);
-        processed.log_ahead |= envelope_ahead;
-        view.received = arrived_since.clone();
-        view.pending.extend(arrived_since);
-        let later = view.process_pending(&session.username, false);
-        processed.warnings.extend(later.warnings);
-        processed.log_ahead |= later.log_ahead;
+        if let Ok(state) = view.state.as_ref() {
+            self.check_member_keys(state, "this room's member list");
+        }
         self.rooms.update(|rooms| {
             rooms.insert(room_id, view);
         });

@@ -7,7 +7,7 @@ use client::state::reconcile;
 use client::{ClientState, LocalCopy, RemoteState, RoomChains, TrustWarning};
 use common::api::{ClientStateBody, PutClientStateRequest};
 use common::identity::MemberKeys;
-use common::membership::{RoomId, RoomState, SignedLogEntry};
+use common::membership::{RoomId, RoomState};
 use common::trust::{PinCheck, TrustError};
 use common::wire::Base64;
 use common::OsRng;
@@ -272,21 +272,6 @@ impl Chat {
         if forgot == Some(true) {
             self.schedule_save();
         }
-    }
-
-    /// Whether the part of `entries` past what the client state remembers of the room's log
-    /// clears its history.
-    pub fn history_cleared_since_remembered(&self, room_id: &RoomId, entries: &[Vec<u8>]) -> bool {
-        let remembered = self.client_state.with_untracked(|state| {
-            state
-                .logs
-                .get(room_id)
-                .map_or(0, |memory| memory.length as usize)
-        });
-        entries.iter().skip(remembered).any(|bytes| {
-            SignedLogEntry::from_bytes(bytes)
-                .is_ok_and(|signed| signed.entry().action.clears_history())
-        })
     }
 
     /// Checks a replayed log against what this account accepted of it before.
