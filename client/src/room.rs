@@ -10,7 +10,9 @@ use common::api::{PendingJoinRequest, StoredMessage};
 use common::identity::IdentitySecrets;
 use common::membership::{replay_bytes, HistoryPolicy, RoomId, RoomState, SignedLogEntry};
 use common::message::{open_message, ChainLink, InnerMessage, MessageKind, DEVICE_ID_LEN};
-use common::room_key::{open_metadata, EnvelopeError, KeyEnvelope, RoomKey, RoomMetadata};
+use common::room_key::{
+    key_commitment, open_metadata, EnvelopeError, KeyEnvelope, RoomKey, RoomMetadata,
+};
 
 use crate::chains::{check_log_head, LogHeadCheck, RoomChains};
 use crate::state::ClientState;
@@ -171,7 +173,9 @@ impl Room {
     /// The next text message `me` writes from device `device` at `now_ms`: at the current
     /// epoch, as the next link of that device's chain (after the last one this device
     /// sent, even if its echo has not come back yet), naming the log head this client
-    /// accepted. With the key to seal it under; `None` while the key or the log is missing.
+    /// accepted. With the key to seal it under; `None` while the key or the log is missing,
+    /// and while the log leaves a rotation pending (a member left: the current key is one
+    /// they hold, so nothing is written under it).
     pub fn prepare_text(
         &self,
         me: &str,
@@ -181,6 +185,9 @@ impl Room {
     ) -> Option<(InnerMessage, RoomKey)> {
         let (epoch, key) = self.current_key()?;
         let state = self.state.as_ref().ok()?;
+        if state.rotation_pending() {
+            return None;
+        }
         let mut chain = self.chains.next_link(me, device, epoch);
         if let Some((counter, hash)) = self.own_last.get(&epoch) {
             if *counter >= chain.counter {
@@ -524,6 +531,20 @@ impl Room {
         );
         let mut arrived_since = Vec::new();
         if let Some(previous) = previous {
+            // Keys this tab made itself (a rotation whose envelopes are still on their way)
+            // are kept, as long as the log commits to them.
+            if let Ok(state) = room.state.as_ref() {
+                for (epoch, key) in &previous.keys {
+                    let committed = state.epoch(*epoch).is_some_and(|record| {
+                        record.key_commitment == key_commitment(&room_id, *epoch, key)
+                    });
+                    if committed {
+                        room.keys.entry(*epoch).or_insert_with(|| key.clone());
+                    }
+                }
+            }
+            room.refresh_metadata();
+            room.rotating = previous.rotating;
             room.requested_epochs = previous.requested_epochs.clone();
             room.own_last = previous.own_last.clone();
             room.reported_withheld = previous.reported_withheld.clone();

@@ -306,3 +306,22 @@ fn a_sync_opens_the_room_and_refuses_a_log_rolled_back_since() {
     ));
     assert!(synced.room.messages.is_empty());
 }
+
+#[test]
+fn nothing_is_prepared_while_a_rotation_is_pending() {
+    let mut scene = Scene::new();
+    assert!(scene
+        .writer
+        .prepare_text("alice", DEVICE, "before", 1)
+        .is_some());
+    let leave = scene
+        .state
+        .next_entry("bob", 5, LogAction::Leave)
+        .sign(&scene.bob);
+    scene.state.apply(&leave).expect("bob leaves");
+    scene.writer.accept_state(scene.state.clone(), "alice");
+    assert!(scene
+        .writer
+        .prepare_text("alice", DEVICE, "bob could read this", 2)
+        .is_none());
+}

@@ -169,7 +169,10 @@ impl Chat {
             }
         }
         if state.rotation_pending() || (my_role >= Role::Admin && has_key) {
-            self.rotate_if_pending(room_id).await;
+            // In a task of its own: a member's client waits a moment before rotating, and the
+            // events that arrive meanwhile (another member's rotation) must be applied.
+            let chat = *self;
+            leptos::task::spawn_local(async move { chat.rotate_if_pending(room_id).await });
         }
         if my_role >= Role::Admin {
             if let Err(error) = self.load_join_requests(room_id).await {
@@ -619,21 +622,37 @@ impl Chat {
     pub async fn send(&self, room_id: RoomId, text: &str) -> Result<(), ChatError> {
         // Writing is acting: the members are pinned now, and a changed key stops the send.
         self.pin_room_members(room_id).await?;
-        // After a leave the current key is one the former member holds, and the server takes
-        // nothing under it: the rotation is completed first, by whoever is quickest.
-        let pending = self.rooms.with_untracked(|rooms| {
-            rooms
-                .get(&room_id)
-                .and_then(|view| view.state.as_ref().ok())
-                .is_some_and(RoomState::rotation_pending)
-        });
-        if pending {
+        // After a leave the current key is one the former member holds: the rotation is
+        // completed first, by whoever is quickest, and nothing is written until it is.
+        let pending = |chat: &Chat| {
+            chat.rooms.with_untracked(|rooms| {
+                rooms
+                    .get(&room_id)
+                    .and_then(|view| view.state.as_ref().ok())
+                    .is_some_and(RoomState::rotation_pending)
+            })
+        };
+        if pending(self) {
             match self.rotate_room(room_id).await {
                 Ok(()) => {}
                 Err(ChatError::Http(HttpError::Server { status: 409, .. })) => {
                     self.sync_room(room_id).await?;
                 }
                 Err(error) => return Err(error),
+            }
+            // A rotation this tab had already started is still running: wait for it, a
+            // while at most.
+            for _ in 0..250 {
+                if !pending(self) {
+                    break;
+                }
+                gloo_timers::future::TimeoutFuture::new(20).await;
+            }
+            if pending(self) {
+                return Err(ChatError::Other(
+                    "key rotation pending: a member left and the key has not been rotated yet"
+                        .into(),
+                ));
             }
         }
         while self.send_in_flight.get_untracked() {
@@ -651,9 +670,11 @@ impl Chat {
             let view = rooms.get_mut(&room_id)?;
             view.prepare_text(&session.username, session.device_id, text, now_ms())
         });
-        let (inner, key) = prepared
-            .flatten()
-            .ok_or_else(|| ChatError::Other("you do not hold this room's key yet".into()))?;
+        let (inner, key) = prepared.flatten().ok_or_else(|| {
+            ChatError::Other(
+                "you do not hold this room's current key yet, or its rotation is pending".into(),
+            )
+        })?;
         let sealed = seal_message(&inner, &key, &session.secrets, &mut OsRng)
             .map_err(ChatError::from_display)?;
         let posted: Result<StoredMessage, HttpError> = http::post(

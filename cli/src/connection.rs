@@ -1,0 +1,179 @@
+//! The I/O half of the driver: JSON over HTTP with the session cookie, and the WebSocket of
+//! server events. Nothing here looks inside what it carries.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::api::{ErrorBody, ServerEvent};
+use futures_util::StreamExt;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Client, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::CliError;
+
+/// One server, with this process's cookie jar.
+pub struct Connection {
+    http: Client,
+    jar: Arc<Jar>,
+    base: Url,
+}
+
+impl Connection {
+    /// A connection to `base` (`http://host:port` or `https://…`). For HTTPS, `ca_cert` is
+    /// the PEM certificate of the authority that signed the server's certificate.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] for a bad URL or certificate file.
+    pub fn new(base: &str, ca_cert: Option<&Path>) -> Result<Self, CliError> {
+        let base =
+            Url::parse(base).map_err(|error| CliError::Usage(format!("server URL: {error}")))?;
+        let jar = Arc::new(Jar::default());
+        let mut builder = Client::builder().cookie_provider(jar.clone());
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|error| CliError::Usage(format!("{}: {error}", path.display())))?;
+            let certificate = reqwest::Certificate::from_pem(&pem)
+                .map_err(|error| CliError::Usage(format!("{}: {error}", path.display())))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder
+            .build()
+            .map_err(|error| CliError::Usage(format!("HTTP client: {error}")))?;
+        Ok(Self { http, jar, base })
+    }
+
+    fn url(&self, path: &str) -> Result<Url, CliError> {
+        self.base
+            .join(path)
+            .map_err(|error| CliError::Usage(format!("{path}: {error}")))
+    }
+
+    /// `GET path`, decoding a JSON answer.
+    ///
+    /// # Errors
+    /// [`CliError::Server`] for an error status, [`CliError::Network`] otherwise.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let response = self.http.get(self.url(path)?).send().await?;
+        decode(response).await
+    }
+
+    /// `POST path` with a JSON body, decoding a JSON answer.
+    ///
+    /// # Errors
+    /// As [`Connection::get`].
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        let response = self.http.post(self.url(path)?).json(body).send().await?;
+        decode(response).await
+    }
+
+    /// `POST path` with a JSON body, ignoring the answer's body.
+    ///
+    /// # Errors
+    /// As [`Connection::get`].
+    pub async fn post_no_content<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(), CliError> {
+        let response = self.http.post(self.url(path)?).json(body).send().await?;
+        check(response).await.map(drop)
+    }
+
+    /// Opens the event WebSocket with the session cookie and this server's origin.
+    ///
+    /// # Errors
+    /// [`CliError::Network`] when the handshake fails.
+    pub async fn events(&self) -> Result<Events, CliError> {
+        let mut ws_url = self.url("/api/ws")?;
+        let scheme = if self.base.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
+        ws_url
+            .set_scheme(scheme)
+            .map_err(|()| CliError::Usage("server URL cannot carry a WebSocket".into()))?;
+        let mut request = ws_url
+            .as_str()
+            .into_client_request()
+            .map_err(|error| CliError::Network(error.to_string()))?;
+        if let Some(cookie) = self.jar.cookies(&self.base) {
+            let cookie = HeaderValue::from_bytes(cookie.as_bytes())
+                .map_err(|error| CliError::Network(error.to_string()))?;
+            request.headers_mut().insert("cookie", cookie);
+        }
+        let origin = self.base.origin().ascii_serialization();
+        let origin =
+            HeaderValue::from_str(&origin).map_err(|error| CliError::Network(error.to_string()))?;
+        request.headers_mut().insert("origin", origin);
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|error| CliError::Network(format!("WebSocket: {error}")))?;
+        Ok(Events { socket })
+    }
+}
+
+/// The server's event stream.
+pub struct Events {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Events {
+    /// The next event, skipping pings; `None` when the server closed the socket.
+    ///
+    /// # Errors
+    /// [`CliError::Network`] for a broken socket or a frame that is no event.
+    pub async fn next(&mut self) -> Result<Option<ServerEvent>, CliError> {
+        while let Some(frame) = self.socket.next().await {
+            match frame.map_err(|error| CliError::Network(error.to_string()))? {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text)
+                        .map(Some)
+                        .map_err(|error| CliError::Network(format!("bad event: {error}")));
+                }
+                Message::Close(_) => return Ok(None),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+}
+
+async fn check(response: reqwest::Response) -> Result<reqwest::Response, CliError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let message = match response.json::<ErrorBody>().await {
+        Ok(body) => body.error,
+        Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    Err(CliError::Server {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, CliError> {
+    let response = check(response).await?;
+    if response.status() == StatusCode::NO_CONTENT {
+        return Err(CliError::Network(
+            "the server answered without a body".into(),
+        ));
+    }
+    response
+        .json()
+        .await
+        .map_err(|error| CliError::Network(format!("unexpected answer: {error}")))
+}

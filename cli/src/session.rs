@@ -1,0 +1,678 @@
+//! One signed-in account: registering and logging in (keys derived and unwrapped here, only
+//! the auth key sent), the client state file, and the room commands, each of which syncs the
+//! room through [`client::Room::from_sync`] and acts on what it returns.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use client::{ClientState, Processed, Room, ShownMessage, StateKey, SyncAnswers, TrustWarning};
+use common::account::{self, derive_account_keys, KdfParams};
+use common::api::{
+    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, LogResponse,
+    LoginRequest, LoginResponse, MeResponse, MessagesResponse, PostMessageRequest, PreloginRequest,
+    PreloginResponse, PutEnvelopesRequest, RegisterRequest, RoomListResponse, ServerEvent,
+    SessionResponse, StoredMessage, TotpLoginRequest,
+};
+use common::identity::{validate_username, IdentitySecrets, PublicIdentity};
+use common::membership::{HistoryPolicy, LogAction, Role, RoomId, SignedLogEntry};
+use common::message::{seal_message, DEVICE_ID_LEN};
+use common::primitives::random_bytes;
+use common::room_key::{
+    create_room, envelopes_for_member, rotate_with, EpochChange, KeyEnvelope, RoomMetadata,
+};
+use common::wire::{Base64, Base64Array};
+use common::OsRng;
+
+use crate::connection::Connection;
+use crate::CliError;
+
+/// Messages per history page (the server allows up to 200).
+const PAGE_SIZE: usize = 100;
+/// Older pages a sync loads at most to reach the remembered chain heads.
+const MAX_CATCH_UP_PAGES: usize = 5;
+
+/// Creates the account `username`: a fresh salt and identity, keys derived from `password`
+/// with the default Argon2id parameters; the server gets the auth key, the public identity
+/// and the identity wrapped under the wrap key.
+///
+/// # Errors
+/// [`CliError::Usage`] for a bad username, the server's refusal otherwise.
+pub async fn register(
+    connection: &Connection,
+    username: &str,
+    password: &str,
+) -> Result<(), CliError> {
+    validate_username(username).map_err(|error| CliError::Usage(error.to_string()))?;
+    let salt = random_bytes(&mut OsRng);
+    let keys = derive_account_keys(password, &salt, &KdfParams::DEFAULT)
+        .map_err(|error| CliError::Refused(error.to_string()))?;
+    let secrets = IdentitySecrets::generate(&mut OsRng);
+    let request = RegisterRequest::new(
+        username,
+        KdfParams::DEFAULT,
+        salt,
+        &keys,
+        &secrets,
+        &mut OsRng,
+    );
+    let _: SessionResponse = connection.post("/api/register", &request).await?;
+    Ok(())
+}
+
+/// A logged-in account with its unwrapped identity and client state.
+pub struct Session {
+    /// The account name.
+    pub username: String,
+    secrets: IdentitySecrets,
+    device_id: [u8; DEVICE_ID_LEN],
+    state: ClientState,
+    state_key: StateKey,
+    state_file: PathBuf,
+    /// Trust warnings raised so far in this run, to print once each.
+    warned: Vec<TrustWarning>,
+}
+
+impl Session {
+    /// Logs in: pre-login, Argon2id with the parameters the server gives (refused outside
+    /// the client's bounds, or when they differ from what this client recorded for the
+    /// account), the auth key, a TOTP code when the account asks for one, then the wrapped
+    /// identity is unwrapped and checked against the published keys, and the client state
+    /// is read from `state_dir`.
+    ///
+    /// # Errors
+    /// [`CliError::Refused`] for a wrong password, changed KDF parameters, a swapped bundle
+    /// or published identity, or an unreadable state file; the server's refusal otherwise.
+    pub async fn login(
+        connection: &Connection,
+        username: &str,
+        password: &str,
+        totp_code: Option<&str>,
+        state_dir: &Path,
+    ) -> Result<Self, CliError> {
+        let state_file = state_dir.join(format!("{username}.state"));
+        let prelogin: PreloginResponse = connection
+            .post(
+                "/api/prelogin",
+                &PreloginRequest {
+                    username: username.to_owned(),
+                },
+            )
+            .await?;
+        let remembered = read_state_file(&state_file)?;
+        let keys = derive_account_keys(password, &prelogin.salt.0, &prelogin.kdf)
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+        let login: LoginResponse = connection
+            .post(
+                "/api/login",
+                &LoginRequest {
+                    username: username.to_owned(),
+                    auth_key: Base64Array(*keys.auth_key.as_bytes()),
+                },
+            )
+            .await?;
+        if login.totp_required {
+            let code = totp_code.ok_or_else(|| {
+                CliError::Usage("this account has two-factor login: pass --totp-code".into())
+            })?;
+            let challenge = login
+                .challenge
+                .ok_or_else(|| CliError::Network("no login challenge in the answer".into()))?;
+            let _: LoginResponse = connection
+                .post(
+                    "/api/login/totp",
+                    &TotpLoginRequest {
+                        challenge,
+                        code: code.to_owned(),
+                    },
+                )
+                .await?;
+        }
+        let me: MeResponse = connection.get("/api/me").await?;
+        if me.username != username {
+            return Err(CliError::Refused(
+                "the server answered for another account".into(),
+            ));
+        }
+        let secrets = account::unwrap_identity(&keys.wrap_key, username, &me.wrapped_identity.0)
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+        account::check_published_identity(&secrets, &me.identity)
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+        let state_key = StateKey::derive(&secrets);
+        let state = match remembered {
+            Some(sealed) => ClientState::open(&state_key, username, &sealed)
+                .map_err(|error| CliError::Refused(format!("{}: {error}", state_file.display())))?,
+            None => ClientState::default(),
+        };
+        if let Some(record) = &state.kdf {
+            record
+                .check(username, &prelogin.salt.0, &prelogin.kdf)
+                .map_err(|warning| CliError::Refused(warning.to_string()))?;
+        }
+        let mut session = Self {
+            username: username.to_owned(),
+            secrets,
+            device_id: random_bytes(&mut OsRng),
+            state,
+            state_key,
+            state_file,
+            warned: Vec::new(),
+        };
+        session.state.kdf = Some(client::KdfRecord {
+            salt: me.salt.0,
+            params: me.kdf,
+        });
+        session.save_state()?;
+        Ok(session)
+    }
+
+    /// Seals the client state at the next version and writes it to the state file.
+    fn save_state(&mut self) -> Result<(), CliError> {
+        self.state.version += 1;
+        let sealed = self.state.seal(&self.state_key, &self.username, &mut OsRng);
+        if let Some(parent) = self.state_file.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| CliError::Usage(format!("{}: {error}", parent.display())))?;
+        }
+        std::fs::write(&self.state_file, sealed)
+            .map_err(|error| CliError::Usage(format!("{}: {error}", self.state_file.display())))
+    }
+
+    /// The ids of the rooms the user is in.
+    ///
+    /// # Errors
+    /// The server's refusal.
+    pub async fn room_ids(&self, connection: &Connection) -> Result<Vec<RoomId>, CliError> {
+        let list: RoomListResponse = connection.get("/api/rooms").await?;
+        Ok(list
+            .rooms
+            .into_iter()
+            .map(|summary| summary.room_id)
+            .collect())
+    }
+
+    /// Syncs a room through the client core, remembers its log and chain heads, and returns
+    /// it with what the sync found (trust warnings are also written to `out`).
+    ///
+    /// # Errors
+    /// The server's refusal, or a state file that cannot be written.
+    pub async fn sync(
+        &mut self,
+        connection: &Connection,
+        room_id: RoomId,
+        previous: Option<&Room>,
+        out: &mut impl Write,
+    ) -> Result<Room, CliError> {
+        let path = |resource: &str| format!("/api/rooms/{}/{resource}", room_id.to_hex());
+        let mut history: MessagesResponse = connection
+            .get(&path(&format!("messages?limit={PAGE_SIZE}")))
+            .await?;
+        let remembered =
+            client::RoomChains::new(self.state.chains.get(&room_id).cloned().unwrap_or_default());
+        if let Some(oldest_head) = remembered.oldest_head_id() {
+            for _ in 0..MAX_CATCH_UP_PAGES {
+                let Some(oldest) = history.messages.first().map(|message| message.id) else {
+                    break;
+                };
+                if !history.has_more || oldest <= oldest_head {
+                    break;
+                }
+                let older: MessagesResponse = connection
+                    .get(&path(&format!(
+                        "messages?limit={PAGE_SIZE}&before={oldest}"
+                    )))
+                    .await?;
+                let mut messages = older.messages;
+                messages.append(&mut history.messages);
+                history = MessagesResponse {
+                    messages,
+                    has_more: older.has_more,
+                };
+            }
+        }
+        let log: LogResponse = connection.get(&path("log")).await?;
+        let envelopes: EnvelopesResponse = connection.get(&path("envelopes")).await?;
+        let answers = SyncAnswers {
+            history: history.messages,
+            has_more: history.has_more,
+            log: log.entries.into_iter().map(|entry| entry.0).collect(),
+            envelopes: envelopes.envelopes,
+        };
+        let synced = Room::from_sync(
+            room_id,
+            &self.username,
+            &self.secrets,
+            answers,
+            &mut self.state,
+            previous,
+        );
+        let mut room = synced.room;
+        let mut processed = synced.processed;
+        if processed.log_ahead && previous.is_none() {
+            // An envelope or message names a longer log than the one fetched: fetch again
+            // once (the log may have grown meanwhile); the core counts the retries.
+            room = Box::pin(self.sync(connection, room_id, Some(&room), out)).await?;
+            processed = Processed::default();
+        }
+        self.remember(&room);
+        self.warn(&processed.warnings, out)?;
+        self.save_state()?;
+        Ok(room)
+    }
+
+    /// Records the room's accepted log and chain heads in the client state.
+    fn remember(&mut self, room: &Room) {
+        if let Ok(state) = room.state.as_ref() {
+            self.state.remember_log(room.room_id, state);
+        }
+        self.state
+            .remember_chains(room.room_id, room.chains.heads());
+    }
+
+    /// Writes each trust warning not written before in this run.
+    fn warn(&mut self, warnings: &[TrustWarning], out: &mut impl Write) -> Result<(), CliError> {
+        for warning in warnings {
+            if !self.warned.contains(warning) {
+                writeln!(out, "!! trust warning: {warning}").map_err(write_error)?;
+                self.warned.push(warning.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds a room by hex id or by (decrypted) name among the user's rooms, synced.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] when no room or several rooms match.
+    pub async fn find_room(
+        &mut self,
+        connection: &Connection,
+        name_or_id: &str,
+        out: &mut impl Write,
+    ) -> Result<Room, CliError> {
+        let ids = self.room_ids(connection).await?;
+        if let Ok(room_id) = RoomId::from_hex(name_or_id) {
+            if ids.contains(&room_id) {
+                return self.sync(connection, room_id, None, out).await;
+            }
+        }
+        let mut found = Vec::new();
+        for room_id in ids {
+            let room = self.sync(connection, room_id, None, out).await?;
+            if room.display_name(&self.username) == name_or_id {
+                found.push(room);
+            }
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(CliError::Usage(format!("no room named {name_or_id}"))),
+            _ => Err(CliError::Usage(format!(
+                "several rooms are named {name_or_id}: use the id"
+            ))),
+        }
+    }
+
+    /// Creates a room named `name` and returns its id.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] for a bad name, the server's refusal otherwise.
+    pub async fn create_room(
+        &mut self,
+        connection: &Connection,
+        name: &str,
+    ) -> Result<RoomId, CliError> {
+        let created = create_room(
+            &self.username,
+            &self.secrets,
+            &RoomMetadata::named(name),
+            now_ms(),
+            &mut OsRng,
+        )
+        .map_err(|error| CliError::Usage(error.to_string()))?;
+        let request = CreateRoomRequest {
+            genesis: Base64(created.genesis.as_bytes().to_vec()),
+            key_envelope: created.creator_envelope.clone(),
+        };
+        let response: CreateRoomResponse = connection.post("/api/rooms", &request).await?;
+        self.state.remember_log(response.room_id, &created.state);
+        self.save_state()?;
+        Ok(response.room_id)
+    }
+
+    /// Pins every member of the room not pinned yet (the user acts in it).
+    ///
+    /// # Errors
+    /// [`CliError::Refused`] naming a member whose keys differ from the pin.
+    fn pin_members(&mut self, room: &Room) -> Result<(), CliError> {
+        let state = room
+            .state
+            .as_ref()
+            .map_err(|error| CliError::Refused(error.clone()))?;
+        for (username, member) in state.members() {
+            if *username != self.username {
+                self.state
+                    .pins
+                    .pin_first_use(username, &member.keys)
+                    .map_err(|error| CliError::Refused(error.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `username` to the room (admins): under "since joining" in an entry that starts a
+    /// new epoch sealed to everyone, under "full history" as a plain add with every key this
+    /// user holds sealed to the newcomer. The newcomer's keys come from the server's
+    /// directory and are pinned (or checked against the pin).
+    ///
+    /// # Errors
+    /// [`CliError::Refused`] for changed keys or a refused entry; the server's refusal.
+    pub async fn add_member(
+        &mut self,
+        connection: &Connection,
+        room: &Room,
+        username: &str,
+    ) -> Result<(), CliError> {
+        validate_username(username).map_err(|error| CliError::Usage(error.to_string()))?;
+        let identity: PublicIdentity = connection.get(&format!("/api/users/{username}")).await?;
+        if identity.username() != username {
+            return Err(CliError::Refused(
+                "the server returned another user's identity".into(),
+            ));
+        }
+        self.pin_members(room)?;
+        self.state
+            .pins
+            .pin_first_use(username, identity.keys())
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+        self.save_state()?;
+        let state = room
+            .state
+            .as_ref()
+            .map_err(|error| CliError::Refused(error.clone()))?;
+        let path = |resource: &str| format!("/api/rooms/{}/{resource}", room.room_id.to_hex());
+        let (entry, envelopes) = if state.policy().history == HistoryPolicy::SinceJoining {
+            let change = EpochChange::AddMember {
+                username: username.to_owned(),
+                keys: *identity.keys(),
+                role: Role::Member,
+            };
+            let rotation = rotate_with(
+                state,
+                change,
+                &self.username,
+                &self.secrets,
+                room.metadata.as_ref(),
+                now_ms(),
+                &mut OsRng,
+            )
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+            let epoch = rotation.state.current_epoch();
+            let envelopes = rotation
+                .state
+                .members()
+                .keys()
+                .map(|member| {
+                    KeyEnvelope::seal(
+                        &rotation.state,
+                        epoch,
+                        &rotation.key,
+                        member,
+                        &self.username,
+                        &self.secrets,
+                        &mut OsRng,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| CliError::Refused(error.to_string()))?;
+            (rotation.entry, envelopes)
+        } else {
+            let entry = state
+                .next_entry(
+                    &self.username,
+                    now_ms(),
+                    LogAction::AddMember {
+                        username: username.to_owned(),
+                        keys: *identity.keys(),
+                        role: Role::Member,
+                    },
+                )
+                .sign(&self.secrets);
+            let mut next = state.clone();
+            next.apply(&entry)
+                .map_err(|error| CliError::Refused(error.to_string()))?;
+            let envelopes = envelopes_for_member(
+                &next,
+                &room.keys,
+                username,
+                &self.username,
+                &self.secrets,
+                &mut OsRng,
+            )
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+            (entry, envelopes)
+        };
+        self.append(connection, &path("log"), &entry).await?;
+        connection
+            .post_no_content(&path("envelopes"), &PutEnvelopesRequest { envelopes })
+            .await
+    }
+
+    async fn append(
+        &self,
+        connection: &Connection,
+        path: &str,
+        entry: &SignedLogEntry,
+    ) -> Result<(), CliError> {
+        connection
+            .post_no_content(
+                path,
+                &AppendLogRequest {
+                    entry: Base64(entry.as_bytes().to_vec()),
+                },
+            )
+            .await
+    }
+
+    /// Sends `text` to the room: the members are pinned (a changed key stops the send), the
+    /// core prepares the next link of this device's chain, and the message is sealed, signed
+    /// and posted.
+    ///
+    /// # Errors
+    /// [`CliError::Refused`] for a changed key, a missing room key or a pending rotation; the
+    /// server's refusal otherwise.
+    pub async fn send(
+        &mut self,
+        connection: &Connection,
+        room: &mut Room,
+        text: &str,
+    ) -> Result<StoredMessage, CliError> {
+        self.pin_members(room)?;
+        self.save_state()?;
+        if room
+            .state
+            .as_ref()
+            .is_ok_and(|state| state.rotation_pending())
+        {
+            return Err(CliError::Refused(
+                "key rotation pending: a member left and no one has rotated the key yet".into(),
+            ));
+        }
+        let (inner, key) = room
+            .prepare_text(&self.username, self.device_id, text, now_ms())
+            .ok_or_else(|| CliError::Refused("you do not hold this room's key yet".into()))?;
+        let sealed = seal_message(&inner, &key, &self.secrets, &mut OsRng)
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+        let stored: StoredMessage = connection
+            .post(
+                &format!("/api/rooms/{}/messages", room.room_id.to_hex()),
+                &PostMessageRequest {
+                    epoch: sealed.epoch,
+                    nonce: Base64Array(sealed.nonce),
+                    ciphertext: Base64(sealed.ciphertext),
+                },
+            )
+            .await?;
+        room.record_sent(&inner);
+        Ok(stored)
+    }
+
+    /// Prints the room's history (verified messages, and warnings in place of the others),
+    /// then, for `follow`, every new message and warning as it arrives, until `follow` has
+    /// passed (or forever for `Some(Duration::MAX)`).
+    ///
+    /// # Errors
+    /// The server's refusal, a broken WebSocket, or an output that cannot be written.
+    pub async fn tail(
+        &mut self,
+        connection: &Connection,
+        mut room: Room,
+        follow: Option<Duration>,
+        out: &mut impl Write,
+    ) -> Result<(), CliError> {
+        let mut printed = BTreeSet::new();
+        print_new(&room, &mut printed, out)?;
+        let Some(follow) = follow else {
+            return Ok(());
+        };
+        let mut events = connection.events().await?;
+        let deadline = tokio::time::Instant::now()
+            .checked_add(follow)
+            .unwrap_or_else(|| {
+                tokio::time::Instant::now() + Duration::from_secs(u64::from(u32::MAX))
+            });
+        loop {
+            let event = match tokio::time::timeout_at(deadline, events.next()).await {
+                Err(_) => return Ok(()),
+                Ok(event) => event?,
+            };
+            let Some(event) = event else {
+                return Err(CliError::Network(
+                    "the server closed the event stream".into(),
+                ));
+            };
+            let room_id = room.room_id;
+            let processed = match event {
+                ServerEvent::Message { message } if message.room_id == room_id => {
+                    room.remember_received(&message);
+                    room.pending.push(message);
+                    room.process_pending(&self.username, false)
+                }
+                ServerEvent::KeyEnvelope { envelope } if envelope.room_id == room_id => {
+                    if let client::EnvelopeOutcome::Refused(Some(warning), _) =
+                        room.accept_envelope(&self.username, &self.secrets, &envelope)
+                    {
+                        self.warn(&[warning], out)?;
+                    }
+                    room.process_pending(&self.username, false)
+                }
+                ServerEvent::LogEntry { room_id: of, .. } if of == room_id => {
+                    room = self.sync(connection, room_id, Some(&room), out).await?;
+                    Processed::default()
+                }
+                _ => continue,
+            };
+            self.warn(&processed.warnings, out)?;
+            if processed.log_ahead {
+                room = self.sync(connection, room_id, Some(&room), out).await?;
+            }
+            self.remember(&room);
+            self.save_state()?;
+            print_new(&room, &mut printed, out)?;
+        }
+    }
+
+    /// The user's rooms, synced, as lines `<id> <name> (epoch N, members a, b)`.
+    ///
+    /// # Errors
+    /// As [`Session::sync`].
+    pub async fn list_rooms(
+        &mut self,
+        connection: &Connection,
+        out: &mut impl Write,
+    ) -> Result<(), CliError> {
+        for room_id in self.room_ids(connection).await? {
+            let room = self.sync(connection, room_id, None, out).await?;
+            let details = match room.state.as_ref() {
+                Ok(state) => format!(
+                    "epoch {}, members {}{}",
+                    state.current_epoch(),
+                    state
+                        .members()
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if state.rotation_pending() {
+                        ", key pending rotation"
+                    } else {
+                        ""
+                    }
+                ),
+                Err(error) => error.clone(),
+            };
+            writeln!(
+                out,
+                "{} {} ({details})",
+                room_id.to_hex(),
+                room.display_name(&self.username)
+            )
+            .map_err(write_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints the room's messages not printed yet: `sender: text`, or `! warning (claimed
+/// sender): reason` for a message that failed a check.
+fn print_new(
+    room: &Room,
+    printed: &mut BTreeSet<i64>,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    for shown in &room.messages {
+        if !printed.insert(shown.id()) {
+            continue;
+        }
+        match shown {
+            ShownMessage::Verified { sender, text, .. } => writeln!(out, "{sender}: {text}"),
+            ShownMessage::Warning {
+                claimed_sender,
+                reason,
+                ..
+            } => writeln!(out, "! warning (claimed sender {claimed_sender}): {reason}"),
+        }
+        .map_err(write_error)?;
+    }
+    // Said once, under the id no message has.
+    if room.not_shared > 0 && printed.insert(i64::MIN) {
+        writeln!(
+            out,
+            "({} earlier messages are from before you joined and not shared with you)",
+            room.not_shared
+        )
+        .map_err(write_error)?;
+    }
+    out.flush().map_err(write_error)
+}
+
+fn write_error(error: std::io::Error) -> CliError {
+    CliError::Usage(format!("cannot write the output: {error}"))
+}
+
+fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>, CliError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(CliError::Usage(format!("{}: {error}", path.display()))),
+    }
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}

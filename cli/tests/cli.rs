@@ -1,0 +1,135 @@
+//! `chat-cli` against the real server: two accounts register, alice creates a room, adds bob
+//! and writes; bob reads the history and follows live messages; then the server lies (it
+//! deletes a message from the middle, then the newest log entry) and bob's next run says so,
+//! from the client state it kept between runs.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// The server on a free port with a fresh database, and where its files are.
+async fn start_server(directory: &Path) -> String {
+    let database_url = format!("sqlite://{}", directory.join("chat.db").display());
+    let config = server::Config::try_parse_from([
+        "server",
+        "--bind",
+        "127.0.0.1:0",
+        "--database-url",
+        &database_url,
+        "--static-dir",
+        &directory.to_string_lossy(),
+    ])
+    .unwrap();
+    let application = server::Application::build(config).await.unwrap();
+    let base_url = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    base_url
+}
+
+/// Runs `chat-cli` as `user` with `arguments`, returning its standard output; fails the test
+/// with its standard error when it fails.
+async fn chat_cli(server: &str, state_dir: &Path, user: &str, arguments: &[String]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-cli"));
+    command
+        .args(["--server", server, "--user", user, "--state-dir"])
+        .arg(state_dir)
+        .args(arguments)
+        .env("CHAT_PASSWORD", format!("{user}'s long passphrase"));
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "chat-cli {arguments:?} as {user} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+async fn database(directory: &Path) -> sqlx::SqlitePool {
+    let url = format!("sqlite://{}", directory.join("chat.db").display());
+    sqlx::SqlitePool::connect(&url).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_chat_and_a_lying_server_is_caught_between_runs() {
+    let directory = tempfile::tempdir().unwrap();
+    let server = start_server(directory.path()).await;
+    let states = directory.path().join("states");
+    let cli = |user: &'static str, arguments: &[&str]| {
+        let server = server.clone();
+        let states = states.clone();
+        let arguments: Vec<String> = arguments
+            .iter()
+            .map(|&argument| argument.to_owned())
+            .collect();
+        async move { chat_cli(&server, &states, user, &arguments).await }
+    };
+
+    cli("alice", &["register"]).await;
+    cli("bob", &["register"]).await;
+    let room_id = cli("alice", &["create", "Plans"]).await.trim().to_owned();
+    assert_eq!(room_id.len(), 64, "{room_id}");
+    assert!(cli("alice", &["add", "Plans", "bob"])
+        .await
+        .contains("added bob"));
+    for text in ["first note", "second note", "third note"] {
+        cli("alice", &["send", "Plans", text]).await;
+    }
+    let rooms = cli("bob", &["rooms"]).await;
+    assert!(
+        rooms.contains(&room_id) && rooms.contains("Plans"),
+        "{rooms}"
+    );
+    assert!(rooms.contains("members alice, bob"), "{rooms}");
+    let history = cli("bob", &["tail", "Plans"]).await;
+    assert_eq!(
+        history.lines().collect::<Vec<_>>(),
+        [
+            "alice: first note",
+            "alice: second note",
+            "alice: third note"
+        ]
+    );
+
+    // bob follows the room while alice writes.
+    let follower = tokio::spawn(cli("bob", &["tail", "Plans", "--follow", "6"]));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    cli("alice", &["send", "Plans", "live note"]).await;
+    let followed = follower.await.unwrap();
+    assert!(followed.contains("alice: live note"), "{followed}");
+    assert!(!followed.contains("warning"), "{followed}");
+
+    // The server deletes the second message: bob's next run counts it as withheld.
+    let pool = database(directory.path()).await;
+    sqlx::query(
+        "DELETE FROM messages WHERE id = (SELECT id FROM messages ORDER BY id LIMIT 1 OFFSET 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let history = cli("bob", &["tail", &room_id]).await;
+    assert!(!history.contains("second note"), "{history}");
+    assert!(
+        history.contains("!! trust warning: messages withheld: 1 of alice's messages"),
+        "{history}"
+    );
+
+    // The server drops the newest log entry (bob's addition): bob's run refuses the log.
+    sqlx::query("DELETE FROM room_log WHERE seq = (SELECT MAX(seq) FROM room_log)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let rooms = cli("bob", &["rooms"]).await;
+    assert!(
+        rooms.contains("!! trust warning: log rolled back"),
+        "{rooms}"
+    );
+    assert!(rooms.contains("this room's log was refused"), "{rooms}");
+}
