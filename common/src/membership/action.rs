@@ -54,8 +54,10 @@ fn decode_username(decoder: &mut Decoder<'_>) -> Result<String, DecodeError> {
     Ok(username)
 }
 
-/// What a log entry does. Tags are stable: new actions take new tags and old ones never
-/// change meaning.
+/// What a log entry does. Tags are stable: new actions take new tags and an old tag keeps
+/// its layout. Rules have only ever widened where an older client refuses the entry anyway:
+/// a member completing a pending rotation with tag 6 (protocol 3, docs/PROTOCOL.md
+/// section 5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogAction {
     /// Genesis (tag 1): the creator becomes owner and commits to the epoch 0 room key.
