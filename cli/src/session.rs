@@ -12,11 +12,11 @@ use common::account::{self, derive_account_keys, KdfParams};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, LogResponse,
     LoginRequest, LoginResponse, MeResponse, MessagesResponse, PostMessageRequest, PreloginRequest,
-    PreloginResponse, PutEnvelopesRequest, RegisterRequest, RoomListResponse, ServerEvent,
-    SessionResponse, StoredMessage, TotpLoginRequest,
+    PreloginResponse, RegisterRequest, RoomListResponse, ServerEvent, SessionResponse,
+    StoredMessage, TotpLoginRequest,
 };
 use common::identity::{validate_username, IdentitySecrets, PublicIdentity};
-use common::membership::{HistoryPolicy, LogAction, Role, RoomId, SignedLogEntry};
+use common::membership::{HistoryPolicy, LogAction, Role, RoomId};
 use common::message::{seal_message, DEVICE_ID_LEN};
 use common::primitives::random_bytes;
 use common::room_key::{
@@ -452,23 +452,14 @@ impl Session {
             .map_err(|error| CliError::Refused(error.to_string()))?;
             (entry, envelopes)
         };
-        self.append(connection, &path("log"), &entry).await?;
-        connection
-            .post_no_content(&path("envelopes"), &PutEnvelopesRequest { envelopes })
-            .await
-    }
-
-    async fn append(
-        &self,
-        connection: &Connection,
-        path: &str,
-        entry: &SignedLogEntry,
-    ) -> Result<(), CliError> {
+        // The entry and the envelopes are stored together: the new key is never held by
+        // this process alone.
         connection
             .post_no_content(
-                path,
+                &path("log"),
                 &AppendLogRequest {
                     entry: Base64(entry.as_bytes().to_vec()),
+                    envelopes,
                 },
             )
             .await

@@ -168,6 +168,12 @@ pub struct LogResponse {
 pub struct AppendLogRequest {
     /// One signed entry whose `seq` is the current log length.
     pub entry: Base64,
+    /// Key envelopes checked against the log with the entry applied and stored in the same
+    /// transaction: for an entry that starts an epoch, the new key sealed to the members, so
+    /// that the key is never held by its author alone (a lost second request would leave a
+    /// room whose current key nobody else holds). Optional; empty by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envelopes: Vec<KeyEnvelope>,
 }
 
 /// `POST /api/rooms/{id}/envelopes`.

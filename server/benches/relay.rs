@@ -113,6 +113,7 @@ async fn append(
         &format!("{base}/api/rooms/{}/log", state.room_id()),
         &AppendLogRequest {
             entry: Base64(entry.as_bytes().to_vec()),
+            envelopes: Vec::new(),
         },
     )
     .await

@@ -526,7 +526,10 @@ impl Chat {
                 .map_err(ChatError::from_display)?,
             );
         }
-        self.post_entry(room_id, &rotation.entry).await?;
+        // The entry and the new key's envelopes are stored in one request, so the key is
+        // never held by this tab alone.
+        self.post_entry_with(room_id, &rotation.entry, envelopes)
+            .await?;
         self.rooms.update(|rooms| {
             if let Some(view) = rooms.get_mut(&room_id) {
                 view.adopt_if_unchanged(state.length(), rotation.state.clone(), &session.username);
@@ -534,11 +537,6 @@ impl Chat {
             }
         });
         self.remember_log_of(room_id);
-        http::post_no_content(
-            &room_path(&room_id, "envelopes"),
-            &PutEnvelopesRequest { envelopes },
-        )
-        .await?;
         Ok(())
     }
 
@@ -548,10 +546,22 @@ impl Chat {
         room_id: RoomId,
         entry: &SignedLogEntry,
     ) -> Result<(), ChatError> {
+        self.post_entry_with(room_id, entry, Vec::new()).await
+    }
+
+    /// Uploads a signed log entry together with key envelopes that the server checks against
+    /// the log with the entry applied and stores in the same transaction.
+    pub async fn post_entry_with(
+        &self,
+        room_id: RoomId,
+        entry: &SignedLogEntry,
+        envelopes: Vec<KeyEnvelope>,
+    ) -> Result<(), ChatError> {
         http::post_no_content(
             &room_path(&room_id, "log"),
             &AppendLogRequest {
                 entry: Base64(entry.as_bytes().to_vec()),
+                envelopes,
             },
         )
         .await?;

@@ -24,6 +24,7 @@ use common::api::{
 use common::membership::{
     replay, replay_bytes, LogAction, LogErrorKind, Role, RoomId, RoomState, SignedLogEntry,
 };
+use common::room_key::KeyEnvelope;
 use common::wire::Base64;
 use sqlx::SqlitePool;
 
@@ -243,7 +244,10 @@ async fn append_log(
     if let Some((username, keys)) = entry.entry().action.added_member() {
         require_registered_keys(&state.pool, username, keys).await?;
     }
-    rooms::append(&state.pool, &entry, &room_state).await?;
+    for envelope in &request.envelopes {
+        check_envelope(&room_state, &user.username, &room_id, envelope)?;
+    }
+    rooms::append(&state.pool, &entry, &room_state, &request.envelopes).await?;
     let seq = entry.entry().seq;
     tracing::info!(
         %room_id,
@@ -264,6 +268,7 @@ async fn append_log(
     state
         .hub
         .send_to_users(recipients.iter().map(String::as_str), &event);
+    send_envelope_events(&state, request.envelopes);
     if room_state.deleted() {
         state.hub.send_to_users(
             members_before.iter().map(String::as_str),
@@ -283,27 +288,47 @@ async fn put_envelopes(
     require_member(&state.pool, &room_id, &user.username).await?;
     let room_state = load_state(&state.pool, &room_id).await?;
     for envelope in &request.envelopes {
-        if envelope.distributor != user.username {
-            return Err(ApiError::forbidden(
-                "envelopes must be distributed by the logged-in user",
-            ));
-        }
-        if envelope.room_id != room_id {
-            return Err(ApiError::bad_request("key envelope is for another room"));
-        }
-        envelope
-            .verify(&room_state)
-            .and_then(|()| envelope.check_log_head(&room_state))
-            .map_err(|error| ApiError::bad_request(error.to_string()))?;
+        check_envelope(&room_state, &user.username, &room_id, envelope)?;
     }
     envelopes::upsert_all(&state.pool, &request.envelopes, store::now_ms()).await?;
-    for envelope in request.envelopes {
+    send_envelope_events(&state, request.envelopes);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs every check of an envelope the server can make without the secret key, against
+/// `room_state`: distributed by the caller, for this room, valid for the log
+/// ([`KeyEnvelope::verify`]) and sealed at a log head the server's log has.
+///
+/// # Errors
+/// 403 for an envelope distributed by someone else, 400 for any other failed check.
+fn check_envelope(
+    room_state: &RoomState,
+    caller: &str,
+    room_id: &RoomId,
+    envelope: &KeyEnvelope,
+) -> ApiResult<()> {
+    if envelope.distributor != caller {
+        return Err(ApiError::forbidden(
+            "envelopes must be distributed by the logged-in user",
+        ));
+    }
+    if envelope.room_id != *room_id {
+        return Err(ApiError::bad_request("key envelope is for another room"));
+    }
+    envelope
+        .verify(room_state)
+        .and_then(|()| envelope.check_log_head(room_state))
+        .map_err(|error| ApiError::bad_request(error.to_string()))
+}
+
+/// Tells each envelope's recipient, if connected, that it was stored.
+fn send_envelope_events(state: &AppState, envelopes: Vec<KeyEnvelope>) {
+    for envelope in envelopes {
         let recipient = envelope.recipient.clone();
         state
             .hub
             .send_to_user(&recipient, &ServerEvent::KeyEnvelope { envelope });
     }
-    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_envelopes(

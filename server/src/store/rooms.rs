@@ -165,6 +165,7 @@ pub async fn load_log(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<Vec<
 ///   rows are rewritten from `new_state`, so removed, banned and leaving users lose access;
 /// - an add entry deletes the added user's join request, and a ban the banned user's;
 /// - a clear-history entry deletes every stored message of the room;
+/// - the envelopes sent with the entry (already checked against `new_state`) are stored;
 /// - a delete-room entry deletes every row of the room from every table
 ///   ([`ROOM_TABLES`]), the entry itself included: the room is gone.
 ///
@@ -175,6 +176,7 @@ pub async fn append(
     pool: &SqlitePool,
     entry: &SignedLogEntry,
     new_state: &RoomState,
+    envelopes: &[KeyEnvelope],
 ) -> ApiResult<()> {
     let room_id = new_state.room_id();
     let mut transaction = pool.begin().await?;
@@ -219,6 +221,10 @@ pub async fn append(
     }
     write_room_row(&mut transaction, &room_id, new_state).await?;
     write_members(&mut transaction, &room_id, new_state).await?;
+    let now = super::now_ms();
+    for envelope in envelopes {
+        super::envelopes::upsert(&mut transaction, envelope, now).await?;
+    }
     transaction.commit().await?;
     Ok(())
 }

@@ -314,8 +314,20 @@ impl TestApp {
         room: &str,
         entry: &SignedLogEntry,
     ) -> Response {
+        self.append_log_with(client, room, entry, Vec::new()).await
+    }
+
+    /// `POST /api/rooms/{room}/log` with key envelopes stored together with the entry.
+    pub async fn append_log_with(
+        &self,
+        client: &Client,
+        room: &str,
+        entry: &SignedLogEntry,
+        envelopes: Vec<KeyEnvelope>,
+    ) -> Response {
         let body = AppendLogRequest {
             entry: Base64(entry.as_bytes().to_vec()),
+            envelopes,
         };
         self.post_json(client, &format!("/api/rooms/{room}/log"), &body)
             .await

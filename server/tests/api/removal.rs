@@ -214,3 +214,69 @@ async fn after_a_leave_no_message_is_taken_until_a_member_rotates_and_the_first_
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_entry_and_its_envelopes_are_stored_together_or_not_at_all() {
+    let cast = Cast::new().await;
+    let app = &cast.app;
+    let length = cast.room.state.length();
+    let rotation = common::room_key::rotate_with(
+        &cast.room.state,
+        EpochChange::RemoveMember("carol".to_owned()),
+        "bob",
+        &cast.bob.secrets,
+        Some(&common::room_key::RoomMetadata::named("team")),
+        crate::helpers::now_ms(),
+        &mut common::OsRng,
+    )
+    .expect("bob may remove carol");
+    let epoch = rotation.state.current_epoch();
+    let seal_to = |state: &common::membership::RoomState, recipient: &str| {
+        common::room_key::KeyEnvelope::seal(
+            state,
+            epoch,
+            &rotation.key,
+            recipient,
+            "bob",
+            &cast.bob.secrets,
+            &mut common::OsRng,
+        )
+        .expect("seals")
+    };
+    // The new key sealed to carol too (sealed on the log before her removal): refused, and
+    // the removal is not stored without it.
+    let mut with_carol = vec![seal_to(&rotation.state, "alice")];
+    with_carol.push(seal_to(&cast.room.state, "carol"));
+    let response = app
+        .append_log_with(&cast.bob.client, &cast.hex(), &rotation.entry, with_carol)
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let log: common::api::LogResponse =
+        crate::helpers::json(app.get_log(&cast.alice.client, &cast.hex()).await).await;
+    assert_eq!(log.entries.len() as u64, length, "nothing was stored");
+
+    // Sealed to the remaining members only: both are stored, and alice finds hers.
+    let envelopes = vec![
+        seal_to(&rotation.state, "alice"),
+        seal_to(&rotation.state, "bob"),
+    ];
+    let response = app
+        .append_log_with(&cast.bob.client, &cast.hex(), &rotation.entry, envelopes)
+        .await;
+    expect_status(
+        response,
+        StatusCode::CREATED,
+        "the removal with its envelopes",
+    )
+    .await;
+    let mine: common::api::EnvelopesResponse =
+        crate::helpers::json(app.get_envelopes(&cast.alice.client, &cast.hex()).await).await;
+    let newest = mine.envelopes.last().expect("alice's envelope");
+    assert_eq!(newest.epoch, epoch);
+    assert_eq!(
+        newest
+            .open(&rotation.state, "alice", &cast.alice.secrets)
+            .expect("opens"),
+        rotation.key
+    );
+}
