@@ -419,6 +419,11 @@ impl Room {
                 view.messages.push(warning(error.to_string()));
                 continue;
             }
+            // In its sender's chain, but written with a key its own log says was replaced.
+            if let Some(reason) = outside_its_epoch(&inner, state) {
+                view.messages.push(warning(reason));
+                continue;
+            }
             view.messages.push(ShownMessage::Verified {
                 id: stored.id,
                 sender: inner.sender.clone(),
@@ -440,6 +445,32 @@ impl Room {
         }
         processed
     }
+}
+
+/// Why a message names a log in which its epoch is not the current one, if it does: an
+/// honest sender writes at the epoch its own log makes current, so the log it names contains
+/// the entry that started the message's epoch and none that started a later one. A sender
+/// who names a later log wrote with a key that had been replaced (one a removed member
+/// holds); the server refuses such messages, so seeing one means it did not. Legacy
+/// (version 1) messages name no log and are not judged.
+pub fn outside_its_epoch(inner: &InnerMessage, state: &RoomState) -> Option<String> {
+    if inner.is_legacy() {
+        return None;
+    }
+    let record = state.epoch(inner.epoch)?;
+    if inner.log_length <= record.started_at_seq {
+        return Some(format!(
+            "names a membership log from before its key epoch {} began",
+            inner.epoch
+        ));
+    }
+    let next = state.epoch(inner.epoch.saturating_add(1))?;
+    (inner.log_length > next.started_at_seq).then(|| {
+        format!(
+            "written with the key of epoch {} after the log had replaced it (entry {})",
+            inner.epoch, next.started_at_seq
+        )
+    })
 }
 
 /// The server's answers to one room sync, fetched in this order so that no message of the

@@ -325,3 +325,73 @@ fn nothing_is_prepared_while_a_rotation_is_pending() {
         .prepare_text("alice", DEVICE, "bob could read this", 2)
         .is_none());
 }
+
+#[test]
+fn a_message_at_an_epoch_its_named_log_had_replaced_is_a_warning() {
+    let mut scene = Scene::new();
+    // alice removes bob in an entry that starts epoch 1.
+    let removal = rotate_with(
+        &scene.state,
+        EpochChange::RemoveMember("bob".into()),
+        "alice",
+        &scene.alice,
+        Some(&RoomMetadata::named("ops")),
+        6,
+        &mut OsRng,
+    )
+    .expect("alice removes bob");
+    scene.state = removal.state.clone();
+    // bob, still holding K_0 and shown the longer log, writes at epoch 0 naming it.
+    let mut inner = common::message::InnerMessage {
+        room_id: scene.state.room_id(),
+        epoch: 0,
+        sender: "bob".into(),
+        chain: common::message::ChainLink {
+            device: [9; 16],
+            counter: 1,
+            prev_hash: [0; 32],
+        },
+        log_length: removal.state.length(),
+        log_head: removal.state.head_hash(),
+        sent_at_ms: 7,
+        kind: common::message::MessageKind::Text,
+        body: b"still reading along".to_vec(),
+    };
+    let stored = |inner: &common::message::InnerMessage, id: i64| {
+        let sealed = seal_message(inner, &scene.key, &scene.bob, &mut OsRng).expect("seals");
+        StoredMessage {
+            id,
+            room_id: sealed.room_id,
+            epoch: 0,
+            sender: "bob".into(),
+            received_at_ms: 7,
+            nonce: Base64Array(sealed.nonce),
+            ciphertext: Base64(sealed.ciphertext),
+        }
+    };
+    let mut alices = Room::new(scene.state.room_id());
+    alices.accept_state(scene.state.clone(), "alice");
+    alices.keys.insert(0, scene.key.clone());
+    alices.keys.insert(1, removal.key.clone());
+    alices.pending = vec![stored(&inner, 1)];
+    alices.process_pending("alice", true);
+    let shown = texts(&alices);
+    assert!(
+        shown[0]
+            .starts_with("warning: written with the key of epoch 0 after the log had replaced it"),
+        "{shown:?}"
+    );
+    // A message naming the log from before the removal is what an honest message written
+    // just before it looks like: shown.
+    inner.log_length = scene.log.len() as u64;
+    inner.log_head = common::membership::replay_bytes(&scene.log)
+        .expect("replays")
+        .head_hash();
+    inner.chain.device = [8; 16];
+    let mut late = Room::new(scene.state.room_id());
+    late.accept_state(scene.state.clone(), "alice");
+    late.keys.insert(0, scene.key.clone());
+    late.pending = vec![stored(&inner, 2)];
+    late.process_pending("alice", true);
+    assert_eq!(texts(&late), ["still reading along"]);
+}

@@ -493,6 +493,13 @@ impl Chat {
         // pending rotation, or an admin who never held the key that encrypts them) the room
         // keeps the metadata it has.
         let metadata = metadata.filter(|_| is_admin);
+        // A newcomer under "since joining" can read only what the add entry seals under the
+        // new key: without the name, they would never learn it.
+        if metadata.is_none() && matches!(change, EpochChange::AddMember { .. }) {
+            return Err(ChatError::Other(
+                "this room's name is not readable yet, so nobody can be added: try again once its key has arrived".into(),
+            ));
+        }
         let rotation = rotate_with(
             &state,
             change,

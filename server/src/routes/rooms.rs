@@ -166,6 +166,7 @@ async fn create_room(
             "the genesis entry must be signed by the logged-in user",
         ));
     }
+    check_entry_time(genesis.entry().time_ms)?;
     if let LogAction::Create { owner_keys, .. } = &genesis.entry().action {
         require_registered_keys(&state.pool, author, owner_keys).await?;
     }
@@ -238,6 +239,7 @@ async fn append_log(
             "log entries must be signed by the logged-in user",
         ));
     }
+    check_entry_time(entry.entry().time_ms)?;
     let mut room_state = load_state(&state.pool, &room_id).await?;
     let members_before: BTreeSet<String> = room_state.members().keys().cloned().collect();
     room_state.apply(&entry).map_err(log_error)?;
@@ -293,6 +295,23 @@ async fn put_envelopes(
     envelopes::upsert_all(&state.pool, &request.envelopes, store::now_ms()).await?;
     send_envelope_events(&state, request.envelopes);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Largest lead of an entry's signed time over the server's clock: 10 minutes, in
+/// milliseconds. An epoch's scheduled rotation counts from the signed time of the entry that
+/// started it, so an entry dated far ahead would put off rotation indefinitely.
+pub const MAX_ENTRY_CLOCK_LEAD_MS: u64 = 10 * 60 * 1000;
+
+/// Refuses an entry dated more than [`MAX_ENTRY_CLOCK_LEAD_MS`] ahead of the server's clock.
+///
+/// # Errors
+/// 400 `entry time is in the future`.
+fn check_entry_time(time_ms: u64) -> ApiResult<()> {
+    let now = u64::try_from(store::now_ms()).unwrap_or(0);
+    if time_ms > now.saturating_add(MAX_ENTRY_CLOCK_LEAD_MS) {
+        return Err(ApiError::bad_request("entry time is in the future"));
+    }
+    Ok(())
 }
 
 /// Runs every check of an envelope the server can make without the secret key, against

@@ -58,14 +58,16 @@ impl MessageRow {
 /// The window of the per-member rate limit, in milliseconds.
 pub const RATE_WINDOW_MS: i64 = 60_000;
 
-/// Stores a message and returns it as clients see it, unless its sender already posted
+/// Stores a message and returns it as clients see it, unless its epoch is no longer the
+/// room's current one or the log leaves a rotation pending, or its sender already posted
 /// `messages_per_minute` messages in the room within the [`RATE_WINDOW_MS`] before
-/// `received_at_ms` (0 means no limit). The count and the insert are one statement, so
-/// concurrent posts cannot overspend the limit.
+/// `received_at_ms` (0 means no limit). The checks and the insert are one statement, so
+/// neither concurrent posts nor an entry appended meanwhile can get past them.
 ///
 /// # Errors
-/// [`ApiError::RateLimited`] with the whole seconds (at least 1) until the oldest counted
-/// message leaves the window; a database error otherwise.
+/// [`ApiError::Conflict`] `stale epoch` or `key rotation pending`; [`ApiError::RateLimited`]
+/// with the whole seconds (at least 1) until the oldest counted message leaves the window;
+/// a database error otherwise.
 pub async fn insert(
     pool: &SqlitePool,
     message: &NewMessage<'_>,
@@ -79,8 +81,10 @@ pub async fn insert(
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO messages (room_id, epoch, sender, received_at_ms, nonce, ciphertext) \
          SELECT ?, ?, ?, ?, ?, ? \
-         WHERE ? = 0 OR (SELECT COUNT(*) FROM messages \
-             WHERE room_id = ? AND sender = ? AND received_at_ms > ?) < ? \
+         WHERE EXISTS (SELECT 1 FROM rooms WHERE room_id = ? AND current_epoch = ? \
+             AND log_rotation_pending = 0) \
+         AND (? = 0 OR (SELECT COUNT(*) FROM messages \
+             WHERE room_id = ? AND sender = ? AND received_at_ms > ?) < ?) \
          RETURNING id",
     )
     .bind(room_id)
@@ -89,6 +93,8 @@ pub async fn insert(
     .bind(message.received_at_ms)
     .bind(message.nonce.as_slice())
     .bind(message.ciphertext)
+    .bind(room_id)
+    .bind(epoch)
     .bind(limit)
     .bind(room_id)
     .bind(message.sender)
@@ -97,7 +103,20 @@ pub async fn insert(
     .fetch_optional(pool)
     .await?;
     let Some(id) = id else {
-        return Err(rate_limited(pool, message, messages_per_minute).await?);
+        // The room's epoch moved on or a rotation became pending since the caller checked
+        // (an entry was appended meanwhile), or the sender is over the rate limit.
+        let row: Option<(i64, bool)> = sqlx::query_as(
+            "SELECT current_epoch, log_rotation_pending FROM rooms WHERE room_id = ?",
+        )
+        .bind(room_id)
+        .fetch_optional(pool)
+        .await?;
+        return Err(match row {
+            None => ApiError::not_found("room not found"),
+            Some((current, _)) if current != epoch => ApiError::conflict("stale epoch"),
+            Some((_, true)) => ApiError::conflict("key rotation pending"),
+            Some(_) => rate_limited(pool, message, messages_per_minute).await?,
+        });
     };
     Ok(StoredMessage {
         id,

@@ -280,3 +280,43 @@ async fn an_entry_and_its_envelopes_are_stored_together_or_not_at_all() {
         rotation.key
     );
 }
+
+#[tokio::test]
+async fn an_entry_dated_far_ahead_is_refused() {
+    let cast = Cast::new().await;
+    let app = &cast.app;
+    // A member completing a rotation with a far-future time would put off scheduled
+    // rotation for as long as they like.
+    let carol_leaves = cast.room.entry(&cast.carol, LogAction::Leave);
+    let response = app
+        .append_log(&cast.carol.client, &cast.hex(), &carol_leaves)
+        .await;
+    expect_status(response, StatusCode::CREATED, "carol leaves").await;
+    let mut state = cast.room.state.clone();
+    state.apply(&carol_leaves).expect("applies");
+    let ahead = crate::helpers::now_ms() + 60 * 60 * 1000;
+    for (time_ms, expected) in [
+        (ahead, StatusCode::BAD_REQUEST),
+        (crate::helpers::now_ms(), StatusCode::CREATED),
+    ] {
+        let rotation = common::room_key::rotate_with(
+            &state,
+            EpochChange::Rotate,
+            "bob",
+            &cast.bob.secrets,
+            None,
+            time_ms,
+            &mut common::OsRng,
+        )
+        .expect("bob may rotate");
+        let response = app
+            .append_log(&cast.bob.client, &cast.hex(), &rotation.entry)
+            .await;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(status, expected, "{text}");
+        if expected == StatusCode::BAD_REQUEST {
+            assert!(text.contains("entry time is in the future"), "{text}");
+        }
+    }
+}
