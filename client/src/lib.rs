@@ -22,7 +22,9 @@ pub mod state;
 pub mod warning;
 
 pub use chains::{ChainError, ChainHead, ChainKey, LogHeadCheck, RoomChains};
-pub use room::{EnvelopeOutcome, Processed, Room, ShownMessage, SyncAnswers, Synced};
+pub use room::{
+    EnvelopeOutcome, Processed, Room, RoomError, RotationDuty, ShownMessage, SyncAnswers, Synced,
+};
 pub use state::{
     ClientState, KdfRecord, LocalCopy, LogMemory, Reconciled, RemoteState, StateError, StateKey,
 };

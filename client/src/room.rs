@@ -7,14 +7,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::api::{PendingJoinRequest, StoredMessage};
-use common::identity::IdentitySecrets;
-use common::membership::{replay_bytes, HistoryPolicy, RoomId, RoomState, SignedLogEntry};
+use common::identity::{IdentitySecrets, MemberKeys};
+use common::membership::{
+    replay_bytes, HistoryPolicy, LogErrorKind, Role, RoomId, RoomState, SignedLogEntry,
+};
 use common::message::{open_message, ChainLink, InnerMessage, MessageKind, DEVICE_ID_LEN};
 use common::room_key::{
-    key_commitment, open_metadata, EnvelopeError, KeyEnvelope, RoomKey, RoomMetadata,
+    envelopes_for_member, key_commitment, open_metadata, rotate_with, EnvelopeError, EpochChange,
+    KeyEnvelope, RoomKey, RoomMetadata, Rotation,
 };
+use rand_core::CryptoRngCore;
+use thiserror::Error;
 
 use crate::chains::{check_log_head, LogHeadCheck, RoomChains};
+use crate::rotation::rotation_due;
 use crate::state::ClientState;
 use crate::warning::TrustWarning;
 
@@ -618,4 +624,150 @@ fn history_cleared_since(
     entries.iter().skip(remembered).any(|bytes| {
         SignedLogEntry::from_bytes(bytes).is_ok_and(|signed| signed.entry().action.clears_history())
     })
+}
+
+/// Why this client should rotate a room's key now ([`Room::rotation_duty`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationDuty {
+    /// A member left and nobody has rotated yet, so nothing may be written: any member
+    /// completes it. `admin` says whether this user is an admin or the owner, who goes at
+    /// once; other members wait a moment first, so that an admin online usually does it.
+    Pending {
+        /// Whether this user is an admin or the owner.
+        admin: bool,
+    },
+    /// The epoch is due under the room's schedule ([`crate::rotation`]); admins holding the
+    /// current key rotate it.
+    Due,
+}
+
+/// Why this client cannot start an epoch or hand out keys in a room.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RoomError {
+    /// The room's log was refused, or is not loaded.
+    #[error("the room is not available: {0}")]
+    Unavailable(String),
+    /// Under "since joining" a newcomer can read only what the add entry seals under the new
+    /// key; without the name this client cannot give it to them.
+    #[error("this room's name is not readable yet, so nobody can be added: try again once its key has arrived")]
+    NameNotReadable,
+    /// The log refuses the entry (e.g. the author may not make the change).
+    #[error(transparent)]
+    Log(#[from] LogErrorKind),
+    /// An envelope could not be sealed.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+}
+
+impl Room {
+    /// Whether `me` should rotate the room's key now, at `now_ms` (this client's clock).
+    pub fn rotation_duty(&self, me: &str, now_ms: u64) -> Option<RotationDuty> {
+        let state = self.state.as_ref().ok()?;
+        let admin = state.member(me)?.role >= Role::Admin;
+        if state.rotation_pending() {
+            return Some(RotationDuty::Pending { admin });
+        }
+        (admin && self.current_key().is_some() && rotation_due(state, &self.chains, now_ms))
+            .then_some(RotationDuty::Due)
+    }
+
+    /// The epoch whose key `me`, a member, lacks and has not asked the other members for
+    /// yet; it is marked asked ([`Room::key_request_failed`] unmarks it).
+    pub fn key_to_request(&mut self, me: &str) -> Option<u64> {
+        let state = self.state.as_ref().ok()?;
+        state.member(me)?;
+        let epoch = state.current_epoch();
+        if self.keys.contains_key(&epoch) || !self.requested_epochs.insert(epoch) {
+            return None;
+        }
+        Some(epoch)
+    }
+
+    /// A key request for `epoch` did not reach the server: the next sync asks again.
+    pub fn key_request_failed(&mut self, epoch: u64) {
+        self.requested_epochs.remove(&epoch);
+    }
+
+    /// Makes `change` in a signed entry by `me` that starts the next epoch, with a fresh key,
+    /// and seals that key to every member after the change whom `may_seal_to` allows (its
+    /// caller checks the pins; `me` is always included). Admins re-encrypt the room's name
+    /// and topic under the new key; anyone else (completing a pending rotation) keeps them.
+    /// Nothing is applied here: the driver posts the entry with the envelopes and, once the
+    /// server stored them, adopts [`Rotation::state`] and the key.
+    ///
+    /// # Errors
+    /// [`RoomError`] when the log is not available, the log refuses the entry, the name is
+    /// not readable for an add, or an envelope cannot be sealed.
+    pub fn start_epoch(
+        &self,
+        me: &str,
+        secrets: &IdentitySecrets,
+        change: EpochChange,
+        mut may_seal_to: impl FnMut(&str, &MemberKeys) -> bool,
+        now_ms: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Rotation, Vec<KeyEnvelope>), RoomError> {
+        let state = self
+            .state
+            .as_ref()
+            .map_err(|error| RoomError::Unavailable(error.clone()))?;
+        let admin = state
+            .member(me)
+            .is_some_and(|member| member.role >= Role::Admin);
+        let metadata = self.metadata.as_ref().filter(|_| admin);
+        if metadata.is_none() && matches!(change, EpochChange::AddMember { .. }) {
+            return Err(RoomError::NameNotReadable);
+        }
+        let rotation = rotate_with(state, change, me, secrets, metadata, now_ms, rng)?;
+        let epoch = rotation.state.current_epoch();
+        let mut envelopes = Vec::new();
+        for (username, member) in rotation.state.members() {
+            if username != me && !may_seal_to(username, &member.keys) {
+                continue;
+            }
+            envelopes.push(KeyEnvelope::seal(
+                &rotation.state,
+                epoch,
+                &rotation.key,
+                username,
+                me,
+                secrets,
+                rng,
+            )?);
+        }
+        Ok((rotation, envelopes))
+    }
+
+    /// The envelopes `me` hands `username`: every key the policy lets them have that this
+    /// client holds (the current epoch's, and under "full history" every earlier one). None
+    /// unless both are members and this client holds the current key. The caller checks the
+    /// recipient's keys against the pins first.
+    ///
+    /// # Errors
+    /// [`RoomError::Envelope`] when a key cannot be sealed to the recipient.
+    pub fn envelopes_for(
+        &self,
+        me: &str,
+        secrets: &IdentitySecrets,
+        username: &str,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<KeyEnvelope>, RoomError> {
+        let Ok(state) = self.state.as_ref() else {
+            return Ok(Vec::new());
+        };
+        if state.member(username).is_none()
+            || state.member(me).is_none()
+            || !self.keys.contains_key(&state.current_epoch())
+        {
+            return Ok(Vec::new());
+        }
+        Ok(envelopes_for_member(
+            state, &self.keys, username, me, secrets, rng,
+        )?)
+    }
+
+    /// The keys `username` has in the room's log, if they are a member.
+    pub fn member_keys(&self, username: &str) -> Option<MemberKeys> {
+        Some(self.state.as_ref().ok()?.member(username)?.keys)
+    }
 }

@@ -55,6 +55,7 @@ impl Scene {
         let mut writer = Room::new(state.room_id());
         writer.accept_state(state.clone(), "alice");
         writer.keys.insert(0, created.key.clone());
+        writer.refresh_metadata();
         Self {
             alice,
             bob,
@@ -394,4 +395,123 @@ fn a_message_at_an_epoch_its_named_log_had_replaced_is_a_warning() {
     late.pending = vec![stored(&inner, 2)];
     late.process_pending("alice", true);
     assert_eq!(texts(&late), ["still reading along"]);
+}
+
+#[test]
+fn the_room_says_when_to_ask_for_a_key_and_when_to_rotate() {
+    let mut scene = Scene::new();
+    let mut bob = scene.reader();
+    // bob lacks the key: he asks once, and again only after a failed request.
+    assert_eq!(bob.key_to_request("bob"), Some(0));
+    assert_eq!(bob.key_to_request("bob"), None);
+    bob.key_request_failed(0);
+    assert_eq!(bob.key_to_request("bob"), Some(0));
+    assert_eq!(bob.rotation_duty("bob", 10), None);
+    // alice, the owner holding the key, rotates once the epoch is due (7 days by default).
+    let week = client::rotation::MAX_EPOCH_AGE_MS;
+    assert_eq!(scene.writer.rotation_duty("alice", week), None);
+    assert_eq!(
+        scene.writer.rotation_duty("alice", week + 1),
+        Some(client::RotationDuty::Due)
+    );
+    assert_eq!(bob.rotation_duty("bob", week + 1), None, "not an admin");
+
+    // After a leave every remaining member is asked to rotate; admins at once.
+    let carol = IdentitySecrets::generate(&mut OsRng);
+    let add = scene
+        .state
+        .next_entry(
+            "alice",
+            3,
+            LogAction::AddMember {
+                username: "carol".into(),
+                keys: carol.public_keys(),
+                role: Role::Member,
+            },
+        )
+        .sign(&scene.alice);
+    scene.state.apply(&add).expect("carol is added");
+    let leave = scene
+        .state
+        .next_entry("carol", 4, LogAction::Leave)
+        .sign(&carol);
+    scene.state.apply(&leave).expect("carol leaves");
+    scene.writer.accept_state(scene.state.clone(), "alice");
+    bob.accept_state(scene.state.clone(), "bob");
+    assert_eq!(
+        scene.writer.rotation_duty("alice", 10),
+        Some(client::RotationDuty::Pending { admin: true })
+    );
+    assert_eq!(
+        bob.rotation_duty("bob", 10),
+        Some(client::RotationDuty::Pending { admin: false })
+    );
+    // bob completes it without the key and without new metadata; it is sealed to whom his
+    // check allows, and always to himself.
+    let (rotation, envelopes) = bob
+        .start_epoch(
+            "bob",
+            &scene.bob,
+            EpochChange::Rotate,
+            |_, _| false,
+            11,
+            &mut OsRng,
+        )
+        .expect("bob may complete the rotation");
+    assert!(!rotation.state.rotation_pending());
+    assert_eq!(rotation.state.encrypted_metadata().0, 0, "metadata kept");
+    assert_eq!(
+        envelopes
+            .iter()
+            .map(|e| e.recipient.as_str())
+            .collect::<Vec<_>>(),
+        ["bob"]
+    );
+    // An admin adds under "since joining" only with the room's name readable.
+    let dave = IdentitySecrets::generate(&mut OsRng);
+    let add_dave = EpochChange::AddMember {
+        username: "dave".into(),
+        keys: dave.public_keys(),
+        role: Role::Member,
+    };
+    let mut nameless = scene.writer.clone();
+    nameless.metadata = None;
+    assert_eq!(
+        nameless
+            .start_epoch(
+                "alice",
+                &scene.alice,
+                add_dave.clone(),
+                |_, _| true,
+                12,
+                &mut OsRng
+            )
+            .err(),
+        Some(client::RoomError::NameNotReadable)
+    );
+    scene
+        .writer
+        .start_epoch("alice", &scene.alice, add_dave, |_, _| true, 12, &mut OsRng)
+        .expect("with the name it works");
+}
+
+#[test]
+fn keys_are_handed_only_to_members_by_a_member_holding_the_current_key() {
+    let scene = Scene::new();
+    let envelopes = scene
+        .writer
+        .envelopes_for("alice", &scene.alice, "bob", &mut OsRng)
+        .expect("sealed");
+    assert_eq!(envelopes.iter().map(|e| e.epoch).collect::<Vec<_>>(), [0]);
+    assert!(scene
+        .writer
+        .envelopes_for("alice", &scene.alice, "mallory", &mut OsRng)
+        .expect("nothing to seal")
+        .is_empty());
+    // bob, without the key, has nothing to hand on.
+    assert!(scene
+        .reader()
+        .envelopes_for("bob", &scene.bob, "alice", &mut OsRng)
+        .expect("nothing to seal")
+        .is_empty());
 }

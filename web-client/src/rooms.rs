@@ -1,8 +1,9 @@
 //! Rooms: loading and replaying them, reacting to server events, handing room keys to members
 //! who need them, rotating keys, and sending messages.
 
-use client::rotation::rotation_due;
-use client::{EnvelopeOutcome, Processed, RoomChains, SyncAnswers, Synced, TrustWarning};
+use client::{
+    EnvelopeOutcome, Processed, RoomChains, RotationDuty, SyncAnswers, Synced, TrustWarning,
+};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
     LogResponse, MessagesResponse, PostMessageRequest, PutEnvelopesRequest, RoomListResponse,
@@ -11,9 +12,7 @@ use common::api::{
 use common::membership::{LogAction, Role, RoomId, RoomState, SignedLogEntry};
 use common::message::seal_message;
 use common::primitives::random_bytes;
-use common::room_key::{
-    create_room, envelopes_for_member, rotate_with, EpochChange, KeyEnvelope, RoomMetadata,
-};
+use common::room_key::{create_room, EpochChange, KeyEnvelope, RoomMetadata};
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
 use leptos::prelude::*;
@@ -128,39 +127,36 @@ impl Chat {
     /// join requests for admins.
     async fn after_room_change(&self, room_id: RoomId) {
         let me = self.me();
-        let Some((state, has_key, already_requested)) = self.rooms.with_untracked(|rooms| {
-            let view = rooms.get(&room_id)?;
-            let state = view.state.as_ref().ok()?.clone();
-            let epoch = state.current_epoch();
-            Some((
-                state,
-                view.current_key().is_some(),
-                view.requested_epochs.contains(&epoch),
-            ))
-        }) else {
+        let Some((key_request, rotation, admin)) = self
+            .rooms
+            .try_update(|rooms| {
+                let view = rooms.get_mut(&room_id)?;
+                // Marked asked here, before sending, so concurrent events do not ask twice.
+                let key_request = view.key_to_request(&me);
+                let rotation = view.rotation_duty(&me, now_ms());
+                let admin = view
+                    .state
+                    .as_ref()
+                    .ok()?
+                    .member(&me)
+                    .is_some_and(|member| member.role >= Role::Admin);
+                Some((key_request, rotation, admin))
+            })
+            .flatten()
+        else {
             return;
         };
-        let Some(my_role) = state.member(&me).map(|member| member.role) else {
-            return;
-        };
-        let epoch = state.current_epoch();
-        if !has_key && !already_requested {
-            self.rooms.update(|rooms| {
-                if let Some(view) = rooms.get_mut(&room_id) {
-                    view.requested_epochs.insert(epoch);
-                }
-            });
-            // Marked before sending so concurrent events do not ask twice; a failed request is
-            // unmarked so the next sync asks again.
+        if let Some(epoch) = key_request {
             let sent = http::post_no_content(
                 &room_path(&room_id, "key-requests"),
                 &KeyRequestBody { epoch },
             )
             .await;
             if let Err(error) = sent {
+                // Unmarked, so the next sync asks again.
                 self.rooms.update(|rooms| {
                     if let Some(view) = rooms.get_mut(&room_id) {
-                        view.requested_epochs.remove(&epoch);
+                        view.key_request_failed(epoch);
                     }
                 });
                 self.error.set(Some(format!(
@@ -168,13 +164,13 @@ impl Chat {
                 )));
             }
         }
-        if state.rotation_pending() || (my_role >= Role::Admin && has_key) {
+        if rotation.is_some() {
             // In a task of its own: a member's client waits a moment before rotating, and the
             // events that arrive meanwhile (another member's rotation) must be applied.
             let chat = *self;
             leptos::task::spawn_local(async move { chat.rotate_if_pending(room_id).await });
         }
-        if my_role >= Role::Admin {
+        if admin {
             if let Err(error) = self.load_join_requests(room_id).await {
                 self.error.set(Some(error.to_string()));
             }
@@ -350,33 +346,24 @@ impl Chat {
     /// that differ from this user's pins.
     pub async fn hand_keys_to(&self, room_id: RoomId, username: &str) -> Result<(), ChatError> {
         let session = self.session()?;
-        let Some((state, keys)) = self.rooms.with_untracked(|rooms| {
-            let view = rooms.get(&room_id)?;
-            Some((view.state.as_ref().ok()?.clone(), view.keys.clone()))
-        }) else {
+        let Some(room) = self
+            .rooms
+            .with_untracked(|rooms| rooms.get(&room_id).cloned())
+        else {
             return Ok(());
         };
-        let Some(member) = state.member(username) else {
+        let Some(keys) = room.member_keys(username) else {
             return Ok(());
         };
-        if state.member(&session.username).is_none() || !keys.contains_key(&state.current_epoch()) {
-            return Ok(());
-        }
         if self
-            .check_pinned(username, &member.keys, "this room's member list")
+            .check_pinned(username, &keys, "this room's member list")
             .is_err()
         {
             return Ok(());
         }
-        let envelopes = envelopes_for_member(
-            &state,
-            &keys,
-            username,
-            &session.username,
-            &session.secrets,
-            &mut OsRng,
-        )
-        .map_err(ChatError::from_display)?;
+        let envelopes = room
+            .envelopes_for(&session.username, &session.secrets, username, &mut OsRng)
+            .map_err(ChatError::from_display)?;
         if envelopes.is_empty() {
             return Ok(());
         }
@@ -395,24 +382,20 @@ impl Chat {
     /// second finds the log moved on. A failure is reported in the error banner.
     pub async fn rotate_if_pending(&self, room_id: RoomId) {
         let me = self.me();
-        let wanted = |chat: &Chat| {
+        let duty = |chat: &Chat| {
             chat.rooms.with_untracked(|rooms| {
-                let view = rooms.get(&room_id)?;
-                let state = view.state.as_ref().ok()?;
-                let role = state.member(&me)?.role;
-                let due = role >= Role::Admin
-                    && view.current_key().is_some()
-                    && rotation_due(state, &view.chains, now_ms());
-                (state.rotation_pending() || due).then_some(role)
+                rooms
+                    .get(&room_id)
+                    .and_then(|view| view.rotation_duty(&me, now_ms()))
             })
         };
-        let Some(role) = wanted(self) else {
+        let Some(first) = duty(self) else {
             return;
         };
-        if role < Role::Admin {
-            let jitter_ms = 500 + u32::from(random_bytes::<2>(&mut OsRng)[0]) * 8;
+        if first == (RotationDuty::Pending { admin: false }) {
+            let jitter_ms = 500 + u32::from(random_bytes::<1>(&mut OsRng)[0]) * 8;
             gloo_timers::future::TimeoutFuture::new(jitter_ms).await;
-            if wanted(self).is_none() {
+            if duty(self).is_none() {
                 return;
             }
         }
@@ -479,67 +462,37 @@ impl Chat {
 
     async fn rotate_room_now(&self, room_id: RoomId, change: EpochChange) -> Result<(), ChatError> {
         let session = self.session()?;
-        let (state, metadata) = self
+        let room = self
             .rooms
-            .with_untracked(|rooms| {
-                let view = rooms.get(&room_id)?;
-                Some((view.state.as_ref().ok()?.clone(), view.metadata.clone()))
-            })
+            .with_untracked(|rooms| rooms.get(&room_id).cloned())
             .ok_or_else(|| ChatError::Other("room is not available".into()))?;
-        let is_admin = state
-            .member(&session.username)
-            .is_some_and(|member| member.role >= Role::Admin);
-        // Only admins re-encrypt the name and topic; without them (a member completing a
-        // pending rotation, or an admin who never held the key that encrypts them) the room
-        // keeps the metadata it has.
-        let metadata = metadata.filter(|_| is_admin);
-        // A newcomer under "since joining" can read only what the add entry seals under the
-        // new key: without the name, they would never learn it.
-        if metadata.is_none() && matches!(change, EpochChange::AddMember { .. }) {
-            return Err(ChatError::Other(
-                "this room's name is not readable yet, so nobody can be added: try again once its key has arrived".into(),
-            ));
-        }
-        let rotation = rotate_with(
-            &state,
-            change,
-            &session.username,
-            &session.secrets,
-            metadata.as_ref(),
-            now_ms(),
-            &mut OsRng,
-        )
-        .map_err(ChatError::from_display)?;
+        let from_length = room
+            .state
+            .as_ref()
+            .map_err(|error| ChatError::Other(error.clone()))?
+            .length();
+        // Sealed only to members whose keys match this user's pins.
+        let (rotation, envelopes) = room
+            .start_epoch(
+                &session.username,
+                &session.secrets,
+                change,
+                |username, keys| {
+                    self.check_pinned(username, keys, "this room's member list")
+                        .is_ok()
+                },
+                now_ms(),
+                &mut OsRng,
+            )
+            .map_err(ChatError::from_display)?;
         let epoch = rotation.state.current_epoch();
-        let mut envelopes = Vec::new();
-        for (username, member) in rotation.state.members() {
-            if *username != session.username
-                && self
-                    .check_pinned(username, &member.keys, "this room's member list")
-                    .is_err()
-            {
-                continue;
-            }
-            envelopes.push(
-                KeyEnvelope::seal(
-                    &rotation.state,
-                    epoch,
-                    &rotation.key,
-                    username,
-                    &session.username,
-                    &session.secrets,
-                    &mut OsRng,
-                )
-                .map_err(ChatError::from_display)?,
-            );
-        }
         // The entry and the new key's envelopes are stored in one request, so the key is
         // never held by this tab alone.
         self.post_entry_with(room_id, &rotation.entry, envelopes)
             .await?;
         self.rooms.update(|rooms| {
             if let Some(view) = rooms.get_mut(&room_id) {
-                view.adopt_if_unchanged(state.length(), rotation.state.clone(), &session.username);
+                view.adopt_if_unchanged(from_length, rotation.state.clone(), &session.username);
                 view.keys.insert(epoch, rotation.key.clone());
             }
         });
@@ -744,15 +697,10 @@ impl Chat {
         self.remember_chains_of(room_id);
         let me = self.me();
         let due = self.rooms.with_untracked(|rooms| {
-            rooms.get(&room_id).is_some_and(|view| {
-                view.current_key().is_some()
-                    && view.state.as_ref().is_ok_and(|state| {
-                        state
-                            .member(&me)
-                            .is_some_and(|member| member.role >= Role::Admin)
-                            && rotation_due(state, &view.chains, now_ms())
-                    })
-            })
+            rooms
+                .get(&room_id)
+                .and_then(|view| view.rotation_duty(&me, now_ms()))
+                == Some(RotationDuty::Due)
         });
         if due {
             let chat = *self;
