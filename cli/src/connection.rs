@@ -47,6 +47,23 @@ impl Connection {
         Ok(Self { http, jar, base })
     }
 
+    /// The session cookie the server set, as `name=value`, to keep for the next run.
+    pub fn session_cookie(&self) -> Option<String> {
+        let header = self.jar.cookies(&self.base)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find(|cookie| cookie.starts_with("chat_session="))
+            .map(str::to_owned)
+    }
+
+    /// Sends `cookie` (`name=value`, from [`Connection::session_cookie`]) from now on.
+    pub fn restore_session(&self, cookie: &str) {
+        self.jar
+            .add_cookie_str(&format!("{cookie}; Path=/"), &self.base);
+    }
+
     fn url(&self, path: &str) -> Result<Url, CliError> {
         self.base
             .join(path)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use cli::{register, CliError, Connection, Session};
+use common::room_key::EpochChange;
 
 /// A command-line client of the end-to-end encrypted chat. The password is read from the
 /// environment variable CHAT_PASSWORD, or else from the first line of standard input.
@@ -50,6 +51,27 @@ enum Command {
         room: String,
         /// Who to add.
         username: String,
+    },
+    /// Removes (or with --ban bans) a member, in an entry that starts the next key epoch
+    /// (owners and admins).
+    Remove {
+        /// The room, by id or name.
+        room: String,
+        /// Who to remove.
+        username: String,
+        /// Also bar them from coming back.
+        #[arg(long)]
+        ban: bool,
+    },
+    /// Rotates the room key (owners and admins; any member after someone left).
+    Rotate {
+        /// The room, by id or name.
+        room: String,
+    },
+    /// Leaves the room (everyone but the owner).
+    Leave {
+        /// The room, by id or name.
+        room: String,
     },
     /// Sends a message.
     Send {
@@ -128,6 +150,35 @@ async fn run(arguments: Arguments) -> Result<(), CliError> {
             println!("added {username}");
             Ok(())
         }
+        Command::Remove {
+            room,
+            username,
+            ban,
+        } => {
+            let room = session.find_room(&connection, &room, &mut out).await?;
+            let change = if ban {
+                EpochChange::Ban(username.clone())
+            } else {
+                EpochChange::RemoveMember(username.clone())
+            };
+            session.start_epoch(&connection, &room, change).await?;
+            println!("removed {username}");
+            Ok(())
+        }
+        Command::Rotate { room } => {
+            let room = session.find_room(&connection, &room, &mut out).await?;
+            session
+                .start_epoch(&connection, &room, EpochChange::Rotate)
+                .await?;
+            println!("rotated");
+            Ok(())
+        }
+        Command::Leave { room } => {
+            let room = session.find_room(&connection, &room, &mut out).await?;
+            session.leave(&connection, &room).await?;
+            println!("left");
+            Ok(())
+        }
         Command::Send { room, text } => {
             let mut room = session.find_room(&connection, &room, &mut out).await?;
             let stored = session.send(&connection, &mut room, &text).await?;
@@ -136,6 +187,7 @@ async fn run(arguments: Arguments) -> Result<(), CliError> {
         }
         Command::Tail { room, follow } => {
             let room = session.find_room(&connection, &room, &mut out).await?;
+            let room = session.do_room_duties(&connection, room, &mut out).await?;
             let follow = follow.map(|seconds| match seconds {
                 0 => Duration::MAX,
                 seconds => Duration::from_secs(seconds),

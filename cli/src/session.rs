@@ -10,23 +10,41 @@ use std::time::Duration;
 use client::{ClientState, Processed, Room, ShownMessage, StateKey, SyncAnswers, TrustWarning};
 use common::account::{self, derive_account_keys, KdfParams};
 use common::api::{
-    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, LogResponse,
-    LoginRequest, LoginResponse, MeResponse, MessagesResponse, PostMessageRequest, PreloginRequest,
-    PreloginResponse, RegisterRequest, RoomListResponse, ServerEvent, SessionResponse,
-    StoredMessage, TotpLoginRequest,
+    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
+    LogResponse, LoginRequest, LoginResponse, MeResponse, MessagesResponse, PostMessageRequest,
+    PreloginRequest, PreloginResponse, PutEnvelopesRequest, RegisterRequest, RoomListResponse,
+    ServerEvent, SessionResponse, StoredMessage, TotpLoginRequest,
 };
 use common::identity::{validate_username, IdentitySecrets, PublicIdentity};
-use common::membership::{HistoryPolicy, LogAction, Role, RoomId};
+use common::membership::{HistoryPolicy, LogAction, Role, RoomId, SignedLogEntry};
 use common::message::{seal_message, DEVICE_ID_LEN};
 use common::primitives::random_bytes;
-use common::room_key::{
-    create_room, envelopes_for_member, rotate_with, EpochChange, KeyEnvelope, RoomMetadata,
-};
+use common::room_key::{create_room, EpochChange, KeyEnvelope, RoomMetadata};
+use common::trust::PinCheck;
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
 
 use crate::connection::Connection;
 use crate::CliError;
+
+/// Posts a signed entry together with key envelopes that the server stores in the same
+/// transaction.
+async fn post_entry(
+    connection: &Connection,
+    room_id: RoomId,
+    entry: &SignedLogEntry,
+    envelopes: Vec<KeyEnvelope>,
+) -> Result<(), CliError> {
+    connection
+        .post_no_content(
+            &format!("/api/rooms/{}/log", room_id.to_hex()),
+            &AppendLogRequest {
+                entry: Base64(entry.as_bytes().to_vec()),
+                envelopes,
+            },
+        )
+        .await
+}
 
 /// Messages per history page (the server allows up to 200).
 const PAGE_SIZE: usize = 100;
@@ -92,44 +110,34 @@ impl Session {
         state_dir: &Path,
     ) -> Result<Self, CliError> {
         let state_file = state_dir.join(format!("{username}.state"));
-        let prelogin: PreloginResponse = connection
-            .post(
-                "/api/prelogin",
-                &PreloginRequest {
-                    username: username.to_owned(),
-                },
-            )
-            .await?;
+        let session_file = state_dir.join(format!("{username}.session"));
         let remembered = read_state_file(&state_file)?;
-        let keys = derive_account_keys(password, &prelogin.salt.0, &prelogin.kdf)
-            .map_err(|error| CliError::Refused(error.to_string()))?;
-        let login: LoginResponse = connection
-            .post(
-                "/api/login",
-                &LoginRequest {
-                    username: username.to_owned(),
-                    auth_key: Base64Array(*keys.auth_key.as_bytes()),
-                },
-            )
-            .await?;
-        if login.totp_required {
-            let code = totp_code.ok_or_else(|| {
-                CliError::Usage("this account has two-factor login: pass --totp-code".into())
-            })?;
-            let challenge = login
-                .challenge
-                .ok_or_else(|| CliError::Network("no login challenge in the answer".into()))?;
-            let _: LoginResponse = connection
-                .post(
-                    "/api/login/totp",
-                    &TotpLoginRequest {
-                        challenge,
-                        code: code.to_owned(),
-                    },
-                )
-                .await?;
+        // A session kept from an earlier run is used while the server still honours it, so
+        // each run is not another log-in (the server throttles those).
+        let mut me = None;
+        if let Some(cookie) = read_state_file(&session_file)? {
+            connection.restore_session(String::from_utf8_lossy(&cookie).trim());
+            match connection.get::<MeResponse>("/api/me").await {
+                Ok(answer) if answer.username == username => me = Some(answer),
+                Ok(_) | Err(CliError::Server { status: 401, .. }) => {}
+                Err(error) => return Err(error),
+            }
         }
-        let me: MeResponse = connection.get("/api/me").await?;
+        let (me, keys) = match me {
+            Some(me) => {
+                let keys = derive_account_keys(password, &me.salt.0, &me.kdf)
+                    .map_err(|error| CliError::Refused(error.to_string()))?;
+                (me, keys)
+            }
+            None => {
+                let keys = log_in(connection, username, password, totp_code).await?;
+                if let Some(cookie) = connection.session_cookie() {
+                    write_private_file(&session_file, cookie.as_bytes())?;
+                }
+                let me: MeResponse = connection.get("/api/me").await?;
+                (me, keys)
+            }
+        };
         if me.username != username {
             return Err(CliError::Refused(
                 "the server answered for another account".into(),
@@ -147,13 +155,14 @@ impl Session {
         };
         if let Some(record) = &state.kdf {
             record
-                .check(username, &prelogin.salt.0, &prelogin.kdf)
+                .check(username, &me.salt.0, &me.kdf)
                 .map_err(|warning| CliError::Refused(warning.to_string()))?;
         }
+        let device_id = device_id(&state_dir.join(format!("{username}.device")))?;
         let mut session = Self {
             username: username.to_owned(),
             secrets,
-            device_id: random_bytes(&mut OsRng),
+            device_id,
             state,
             state_key,
             state_file,
@@ -390,78 +399,151 @@ impl Session {
             .state
             .as_ref()
             .map_err(|error| CliError::Refused(error.clone()))?;
-        let path = |resource: &str| format!("/api/rooms/{}/{resource}", room.room_id.to_hex());
-        let (entry, envelopes) = if state.policy().history == HistoryPolicy::SinceJoining {
+        if state.policy().history == HistoryPolicy::SinceJoining {
             let change = EpochChange::AddMember {
                 username: username.to_owned(),
                 keys: *identity.keys(),
                 role: Role::Member,
             };
-            let rotation = rotate_with(
-                state,
-                change,
+            return self.start_epoch(connection, room, change).await;
+        }
+        let entry = state
+            .next_entry(
+                &self.username,
+                now_ms(),
+                LogAction::AddMember {
+                    username: username.to_owned(),
+                    keys: *identity.keys(),
+                    role: Role::Member,
+                },
+            )
+            .sign(&self.secrets);
+        let mut next = state.clone();
+        next.apply(&entry)
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+        let mut added = room.clone();
+        added.accept_state(next, &self.username);
+        let envelopes = added
+            .envelopes_for(&self.username, &self.secrets, username, &mut OsRng)
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+        post_entry(connection, room.room_id, &entry, envelopes).await
+    }
+
+    /// Makes `change` in an entry that starts the next epoch (a rotation, a removal, a ban,
+    /// an add), posted together with the new key sealed to every member whose keys match
+    /// this account's pins.
+    ///
+    /// # Errors
+    /// [`CliError::Refused`] when the core refuses; the server's refusal.
+    pub async fn start_epoch(
+        &mut self,
+        connection: &Connection,
+        room: &Room,
+        change: EpochChange,
+    ) -> Result<(), CliError> {
+        let pins = &self.state.pins;
+        let (rotation, envelopes) = room
+            .start_epoch(
                 &self.username,
                 &self.secrets,
-                room.metadata.as_ref(),
+                change,
+                |username, keys| !matches!(pins.check(username, keys), PinCheck::Changed { .. }),
                 now_ms(),
                 &mut OsRng,
             )
             .map_err(|error| CliError::Refused(error.to_string()))?;
-            let epoch = rotation.state.current_epoch();
-            let envelopes = rotation
-                .state
-                .members()
-                .keys()
-                .map(|member| {
-                    KeyEnvelope::seal(
-                        &rotation.state,
-                        epoch,
-                        &rotation.key,
-                        member,
-                        &self.username,
-                        &self.secrets,
-                        &mut OsRng,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| CliError::Refused(error.to_string()))?;
-            (rotation.entry, envelopes)
-        } else {
-            let entry = state
-                .next_entry(
-                    &self.username,
-                    now_ms(),
-                    LogAction::AddMember {
-                        username: username.to_owned(),
-                        keys: *identity.keys(),
-                        role: Role::Member,
-                    },
-                )
-                .sign(&self.secrets);
-            let mut next = state.clone();
-            next.apply(&entry)
-                .map_err(|error| CliError::Refused(error.to_string()))?;
-            let envelopes = envelopes_for_member(
-                &next,
-                &room.keys,
-                username,
-                &self.username,
-                &self.secrets,
-                &mut OsRng,
-            )
+        post_entry(connection, room.room_id, &rotation.entry, envelopes).await?;
+        self.state.remember_log(room.room_id, &rotation.state);
+        self.save_state()
+    }
+
+    /// Leaves the room; a remaining member's client rotates the key.
+    ///
+    /// # Errors
+    /// [`CliError::Refused`] for the owner (who deletes the room instead); the server's
+    /// refusal.
+    pub async fn leave(&mut self, connection: &Connection, room: &Room) -> Result<(), CliError> {
+        let state = room
+            .state
+            .as_ref()
+            .map_err(|error| CliError::Refused(error.clone()))?;
+        let entry = state
+            .next_entry(&self.username, now_ms(), LogAction::Leave)
+            .sign(&self.secrets);
+        state
+            .clone()
+            .apply(&entry)
             .map_err(|error| CliError::Refused(error.to_string()))?;
-            (entry, envelopes)
+        post_entry(connection, room.room_id, &entry, Vec::new()).await
+    }
+
+    /// Does what the room asks of this client after a sync: asks the other members for a
+    /// missing key, and completes a pending rotation (or, as an admin, one that is due).
+    /// Returns the room, synced again when this client rotated.
+    ///
+    /// # Errors
+    /// The server's refusal (a rotation another member made first is not an error).
+    pub async fn do_room_duties(
+        &mut self,
+        connection: &Connection,
+        mut room: Room,
+        out: &mut impl Write,
+    ) -> Result<Room, CliError> {
+        if let Some(epoch) = room.key_to_request(&self.username) {
+            let path = format!("/api/rooms/{}/key-requests", room.room_id.to_hex());
+            if let Err(error) = connection
+                .post_no_content(&path, &KeyRequestBody { epoch })
+                .await
+            {
+                room.key_request_failed(epoch);
+                return Err(error);
+            }
+        }
+        if room.rotation_duty(&self.username, now_ms()).is_none() {
+            return Ok(room);
+        }
+        match self
+            .start_epoch(connection, &room, EpochChange::Rotate)
+            .await
+        {
+            // Another member's rotation came first: take the log as it is now.
+            Ok(()) | Err(CliError::Server { status: 409, .. }) => {}
+            Err(error) => return Err(error),
+        }
+        let room_id = room.room_id;
+        self.sync(connection, room_id, Some(&room), out).await
+    }
+
+    /// Hands `username` the keys this client holds that the room's policy lets them have,
+    /// if their keys match this account's pins (what a member does when someone is added or
+    /// asks for a key).
+    ///
+    /// # Errors
+    /// The server's refusal.
+    pub async fn hand_keys_to(
+        &mut self,
+        connection: &Connection,
+        room: &Room,
+        username: &str,
+    ) -> Result<(), CliError> {
+        let Some(keys) = room.member_keys(username) else {
+            return Ok(());
         };
-        // The entry and the envelopes are stored together: the new key is never held by
-        // this process alone.
+        if matches!(
+            self.state.pins.check(username, &keys),
+            PinCheck::Changed { .. }
+        ) {
+            return Ok(());
+        }
+        let envelopes = room
+            .envelopes_for(&self.username, &self.secrets, username, &mut OsRng)
+            .map_err(|error| CliError::Refused(error.to_string()))?;
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let path = format!("/api/rooms/{}/envelopes", room.room_id.to_hex());
         connection
-            .post_no_content(
-                &path("log"),
-                &AppendLogRequest {
-                    entry: Base64(entry.as_bytes().to_vec()),
-                    envelopes,
-                },
-            )
+            .post_no_content(&path, &PutEnvelopesRequest { envelopes })
             .await
     }
 
@@ -480,6 +562,17 @@ impl Session {
     ) -> Result<StoredMessage, CliError> {
         self.pin_members(room)?;
         self.save_state()?;
+        if room
+            .state
+            .as_ref()
+            .is_ok_and(|state| state.rotation_pending())
+        {
+            // A member left: their key is the current one, so the rotation comes first.
+            let mut sink = std::io::sink();
+            *room = self
+                .do_room_duties(connection, room.clone(), &mut sink)
+                .await?;
+        }
         if room
             .state
             .as_ref()
@@ -557,8 +650,32 @@ impl Session {
                     }
                     room.process_pending(&self.username, false)
                 }
-                ServerEvent::LogEntry { room_id: of, .. } if of == room_id => {
+                ServerEvent::LogEntry {
+                    room_id: of, entry, ..
+                } if of == room_id => {
                     room = self.sync(connection, room_id, Some(&room), out).await?;
+                    // Someone added: every member holding the key hands it over.
+                    let added = SignedLogEntry::from_bytes(&entry.0)
+                        .ok()
+                        .and_then(|signed| {
+                            signed
+                                .entry()
+                                .action
+                                .added_member()
+                                .map(|(username, _)| username.to_owned())
+                        });
+                    if let Some(username) = added.filter(|name| *name != self.username) {
+                        self.hand_keys_to(connection, &room, &username).await?;
+                    }
+                    room = self.do_room_duties(connection, room, out).await?;
+                    Processed::default()
+                }
+                ServerEvent::KeyRequested {
+                    room_id: of,
+                    username,
+                    ..
+                } if of == room_id => {
+                    self.hand_keys_to(connection, &room, &username).await?;
                     Processed::default()
                 }
                 _ => continue,
@@ -649,6 +766,88 @@ fn print_new(
 
 fn write_error(error: std::io::Error) -> CliError {
     CliError::Usage(format!("cannot write the output: {error}"))
+}
+
+/// Logs in with the password (pre-login, Argon2id with the parameters the server gives,
+/// refused outside the client's bounds, the auth key, and a TOTP code when the account asks
+/// for one); the session cookie is then in the connection's jar.
+async fn log_in(
+    connection: &Connection,
+    username: &str,
+    password: &str,
+    totp_code: Option<&str>,
+) -> Result<account::AccountKeys, CliError> {
+    let prelogin: PreloginResponse = connection
+        .post(
+            "/api/prelogin",
+            &PreloginRequest {
+                username: username.to_owned(),
+            },
+        )
+        .await?;
+    let keys = derive_account_keys(password, &prelogin.salt.0, &prelogin.kdf)
+        .map_err(|error| CliError::Refused(error.to_string()))?;
+    let login: LoginResponse = connection
+        .post(
+            "/api/login",
+            &LoginRequest {
+                username: username.to_owned(),
+                auth_key: Base64Array(*keys.auth_key.as_bytes()),
+            },
+        )
+        .await?;
+    if login.totp_required {
+        let code = totp_code.ok_or_else(|| {
+            CliError::Usage("this account has two-factor login: pass --totp-code".into())
+        })?;
+        let challenge = login
+            .challenge
+            .ok_or_else(|| CliError::Network("no login challenge in the answer".into()))?;
+        let _: LoginResponse = connection
+            .post(
+                "/api/login/totp",
+                &TotpLoginRequest {
+                    challenge,
+                    code: code.to_owned(),
+                },
+            )
+            .await?;
+    }
+    Ok(keys)
+}
+
+/// Writes `bytes` to `path`, readable by this user only (it holds a session token).
+fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let failed = |error: std::io::Error| CliError::Usage(format!("{}: {error}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(failed)?;
+    file.write_all(bytes).map_err(failed)
+}
+
+/// This installation's device id for the account, which names its message chains: read
+/// from `path` (hex), or made and written there on first use, so one installation's messages
+/// form one chain across runs.
+fn device_id(path: &Path) -> Result<[u8; DEVICE_ID_LEN], CliError> {
+    if let Some(bytes) = read_state_file(path)? {
+        let mut id = [0u8; DEVICE_ID_LEN];
+        if hex::decode_to_slice(String::from_utf8_lossy(&bytes).trim(), &mut id).is_ok() {
+            return Ok(id);
+        }
+    }
+    let id: [u8; DEVICE_ID_LEN] = random_bytes(&mut OsRng);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|error| CliError::Usage(format!("{}: {error}", parent.display())))?;
+    }
+    std::fs::write(path, hex::encode(id))
+        .map_err(|error| CliError::Usage(format!("{}: {error}", path.display())))?;
+    Ok(id)
 }
 
 fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>, CliError> {

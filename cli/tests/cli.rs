@@ -1,7 +1,9 @@
 //! `chat-cli` against the real server: two accounts register, alice creates a room, adds bob
 //! and writes; bob reads the history and follows live messages; then the server lies (it
 //! deletes a message from the middle, then the newest log entry) and bob's next run says so,
-//! from the client state it kept between runs.
+//! from the client state it kept between runs. In a second room a late joiner reads only
+//! what follows her add, leaves, and a plain member's client completes the rotation before
+//! writing; a removal starts the next epoch.
 
 #![allow(clippy::unwrap_used)]
 
@@ -132,4 +134,37 @@ async fn two_accounts_chat_and_a_lying_server_is_caught_between_runs() {
         "{rooms}"
     );
     assert!(rooms.contains("this room's log was refused"), "{rooms}");
+
+    // A second room: carol joins late under "since joining" and reads only what follows.
+    cli("carol", &["register"]).await;
+    cli("alice", &["create", "Team"]).await;
+    cli("alice", &["add", "Team", "bob"]).await;
+    cli("alice", &["send", "Team", "early team note"]).await;
+    cli("alice", &["add", "Team", "carol"]).await;
+    cli("alice", &["send", "Team", "welcome carol"]).await;
+    let carols = cli("carol", &["tail", "Team"]).await;
+    assert!(carols.contains("alice: welcome carol"), "{carols}");
+    assert!(!carols.contains("early team note"), "{carols}");
+    assert!(
+        carols.contains("1 earlier messages are from before you joined"),
+        "{carols}"
+    );
+
+    // carol leaves; bob (a plain member) completes the rotation before his message goes out.
+    cli("carol", &["leave", "Team"]).await;
+    cli("bob", &["send", "Team", "after carol left"]).await;
+    let alices = cli("alice", &["tail", "Team"]).await;
+    assert!(alices.contains("bob: after carol left"), "{alices}");
+    let rooms = cli("alice", &["rooms"]).await;
+    assert!(
+        rooms.contains("Team (epoch 3, members alice, bob)"),
+        "{rooms}"
+    );
+
+    // A removal starts the next epoch.
+    assert!(cli("alice", &["remove", "Team", "bob"])
+        .await
+        .contains("removed bob"));
+    let rooms = cli("alice", &["rooms"]).await;
+    assert!(rooms.contains("Team (epoch 4, members alice)"), "{rooms}");
 }
