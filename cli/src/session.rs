@@ -7,7 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use client::{ClientState, Processed, Room, ShownMessage, StateKey, SyncAnswers, TrustWarning};
+use client::{
+    ClientState, Processed, Room, ShownMessage, StateKey, SyncAnswers, TrustWarning,
+    MAX_CATCH_UP_PAGES,
+};
 use common::account::{self, derive_account_keys, KdfParams};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
@@ -48,8 +51,6 @@ async fn post_entry(
 
 /// Messages per history page (the server allows up to 200).
 const PAGE_SIZE: usize = 100;
-/// Older pages a sync loads at most to reach the remembered chain heads.
-const MAX_CATCH_UP_PAGES: usize = 5;
 
 /// Creates the account `username`: a fresh salt and identity, keys derived from `password`
 /// with the default Argon2id parameters; the server gets the auth key, the public identity
@@ -214,40 +215,32 @@ impl Session {
         out: &mut impl Write,
     ) -> Result<Room, CliError> {
         let path = |resource: &str| format!("/api/rooms/{}/{resource}", room_id.to_hex());
-        let mut history: MessagesResponse = connection
+        let newest: MessagesResponse = connection
             .get(&path(&format!("messages?limit={PAGE_SIZE}")))
             .await?;
-        let remembered =
-            client::RoomChains::new(self.state.chains.get(&room_id).cloned().unwrap_or_default());
-        if let Some(oldest_head) = remembered.oldest_head_id() {
-            for _ in 0..MAX_CATCH_UP_PAGES {
-                let Some(oldest) = history.messages.first().map(|message| message.id) else {
-                    break;
-                };
-                if !history.has_more || oldest <= oldest_head {
-                    break;
-                }
-                let older: MessagesResponse = connection
-                    .get(&path(&format!(
-                        "messages?limit={PAGE_SIZE}&before={oldest}"
-                    )))
-                    .await?;
-                let mut messages = older.messages;
-                messages.append(&mut history.messages);
-                history = MessagesResponse {
-                    messages,
-                    has_more: older.has_more,
-                };
-            }
+        let mut answers = SyncAnswers {
+            history: newest.messages,
+            has_more: newest.has_more,
+            ..SyncAnswers::default()
+        };
+        let oldest_head =
+            client::RoomChains::new(self.state.chains.get(&room_id).cloned().unwrap_or_default())
+                .oldest_head_id();
+        for _ in 0..MAX_CATCH_UP_PAGES {
+            let Some(before) = answers.older_page_needed(oldest_head) else {
+                break;
+            };
+            let older: MessagesResponse = connection
+                .get(&path(&format!(
+                    "messages?limit={PAGE_SIZE}&before={before}"
+                )))
+                .await?;
+            answers.prepend_older(older.messages, older.has_more);
         }
         let log: LogResponse = connection.get(&path("log")).await?;
         let envelopes: EnvelopesResponse = connection.get(&path("envelopes")).await?;
-        let answers = SyncAnswers {
-            history: history.messages,
-            has_more: history.has_more,
-            log: log.entries.into_iter().map(|entry| entry.0).collect(),
-            envelopes: envelopes.envelopes,
-        };
+        answers.log = log.entries.into_iter().map(|entry| entry.0).collect();
+        answers.envelopes = envelopes.envelopes;
         let synced = Room::from_sync(
             room_id,
             &self.username,

@@ -24,6 +24,7 @@ pub mod warning;
 pub use chains::{ChainError, ChainHead, ChainKey, LogHeadCheck, RoomChains};
 pub use room::{
     EnvelopeOutcome, Processed, Room, RoomError, RotationDuty, ShownMessage, SyncAnswers, Synced,
+    MAX_CATCH_UP_PAGES,
 };
 pub use state::{
     ClientState, KdfRecord, LocalCopy, LogMemory, Reconciled, RemoteState, StateError, StateKey,

@@ -495,6 +495,32 @@ pub struct SyncAnswers {
     pub envelopes: Vec<KeyEnvelope>,
 }
 
+/// Older history pages a sync loads at most to reach the chain heads the client state
+/// remembers ([`SyncAnswers::older_page_needed`]).
+pub const MAX_CATCH_UP_PAGES: usize = 5;
+
+impl SyncAnswers {
+    /// The id below which the next older page should be fetched so that the history reaches
+    /// `oldest_head`, the oldest chain head the client state remembers for the room
+    /// ([`RoomChains::oldest_head_id`]): a message withheld between two sessions is then
+    /// judged, not guessed. `None` once it does, or when no older page exists. A driver
+    /// fetches at most [`MAX_CATCH_UP_PAGES`] such pages, adding each with
+    /// [`SyncAnswers::prepend_older`].
+    pub fn older_page_needed(&self, oldest_head: Option<i64>) -> Option<i64> {
+        let oldest_head = oldest_head?;
+        let oldest = self.history.first()?.id;
+        (self.has_more && oldest > oldest_head).then_some(oldest)
+    }
+
+    /// Puts an older page (ascending ids, all below the current first one) in front of the
+    /// history; `has_more` says whether still older messages exist.
+    pub fn prepend_older(&mut self, mut older: Vec<StoredMessage>, has_more: bool) {
+        older.append(&mut self.history);
+        self.history = older;
+        self.has_more = has_more;
+    }
+}
+
 /// What a sync made of a room: the room to keep, and what the driver must act on.
 #[derive(Debug)]
 pub struct Synced {

@@ -515,3 +515,33 @@ fn keys_are_handed_only_to_members_by_a_member_holding_the_current_key() {
         .expect("nothing to seal")
         .is_empty());
 }
+
+#[test]
+fn a_sync_pages_back_to_the_oldest_remembered_chain_head() {
+    let mut scene = Scene::new();
+    let messages: Vec<StoredMessage> = (0..6).map(|n| scene.write(&format!("m{n}"))).collect();
+    let mut answers = client::SyncAnswers {
+        history: messages[4..].to_vec(),
+        has_more: true,
+        ..client::SyncAnswers::default()
+    };
+    // Nothing remembered, or the head already in the page: no older page.
+    assert_eq!(answers.older_page_needed(None), None);
+    assert_eq!(answers.older_page_needed(Some(messages[4].id)), None);
+    // A head further back: the page before the first one held.
+    assert_eq!(
+        answers.older_page_needed(Some(messages[1].id)),
+        Some(messages[4].id)
+    );
+    answers.prepend_older(messages[2..4].to_vec(), true);
+    assert_eq!(
+        answers.older_page_needed(Some(messages[1].id)),
+        Some(messages[2].id)
+    );
+    answers.prepend_older(messages[..2].to_vec(), false);
+    assert_eq!(answers.older_page_needed(Some(messages[1].id)), None);
+    assert_eq!(
+        answers.history.iter().map(|m| m.id).collect::<Vec<_>>(),
+        messages.iter().map(|m| m.id).collect::<Vec<_>>()
+    );
+}

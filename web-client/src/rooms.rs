@@ -3,6 +3,7 @@
 
 use client::{
     EnvelopeOutcome, Processed, RoomChains, RotationDuty, SyncAnswers, Synced, TrustWarning,
+    MAX_CATCH_UP_PAGES,
 };
 use common::api::{
     AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
@@ -22,8 +23,6 @@ use crate::http::{self, HttpError};
 
 /// Messages per history page (the server allows up to 200).
 const PAGE_SIZE: usize = 100;
-/// Older pages a sync loads at most to reach the remembered chain heads.
-const MAX_CATCH_UP_PAGES: usize = 5;
 
 /// The path of a room's API resource.
 pub fn room_path(room_id: &RoomId, resource: &str) -> String {
@@ -49,38 +48,29 @@ impl Chat {
     /// between two sessions is judged, not guessed.
     pub async fn sync_room(&self, room_id: RoomId) -> Result<(), ChatError> {
         let session = self.session()?;
-        let mut history: MessagesResponse =
+        let newest: MessagesResponse =
             http::get(&room_path(&room_id, &format!("messages?limit={PAGE_SIZE}"))).await?;
-        let remembered = self.remembered_chains(&room_id);
-        if let Some(oldest_head) = remembered.oldest_head_id() {
-            for _ in 0..MAX_CATCH_UP_PAGES {
-                let Some(oldest) = history.messages.first().map(|message| message.id) else {
-                    break;
-                };
-                if !history.has_more || oldest <= oldest_head {
-                    break;
-                }
-                let older: MessagesResponse = http::get(&room_path(
-                    &room_id,
-                    &format!("messages?limit={PAGE_SIZE}&before={oldest}"),
-                ))
-                .await?;
-                let mut messages = older.messages;
-                messages.append(&mut history.messages);
-                history = MessagesResponse {
-                    messages,
-                    has_more: older.has_more,
-                };
-            }
+        let mut answers = SyncAnswers {
+            history: newest.messages,
+            has_more: newest.has_more,
+            ..SyncAnswers::default()
+        };
+        let oldest_head = self.remembered_chains(&room_id).oldest_head_id();
+        for _ in 0..MAX_CATCH_UP_PAGES {
+            let Some(before) = answers.older_page_needed(oldest_head) else {
+                break;
+            };
+            let older: MessagesResponse = http::get(&room_path(
+                &room_id,
+                &format!("messages?limit={PAGE_SIZE}&before={before}"),
+            ))
+            .await?;
+            answers.prepend_older(older.messages, older.has_more);
         }
         let log: LogResponse = http::get(&room_path(&room_id, "log")).await?;
         let envelopes: EnvelopesResponse = http::get(&room_path(&room_id, "envelopes")).await?;
-        let answers = SyncAnswers {
-            history: history.messages,
-            has_more: history.has_more,
-            log: log.entries.into_iter().map(|entry| entry.0).collect(),
-            envelopes: envelopes.envelopes,
-        };
+        answers.log = log.entries.into_iter().map(|entry| entry.0).collect();
+        answers.envelopes = envelopes.envelopes;
         // From here on nothing awaits, so no event slips in between: the sync takes over
         // what the tab had and what arrived over the WebSocket while this ran.
         let previous = self
