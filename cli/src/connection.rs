@@ -105,6 +105,15 @@ impl Connection {
         check(response).await.map(drop)
     }
 
+    /// `PUT path` with a JSON body, ignoring the answer's body.
+    ///
+    /// # Errors
+    /// As [`Connection::get`].
+    pub async fn put_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CliError> {
+        let response = self.http.put(self.url(path)?).json(body).send().await?;
+        check(response).await.map(drop)
+    }
+
     /// Opens the event WebSocket with the session cookie and this server's origin.
     ///
     /// # Errors

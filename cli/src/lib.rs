@@ -5,9 +5,10 @@
 //! sends what the core prepares.
 //!
 //! Its client state (pins, each room's accepted log head, each sender's chain heads) is kept
-//! sealed in a file of its own (`<state dir>/<username>.state`), so a server that rolls a log
-//! back, withholds or replays messages between two runs is caught as in the browser; unlike
-//! the browser it does not mirror that state to the server.
+//! sealed in a file of its own (`<state dir>/<username>.state`) and mirrored to the server as
+//! the browser's is ([`client::state::reconcile`] at log-in, one compare-and-swap upload at
+//! the end of a run), so a server that rolls a log back, withholds or replays messages
+//! between two runs, or serves an older copy of the state, is caught as in the browser.
 
 pub mod connection;
 pub mod session;

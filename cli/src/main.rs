@@ -136,7 +136,8 @@ async fn run(arguments: Arguments) -> Result<(), CliError> {
     )
     .await?;
     let mut out = std::io::stdout();
-    match arguments.command {
+    session.report_login_warnings(&mut out)?;
+    let done = match arguments.command {
         Command::Register => Ok(()),
         Command::Rooms => session.list_rooms(&connection, &mut out).await,
         Command::Create { name } => {
@@ -194,7 +195,10 @@ async fn run(arguments: Arguments) -> Result<(), CliError> {
             });
             session.tail(&connection, room, follow, &mut out).await
         }
-    }
+    };
+    done?;
+    // What this run saw goes to the server's copy, for the account's other clients.
+    session.upload_state(&connection, &mut out).await
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -7,16 +7,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use client::state::reconcile;
 use client::{
-    ClientState, Processed, Room, ShownMessage, StateKey, SyncAnswers, TrustWarning,
-    MAX_CATCH_UP_PAGES,
+    ClientState, LocalCopy, Processed, RemoteState, Room, ShownMessage, StateKey, SyncAnswers,
+    TrustWarning, MAX_CATCH_UP_PAGES,
 };
 use common::account::{self, derive_account_keys, KdfParams};
 use common::api::{
-    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
-    LogResponse, LoginRequest, LoginResponse, MeResponse, MessagesResponse, PostMessageRequest,
-    PreloginRequest, PreloginResponse, PutEnvelopesRequest, RegisterRequest, RoomListResponse,
-    ServerEvent, SessionResponse, StoredMessage, TotpLoginRequest,
+    AppendLogRequest, ClientStateBody, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse,
+    KeyRequestBody, LogResponse, LoginRequest, LoginResponse, MeResponse, MessagesResponse,
+    PostMessageRequest, PreloginRequest, PreloginResponse, PutClientStateRequest,
+    PutEnvelopesRequest, RegisterRequest, RoomListResponse, ServerEvent, SessionResponse,
+    StoredMessage, TotpLoginRequest,
 };
 use common::identity::{validate_username, IdentitySecrets, PublicIdentity};
 use common::membership::{HistoryPolicy, LogAction, Role, RoomId, SignedLogEntry};
@@ -89,6 +91,18 @@ pub struct Session {
     state: ClientState,
     state_key: StateKey,
     state_file: PathBuf,
+    /// Where the highest client-state version the server confirmed is kept.
+    confirmed_file: PathBuf,
+    /// The highest client-state version the server accepted from, or served to, this
+    /// installation.
+    confirmed_version: u64,
+    /// The version the server holds, as far as this run knows: what the next upload builds
+    /// on.
+    server_version: u64,
+    /// Set while the server's copy does not open: nothing is uploaded over it.
+    hold_uploads: bool,
+    /// What reconciling this installation's client state with the server's copy found.
+    login_warnings: Vec<TrustWarning>,
     /// Trust warnings raised so far in this run, to print once each.
     warned: Vec<TrustWarning>,
 }
@@ -149,11 +163,40 @@ impl Session {
         account::check_published_identity(&secrets, &me.identity)
             .map_err(|error| CliError::Refused(error.to_string()))?;
         let state_key = StateKey::derive(&secrets);
-        let state = match remembered {
-            Some(sealed) => ClientState::open(&state_key, username, &sealed)
-                .map_err(|error| CliError::Refused(format!("{}: {error}", state_file.display())))?,
-            None => ClientState::default(),
+        let confirmed_file = state_dir.join(format!("{username}.confirmed"));
+        let local = match remembered {
+            Some(sealed) => Some(LocalCopy {
+                state: ClientState::open(&state_key, username, &sealed).map_err(|error| {
+                    CliError::Refused(format!("{}: {error}", state_file.display()))
+                })?,
+                confirmed_version: read_state_file(&confirmed_file)?
+                    .and_then(|text| String::from_utf8_lossy(&text).trim().parse().ok())
+                    .unwrap_or(0),
+            }),
+            None => None,
         };
+        // The server's copy: what the account's other clients saved. A copy older than what
+        // this installation saw, gone, or unreadable is a warning, never a silent reset.
+        let stored: ClientStateBody = connection.get("/api/me/state").await?;
+        let remote = match &stored.sealed {
+            None => RemoteState::Missing,
+            Some(sealed) => {
+                match ClientState::open_remote(&state_key, &keys.wrap_key, username, &sealed.0) {
+                    Ok(state) => RemoteState::Opened(state),
+                    Err(error) => RemoteState::Unreadable(error),
+                }
+            }
+        };
+        let served_version = match &remote {
+            RemoteState::Opened(state) => state.version,
+            _ => 0,
+        };
+        let confirmed_version = local
+            .as_ref()
+            .map_or(0, |local| local.confirmed_version)
+            .max(served_version);
+        let reconciled = reconcile(local, remote);
+        let state = reconciled.state;
         if let Some(record) = &state.kdf {
             record
                 .check(username, &me.salt.0, &me.kdf)
@@ -167,6 +210,11 @@ impl Session {
             state,
             state_key,
             state_file,
+            confirmed_file,
+            confirmed_version,
+            server_version: stored.version,
+            hold_uploads: reconciled.hold_uploads,
+            login_warnings: reconciled.warnings,
             warned: Vec::new(),
         };
         session.state.kdf = Some(client::KdfRecord {
@@ -175,6 +223,76 @@ impl Session {
         });
         session.save_state()?;
         Ok(session)
+    }
+
+    /// What reconciling this installation's client state with the server's copy found at
+    /// log-in (a rolled-back, missing or unreadable copy, a pin that differs, a forked log):
+    /// the caller shows them, as every later warning, with `!! trust warning:`.
+    pub fn login_warnings(&self) -> &[TrustWarning] {
+        &self.login_warnings
+    }
+
+    /// Writes the [`Session::login_warnings`] to `out`.
+    ///
+    /// # Errors
+    /// An output that cannot be written.
+    pub fn report_login_warnings(&mut self, out: &mut impl Write) -> Result<(), CliError> {
+        let warnings = self.login_warnings.clone();
+        self.warn(&warnings, out)
+    }
+
+    /// Uploads the client state to the server at a version above the one it holds, merging
+    /// in what another client saved meanwhile (at most twice), unless the server's copy did
+    /// not open at log-in. Called once at the end of a run.
+    ///
+    /// # Errors
+    /// The server's refusal, or a state file that cannot be written.
+    pub async fn upload_state(
+        &mut self,
+        connection: &Connection,
+        out: &mut impl Write,
+    ) -> Result<(), CliError> {
+        if self.hold_uploads {
+            return Ok(());
+        }
+        for _ in 0..3 {
+            let version = self.state.version.max(self.server_version) + 1;
+            self.state.version = version;
+            let sealed = self.state.seal(&self.state_key, &self.username, &mut OsRng);
+            let request = PutClientStateRequest {
+                base_version: self.server_version,
+                version,
+                sealed: Base64(sealed),
+            };
+            match connection.put_no_content("/api/me/state", &request).await {
+                Ok(()) => {
+                    self.server_version = version;
+                    self.confirmed_version = self.confirmed_version.max(version);
+                    write_private_file(
+                        &self.confirmed_file,
+                        self.confirmed_version.to_string().as_bytes(),
+                    )?;
+                    return self.save_state();
+                }
+                Err(CliError::Server { status: 409, .. }) => {
+                    // Another client saved first: merge its copy and try again on top of it.
+                    let stored: ClientStateBody = connection.get("/api/me/state").await?;
+                    self.server_version = stored.version;
+                    if let Some(sealed) = stored.sealed {
+                        if let Ok(theirs) =
+                            ClientState::open(&self.state_key, &self.username, &sealed.0)
+                        {
+                            let warnings = self.state.merge(&theirs);
+                            self.warn(&warnings, out)?;
+                        }
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(CliError::Network(
+            "the client state kept changing on the server; try again".into(),
+        ))
     }
 
     /// Seals the client state at the next version and writes it to the state file.

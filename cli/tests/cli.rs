@@ -3,7 +3,8 @@
 //! deletes a message from the middle, then the newest log entry) and bob's next run says so,
 //! from the client state it kept between runs. In a second room a late joiner reads only
 //! what follows her add, leaves, and a plain member's client completes the rotation before
-//! writing; a removal starts the next epoch.
+//! writing; a removal starts the next epoch. The client state is mirrored to the server,
+//! so a fresh installation starts from it and a wiped copy is reported.
 
 #![allow(clippy::unwrap_used)]
 
@@ -167,4 +168,29 @@ async fn two_accounts_chat_and_a_lying_server_is_caught_between_runs() {
         .contains("removed bob"));
     let rooms = cli("alice", &["rooms"]).await;
     assert!(rooms.contains("Team (epoch 4, members alice)"), "{rooms}");
+
+    // The client state is mirrored to the server: a fresh installation of alice's starts from
+    // it, so it too knows how far "Plans"'s log went before the server rolled it back; and
+    // when the server then wipes that copy, her first installation says so.
+    let fresh = directory.path().join("fresh");
+    let fresh_rooms = chat_cli(&server, &fresh, "alice", &["rooms".to_owned()]).await;
+    assert!(
+        fresh_rooms.contains("Team (epoch 4, members alice)"),
+        "{fresh_rooms}"
+    );
+    assert!(
+        fresh_rooms.contains("!! trust warning: log rolled back"),
+        "{fresh_rooms}"
+    );
+    let wiped = sqlx::query("DELETE FROM client_states WHERE username = 'alice'")
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(wiped, 1);
+    let rooms = cli("alice", &["rooms"]).await;
+    assert!(
+        rooms.contains("!! trust warning: pins rolled back"),
+        "{rooms}"
+    );
 }
