@@ -47,6 +47,24 @@ impl Connection {
         Ok(Self { http, jar, base })
     }
 
+    /// The server's origin as a folder name (`http_127.0.0.1_8080`): where what this client
+    /// keeps of its accounts on that server lives.
+    pub fn origin_label(&self) -> String {
+        self.base
+            .origin()
+            .ascii_serialization()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>()
+            .replace("___", "_")
+    }
+
     /// The session cookie the server set, as `name=value`, to keep for the next run.
     pub fn session_cookie(&self) -> Option<String> {
         let header = self.jar.cookies(&self.base)?;
@@ -117,8 +135,16 @@ impl Connection {
     /// Opens the event WebSocket with the session cookie and this server's origin.
     ///
     /// # Errors
-    /// [`CliError::Network`] when the handshake fails.
+    /// [`CliError::Usage`] for an HTTPS server (not supported yet), [`CliError::Network`]
+    /// when the handshake fails.
     pub async fn events(&self) -> Result<Events, CliError> {
+        if self.base.scheme() == "https" {
+            return Err(CliError::Usage(
+                "following a room over HTTPS is not supported yet (the WebSocket has no TLS \
+                 here); run tail without --follow"
+                    .into(),
+            ));
+        }
         let mut ws_url = self.url("/api/ws")?;
         let scheme = if self.base.scheme() == "https" {
             "wss"
@@ -163,11 +189,11 @@ impl Events {
     pub async fn next(&mut self) -> Result<Option<ServerEvent>, CliError> {
         while let Some(frame) = self.socket.next().await {
             match frame.map_err(|error| CliError::Network(error.to_string()))? {
-                Message::Text(text) => {
-                    return serde_json::from_str(&text)
-                        .map(Some)
-                        .map_err(|error| CliError::Network(format!("bad event: {error}")));
-                }
+                // An event this client does not know (a newer server) is passed over.
+                Message::Text(text) => match serde_json::from_str(&text) {
+                    Ok(event) => return Ok(Some(event)),
+                    Err(error) => eprintln!("chat-cli: skipped an event it cannot read: {error}"),
+                },
                 Message::Close(_) => return Ok(None),
                 _ => {}
             }

@@ -157,12 +157,7 @@ async fn run(arguments: Arguments) -> Result<(), CliError> {
             ban,
         } => {
             let room = session.find_room(&connection, &room, &mut out).await?;
-            let change = if ban {
-                EpochChange::Ban(username.clone())
-            } else {
-                EpochChange::RemoveMember(username.clone())
-            };
-            session.start_epoch(&connection, &room, change).await?;
+            session.remove(&connection, &room, &username, ban).await?;
             println!("removed {username}");
             Ok(())
         }

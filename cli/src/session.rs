@@ -124,8 +124,14 @@ impl Session {
         totp_code: Option<&str>,
         state_dir: &Path,
     ) -> Result<Self, CliError> {
+        validate_username(username).map_err(|error| CliError::Usage(error.to_string()))?;
+        // One folder per server: nothing of one server's account (its session, pins, KDF
+        // record) is ever sent to or applied against another.
+        let state_dir = state_dir.join(connection.origin_label());
         let state_file = state_dir.join(format!("{username}.state"));
         let session_file = state_dir.join(format!("{username}.session"));
+        let kdf_file = state_dir.join(format!("{username}.kdf"));
+        let kdf_record = read_kdf_record(&kdf_file)?;
         let remembered = read_state_file(&state_file)?;
         // A session kept from an earlier run is used while the server still honours it, so
         // each run is not another log-in (the server throttles those).
@@ -140,12 +146,27 @@ impl Session {
         }
         let (me, keys) = match me {
             Some(me) => {
+                check_kdf(
+                    kdf_record.as_ref(),
+                    username,
+                    &me.salt.0,
+                    &me.kdf,
+                    &kdf_file,
+                )?;
                 let keys = derive_account_keys(password, &me.salt.0, &me.kdf)
                     .map_err(|error| CliError::Refused(error.to_string()))?;
                 (me, keys)
             }
             None => {
-                let keys = log_in(connection, username, password, totp_code).await?;
+                let keys = log_in(
+                    connection,
+                    username,
+                    password,
+                    totp_code,
+                    kdf_record.as_ref(),
+                    &kdf_file,
+                )
+                .await?;
                 if let Some(cookie) = connection.session_cookie() {
                     write_private_file(&session_file, cookie.as_bytes())?;
                 }
@@ -202,6 +223,13 @@ impl Session {
                 .check(username, &me.salt.0, &me.kdf)
                 .map_err(|warning| CliError::Refused(warning.to_string()))?;
         }
+        write_kdf_record(
+            &kdf_file,
+            &client::KdfRecord {
+                salt: me.salt.0,
+                params: me.kdf,
+            },
+        )?;
         let device_id = device_id(&state_dir.join(format!("{username}.device")))?;
         let mut session = Self {
             username: username.to_owned(),
@@ -279,11 +307,17 @@ impl Session {
                     let stored: ClientStateBody = connection.get("/api/me/state").await?;
                     self.server_version = stored.version;
                     if let Some(sealed) = stored.sealed {
-                        if let Ok(theirs) =
-                            ClientState::open(&self.state_key, &self.username, &sealed.0)
-                        {
-                            let warnings = self.state.merge(&theirs);
-                            self.warn(&warnings, out)?;
+                        match ClientState::open(&self.state_key, &self.username, &sealed.0) {
+                            Ok(theirs) => {
+                                let warnings = self.state.merge(&theirs);
+                                self.warn(&warnings, out)?;
+                            }
+                            // Never written over unmerged: what only it holds would be lost.
+                            Err(_) => {
+                                self.hold_uploads = true;
+                                self.warn(&[TrustWarning::StateUnreadable], out)?;
+                                return self.save_state();
+                            }
                         }
                     }
                 }
@@ -296,15 +330,22 @@ impl Session {
     }
 
     /// Seals the client state at the next version and writes it to the state file.
+    ///
+    /// Another run of the same account (a `tail --follow` beside a `send`) may have saved
+    /// meanwhile: what the file holds is merged in first, so neither loses the other's pins,
+    /// log heads or chain heads. The file is replaced whole, never half written.
     fn save_state(&mut self) -> Result<(), CliError> {
+        if let Some(sealed) = read_state_file(&self.state_file)? {
+            if let Ok(saved) = ClientState::open(&self.state_key, &self.username, &sealed) {
+                if saved.version >= self.state.version {
+                    self.state.version = saved.version;
+                }
+                self.state.merge(&saved);
+            }
+        }
         self.state.version += 1;
         let sealed = self.state.seal(&self.state_key, &self.username, &mut OsRng);
-        if let Some(parent) = self.state_file.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|error| CliError::Usage(format!("{}: {error}", parent.display())))?;
-        }
-        std::fs::write(&self.state_file, sealed)
-            .map_err(|error| CliError::Usage(format!("{}: {error}", self.state_file.display())))
+        write_private_file(&self.state_file, &sealed)
     }
 
     /// The ids of the rooms the user is in.
@@ -367,16 +408,14 @@ impl Session {
             &mut self.state,
             previous,
         );
-        let mut room = synced.room;
-        let mut processed = synced.processed;
-        if processed.log_ahead && previous.is_none() {
-            // An envelope or message names a longer log than the one fetched: fetch again
-            // once (the log may have grown meanwhile); the core counts the retries.
-            room = Box::pin(self.sync(connection, room_id, Some(&room), out)).await?;
-            processed = Processed::default();
+        let room = synced.room;
+        self.warn(&synced.processed.warnings, out)?;
+        if synced.processed.log_ahead && room.log_retries <= client::room::MAX_LOG_RETRIES {
+            // Something names a longer log than the one fetched: fetch again (the log may
+            // have grown meanwhile); after MAX_LOG_RETRIES the core calls it a fork.
+            return Box::pin(self.sync(connection, room_id, Some(&room), out)).await;
         }
         self.remember(&room);
-        self.warn(&processed.warnings, out)?;
         self.save_state()?;
         Ok(room)
     }
@@ -568,6 +607,46 @@ impl Session {
         self.save_state()
     }
 
+    /// Removes `username`, or with `ban` bans them: a member in an entry that starts the next
+    /// epoch, someone who is not a member with a plain ban entry (no key changes).
+    ///
+    /// # Errors
+    /// [`CliError::Refused`] when the core refuses; the server's refusal.
+    pub async fn remove(
+        &mut self,
+        connection: &Connection,
+        room: &Room,
+        username: &str,
+        ban: bool,
+    ) -> Result<(), CliError> {
+        let is_member = room.member_keys(username).is_some();
+        let change = match (ban, is_member) {
+            (true, false) => {
+                let state = room
+                    .state
+                    .as_ref()
+                    .map_err(|error| CliError::Refused(error.clone()))?;
+                let entry = state
+                    .next_entry(
+                        &self.username,
+                        now_ms(),
+                        LogAction::Ban {
+                            username: username.to_owned(),
+                        },
+                    )
+                    .sign(&self.secrets);
+                state
+                    .clone()
+                    .apply(&entry)
+                    .map_err(|error| CliError::Refused(error.to_string()))?;
+                return post_entry(connection, room.room_id, &entry, Vec::new()).await;
+            }
+            (true, true) => EpochChange::Ban(username.to_owned()),
+            (false, _) => EpochChange::RemoveMember(username.to_owned()),
+        };
+        self.start_epoch(connection, room, change).await
+    }
+
     /// Leaves the room; a remaining member's client rotates the key.
     ///
     /// # Errors
@@ -673,17 +752,12 @@ impl Session {
     ) -> Result<StoredMessage, CliError> {
         self.pin_members(room)?;
         self.save_state()?;
-        if room
-            .state
-            .as_ref()
-            .is_ok_and(|state| state.rotation_pending())
-        {
-            // A member left: their key is the current one, so the rotation comes first.
-            let mut sink = std::io::sink();
-            *room = self
-                .do_room_duties(connection, room.clone(), &mut sink)
-                .await?;
-        }
+        // A missing key is asked for, and after a leave (the leaver's key is the current one)
+        // the rotation comes first.
+        let mut sink = std::io::sink();
+        *room = self
+            .do_room_duties(connection, room.clone(), &mut sink)
+            .await?;
         if room
             .state
             .as_ref()
@@ -709,6 +783,14 @@ impl Session {
             )
             .await?;
         room.record_sent(&inner);
+        // The message joins this device's chain in the client state at once, so the next
+        // run continues it even if the server never shows it back.
+        room.remember_received(&stored);
+        room.pending.push(stored.clone());
+        let processed = room.process_pending(&self.username, false);
+        self.remember(room);
+        self.warn(&processed.warnings, &mut std::io::sink())?;
+        self.save_state()?;
         Ok(stored)
     }
 
@@ -754,12 +836,16 @@ impl Session {
                     room.process_pending(&self.username, false)
                 }
                 ServerEvent::KeyEnvelope { envelope } if envelope.room_id == room_id => {
-                    if let client::EnvelopeOutcome::Refused(Some(warning), _) =
-                        room.accept_envelope(&self.username, &self.secrets, &envelope)
-                    {
-                        self.warn(&[warning], out)?;
+                    let outcome = room.accept_envelope(&self.username, &self.secrets, &envelope);
+                    let mut processed = room.process_pending(&self.username, false);
+                    match outcome {
+                        client::EnvelopeOutcome::LogAhead => processed.log_ahead = true,
+                        client::EnvelopeOutcome::Refused(warning, _) => {
+                            processed.warnings.extend(warning);
+                        }
+                        client::EnvelopeOutcome::Accepted => {}
                     }
-                    room.process_pending(&self.username, false)
+                    processed
                 }
                 ServerEvent::LogEntry {
                     room_id: of, entry, ..
@@ -887,6 +973,8 @@ async fn log_in(
     username: &str,
     password: &str,
     totp_code: Option<&str>,
+    kdf_record: Option<&client::KdfRecord>,
+    kdf_file: &Path,
 ) -> Result<account::AccountKeys, CliError> {
     let prelogin: PreloginResponse = connection
         .post(
@@ -896,6 +984,15 @@ async fn log_in(
             },
         )
         .await?;
+    // Checked before anything is derived: a server that lowers the cost or swaps the salt
+    // would otherwise get an auth key that is cheaper to attack.
+    check_kdf(
+        kdf_record,
+        username,
+        &prelogin.salt.0,
+        &prelogin.kdf,
+        kdf_file,
+    )?;
     let keys = derive_account_keys(password, &prelogin.salt.0, &prelogin.kdf)
         .map_err(|error| CliError::Refused(error.to_string()))?;
     let login: LoginResponse = connection
@@ -927,18 +1024,82 @@ async fn log_in(
     Ok(keys)
 }
 
+/// Refuses a salt or KDF parameters other than the ones recorded for the account.
+fn check_kdf(
+    record: Option<&client::KdfRecord>,
+    username: &str,
+    salt: &[u8],
+    params: &KdfParams,
+    kdf_file: &Path,
+) -> Result<(), CliError> {
+    let Some(record) = record else {
+        return Ok(());
+    };
+    record.check(username, salt, params).map_err(|warning| {
+        CliError::Refused(format!(
+            "{warning}; if you changed your password in another client, remove {} and run again",
+            kdf_file.display()
+        ))
+    })
+}
+
+/// The KDF record kept in the clear beside the state (it is not secret, and it must be
+/// checked before anything is derived): `<salt hex> <m_kib> <t> <p>`.
+fn read_kdf_record(path: &Path) -> Result<Option<client::KdfRecord>, CliError> {
+    let Some(bytes) = read_state_file(path)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let malformed = || CliError::Usage(format!("{}: malformed KDF record", path.display()));
+    let [salt, m_kib, t, p] = fields.as_slice() else {
+        return Err(malformed());
+    };
+    let mut salt_bytes = [0u8; account::SALT_LEN];
+    hex::decode_to_slice(salt, &mut salt_bytes).map_err(|_| malformed())?;
+    let number = |text: &str| text.parse::<u32>().map_err(|_| malformed());
+    Ok(Some(client::KdfRecord {
+        salt: salt_bytes,
+        params: KdfParams {
+            m_kib: number(m_kib)?,
+            t: number(t)?,
+            p: number(p)?,
+        },
+    }))
+}
+
+fn write_kdf_record(path: &Path, record: &client::KdfRecord) -> Result<(), CliError> {
+    let text = format!(
+        "{} {} {} {}\n",
+        hex::encode(record.salt),
+        record.params.m_kib,
+        record.params.t,
+        record.params.p
+    );
+    write_private_file(path, text.as_bytes())
+}
+
 /// Writes `bytes` to `path`, readable by this user only (it holds a session token).
 fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     let failed = |error: std::io::Error| CliError::Usage(format!("{}: {error}", path.display()));
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(failed)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent).map_err(failed)?;
     }
+    let _ = std::fs::remove_file(path.with_extension("tmp"));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(failed)?;
-    file.write_all(bytes).map_err(failed)
+    // Written beside it and renamed, so a crash never leaves half a file.
+    let temporary = path.with_extension("tmp");
+    let mut file = options.open(&temporary).map_err(failed)?;
+    file.write_all(bytes).map_err(failed)?;
+    file.sync_all().map_err(failed)?;
+    std::fs::rename(&temporary, path).map_err(failed)
 }
 
 /// This installation's device id for the account, which names its message chains: read
@@ -952,12 +1113,7 @@ fn device_id(path: &Path) -> Result<[u8; DEVICE_ID_LEN], CliError> {
         }
     }
     let id: [u8; DEVICE_ID_LEN] = random_bytes(&mut OsRng);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|error| CliError::Usage(format!("{}: {error}", parent.display())))?;
-    }
-    std::fs::write(path, hex::encode(id))
-        .map_err(|error| CliError::Usage(format!("{}: {error}", path.display())))?;
+    write_private_file(path, hex::encode(id).as_bytes())?;
     Ok(id)
 }
 

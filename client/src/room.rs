@@ -85,7 +85,7 @@ pub struct Room {
     pub not_shared: usize,
     /// Each sender's message chains: what the client state remembered and what was seen.
     pub chains: RoomChains,
-    /// The last message this browser sent in each epoch: counter and chain hash (the echo
+    /// The last message this client sent in each epoch: counter and chain hash (the echo
     /// may not have arrived yet when the next one is written).
     pub own_last: BTreeMap<u64, (u64, [u8; 32])>,
     /// The id of the oldest message loaded when older ones exist; `None` once the whole
@@ -354,10 +354,6 @@ pub struct Processed {
     pub log_ahead: bool,
 }
 
-/// Opens every pending message whose key is held and checks it against the log head it names
-/// and its sender's chain; failures become warnings shown in its place. `fresh_log` says the
-/// log was just fetched, so a message still naming a longer one proves the server withholds
-/// entries. Returns what the app must act on.
 impl Room {
     /// Opens every pending message whose key is held and checks it against the log head it
     /// names and its sender's chain; failures become warnings shown in its place. `fresh_log`
@@ -540,7 +536,9 @@ impl Room {
     /// log that an envelope names as longer is fetched again at most [`MAX_LOG_RETRIES`]
     /// times in a row, counted from `previous`, then `log forked`), starts the chains from
     /// the heads the client state remembers (forgotten when the log cleared the history since),
-    /// carries over from `previous` (this tab's view before the sync) what it sent and what
+    /// carries over from `previous` (this client's view before the sync) the keys it holds
+    /// that the log commits to, whether it is rotating, the epochs whose keys it asked for,
+    /// the last message it sent per epoch, the withheld counts already reported, and what
     /// arrived live meanwhile, and opens every message.
     pub fn from_sync(
         room_id: RoomId,
@@ -611,7 +609,6 @@ impl Room {
             room.requested_epochs = previous.requested_epochs.clone();
             room.own_last = previous.own_last.clone();
             room.reported_withheld = previous.reported_withheld.clone();
-            room.join_requests = previous.join_requests.clone();
             arrived_since = previous
                 .received
                 .iter()
@@ -626,9 +623,15 @@ impl Room {
         processed.log_ahead |= fetch_again;
         room.received = arrived_since.clone();
         room.pending.extend(arrived_since);
-        let later = room.process_pending(me, false);
+        // What arrived live may name a longer log than the one fetched (it may have grown
+        // meanwhile); after MAX_LOG_RETRIES syncs in a row that still holds, the server
+        // withholds entries, and those messages are judged as if the log were fresh.
+        let later = room.process_pending(me, retries >= MAX_LOG_RETRIES);
         processed.warnings.extend(later.warnings);
         processed.log_ahead |= later.log_ahead;
+        if processed.log_ahead {
+            room.log_retries = retries.saturating_add(1);
+        }
         Synced {
             room,
             processed,
