@@ -21,6 +21,9 @@ use leptos::prelude::*;
 use crate::chat::{now_ms, Chat, ChatError, Room, Session};
 use crate::http::{self, HttpError};
 
+/// How long a room whose current key is missing waits for its envelope before asking the
+/// other members, in milliseconds.
+const KEY_REQUEST_DELAY_MS: u32 = 1_500;
 /// Messages per history page (the server allows up to 200).
 const PAGE_SIZE: usize = 100;
 
@@ -117,42 +120,25 @@ impl Chat {
     /// join requests for admins.
     async fn after_room_change(&self, room_id: RoomId) {
         let me = self.me();
-        let Some((key_request, rotation, admin)) = self
-            .rooms
-            .try_update(|rooms| {
-                let view = rooms.get_mut(&room_id)?;
-                // Marked asked here, before sending, so concurrent events do not ask twice.
-                let key_request = view.key_to_request(&me);
-                let rotation = view.rotation_duty(&me, now_ms());
-                let admin = view
-                    .state
-                    .as_ref()
-                    .ok()?
-                    .member(&me)
-                    .is_some_and(|member| member.role >= Role::Admin);
-                Some((key_request, rotation, admin))
-            })
-            .flatten()
-        else {
+        let Some((missing_key, rotation, admin)) = self.rooms.with_untracked(|rooms| {
+            let view = rooms.get(&room_id)?;
+            let admin = view
+                .state
+                .as_ref()
+                .ok()?
+                .member(&me)
+                .is_some_and(|member| member.role >= Role::Admin);
+            Some((
+                view.current_key().is_none(),
+                view.rotation_duty(&me, now_ms()),
+                admin,
+            ))
+        }) else {
             return;
         };
-        if let Some(epoch) = key_request {
-            let sent = http::post_no_content(
-                &room_path(&room_id, "key-requests"),
-                &KeyRequestBody { epoch },
-            )
-            .await;
-            if let Err(error) = sent {
-                // Unmarked, so the next sync asks again.
-                self.rooms.update(|rooms| {
-                    if let Some(view) = rooms.get_mut(&room_id) {
-                        view.key_request_failed(epoch);
-                    }
-                });
-                self.error.set(Some(format!(
-                    "could not ask members for the room key: {error}"
-                )));
-            }
+        if missing_key {
+            let chat = *self;
+            leptos::task::spawn_local(async move { chat.request_missing_key(room_id).await });
         }
         if rotation.is_some() {
             // In a task of its own: a member's client waits a moment before rotating, and the
@@ -164,6 +150,38 @@ impl Chat {
             if let Err(error) = self.load_join_requests(room_id).await {
                 self.error.set(Some(error.to_string()));
             }
+        }
+    }
+
+    /// Asks the other members for the current key if it is still missing a moment later: an
+    /// entry that starts an epoch arrives just before the envelope stored with it, and a
+    /// request made at once would have every member seal the key again for nothing.
+    async fn request_missing_key(&self, room_id: RoomId) {
+        gloo_timers::future::TimeoutFuture::new(KEY_REQUEST_DELAY_MS).await;
+        let me = self.me();
+        // Marked asked here, before sending, so concurrent tasks do not ask twice.
+        let key_request = self
+            .rooms
+            .try_update(|rooms| rooms.get_mut(&room_id)?.key_to_request(&me))
+            .flatten();
+        let Some(epoch) = key_request else {
+            return;
+        };
+        let sent = http::post_no_content(
+            &room_path(&room_id, "key-requests"),
+            &KeyRequestBody { epoch },
+        )
+        .await;
+        if let Err(error) = sent {
+            // Unmarked, so the next sync asks again.
+            self.rooms.update(|rooms| {
+                if let Some(view) = rooms.get_mut(&room_id) {
+                    view.key_request_failed(epoch);
+                }
+            });
+            self.error.set(Some(format!(
+                "could not ask members for the room key: {error}"
+            )));
         }
     }
 

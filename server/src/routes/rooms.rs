@@ -246,6 +246,11 @@ async fn append_log(
     if let Some((username, keys)) = entry.entry().action.added_member() {
         require_registered_keys(&state.pool, username, keys).await?;
     }
+    if room_state.deleted() && !request.envelopes.is_empty() {
+        return Err(ApiError::bad_request(
+            "a delete entry carries no key envelopes",
+        ));
+    }
     for envelope in &request.envelopes {
         check_envelope(&room_state, &user.username, &room_id, envelope)?;
     }

@@ -320,3 +320,28 @@ async fn an_entry_dated_far_ahead_is_refused() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_delete_entry_with_key_envelopes_is_refused_and_changes_nothing() {
+    let cast = Cast::new().await;
+    let app = &cast.app;
+    let delete = cast.room.entry(&cast.alice, LogAction::DeleteRoom);
+    let envelope = common::room_key::KeyEnvelope::seal(
+        &cast.room.state,
+        cast.room.state.current_epoch(),
+        &cast.room.key,
+        "bob",
+        "alice",
+        &cast.alice.secrets,
+        &mut common::OsRng,
+    )
+    .expect("seals");
+    let response = app
+        .append_log_with(&cast.alice.client, &cast.hex(), &delete, vec![envelope])
+        .await;
+    let message = crate::helpers::error_message(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(message, "a delete entry carries no key envelopes");
+    let log: common::api::LogResponse =
+        crate::helpers::json(app.get_log(&cast.alice.client, &cast.hex()).await).await;
+    assert_eq!(log.entries.len() as u64, cast.room.state.length());
+}
