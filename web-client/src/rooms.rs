@@ -21,6 +21,9 @@ use leptos::prelude::*;
 use crate::chat::{now_ms, Chat, ChatError, Room, Session};
 use crate::http::{self, HttpError};
 
+/// How long a tab waits after its rotation was refused with 409 (another member's came first,
+/// or the log moved) before fetching the log again, in milliseconds.
+const ROTATION_RETRY_PAUSE_MS: u32 = 2_000;
 /// How long a room whose current key is missing waits for its envelope before asking the
 /// other members, in milliseconds.
 const KEY_REQUEST_DELAY_MS: u32 = 1_500;
@@ -147,9 +150,38 @@ impl Chat {
             leptos::task::spawn_local(async move { chat.rotate_if_pending(room_id).await });
         }
         if admin {
+            self.reseal_metadata_if_behind(room_id);
             if let Err(error) = self.load_join_requests(room_id).await {
                 self.error.set(Some(error.to_string()));
             }
+        }
+    }
+
+    /// An admin holding the current key re-seals the room's name and topic under it when
+    /// they still sit under an older epoch's key (after a member completed a rotation, which
+    /// carries no metadata), so members who hold only later keys can read them.
+    fn reseal_metadata_if_behind(&self, room_id: RoomId) {
+        let behind = self.rooms.with_untracked(|rooms| {
+            let view = rooms.get(&room_id)?;
+            let state = view.state.as_ref().ok()?;
+            let (metadata_epoch, _) = state.encrypted_metadata();
+            (metadata_epoch < state.current_epoch()
+                && !state.rotation_pending()
+                && view.current_key().is_some())
+            .then(|| view.metadata.clone())
+            .flatten()
+        });
+        if let Some(metadata) = behind {
+            let chat = *self;
+            leptos::task::spawn_local(async move {
+                match chat.set_metadata(room_id, metadata).await {
+                    // Another admin re-sealed it first.
+                    Ok(()) | Err(ChatError::Http(HttpError::Server { status: 409, .. })) => {}
+                    Err(error) => chat
+                        .error
+                        .set(Some(format!("could not re-seal the room name: {error}"))),
+                }
+            });
         }
     }
 
@@ -411,9 +443,11 @@ impl Chat {
             Ok(()) => {}
             // Another member's rotation (or another entry) came first: take the log as it is
             // (in a task of its own, since a sync may end up here again).
+            // After a pause, so a server that keeps answering 409 cannot spin this tab.
             Err(ChatError::Http(HttpError::Server { status: 409, .. })) => {
                 let chat = *self;
                 leptos::task::spawn_local(async move {
+                    gloo_timers::future::TimeoutFuture::new(ROTATION_RETRY_PAUSE_MS).await;
                     if let Err(error) = chat.sync_room(room_id).await {
                         chat.error.set(Some(error.to_string()));
                     }
