@@ -177,7 +177,9 @@ async fn run(arguments: Arguments) -> Result<(), CliError> {
         }
         Command::Send { room, text } => {
             let mut room = session.find_room(&connection, &room, &mut out).await?;
-            let stored = session.send(&connection, &mut room, &text).await?;
+            let stored = session
+                .send(&connection, &mut room, &text, &mut out)
+                .await?;
             println!("sent message {}", stored.id);
             Ok(())
         }

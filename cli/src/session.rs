@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use client::state::reconcile;
 use client::{
-    ClientState, LocalCopy, Processed, RemoteState, Room, ShownMessage, StateKey, SyncAnswers,
-    TrustWarning, MAX_CATCH_UP_PAGES,
+    ClientState, LocalCopy, MembershipChange, Processed, RemoteState, Room, ShownMessage, StateKey,
+    SyncAnswers, TrustWarning, MAX_CATCH_UP_PAGES,
 };
 use common::account::{self, derive_account_keys, KdfParams};
 use common::api::{
@@ -21,7 +21,7 @@ use common::api::{
     StoredMessage, TotpLoginRequest,
 };
 use common::identity::{validate_username, IdentitySecrets, PublicIdentity};
-use common::membership::{HistoryPolicy, LogAction, Role, RoomId, SignedLogEntry};
+use common::membership::{LogAction, Role, RoomId, SignedLogEntry};
 use common::message::{seal_message, DEVICE_ID_LEN};
 use common::primitives::random_bytes;
 use common::room_key::{create_room, EpochChange, KeyEnvelope, RoomMetadata};
@@ -105,6 +105,9 @@ pub struct Session {
     login_warnings: Vec<TrustWarning>,
     /// Trust warnings raised so far in this run, to print once each.
     warned: Vec<TrustWarning>,
+    /// Warnings found where nothing could be printed (merging another run's save), printed
+    /// with the next ones.
+    unreported: Vec<TrustWarning>,
 }
 
 impl Session {
@@ -244,6 +247,7 @@ impl Session {
             hold_uploads: reconciled.hold_uploads,
             login_warnings: reconciled.warnings,
             warned: Vec::new(),
+            unreported: Vec::new(),
         };
         session.state.kdf = Some(client::KdfRecord {
             salt: me.salt.0,
@@ -253,14 +257,9 @@ impl Session {
         Ok(session)
     }
 
-    /// What reconciling this installation's client state with the server's copy found at
-    /// log-in (a rolled-back, missing or unreadable copy, a pin that differs, a forked log):
-    /// the caller shows them, as every later warning, with `!! trust warning:`.
-    pub fn login_warnings(&self) -> &[TrustWarning] {
-        &self.login_warnings
-    }
-
-    /// Writes the [`Session::login_warnings`] to `out`.
+    /// Writes what reconciling this installation's client state with the server's copy
+    /// found at log-in (a rolled-back, missing or unreadable copy, a pin that differs, a
+    /// forked log) to `out`, as every later warning, with `!! trust warning:`.
     ///
     /// # Errors
     /// An output that cannot be written.
@@ -340,7 +339,8 @@ impl Session {
                 if saved.version >= self.state.version {
                     self.state.version = saved.version;
                 }
-                self.state.merge(&saved);
+                let warnings = self.state.merge(&saved);
+                self.unreported.extend(warnings);
             }
         }
         self.state.version += 1;
@@ -431,7 +431,8 @@ impl Session {
 
     /// Writes each trust warning not written before in this run.
     fn warn(&mut self, warnings: &[TrustWarning], out: &mut impl Write) -> Result<(), CliError> {
-        for warning in warnings {
+        let unreported = std::mem::take(&mut self.unreported);
+        for warning in unreported.iter().chain(warnings) {
             if !self.warned.contains(warning) {
                 writeln!(out, "!! trust warning: {warning}").map_err(write_error)?;
                 self.warned.push(warning.clone());
@@ -545,37 +546,57 @@ impl Session {
             .pin_first_use(username, identity.keys())
             .map_err(|error| CliError::Refused(error.to_string()))?;
         self.save_state()?;
+        let change = room.addition(username, *identity.keys(), Role::Member);
+        self.apply_membership_change(connection, room, change).await
+    }
+
+    /// Writes a membership change the way the client core decided: in an entry that starts
+    /// the next epoch, or as a plain entry.
+    async fn apply_membership_change(
+        &mut self,
+        connection: &Connection,
+        room: &Room,
+        change: MembershipChange,
+    ) -> Result<(), CliError> {
+        match change {
+            MembershipChange::StartsEpoch(change) => {
+                self.start_epoch(connection, room, change).await
+            }
+            MembershipChange::Plain(action) => self.append_plain(connection, room, action).await,
+        }
+    }
+
+    /// Signs `action` on top of the room's log, checks that the log accepts it, and posts
+    /// it; a plain add goes with the keys the newcomer may have, sealed by this member.
+    async fn append_plain(
+        &mut self,
+        connection: &Connection,
+        room: &Room,
+        action: LogAction,
+    ) -> Result<(), CliError> {
         let state = room
             .state
             .as_ref()
             .map_err(|error| CliError::Refused(error.clone()))?;
-        if state.policy().history == HistoryPolicy::SinceJoining {
-            let change = EpochChange::AddMember {
-                username: username.to_owned(),
-                keys: *identity.keys(),
-                role: Role::Member,
-            };
-            return self.start_epoch(connection, room, change).await;
-        }
+        let added = action
+            .added_member()
+            .map(|(username, _)| username.to_owned());
         let entry = state
-            .next_entry(
-                &self.username,
-                now_ms(),
-                LogAction::AddMember {
-                    username: username.to_owned(),
-                    keys: *identity.keys(),
-                    role: Role::Member,
-                },
-            )
+            .next_entry(&self.username, now_ms(), action)
             .sign(&self.secrets);
         let mut next = state.clone();
         next.apply(&entry)
             .map_err(|error| CliError::Refused(error.to_string()))?;
-        let mut added = room.clone();
-        added.accept_state(next, &self.username);
-        let envelopes = added
-            .envelopes_for(&self.username, &self.secrets, username, &mut OsRng)
-            .map_err(|error| CliError::Refused(error.to_string()))?;
+        let envelopes = match added {
+            Some(username) => {
+                let mut after = room.clone();
+                after.accept_state(next, &self.username);
+                after
+                    .envelopes_for(&self.username, &self.secrets, &username, &mut OsRng)
+                    .map_err(|error| CliError::Refused(error.to_string()))?
+            }
+            None => Vec::new(),
+        };
         post_entry(connection, room.room_id, &entry, envelopes).await
     }
 
@@ -619,32 +640,8 @@ impl Session {
         username: &str,
         ban: bool,
     ) -> Result<(), CliError> {
-        let is_member = room.member_keys(username).is_some();
-        let change = match (ban, is_member) {
-            (true, false) => {
-                let state = room
-                    .state
-                    .as_ref()
-                    .map_err(|error| CliError::Refused(error.clone()))?;
-                let entry = state
-                    .next_entry(
-                        &self.username,
-                        now_ms(),
-                        LogAction::Ban {
-                            username: username.to_owned(),
-                        },
-                    )
-                    .sign(&self.secrets);
-                state
-                    .clone()
-                    .apply(&entry)
-                    .map_err(|error| CliError::Refused(error.to_string()))?;
-                return post_entry(connection, room.room_id, &entry, Vec::new()).await;
-            }
-            (true, true) => EpochChange::Ban(username.to_owned()),
-            (false, _) => EpochChange::RemoveMember(username.to_owned()),
-        };
-        self.start_epoch(connection, room, change).await
+        self.apply_membership_change(connection, room, room.removal(username, ban))
+            .await
     }
 
     /// Leaves the room; a remaining member's client rotates the key.
@@ -653,18 +650,7 @@ impl Session {
     /// [`CliError::Refused`] for the owner (who deletes the room instead); the server's
     /// refusal.
     pub async fn leave(&mut self, connection: &Connection, room: &Room) -> Result<(), CliError> {
-        let state = room
-            .state
-            .as_ref()
-            .map_err(|error| CliError::Refused(error.clone()))?;
-        let entry = state
-            .next_entry(&self.username, now_ms(), LogAction::Leave)
-            .sign(&self.secrets);
-        state
-            .clone()
-            .apply(&entry)
-            .map_err(|error| CliError::Refused(error.to_string()))?;
-        post_entry(connection, room.room_id, &entry, Vec::new()).await
+        self.append_plain(connection, room, LogAction::Leave).await
     }
 
     /// Does what the room asks of this client after a sync: asks the other members for a
@@ -749,15 +735,13 @@ impl Session {
         connection: &Connection,
         room: &mut Room,
         text: &str,
+        out: &mut impl Write,
     ) -> Result<StoredMessage, CliError> {
         self.pin_members(room)?;
         self.save_state()?;
         // A missing key is asked for, and after a leave (the leaver's key is the current one)
         // the rotation comes first.
-        let mut sink = std::io::sink();
-        *room = self
-            .do_room_duties(connection, room.clone(), &mut sink)
-            .await?;
+        *room = self.do_room_duties(connection, room.clone(), out).await?;
         if room
             .state
             .as_ref()
@@ -789,7 +773,7 @@ impl Session {
         room.pending.push(stored.clone());
         let processed = room.process_pending(&self.username, false);
         self.remember(room);
-        self.warn(&processed.warnings, &mut std::io::sink())?;
+        self.warn(&processed.warnings, out)?;
         self.save_state()?;
         Ok(stored)
     }

@@ -4,7 +4,8 @@
 //! from the client state it kept between runs. In a second room a late joiner reads only
 //! what follows her add, leaves, and a plain member's client completes the rotation before
 //! writing; a removal starts the next epoch. The client state is mirrored to the server,
-//! so a fresh installation starts from it and a wiped copy is reported.
+//! so a fresh installation starts from it and a wiped copy is reported; a lowered KDF cost or
+//! swapped salt is refused before the password is used.
 
 #![allow(clippy::unwrap_used)]
 
@@ -33,19 +34,29 @@ async fn start_server(directory: &Path) -> String {
     base_url
 }
 
-/// Runs `chat-cli` as `user` with `arguments`, returning its standard output; fails the test
-/// with its standard error when it fails.
-async fn chat_cli(server: &str, state_dir: &Path, user: &str, arguments: &[String]) -> String {
+/// Runs `chat-cli` as `user` with `arguments` and returns what it did.
+async fn run_chat_cli(
+    server: &str,
+    state_dir: &Path,
+    user: &str,
+    arguments: &[String],
+) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-cli"));
     command
         .args(["--server", server, "--user", user, "--state-dir"])
         .arg(state_dir)
         .args(arguments)
         .env("CHAT_PASSWORD", format!("{user}'s long passphrase"));
-    let output = tokio::task::spawn_blocking(move || command.output())
+    tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `chat-cli` as `user` with `arguments`, returning its standard output; fails the test
+/// with its standard error when it fails.
+async fn chat_cli(server: &str, state_dir: &Path, user: &str, arguments: &[String]) -> String {
+    let output = run_chat_cli(server, state_dir, user, arguments).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -193,4 +204,28 @@ async fn two_accounts_chat_and_a_lying_server_is_caught_between_runs() {
         rooms.contains("!! trust warning: pins rolled back"),
         "{rooms}"
     );
+
+    // The server lowers alice's Argon2id cost and swaps her salt: her next run refuses before
+    // deriving anything from the password, with or without a live session.
+    sqlx::query("UPDATE users SET kdf_m_kib = 19456, kdf_t = 2, salt = ? WHERE username = 'alice'")
+        .bind([9u8; 16].as_slice())
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Without its session the fresh installation goes through pre-login, and refuses there.
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&fresh).unwrap() {
+        let session = entry.unwrap().path().join("alice.session");
+        if session.exists() {
+            std::fs::remove_file(session).unwrap();
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 1, "one server folder with alice's session");
+    for state_dir in [&states, &fresh] {
+        let output = run_chat_cli(&server, state_dir, "alice", &["rooms".to_owned()]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains("KDF parameters changed"), "{stderr}");
+    }
 }

@@ -23,8 +23,8 @@ pub mod warning;
 
 pub use chains::{ChainError, ChainHead, ChainKey, LogHeadCheck, RoomChains};
 pub use room::{
-    EnvelopeOutcome, Processed, Room, RoomError, RotationDuty, ShownMessage, SyncAnswers, Synced,
-    MAX_CATCH_UP_PAGES,
+    EnvelopeOutcome, MembershipChange, Processed, Room, RoomError, RotationDuty, ShownMessage,
+    SyncAnswers, Synced, MAX_CATCH_UP_PAGES,
 };
 pub use state::{
     ClientState, KdfRecord, LocalCopy, LogMemory, Reconciled, RemoteState, StateError, StateKey,

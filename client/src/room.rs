@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::api::{PendingJoinRequest, StoredMessage};
 use common::identity::{IdentitySecrets, MemberKeys};
 use common::membership::{
-    replay_bytes, HistoryPolicy, LogErrorKind, Role, RoomId, RoomState, SignedLogEntry,
+    replay_bytes, HistoryPolicy, LogAction, LogErrorKind, Role, RoomId, RoomState, SignedLogEntry,
 };
 use common::message::{open_message, ChainLink, InnerMessage, MessageKind, DEVICE_ID_LEN};
 use common::room_key::{
@@ -798,5 +798,56 @@ impl Room {
     /// The keys `username` has in the room's log, if they are a member.
     pub fn member_keys(&self, username: &str) -> Option<MemberKeys> {
         Some(self.state.as_ref().ok()?.member(username)?.keys)
+    }
+}
+
+/// How a membership change is written ([`Room::addition`], [`Room::removal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// In an entry that starts the next epoch ([`Room::start_epoch`]).
+    StartsEpoch(EpochChange),
+    /// In a plain entry that changes no key; after an add, the newcomer is handed the keys
+    /// the policy lets them have ([`Room::envelopes_for`]).
+    Plain(LogAction),
+}
+
+impl Room {
+    /// How to add `username` with `keys` and `role`: under "since joining" in an entry that
+    /// starts an epoch the newcomer joins in (they then hold no key to anything earlier),
+    /// under "full history" as a plain add.
+    pub fn addition(&self, username: &str, keys: MemberKeys, role: Role) -> MembershipChange {
+        let full_history = self
+            .state
+            .as_ref()
+            .is_ok_and(|state| state.policy().history == HistoryPolicy::FullHistory);
+        if full_history {
+            MembershipChange::Plain(LogAction::AddMember {
+                username: username.to_owned(),
+                keys,
+                role,
+            })
+        } else {
+            MembershipChange::StartsEpoch(EpochChange::AddMember {
+                username: username.to_owned(),
+                keys,
+                role,
+            })
+        }
+    }
+
+    /// How to remove `username`, or with `ban` ban them: a current member in an entry that
+    /// starts the next epoch, whose key they never get; someone who is not a member with a
+    /// plain ban entry (no key changes).
+    pub fn removal(&self, username: &str, ban: bool) -> MembershipChange {
+        let is_member = self.member_keys(username).is_some();
+        match (ban, is_member) {
+            (true, false) => MembershipChange::Plain(LogAction::Ban {
+                username: username.to_owned(),
+            }),
+            (true, true) => MembershipChange::StartsEpoch(EpochChange::Ban(username.to_owned())),
+            (false, _) => {
+                MembershipChange::StartsEpoch(EpochChange::RemoveMember(username.to_owned()))
+            }
+        }
     }
 }

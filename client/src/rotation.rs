@@ -5,7 +5,7 @@
 //! The room's [`RotationSchedule`] (set in the log, docs/PROTOCOL.md section 5, tag 17) says
 //! when: an epoch is due after `max_age_ms` (default 7 days) counted from the signed time of
 //! the entry that started it, or after `max_messages` (default 1,000) messages seen once it
-//! is at least [`MIN_EPOCH_AGE_MS`] (an hour) old. Megolm, the group ratchet of Matrix,
+//! is at least [`RotationSchedule::MIN_AGE_MS`] (an hour) old. Megolm, the group ratchet of Matrix,
 //! rotates its outbound sessions after one week or 100 messages by default; this room key is
 //! shared by every member rather than per sender, so the default count is higher.
 
@@ -13,18 +13,10 @@ use common::membership::{RoomState, RotationSchedule};
 
 use crate::chains::RoomChains;
 
-/// Default age after which an epoch is due for rotation: 7 days, in milliseconds.
-pub const MAX_EPOCH_AGE_MS: u64 = 7 * RotationSchedule::DAY_MS;
-/// Default number of messages after which an epoch is due for rotation.
-pub const MAX_EPOCH_MESSAGES: u64 = 1_000;
-/// Youngest an epoch may be to be rotated for its message count: one hour, in milliseconds,
-/// so a flood of messages causes at most one rotation an hour.
-pub const MIN_EPOCH_AGE_MS: u64 = RotationSchedule::MIN_AGE_MS;
-
 /// Whether the room's current epoch is due for rotation at `now_ms` (milliseconds since the
 /// Unix epoch, this client's clock) under the room's [`RotationSchedule`], given the messages
 /// this reader has seen of it in `chains` ([`RoomChains::messages_in_epoch`]). A deleted room
-/// is never due; an epoch is due for its message count only once it is [`MIN_EPOCH_AGE_MS`]
+/// is never due; an epoch is due for its message count only once it is [`RotationSchedule::MIN_AGE_MS`]
 /// old; an epoch whose start lies in the future (a skewed clock) is not due.
 pub fn rotation_due(state: &RoomState, chains: &RoomChains, now_ms: u64) -> bool {
     if state.deleted() {
@@ -37,6 +29,6 @@ pub fn rotation_due(state: &RoomState, chains: &RoomChains, now_ms: u64) -> bool
     let age = now_ms.saturating_sub(record.started_at_ms);
     let schedule = state.rotation_schedule();
     age >= schedule.max_age_ms
-        || (age >= MIN_EPOCH_AGE_MS
+        || (age >= RotationSchedule::MIN_AGE_MS
             && chains.messages_in_epoch(epoch) >= u64::from(schedule.max_messages))
 }

@@ -408,7 +408,7 @@ fn the_room_says_when_to_ask_for_a_key_and_when_to_rotate() {
     assert_eq!(bob.key_to_request("bob"), Some(0));
     assert_eq!(bob.rotation_duty("bob", 10), None);
     // alice, the owner holding the key, rotates once the epoch is due (7 days by default).
-    let week = client::rotation::MAX_EPOCH_AGE_MS;
+    let week = common::membership::RotationSchedule::default().max_age_ms;
     assert_eq!(scene.writer.rotation_duty("alice", week), None);
     assert_eq!(
         scene.writer.rotation_duty("alice", week + 1),

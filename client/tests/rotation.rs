@@ -1,7 +1,7 @@
 //! Scheduled rotation: an epoch is due after 7 days or 1,000 messages, never in a deleted room.
 //! Natively and in headless Chromium.
 
-use client::rotation::{rotation_due, MAX_EPOCH_AGE_MS, MAX_EPOCH_MESSAGES, MIN_EPOCH_AGE_MS};
+use client::rotation::rotation_due;
 use client::RoomChains;
 use common::identity::IdentitySecrets;
 use common::membership::RoomId;
@@ -16,6 +16,12 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 const CREATED_AT: u64 = 1_700_000_000_000;
+/// The default schedule's age, in milliseconds: 7 days.
+const MAX_EPOCH_AGE_MS: u64 = 7 * RotationSchedule::DAY_MS;
+/// The default schedule's message count.
+const MAX_EPOCH_MESSAGES: u64 = 1_000;
+/// The youngest an epoch may be to be rotated for its message count.
+const MIN_EPOCH_AGE_MS: u64 = RotationSchedule::MIN_AGE_MS;
 
 /// Chains of `epoch` in which `messages` messages of alice were seen, in one chain.
 fn chains_with(epoch: u64, messages: u64) -> RoomChains {
@@ -43,8 +49,8 @@ fn chains_with(epoch: u64, messages: u64) -> RoomChains {
     chains
 }
 
-#[test]
-fn an_epoch_is_due_after_a_week_or_a_thousand_messages() {
+/// alice and the room "ops" she created at [`CREATED_AT`].
+fn alices_room() -> (IdentitySecrets, common::room_key::NewRoom) {
     let alice = IdentitySecrets::generate(&mut OsRng);
     let room = create_room(
         "alice",
@@ -54,7 +60,21 @@ fn an_epoch_is_due_after_a_week_or_a_thousand_messages() {
         &mut OsRng,
     )
     .expect("room");
+    (alice, room)
+}
+
+#[test]
+fn an_epoch_is_due_after_a_week_or_a_thousand_messages() {
+    let (alice, room) = alices_room();
     let state = room.state;
+    assert_eq!(
+        state.rotation_schedule(),
+        &RotationSchedule {
+            max_age_ms: MAX_EPOCH_AGE_MS,
+            max_messages: MAX_EPOCH_MESSAGES as u32,
+        },
+        "a room starts with the default schedule"
+    );
     let quiet = RoomChains::default();
     assert!(!rotation_due(
         &state,
@@ -141,15 +161,7 @@ fn an_epoch_is_due_after_a_week_or_a_thousand_messages() {
 
 #[test]
 fn the_rooms_schedule_sets_when_an_epoch_is_due() {
-    let alice = IdentitySecrets::generate(&mut OsRng);
-    let room = create_room(
-        "alice",
-        &alice,
-        &RoomMetadata::named("ops"),
-        CREATED_AT,
-        &mut OsRng,
-    )
-    .expect("room");
+    let (alice, room) = alices_room();
     let mut state = room.state;
     let schedule = RotationSchedule {
         max_age_ms: RotationSchedule::DAY_MS,

@@ -6,10 +6,11 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use client::MembershipChange;
 use common::api::{JoinRequestBody, JoinRequestsResponse};
 use common::identity::{validate_username, MemberKeys, PublicIdentity};
 use common::membership::{
-    invite_token_hash, HistoryPolicy, LogAction, Role, RoomId, RoomPolicy, RotationSchedule,
+    invite_token_hash, LogAction, Role, RoomId, RoomPolicy, RotationSchedule,
 };
 use common::primitives::random_bytes;
 use common::room_key::{EpochChange, RoomMetadata};
@@ -83,30 +84,30 @@ impl Chat {
         keys: MemberKeys,
         role: Role,
     ) -> Result<(), ChatError> {
-        let full_history = self.rooms.with_untracked(|rooms| {
-            rooms
-                .get(&room_id)
-                .and_then(|view| view.state.as_ref().ok())
-                .is_some_and(|state| state.policy().history == HistoryPolicy::FullHistory)
-        });
-        if !full_history {
-            let change = EpochChange::AddMember {
-                username: username.to_owned(),
-                keys,
-                role,
-            };
-            return self.rotate_room_with(room_id, change).await;
+        let change = self
+            .rooms
+            .with_untracked(|rooms| Some(rooms.get(&room_id)?.addition(username, keys, role)))
+            .ok_or_else(|| ChatError::Other("room is not available".into()))?;
+        let plain = matches!(change, MembershipChange::Plain(_));
+        self.apply_membership_change(room_id, change).await?;
+        if plain {
+            // This member hands the newcomer the keys the policy lets them have.
+            self.hand_keys_to(room_id, username).await?;
         }
-        self.append(
-            room_id,
-            LogAction::AddMember {
-                username: username.to_owned(),
-                keys,
-                role,
-            },
-        )
-        .await?;
-        self.hand_keys_to(room_id, username).await
+        Ok(())
+    }
+
+    /// Writes a membership change the way the client core decided: in an entry that starts
+    /// the next epoch, or as a plain entry.
+    async fn apply_membership_change(
+        &self,
+        room_id: RoomId,
+        change: MembershipChange,
+    ) -> Result<(), ChatError> {
+        match change {
+            MembershipChange::StartsEpoch(change) => self.rotate_room_with(room_id, change).await,
+            MembershipChange::Plain(action) => self.append(room_id, action).await.map(|_| ()),
+        }
     }
 
     /// Adds a member by username.
@@ -230,23 +231,11 @@ impl Chat {
         username: &str,
         ban: bool,
     ) -> Result<(), ChatError> {
-        let is_member = self.rooms.with_untracked(|rooms| {
-            rooms
-                .get(&room_id)
-                .and_then(|view| view.state.as_ref().ok())
-                .is_some_and(|state| state.member(username).is_some())
-        });
-        let change = match (ban, is_member) {
-            (true, false) => {
-                let action = LogAction::Ban {
-                    username: username.to_owned(),
-                };
-                return self.append(room_id, action).await.map(|_| ());
-            }
-            (true, true) => EpochChange::Ban(username.to_owned()),
-            (false, _) => EpochChange::RemoveMember(username.to_owned()),
-        };
-        self.rotate_room_with(room_id, change).await
+        let change = self
+            .rooms
+            .with_untracked(|rooms| Some(rooms.get(&room_id)?.removal(username, ban)))
+            .ok_or_else(|| ChatError::Other("room is not available".into()))?;
+        self.apply_membership_change(room_id, change).await
     }
 
     /// Changes a member's role (owner only).

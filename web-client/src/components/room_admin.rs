@@ -290,11 +290,15 @@ fn parse_schedule(days: &str, messages: &str) -> Result<RotationSchedule, &'stat
         .trim()
         .parse()
         .map_err(|_| "rotation message count must be a whole number")?;
-    if !days.is_finite() || days <= 0.0 {
-        return Err("rotation age must be between one hour and 365 days");
-    }
+    // A negative, infinite or not-a-number age becomes 0 (or saturates), which the bounds
+    // check below refuses with its own words.
+    let max_age_ms = if days.is_finite() {
+        (days * RotationSchedule::DAY_MS as f64).round() as u64
+    } else {
+        0
+    };
     let schedule = RotationSchedule {
-        max_age_ms: (days * RotationSchedule::DAY_MS as f64).round() as u64,
+        max_age_ms,
         max_messages,
     };
     schedule.validate()?;
