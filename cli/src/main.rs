@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use cli::{register, CliError, Connection, Session};
-use common::room_key::EpochChange;
 
 /// A command-line client of the end-to-end encrypted chat. The password is read from the
 /// environment variable CHAT_PASSWORD, or else from the first line of standard input.
@@ -141,13 +140,15 @@ async fn run(arguments: Arguments) -> Result<(), CliError> {
         Command::Register => Ok(()),
         Command::Rooms => session.list_rooms(&connection, &mut out).await,
         Command::Create { name } => {
-            let room_id = session.create_room(&connection, &name).await?;
+            let room_id = session.create_room(&connection, &name, &mut out).await?;
             println!("{}", room_id.to_hex());
             Ok(())
         }
         Command::Add { room, username } => {
             let room = session.find_room(&connection, &room, &mut out).await?;
-            session.add_member(&connection, &room, &username).await?;
+            session
+                .add_member(&connection, room, &username, &mut out)
+                .await?;
             println!("added {username}");
             Ok(())
         }
@@ -157,35 +158,32 @@ async fn run(arguments: Arguments) -> Result<(), CliError> {
             ban,
         } => {
             let room = session.find_room(&connection, &room, &mut out).await?;
-            session.remove(&connection, &room, &username, ban).await?;
+            session
+                .remove(&connection, room, &username, ban, &mut out)
+                .await?;
             println!("removed {username}");
             Ok(())
         }
         Command::Rotate { room } => {
             let room = session.find_room(&connection, &room, &mut out).await?;
-            session
-                .start_epoch(&connection, &room, EpochChange::Rotate)
-                .await?;
+            session.rotate(&connection, room, &mut out).await?;
             println!("rotated");
             Ok(())
         }
         Command::Leave { room } => {
             let room = session.find_room(&connection, &room, &mut out).await?;
-            session.leave(&connection, &room).await?;
+            session.leave(&connection, room, &mut out).await?;
             println!("left");
             Ok(())
         }
         Command::Send { room, text } => {
-            let mut room = session.find_room(&connection, &room, &mut out).await?;
-            let stored = session
-                .send(&connection, &mut room, &text, &mut out)
-                .await?;
-            println!("sent message {}", stored.id);
+            let room = session.find_room(&connection, &room, &mut out).await?;
+            let id = session.send(&connection, room, &text, &mut out).await?;
+            println!("sent message {id}");
             Ok(())
         }
         Command::Tail { room, follow } => {
             let room = session.find_room(&connection, &room, &mut out).await?;
-            let room = session.do_room_duties(&connection, room, &mut out).await?;
             let follow = follow.map(|seconds| match seconds {
                 0 => Duration::MAX,
                 seconds => Duration::from_secs(seconds),

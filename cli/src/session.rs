@@ -2,54 +2,34 @@
 //! the auth key sent), the client state file, and the room commands, each of which syncs the
 //! room through [`client::Room::from_sync`] and acts on what it returns.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use client::state::reconcile;
 use client::{
-    ClientState, LocalCopy, MembershipChange, Processed, RemoteState, Room, ShownMessage, StateKey,
-    SyncAnswers, TrustWarning, MAX_CATCH_UP_PAGES,
+    Account, AppendOutcome, ClientState, Command, Effect, Input, LocalCopy, Machine, PostOutcome,
+    RemoteState, Room, ShownMessage, StateKey, SyncAnswers, Ticket, TrustWarning,
+    MAX_CATCH_UP_PAGES,
 };
 use common::account::{self, derive_account_keys, KdfParams};
 use common::api::{
-    AppendLogRequest, ClientStateBody, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse,
-    KeyRequestBody, LogResponse, LoginRequest, LoginResponse, MeResponse, MessagesResponse,
-    PostMessageRequest, PreloginRequest, PreloginResponse, PutClientStateRequest,
-    PutEnvelopesRequest, RegisterRequest, RoomListResponse, ServerEvent, SessionResponse,
-    StoredMessage, TotpLoginRequest,
+    ClientStateBody, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, LogResponse,
+    LoginRequest, LoginResponse, MeResponse, MessagesResponse, PreloginRequest, PreloginResponse,
+    PutClientStateRequest, RegisterRequest, RoomListResponse, SessionResponse, StoredMessage,
+    TotpLoginRequest,
 };
 use common::identity::{validate_username, IdentitySecrets, PublicIdentity};
-use common::membership::{LogAction, Role, RoomId, SignedLogEntry};
-use common::message::{seal_message, DEVICE_ID_LEN};
+use common::membership::{LogAction, Role, RoomId};
+use common::message::DEVICE_ID_LEN;
 use common::primitives::random_bytes;
-use common::room_key::{create_room, EpochChange, KeyEnvelope, RoomMetadata};
-use common::trust::PinCheck;
+use common::room_key::{create_room, RoomMetadata};
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
 
 use crate::connection::Connection;
 use crate::CliError;
-
-/// Posts a signed entry together with key envelopes that the server stores in the same
-/// transaction.
-async fn post_entry(
-    connection: &Connection,
-    room_id: RoomId,
-    entry: &SignedLogEntry,
-    envelopes: Vec<KeyEnvelope>,
-) -> Result<(), CliError> {
-    connection
-        .post_no_content(
-            &format!("/api/rooms/{}/log", room_id.to_hex()),
-            &AppendLogRequest {
-                entry: Base64(entry.as_bytes().to_vec()),
-                envelopes,
-            },
-        )
-        .await
-}
 
 /// Messages per history page (the server allows up to 200).
 const PAGE_SIZE: usize = 100;
@@ -86,9 +66,10 @@ pub async fn register(
 pub struct Session {
     /// The account name.
     pub username: String,
+    /// A copy of the identity secrets, for what the core does not do (creating a room).
     secrets: IdentitySecrets,
-    device_id: [u8; DEVICE_ID_LEN],
-    state: ClientState,
+    /// The client core: the client state, the rooms, the writes under way.
+    machine: Machine,
     state_key: StateKey,
     state_file: PathBuf,
     /// Where the highest client-state version the server confirmed is kept.
@@ -108,6 +89,10 @@ pub struct Session {
     /// Warnings found where nothing could be printed (merging another run's save), printed
     /// with the next ones.
     unreported: Vec<TrustWarning>,
+    /// Key changes written so far in this run, to print once each.
+    key_changes: Vec<String>,
+    /// The last ticket given to a command.
+    next_ticket: Ticket,
 }
 
 impl Session {
@@ -234,11 +219,15 @@ impl Session {
             },
         )?;
         let device_id = device_id(&state_dir.join(format!("{username}.device")))?;
+        let account = Account {
+            username: username.to_owned(),
+            secrets: secrets.clone(),
+            device_id,
+        };
         let mut session = Self {
             username: username.to_owned(),
             secrets,
-            device_id,
-            state,
+            machine: Machine::new(account, state),
             state_key,
             state_file,
             confirmed_file,
@@ -248,8 +237,10 @@ impl Session {
             login_warnings: reconciled.warnings,
             warned: Vec::new(),
             unreported: Vec::new(),
+            key_changes: Vec::new(),
+            next_ticket: 0,
         };
-        session.state.kdf = Some(client::KdfRecord {
+        session.machine.state_mut().kdf = Some(client::KdfRecord {
             salt: me.salt.0,
             params: me.kdf,
         });
@@ -283,9 +274,10 @@ impl Session {
             return Ok(());
         }
         for _ in 0..3 {
-            let version = self.state.version.max(self.server_version) + 1;
-            self.state.version = version;
-            let sealed = self.state.seal(&self.state_key, &self.username, &mut OsRng);
+            let state = self.machine.state_mut();
+            let version = state.version.max(self.server_version) + 1;
+            state.version = version;
+            let sealed = state.seal(&self.state_key, &self.username, &mut OsRng);
             let request = PutClientStateRequest {
                 base_version: self.server_version,
                 version,
@@ -308,7 +300,7 @@ impl Session {
                     if let Some(sealed) = stored.sealed {
                         match ClientState::open(&self.state_key, &self.username, &sealed.0) {
                             Ok(theirs) => {
-                                let warnings = self.state.merge(&theirs);
+                                let warnings = self.machine.state_mut().merge(&theirs);
                                 self.warn(&warnings, out)?;
                             }
                             // Never written over unmerged: what only it holds would be lost.
@@ -334,17 +326,18 @@ impl Session {
     /// meanwhile: what the file holds is merged in first, so neither loses the other's pins,
     /// log heads or chain heads. The file is replaced whole, never half written.
     fn save_state(&mut self) -> Result<(), CliError> {
+        let state = self.machine.state_mut();
         if let Some(sealed) = read_state_file(&self.state_file)? {
             if let Ok(saved) = ClientState::open(&self.state_key, &self.username, &sealed) {
-                if saved.version >= self.state.version {
-                    self.state.version = saved.version;
+                if saved.version >= state.version {
+                    state.version = saved.version;
                 }
-                let warnings = self.state.merge(&saved);
+                let warnings = state.merge(&saved);
                 self.unreported.extend(warnings);
             }
         }
-        self.state.version += 1;
-        let sealed = self.state.seal(&self.state_key, &self.username, &mut OsRng);
+        state.version += 1;
+        let sealed = state.seal(&self.state_key, &self.username, &mut OsRng);
         write_private_file(&self.state_file, &sealed)
     }
 
@@ -361,18 +354,24 @@ impl Session {
             .collect())
     }
 
-    /// Syncs a room through the client core, remembers its log and chain heads, and returns
-    /// it with what the sync found (trust warnings are also written to `out`).
+    /// The room as the client core knows it.
     ///
     /// # Errors
-    /// The server's refusal, or a state file that cannot be written.
-    pub async fn sync(
-        &mut self,
+    /// [`CliError::Refused`] when the room is not known (not synced, or deleted).
+    pub fn room(&self, room_id: &RoomId) -> Result<&Room, CliError> {
+        self.machine
+            .room(room_id)
+            .ok_or_else(|| CliError::Refused("the room is not available".into()))
+    }
+
+    /// Fetches what a sync of `room_id` needs, in the order the client core asks for
+    /// ([`Effect::Sync`]): the newest messages (and older pages back to the chain heads the
+    /// client state remembers), the log, this user's envelopes.
+    async fn sync_answers(
+        &self,
         connection: &Connection,
         room_id: RoomId,
-        previous: Option<&Room>,
-        out: &mut impl Write,
-    ) -> Result<Room, CliError> {
+    ) -> Result<SyncAnswers, CliError> {
         let path = |resource: &str| format!("/api/rooms/{}/{resource}", room_id.to_hex());
         let newest: MessagesResponse = connection
             .get(&path(&format!("messages?limit={PAGE_SIZE}")))
@@ -382,9 +381,7 @@ impl Session {
             has_more: newest.has_more,
             ..SyncAnswers::default()
         };
-        let oldest_head =
-            client::RoomChains::new(self.state.chains.get(&room_id).cloned().unwrap_or_default())
-                .oldest_head_id();
+        let oldest_head = self.machine.oldest_head(&room_id);
         for _ in 0..MAX_CATCH_UP_PAGES {
             let Some(before) = answers.older_page_needed(oldest_head) else {
                 break;
@@ -400,33 +397,174 @@ impl Session {
         let envelopes: EnvelopesResponse = connection.get(&path("envelopes")).await?;
         answers.log = log.entries.into_iter().map(|entry| entry.0).collect();
         answers.envelopes = envelopes.envelopes;
-        let synced = Room::from_sync(
-            room_id,
-            &self.username,
-            &self.secrets,
-            answers,
-            &mut self.state,
-            previous,
-        );
-        let room = synced.room;
-        self.warn(&synced.processed.warnings, out)?;
-        if synced.processed.log_ahead && room.log_retries <= client::room::MAX_LOG_RETRIES {
-            // Something names a longer log than the one fetched: fetch again (the log may
-            // have grown meanwhile); after MAX_LOG_RETRIES the core calls it a fork.
-            return Box::pin(self.sync(connection, room_id, Some(&room), out)).await;
-        }
-        self.remember(&room);
-        self.save_state()?;
-        Ok(room)
+        Ok(answers)
     }
 
-    /// Records the room's accepted log and chain heads in the client state.
-    fn remember(&mut self, room: &Room) {
-        if let Ok(state) = room.state.as_ref() {
-            self.state.remember_log(room.room_id, state);
+    /// Hands `input` to the client core and does what it asks, feeding back the answers,
+    /// until nothing is left; then saves the client state if it changed. Timers fire at
+    /// once (a one-shot command has no events to wait for), each at most once per call, so
+    /// a server that keeps refusing a rotation cannot keep the command running.
+    async fn run(
+        &mut self,
+        connection: &Connection,
+        input: Input,
+        out: &mut impl Write,
+    ) -> Result<Ran, CliError> {
+        let mut inputs = VecDeque::from([input]);
+        let mut ran = Ran::default();
+        let mut fired = BTreeSet::new();
+        let mut save = false;
+        while let Some(input) = inputs.pop_front() {
+            for effect in self.machine.handle(input, now_ms(), &mut OsRng) {
+                let path = |room_id: &RoomId, resource: &str| {
+                    format!("/api/rooms/{}/{resource}", room_id.to_hex())
+                };
+                match effect {
+                    Effect::Sync(room_id) => {
+                        inputs.push_back(match self.sync_answers(connection, room_id).await {
+                            Ok(answers) => Input::Synced { room_id, answers },
+                            Err(error) => Input::SyncFailed {
+                                room_id,
+                                reason: error.to_string(),
+                            },
+                        })
+                    }
+                    Effect::Append { room_id, request } => {
+                        let outcome = match connection
+                            .post_no_content(&path(&room_id, "log"), &request)
+                            .await
+                        {
+                            Ok(()) => AppendOutcome::Stored,
+                            Err(CliError::Server {
+                                status: 409,
+                                message,
+                            }) => AppendOutcome::Conflict(message),
+                            Err(error) => AppendOutcome::Failed(error.to_string()),
+                        };
+                        inputs.push_back(Input::Appended { room_id, outcome });
+                    }
+                    Effect::PostMessage { room_id, request } => {
+                        let outcome = match connection
+                            .post::<_, StoredMessage>(&path(&room_id, "messages"), &request)
+                            .await
+                        {
+                            Ok(stored) => {
+                                ran.stored = Some(stored.id);
+                                PostOutcome::Stored(stored)
+                            }
+                            Err(error @ CliError::Network(_)) => {
+                                PostOutcome::Lost(error.to_string())
+                            }
+                            Err(error) => PostOutcome::Refused(error.to_string()),
+                        };
+                        inputs.push_back(Input::Posted { room_id, outcome });
+                    }
+                    Effect::RequestKey { room_id, request } => {
+                        if let Err(error) = connection
+                            .post_no_content(&path(&room_id, "key-requests"), &request)
+                            .await
+                        {
+                            writeln!(
+                                out,
+                                "!! could not ask the members for the room key: {error}"
+                            )
+                            .map_err(write_error)?;
+                            inputs.push_back(Input::KeyRequestFailed {
+                                room_id,
+                                epoch: request.epoch,
+                            });
+                        }
+                    }
+                    Effect::HandOut { room_id, request } => {
+                        if let Err(error) = connection
+                            .post_no_content(&path(&room_id, "envelopes"), &request)
+                            .await
+                        {
+                            writeln!(out, "!! could not hand over the room key: {error}")
+                                .map_err(write_error)?;
+                        }
+                    }
+                    Effect::Wait { timer, .. } => {
+                        if fired.insert(timer) {
+                            inputs.push_back(Input::Timer(timer));
+                        }
+                    }
+                    Effect::Warn(warnings) => self.warn(&warnings, out)?,
+                    Effect::KeyChanged { username, .. } => {
+                        let warning = format!(
+                            "key changed: {username}'s keys differ from the ones you pinned"
+                        );
+                        if !self.key_changes.contains(&warning) {
+                            writeln!(out, "!! trust warning: {warning}").map_err(write_error)?;
+                            self.key_changes.push(warning);
+                        }
+                    }
+                    Effect::SaveState => save = true,
+                    Effect::Finished { ticket, result } => {
+                        ran.finished.insert(ticket, result);
+                    }
+                    Effect::Error(error) => {
+                        writeln!(out, "!! {error}").map_err(write_error)?;
+                    }
+                    Effect::LoadJoinRequests(_)
+                    | Effect::RoomChanged(_)
+                    | Effect::RoomDeleted(_) => {}
+                }
+            }
         }
-        self.state
-            .remember_chains(room.room_id, room.chains.heads());
+        if save {
+            self.save_state()?;
+        }
+        Ok(ran)
+    }
+
+    /// Runs the user's `command` in `room_id` through the client core.
+    ///
+    /// # Errors
+    /// [`CliError::Refused`] with the core's or the server's reason.
+    async fn command(
+        &mut self,
+        connection: &Connection,
+        room_id: RoomId,
+        command: Command,
+        out: &mut impl Write,
+    ) -> Result<Ran, CliError> {
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        let ran = self
+            .run(
+                connection,
+                Input::Command {
+                    ticket,
+                    room_id,
+                    command,
+                },
+                out,
+            )
+            .await?;
+        match ran.finished.get(&ticket) {
+            Some(Ok(())) => Ok(ran),
+            Some(Err(reason)) => Err(CliError::Refused(reason.clone())),
+            None => Err(CliError::Refused("the command did not finish".into())),
+        }
+    }
+
+    /// Syncs a room through the client core, which checks it, remembers its log and chain
+    /// heads, and does what the room asks of this client (a missing key asked for, a pending
+    /// or due rotation completed). Trust warnings are written to `out`.
+    ///
+    /// # Errors
+    /// The server's refusal, or a state file that cannot be written.
+    pub async fn sync(
+        &mut self,
+        connection: &Connection,
+        room_id: RoomId,
+        out: &mut impl Write,
+    ) -> Result<(), CliError> {
+        let answers = self.sync_answers(connection, room_id).await?;
+        self.run(connection, Input::Synced { room_id, answers }, out)
+            .await?;
+        Ok(())
     }
 
     /// Writes each trust warning not written before in this run.
@@ -450,22 +588,27 @@ impl Session {
         connection: &Connection,
         name_or_id: &str,
         out: &mut impl Write,
-    ) -> Result<Room, CliError> {
+    ) -> Result<RoomId, CliError> {
         let ids = self.room_ids(connection).await?;
         if let Ok(room_id) = RoomId::from_hex(name_or_id) {
             if ids.contains(&room_id) {
-                return self.sync(connection, room_id, None, out).await;
+                self.sync(connection, room_id, out).await?;
+                return Ok(room_id);
             }
         }
         let mut found = Vec::new();
         for room_id in ids {
-            let room = self.sync(connection, room_id, None, out).await?;
-            if room.display_name(&self.username) == name_or_id {
-                found.push(room);
+            self.sync(connection, room_id, out).await?;
+            if self
+                .machine
+                .room(&room_id)
+                .is_some_and(|room| room.display_name(&self.username) == name_or_id)
+            {
+                found.push(room_id);
             }
         }
         match found.len() {
-            1 => Ok(found.remove(0)),
+            1 => Ok(found[0]),
             0 => Err(CliError::Usage(format!("no room named {name_or_id}"))),
             _ => Err(CliError::Usage(format!(
                 "several rooms are named {name_or_id}: use the id"
@@ -481,11 +624,13 @@ impl Session {
         &mut self,
         connection: &Connection,
         name: &str,
+        out: &mut impl Write,
     ) -> Result<RoomId, CliError> {
+        let metadata = RoomMetadata::named(name);
         let created = create_room(
             &self.username,
             &self.secrets,
-            &RoomMetadata::named(name),
+            &metadata,
             now_ms(),
             &mut OsRng,
         )
@@ -495,43 +640,33 @@ impl Session {
             key_envelope: created.creator_envelope.clone(),
         };
         let response: CreateRoomResponse = connection.post("/api/rooms", &request).await?;
-        self.state.remember_log(response.room_id, &created.state);
-        self.save_state()?;
+        self.run(
+            connection,
+            Input::Created {
+                room_id: response.room_id,
+                state: created.state,
+                key: created.key,
+                metadata,
+            },
+            out,
+        )
+        .await?;
         Ok(response.room_id)
     }
 
-    /// Pins every member of the room not pinned yet (the user acts in it).
-    ///
-    /// # Errors
-    /// [`CliError::Refused`] naming a member whose keys differ from the pin.
-    fn pin_members(&mut self, room: &Room) -> Result<(), CliError> {
-        let state = room
-            .state
-            .as_ref()
-            .map_err(|error| CliError::Refused(error.clone()))?;
-        for (username, member) in state.members() {
-            if *username != self.username {
-                self.state
-                    .pins
-                    .pin_first_use(username, &member.keys)
-                    .map_err(|error| CliError::Refused(error.to_string()))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds `username` to the room (admins): under "since joining" in an entry that starts a
-    /// new epoch sealed to everyone, under "full history" as a plain add with every key this
-    /// user holds sealed to the newcomer. The newcomer's keys come from the server's
-    /// directory and are pinned (or checked against the pin).
+    /// Adds `username` to the room (admins): the client core writes it in an entry that
+    /// starts a new epoch under "since joining", as a plain add with every key this user
+    /// holds sealed to the newcomer under "full history". The newcomer's keys come from the
+    /// server's directory and are pinned (or checked against the pin).
     ///
     /// # Errors
     /// [`CliError::Refused`] for changed keys or a refused entry; the server's refusal.
     pub async fn add_member(
         &mut self,
         connection: &Connection,
-        room: &Room,
+        room_id: RoomId,
         username: &str,
+        out: &mut impl Write,
     ) -> Result<(), CliError> {
         validate_username(username).map_err(|error| CliError::Usage(error.to_string()))?;
         let identity: PublicIdentity = connection.get(&format!("/api/users/{username}")).await?;
@@ -540,92 +675,12 @@ impl Session {
                 "the server returned another user's identity".into(),
             ));
         }
-        self.pin_members(room)?;
-        self.state
-            .pins
-            .pin_first_use(username, identity.keys())
-            .map_err(|error| CliError::Refused(error.to_string()))?;
-        self.save_state()?;
-        let change = room.addition(username, *identity.keys(), Role::Member);
-        self.apply_membership_change(connection, room, change).await
-    }
-
-    /// Writes a membership change the way the client core decided: in an entry that starts
-    /// the next epoch, or as a plain entry.
-    async fn apply_membership_change(
-        &mut self,
-        connection: &Connection,
-        room: &Room,
-        change: MembershipChange,
-    ) -> Result<(), CliError> {
-        match change {
-            MembershipChange::StartsEpoch(change) => {
-                self.start_epoch(connection, room, change).await
-            }
-            MembershipChange::Plain(action) => self.append_plain(connection, room, action).await,
-        }
-    }
-
-    /// Signs `action` on top of the room's log, checks that the log accepts it, and posts
-    /// it; a plain add goes with the keys the newcomer may have, sealed by this member.
-    async fn append_plain(
-        &mut self,
-        connection: &Connection,
-        room: &Room,
-        action: LogAction,
-    ) -> Result<(), CliError> {
-        let state = room
-            .state
-            .as_ref()
-            .map_err(|error| CliError::Refused(error.clone()))?;
-        let added = action
-            .added_member()
-            .map(|(username, _)| username.to_owned());
-        let entry = state
-            .next_entry(&self.username, now_ms(), action)
-            .sign(&self.secrets);
-        let mut next = state.clone();
-        next.apply(&entry)
-            .map_err(|error| CliError::Refused(error.to_string()))?;
-        let envelopes = match added {
-            Some(username) => {
-                let mut after = room.clone();
-                after.accept_state(next, &self.username);
-                after
-                    .envelopes_for(&self.username, &self.secrets, &username, &mut OsRng)
-                    .map_err(|error| CliError::Refused(error.to_string()))?
-            }
-            None => Vec::new(),
+        let command = Command::Add {
+            identity,
+            role: Role::Member,
         };
-        post_entry(connection, room.room_id, &entry, envelopes).await
-    }
-
-    /// Makes `change` in an entry that starts the next epoch (a rotation, a removal, a ban,
-    /// an add), posted together with the new key sealed to every member whose keys match
-    /// this account's pins.
-    ///
-    /// # Errors
-    /// [`CliError::Refused`] when the core refuses; the server's refusal.
-    pub async fn start_epoch(
-        &mut self,
-        connection: &Connection,
-        room: &Room,
-        change: EpochChange,
-    ) -> Result<(), CliError> {
-        let pins = &self.state.pins;
-        let (rotation, envelopes) = room
-            .start_epoch(
-                &self.username,
-                &self.secrets,
-                change,
-                |username, keys| !matches!(pins.check(username, keys), PinCheck::Changed { .. }),
-                now_ms(),
-                &mut OsRng,
-            )
-            .map_err(|error| CliError::Refused(error.to_string()))?;
-        post_entry(connection, room.room_id, &rotation.entry, envelopes).await?;
-        self.state.remember_log(room.room_id, &rotation.state);
-        self.save_state()
+        self.command(connection, room_id, command, out).await?;
+        Ok(())
     }
 
     /// Removes `username`, or with `ban` bans them: a member in an entry that starts the next
@@ -636,12 +691,33 @@ impl Session {
     pub async fn remove(
         &mut self,
         connection: &Connection,
-        room: &Room,
+        room_id: RoomId,
         username: &str,
         ban: bool,
+        out: &mut impl Write,
     ) -> Result<(), CliError> {
-        self.apply_membership_change(connection, room, room.removal(username, ban))
-            .await
+        let command = Command::Remove {
+            username: username.to_owned(),
+            ban,
+        };
+        self.command(connection, room_id, command, out).await?;
+        Ok(())
+    }
+
+    /// Starts the next epoch with a fresh key, sealed to every member whose keys match the
+    /// pins.
+    ///
+    /// # Errors
+    /// [`CliError::Refused`] when the core refuses; the server's refusal.
+    pub async fn rotate(
+        &mut self,
+        connection: &Connection,
+        room_id: RoomId,
+        out: &mut impl Write,
+    ) -> Result<(), CliError> {
+        self.command(connection, room_id, Command::Rotate, out)
+            .await?;
+        Ok(())
     }
 
     /// Leaves the room; a remaining member's client rotates the key.
@@ -649,150 +725,54 @@ impl Session {
     /// # Errors
     /// [`CliError::Refused`] for the owner (who deletes the room instead); the server's
     /// refusal.
-    pub async fn leave(&mut self, connection: &Connection, room: &Room) -> Result<(), CliError> {
-        self.append_plain(connection, room, LogAction::Leave).await
-    }
-
-    /// Does what the room asks of this client after a sync: asks the other members for a
-    /// missing key, and completes a pending rotation (or, as an admin, one that is due).
-    /// Returns the room, synced again when this client rotated.
-    ///
-    /// # Errors
-    /// The server's refusal (a rotation another member made first is not an error).
-    pub async fn do_room_duties(
+    pub async fn leave(
         &mut self,
         connection: &Connection,
-        mut room: Room,
+        room_id: RoomId,
         out: &mut impl Write,
-    ) -> Result<Room, CliError> {
-        if let Some(epoch) = room.key_to_request(&self.username) {
-            let path = format!("/api/rooms/{}/key-requests", room.room_id.to_hex());
-            if let Err(error) = connection
-                .post_no_content(&path, &KeyRequestBody { epoch })
-                .await
-            {
-                room.key_request_failed(epoch);
-                return Err(error);
-            }
-        }
-        if room.rotation_duty(&self.username, now_ms()).is_none() {
-            return Ok(room);
-        }
-        match self
-            .start_epoch(connection, &room, EpochChange::Rotate)
-            .await
-        {
-            // Another member's rotation came first: take the log as it is now.
-            Ok(()) | Err(CliError::Server { status: 409, .. }) => {}
-            Err(error) => return Err(error),
-        }
-        let room_id = room.room_id;
-        self.sync(connection, room_id, Some(&room), out).await
-    }
-
-    /// Hands `username` the keys this client holds that the room's policy lets them have,
-    /// if their keys match this account's pins (what a member does when someone is added or
-    /// asks for a key).
-    ///
-    /// # Errors
-    /// The server's refusal.
-    pub async fn hand_keys_to(
-        &mut self,
-        connection: &Connection,
-        room: &Room,
-        username: &str,
     ) -> Result<(), CliError> {
-        let Some(keys) = room.member_keys(username) else {
-            return Ok(());
-        };
-        if matches!(
-            self.state.pins.check(username, &keys),
-            PinCheck::Changed { .. }
-        ) {
-            return Ok(());
-        }
-        let envelopes = room
-            .envelopes_for(&self.username, &self.secrets, username, &mut OsRng)
-            .map_err(|error| CliError::Refused(error.to_string()))?;
-        if envelopes.is_empty() {
-            return Ok(());
-        }
-        let path = format!("/api/rooms/{}/envelopes", room.room_id.to_hex());
-        connection
-            .post_no_content(&path, &PutEnvelopesRequest { envelopes })
-            .await
+        self.command(connection, room_id, Command::Append(LogAction::Leave), out)
+            .await?;
+        Ok(())
     }
 
-    /// Sends `text` to the room: the members are pinned (a changed key stops the send), the
-    /// core prepares the next link of this device's chain, and the message is sealed, signed
-    /// and posted.
+    /// Sends `text` to the room through the client core, which pins the members (a changed
+    /// key stops the send), completes a pending rotation first, and seals, signs and posts
+    /// the next link of this device's chain. Returns the id the server gave the message.
     ///
     /// # Errors
-    /// [`CliError::Refused`] for a changed key, a missing room key or a pending rotation; the
-    /// server's refusal otherwise.
+    /// [`CliError::Refused`] for a changed key, a missing room key or a rotation that could
+    /// not be completed; the server's refusal otherwise.
     pub async fn send(
         &mut self,
         connection: &Connection,
-        room: &mut Room,
+        room_id: RoomId,
         text: &str,
         out: &mut impl Write,
-    ) -> Result<StoredMessage, CliError> {
-        self.pin_members(room)?;
-        self.save_state()?;
-        // A missing key is asked for, and after a leave (the leaver's key is the current one)
-        // the rotation comes first.
-        *room = self.do_room_duties(connection, room.clone(), out).await?;
-        if room
-            .state
-            .as_ref()
-            .is_ok_and(|state| state.rotation_pending())
-        {
-            return Err(CliError::Refused(
-                "key rotation pending: a member left and no one has rotated the key yet".into(),
-            ));
-        }
-        let (inner, key) = room
-            .prepare_text(&self.username, self.device_id, text, now_ms())
-            .ok_or_else(|| CliError::Refused("you do not hold this room's key yet".into()))?;
-        let sealed = seal_message(&inner, &key, &self.secrets, &mut OsRng)
-            .map_err(|error| CliError::Refused(error.to_string()))?;
-        let stored: StoredMessage = connection
-            .post(
-                &format!("/api/rooms/{}/messages", room.room_id.to_hex()),
-                &PostMessageRequest {
-                    epoch: sealed.epoch,
-                    nonce: Base64Array(sealed.nonce),
-                    ciphertext: Base64(sealed.ciphertext),
-                },
-            )
+    ) -> Result<i64, CliError> {
+        let ran = self
+            .command(connection, room_id, Command::Send(text.to_owned()), out)
             .await?;
-        room.record_sent(&inner);
-        // The message joins this device's chain in the client state at once, so the next
-        // run continues it even if the server never shows it back.
-        room.remember_received(&stored);
-        room.pending.push(stored.clone());
-        let processed = room.process_pending(&self.username, false);
-        self.remember(room);
-        self.warn(&processed.warnings, out)?;
-        self.save_state()?;
-        Ok(stored)
+        ran.stored
+            .ok_or_else(|| CliError::Refused("the server did not store the message".into()))
     }
 
     /// Prints the room's history (verified messages, and warnings in place of the others),
     /// then, for `follow`, every new message and warning as it arrives, until `follow` has
-    /// passed (or forever for `Some(Duration::MAX)`).
+    /// passed (or forever for `Some(Duration::MAX)`). Events go through the client core, as
+    /// in the browser.
     ///
     /// # Errors
     /// The server's refusal, a broken WebSocket, or an output that cannot be written.
     pub async fn tail(
         &mut self,
         connection: &Connection,
-        mut room: Room,
+        room_id: RoomId,
         follow: Option<Duration>,
         out: &mut impl Write,
     ) -> Result<(), CliError> {
         let mut printed = BTreeSet::new();
-        print_new(&room, &mut printed, out)?;
+        print_new(self.room(&room_id)?, &mut printed, out)?;
         let Some(follow) = follow else {
             return Ok(());
         };
@@ -812,62 +792,12 @@ impl Session {
                     "the server closed the event stream".into(),
                 ));
             };
-            let room_id = room.room_id;
-            let processed = match event {
-                ServerEvent::Message { message } if message.room_id == room_id => {
-                    room.remember_received(&message);
-                    room.pending.push(message);
-                    room.process_pending(&self.username, false)
-                }
-                ServerEvent::KeyEnvelope { envelope } if envelope.room_id == room_id => {
-                    let outcome = room.accept_envelope(&self.username, &self.secrets, &envelope);
-                    let mut processed = room.process_pending(&self.username, false);
-                    match outcome {
-                        client::EnvelopeOutcome::LogAhead => processed.log_ahead = true,
-                        client::EnvelopeOutcome::Refused(warning, _) => {
-                            processed.warnings.extend(warning);
-                        }
-                        client::EnvelopeOutcome::Accepted => {}
-                    }
-                    processed
-                }
-                ServerEvent::LogEntry {
-                    room_id: of, entry, ..
-                } if of == room_id => {
-                    room = self.sync(connection, room_id, Some(&room), out).await?;
-                    // Someone added: every member holding the key hands it over.
-                    let added = SignedLogEntry::from_bytes(&entry.0)
-                        .ok()
-                        .and_then(|signed| {
-                            signed
-                                .entry()
-                                .action
-                                .added_member()
-                                .map(|(username, _)| username.to_owned())
-                        });
-                    if let Some(username) = added.filter(|name| *name != self.username) {
-                        self.hand_keys_to(connection, &room, &username).await?;
-                    }
-                    room = self.do_room_duties(connection, room, out).await?;
-                    Processed::default()
-                }
-                ServerEvent::KeyRequested {
-                    room_id: of,
-                    username,
-                    ..
-                } if of == room_id => {
-                    self.hand_keys_to(connection, &room, &username).await?;
-                    Processed::default()
-                }
-                _ => continue,
+            self.run(connection, Input::Event(event), out).await?;
+            let Some(room) = self.machine.room(&room_id) else {
+                writeln!(out, "(the room was deleted)").map_err(write_error)?;
+                return Ok(());
             };
-            self.warn(&processed.warnings, out)?;
-            if processed.log_ahead {
-                room = self.sync(connection, room_id, Some(&room), out).await?;
-            }
-            self.remember(&room);
-            self.save_state()?;
-            print_new(&room, &mut printed, out)?;
+            print_new(room, &mut printed, out)?;
         }
     }
 
@@ -881,7 +811,10 @@ impl Session {
         out: &mut impl Write,
     ) -> Result<(), CliError> {
         for room_id in self.room_ids(connection).await? {
-            let room = self.sync(connection, room_id, None, out).await?;
+            self.sync(connection, room_id, out).await?;
+            let Some(room) = self.machine.room(&room_id) else {
+                continue;
+            };
             let details = match room.state.as_ref() {
                 Ok(state) => format!(
                     "epoch {}, members {}{}",
@@ -910,6 +843,14 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// What one [`Session::run`] did: the commands that finished, and the id of the last
+/// message the server stored.
+#[derive(Debug, Default)]
+struct Ran {
+    finished: BTreeMap<Ticket, Result<(), String>>,
+    stored: Option<i64>,
 }
 
 /// Prints the room's messages not printed yet: `sender: text`, or `! warning (claimed

@@ -9,6 +9,9 @@
 //!   KDF parameters), sealed under a key derived from the identity secrets, with a monotonic
 //!   version; its merge and its reconciliation with the server's copy (docs/PROTOCOL.md
 //!   section 11).
+//! - [`machine`]: [`Machine`], the whole core for one signed-in account as a state machine:
+//!   fed [`Input`]s (sync answers, server events, answers to its requests, timers, the user's
+//!   commands), returning [`Effect`]s (requests to make, timers, redraws, warnings, saves).
 //! - [`chains`]: each sender's message chains and the log head a message names.
 //! - [`room`]: one room as the client knows it: log, keys, messages shown and waiting;
 //!   opening envelopes and messages and the warnings that raises.
@@ -16,12 +19,16 @@
 //! - [`warning`]: [`TrustWarning`], what the user is told when the server lied.
 
 pub mod chains;
+pub mod machine;
 pub mod room;
 pub mod rotation;
 pub mod state;
 pub mod warning;
 
 pub use chains::{ChainError, ChainHead, ChainKey, LogHeadCheck, RoomChains};
+pub use machine::{
+    Account, AppendOutcome, Command, Effect, Input, Machine, PostOutcome, Ticket, Timer,
+};
 pub use room::{
     EnvelopeOutcome, MembershipChange, Processed, Room, RoomError, RotationDuty, ShownMessage,
     SyncAnswers, Synced, MAX_CATCH_UP_PAGES,
