@@ -8,11 +8,14 @@ use common::api::{ErrorBody, ServerEvent};
 use futures_util::StreamExt;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Client, StatusCode, Url};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
 
 use crate::CliError;
 
@@ -21,11 +24,14 @@ pub struct Connection {
     http: Client,
     jar: Arc<Jar>,
     base: Url,
+    /// For HTTPS: the TLS settings of the WebSocket, trusting only the authority given.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Connection {
     /// A connection to `base` (`http://host:port` or `https://…`). For HTTPS, `ca_cert` is
-    /// the PEM certificate of the authority that signed the server's certificate.
+    /// the PEM certificate of the authority that signed the server's certificate: both the
+    /// HTTP requests and the WebSocket trust that authority and no other.
     ///
     /// # Errors
     /// [`CliError::Usage`] for a bad URL or certificate file.
@@ -34,17 +40,25 @@ impl Connection {
             Url::parse(base).map_err(|error| CliError::Usage(format!("server URL: {error}")))?;
         let jar = Arc::new(Jar::default());
         let mut builder = Client::builder().cookie_provider(jar.clone());
+        let mut tls = None;
         if let Some(path) = ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|error| CliError::Usage(format!("{}: {error}", path.display())))?;
-            let certificate = reqwest::Certificate::from_pem(&pem)
-                .map_err(|error| CliError::Usage(format!("{}: {error}", path.display())))?;
+            let bad = |error: &dyn std::fmt::Display| {
+                CliError::Usage(format!("{}: {error}", path.display()))
+            };
+            let pem = std::fs::read(path).map_err(|error| bad(&error))?;
+            let certificate = reqwest::Certificate::from_pem(&pem).map_err(|error| bad(&error))?;
             builder = builder.add_root_certificate(certificate);
+            tls = Some(Arc::new(websocket_tls(&pem).map_err(|error| bad(&error))?));
         }
         let http = builder
             .build()
             .map_err(|error| CliError::Usage(format!("HTTP client: {error}")))?;
-        Ok(Self { http, jar, base })
+        Ok(Self {
+            http,
+            jar,
+            base,
+            tls,
+        })
     }
 
     /// The server's origin as a folder name (`http_127.0.0.1_8080`): where what this client
@@ -135,16 +149,19 @@ impl Connection {
     /// Opens the event WebSocket with the session cookie and this server's origin.
     ///
     /// # Errors
-    /// [`CliError::Usage`] for an HTTPS server (not supported yet), [`CliError::Network`]
-    /// when the handshake fails.
+    /// [`CliError::Usage`] for an HTTPS server without `--ca-cert`, [`CliError::Network`]
+    /// when the handshake fails (a certificate the authority did not sign among them).
     pub async fn events(&self) -> Result<Events, CliError> {
-        if self.base.scheme() == "https" {
-            return Err(CliError::Usage(
-                "following a room over HTTPS is not supported yet (the WebSocket has no TLS \
-                 here); run tail without --follow"
-                    .into(),
-            ));
-        }
+        let connector = match (self.base.scheme(), &self.tls) {
+            ("https", Some(tls)) => Connector::Rustls(tls.clone()),
+            ("https", None) => {
+                return Err(CliError::Usage(
+                    "an HTTPS server needs --ca-cert naming the authority of its certificate"
+                        .into(),
+                ))
+            }
+            _ => Connector::Plain,
+        };
         let mut ws_url = self.url("/api/ws")?;
         let scheme = if self.base.scheme() == "https" {
             "wss"
@@ -167,11 +184,32 @@ impl Connection {
         let origin =
             HeaderValue::from_str(&origin).map_err(|error| CliError::Network(error.to_string()))?;
         request.headers_mut().insert("origin", origin);
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|error| CliError::Network(format!("WebSocket: {error}")))?;
+        let (socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+                .await
+                .map_err(|error| CliError::Network(format!("WebSocket: {error}")))?;
         Ok(Events { socket })
     }
+}
+
+/// The WebSocket's TLS settings: rustls with the ring provider, the safe default protocol
+/// versions, and the certificates of `pem` as the only roots.
+fn websocket_tls(pem: &[u8]) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        roots
+            .add(certificate.map_err(|error| error.to_string())?)
+            .map_err(|error| error.to_string())?;
+    }
+    if roots.is_empty() {
+        return Err("no certificate in the file".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The server's event stream.

@@ -1014,13 +1014,15 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(parent).map_err(failed)?;
     }
-    let _ = std::fs::remove_file(path.with_extension("tmp"));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    // Written beside it and renamed, so a crash never leaves half a file.
-    let temporary = path.with_extension("tmp");
+    // Written beside it and renamed, so a crash never leaves half a file; under a name of
+    // this process's own, so two runs of one account (a `tail --follow` beside a `send`)
+    // never rename each other's.
+    let suffix = hex::encode(random_bytes::<8>(&mut OsRng));
+    let temporary = path.with_extension(format!("{}.{suffix}.tmp", std::process::id()));
     let mut file = options.open(&temporary).map_err(failed)?;
     file.write_all(bytes).map_err(failed)?;
     file.sync_all().map_err(failed)?;

@@ -229,3 +229,92 @@ async fn two_accounts_chat_and_a_lying_server_is_caught_between_runs() {
         assert!(stderr.contains("KDF parameters changed"), "{stderr}");
     }
 }
+
+/// A certificate authority and, signed by it, a certificate for 127.0.0.1 with its key, as
+/// PEM files in `directory`: (authority, certificate, key).
+fn authority_and_certificate(
+    directory: &Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut authority = CertificateParams::new(Vec::<String>::new()).unwrap();
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let authority = CertifiedIssuer::self_signed(authority, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let certificate = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &authority)
+        .unwrap();
+    let paths = (
+        directory.join(format!("{name}-ca.pem")),
+        directory.join(format!("{name}-cert.pem")),
+        directory.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&paths.0, authority.pem()).unwrap();
+    std::fs::write(&paths.1, certificate.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_cli_follows_live_and_trusts_only_the_authority_it_is_given() {
+    let directory = tempfile::tempdir().unwrap();
+    let (authority, certificate, key) = authority_and_certificate(directory.path(), "server");
+    let (other_authority, _, _) = authority_and_certificate(directory.path(), "other");
+    let database_url = format!("sqlite://{}", directory.path().join("chat.db").display());
+    let config = server::Config::try_parse_from([
+        "server",
+        "--bind",
+        "127.0.0.1:0",
+        "--database-url",
+        &database_url,
+        "--static-dir",
+        &directory.path().to_string_lossy(),
+        "--tls-cert",
+        &certificate.to_string_lossy(),
+        "--tls-key",
+        &key.to_string_lossy(),
+    ])
+    .unwrap();
+    let application = server::Application::build(config).await.unwrap();
+    let server = format!("https://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    let states = directory.path().join("states");
+    let cli = |arguments: &[&str]| {
+        let server = server.clone();
+        let states = states.clone();
+        let mut all = vec![
+            "--ca-cert".to_owned(),
+            authority.to_string_lossy().into_owned(),
+        ];
+        all.extend(arguments.iter().map(|&argument| argument.to_owned()));
+        async move { chat_cli(&server, &states, "alice", &all).await }
+    };
+
+    cli(&["register"]).await;
+    cli(&["create", "Secure"]).await;
+    let follower = tokio::spawn(cli(&["tail", "Secure", "--follow", "6"]));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    cli(&["send", "Secure", "over tls"]).await;
+    let followed = follower.await.unwrap();
+    assert!(followed.contains("alice: over tls"), "{followed}");
+
+    // A certificate another authority signed is refused before anything is sent.
+    let output = run_chat_cli(
+        &server,
+        &states,
+        "alice",
+        &[
+            "--ca-cert".to_owned(),
+            other_authority.to_string_lossy().into_owned(),
+            "rooms".to_owned(),
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("network: error sending request"),
+        "{stderr}"
+    );
+}

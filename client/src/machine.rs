@@ -190,6 +190,12 @@ pub enum Input {
         /// The name and topic sealed in it.
         metadata: RoomMetadata,
     },
+    /// The user no longer wants to see the room (after leaving it): it is forgotten, and
+    /// its queued writes end refused.
+    Forget(RoomId),
+    /// The user opened the room: acting in it, they pin every member not pinned yet (trust on
+    /// first use); members whose keys differ from the pin are shown ([`Effect::KeyChanged`]).
+    Opened(RoomId),
     /// The user accepts `username`'s new keys (after a key-change warning): the pin is
     /// replaced, unverified, and the rooms they are in with those keys get the keys they may
     /// have.
@@ -295,6 +301,8 @@ enum InFlight {
         key: Option<(u64, RoomKey)>,
         /// The name and topic the entry seals, if it changes them.
         metadata: Option<RoomMetadata>,
+        /// Whether the entry clears the history.
+        clears_history: bool,
     },
     Message {
         ticket: Option<Ticket>,
@@ -454,6 +462,11 @@ impl Run<'_> {
                 self.machine.rooms.insert(room_id, room);
                 self.remember_log(room_id);
                 self.effects.push(Effect::RoomChanged(room_id));
+            }
+            Input::Forget(room_id) => self.forget_room(room_id),
+            Input::Opened(room_id) => {
+                // A changed key is shown by the effect; nothing else to refuse here.
+                let _ = self.pin_members(room_id);
             }
             Input::AcceptNewKeys { username, keys } => {
                 self.machine.state.pins.accept_new_keys(&username, &keys);
@@ -1140,6 +1153,7 @@ impl Run<'_> {
             next,
             key: None,
             metadata,
+            clears_history: false,
         })
     }
 
@@ -1157,6 +1171,7 @@ impl Run<'_> {
         let room = &machine.rooms[&room_id];
         let from_length = room.state.as_ref().map_or(0, RoomState::length);
         let pins = &machine.state.pins;
+        let clears_history = change == EpochChange::ClearHistory;
         let mut refused = Vec::new();
         let result = room.start_epoch(
             &machine.account.username,
@@ -1187,6 +1202,7 @@ impl Run<'_> {
             next: rotation.state,
             key: Some((epoch, rotation.key)),
             metadata: None,
+            clears_history,
         })
     }
 
@@ -1216,6 +1232,7 @@ impl Run<'_> {
             next,
             key,
             metadata,
+            clears_history,
         }) = writes.in_flight.take()
         else {
             return;
@@ -1224,6 +1241,17 @@ impl Run<'_> {
             AppendOutcome::Stored => {
                 let deleted = next.deleted();
                 if let Some(room) = self.machine.rooms.get_mut(&room_id) {
+                    // Unless the event of this entry cleared it already.
+                    if clears_history
+                        && room.state.as_ref().map(RoomState::length).ok() == Some(from_length)
+                    {
+                        room.messages.clear();
+                        room.pending.clear();
+                        room.chains = RoomChains::default();
+                        if self.machine.state.forget_chains(&room_id) {
+                            self.effects.push(Effect::SaveState);
+                        }
+                    }
                     room.adopt_if_unchanged(from_length, next, &me);
                     if let Some((epoch, key)) = key {
                         room.keys.insert(epoch, key);

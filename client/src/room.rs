@@ -107,8 +107,6 @@ pub struct Room {
     pub requested_epochs: BTreeSet<u64>,
     /// Set when this user left or was removed or banned: the room is read-only.
     pub removed: bool,
-    /// Set while this tab rotates the room key, so one departure causes one rotation.
-    pub rotating: bool,
 }
 
 impl Room {
@@ -132,7 +130,6 @@ impl Room {
             join_requests: Vec::new(),
             requested_epochs: BTreeSet::new(),
             removed: false,
-            rotating: false,
         }
     }
 
@@ -537,7 +534,7 @@ impl Room {
     /// times in a row, counted from `previous`, then `log forked`), starts the chains from
     /// the heads the client state remembers (forgotten when the log cleared the history since),
     /// carries over from `previous` (this client's view before the sync) the keys it holds
-    /// that the log commits to, whether it is rotating, the epochs whose keys it asked for,
+    /// that the log commits to, the epochs whose keys it asked for,
     /// the last message it sent per epoch, the withheld counts already reported, and what
     /// arrived live meanwhile, and opens every message.
     pub fn from_sync(
@@ -605,7 +602,6 @@ impl Room {
                 }
             }
             room.refresh_metadata();
-            room.rotating = previous.rotating;
             room.requested_epochs = previous.requested_epochs.clone();
             room.own_last = previous.own_last.clone();
             room.reported_withheld = previous.reported_withheld.clone();

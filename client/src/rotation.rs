@@ -13,11 +13,19 @@ use common::membership::{RoomState, RotationSchedule};
 
 use crate::chains::RoomChains;
 
+/// How far the signed start of an epoch may lie ahead of this client's clock and still be
+/// taken as a skewed clock, in milliseconds (one day). The server refuses entries more than
+/// 10 minutes ahead of its own clock; a start further ahead than this was written by a member
+/// and stored by a server that together would postpone the rotation for ever.
+pub const MAX_START_LEAD_MS: u64 = 24 * 60 * 60 * 1000;
+
 /// Whether the room's current epoch is due for rotation at `now_ms` (milliseconds since the
 /// Unix epoch, this client's clock) under the room's [`RotationSchedule`], given the messages
 /// this reader has seen of it in `chains` ([`RoomChains::messages_in_epoch`]). A deleted room
 /// is never due; an epoch is due for its message count only once it is [`RotationSchedule::MIN_AGE_MS`]
-/// old; an epoch whose start lies in the future (a skewed clock) is not due.
+/// old; an epoch whose start lies a little in the future (a skewed clock) is not due yet, and
+/// one whose start lies more than [`MAX_START_LEAD_MS`] ahead is due at once (no honest
+/// server stores such an entry).
 pub fn rotation_due(state: &RoomState, chains: &RoomChains, now_ms: u64) -> bool {
     if state.deleted() {
         return false;
@@ -26,6 +34,9 @@ pub fn rotation_due(state: &RoomState, chains: &RoomChains, now_ms: u64) -> bool
     let Some(record) = state.epoch(epoch) else {
         return false;
     };
+    if record.started_at_ms > now_ms.saturating_add(MAX_START_LEAD_MS) {
+        return true;
+    }
     let age = now_ms.saturating_sub(record.started_at_ms);
     let schedule = state.rotation_schedule();
     age >= schedule.max_age_ms

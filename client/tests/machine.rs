@@ -803,3 +803,63 @@ fn a_signed_delete_forgets_the_room_and_the_servers_word_alone_does_not() {
     assert_eq!(world.outcome("alice", deleted), Ok(()));
     assert!(world.client("alice").machine.room(&room_id).is_none());
 }
+
+#[test]
+fn clearing_history_empties_the_room_for_its_author_and_the_members() {
+    let mut world = World::new(&["alice", "bob"]);
+    let room_id = room_with_bob(&mut world);
+    world.command("alice", room_id, Command::Send("soon gone".into()));
+    // The author's answer comes before its event: its own clearing empties the room.
+    world.clients.get_mut("alice").expect("alice").online = false;
+    let cleared = world.command("alice", room_id, Command::ClearHistory);
+    assert_eq!(world.outcome("alice", cleared), Ok(()));
+    assert!(world.shown("alice", &room_id).is_empty());
+    assert!(world.shown("bob", &room_id).is_empty());
+    assert_eq!(
+        world.epoch(&room_id),
+        2,
+        "cleared in an entry that starts an epoch"
+    );
+    world.clients.get_mut("alice").expect("alice").online = true;
+    let sent = world.command("bob", room_id, Command::Send("fresh start".into()));
+    assert_eq!(world.outcome("bob", sent), Ok(()));
+    assert_eq!(
+        world.shown("alice", &room_id),
+        vec!["bob: fresh start".to_owned()]
+    );
+    assert!(
+        world.client("alice").warnings.is_empty(),
+        "{:?}",
+        world.client("alice").warnings
+    );
+}
+
+#[test]
+fn opening_a_room_pins_its_members_and_forgetting_it_ends_its_writes() {
+    let mut world = World::new(&["alice", "bob"]);
+    let room_id = room_with_bob(&mut world);
+    assert!(
+        world
+            .client("bob")
+            .machine
+            .state()
+            .pins
+            .get("alice")
+            .is_none(),
+        "a sync pins nobody"
+    );
+    world.input("bob", Input::Opened(room_id));
+    assert!(world
+        .client("bob")
+        .machine
+        .state()
+        .pins
+        .get("alice")
+        .is_some());
+    let left = world.command("bob", room_id, Command::Append(LogAction::Leave));
+    assert_eq!(world.outcome("bob", left), Ok(()));
+    world.input("bob", Input::Forget(room_id));
+    assert!(world.client("bob").machine.room(&room_id).is_none());
+    let ticket = world.command("bob", room_id, Command::Send("gone".into()));
+    assert_eq!(world.outcome("bob", ticket), Err("unknown room".into()));
+}

@@ -1,7 +1,7 @@
 //! Scheduled rotation: an epoch is due after 7 days or 1,000 messages, never in a deleted room.
 //! Natively and in headless Chromium.
 
-use client::rotation::rotation_due;
+use client::rotation::{rotation_due, MAX_START_LEAD_MS};
 use client::RoomChains;
 use common::identity::IdentitySecrets;
 use common::membership::RoomId;
@@ -84,7 +84,11 @@ fn an_epoch_is_due_after_a_week_or_a_thousand_messages() {
     assert!(rotation_due(&state, &quiet, CREATED_AT + MAX_EPOCH_AGE_MS));
     assert!(
         !rotation_due(&state, &quiet, CREATED_AT - 5),
-        "a start in the future"
+        "a start a little in the future: a skewed clock"
+    );
+    assert!(
+        rotation_due(&state, &quiet, CREATED_AT - MAX_START_LEAD_MS - 1),
+        "a start more than a day ahead would postpone rotation for ever: due at once"
     );
     let busy = chains_with(0, MAX_EPOCH_MESSAGES);
     assert_eq!(busy.messages_in_epoch(0), MAX_EPOCH_MESSAGES);

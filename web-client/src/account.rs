@@ -1,44 +1,29 @@
-//! Account security from the browser: the TOTP login step, unlocking after a reload, two-factor
-//! enrolment, sessions, login history, trusted networks, password change and account
-//! deletion. Re-authentication derives `auth_key` from the password again, in the browser.
+//! The account from the browser: registering, logging in (with the TOTP step) and out,
+//! starting a session (the client core, then the client state, the WebSocket and the rooms),
+//! unlocking after a reload, two-factor enrolment, sessions, login history, trusted networks,
+//! password change and account deletion. Re-authentication derives `auth_key` from the
+//! password again, in the browser.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use client::{KdfRecord, StateKey};
-use common::account::{self, AccountKeys, KdfParams, SALT_LEN};
+use client::{Account, ClientState, KdfRecord, Machine, StateKey};
+use common::account::{self, AccountKeys, KdfParams, WrapKey, SALT_LEN};
 use common::api::{
-    AccountResponse, DeleteAccountRequest, LoginResponse, MeResponse, PasswordChangeRequest,
-    RecoveryCodesResponse, SessionStatus, SessionsResponse, TotpCodeRequest, TotpLoginRequest,
-    TotpSetupResponse, TrustedNetworksRequest,
+    AccountResponse, DeleteAccountRequest, LoginRequest, LoginResponse, MeResponse,
+    PasswordChangeRequest, PreloginRequest, PreloginResponse, RecoveryCodesResponse,
+    RegisterRequest, SessionResponse, SessionStatus, SessionsResponse, TotpCodeRequest,
+    TotpLoginRequest, TotpSetupResponse, TrustedNetworksRequest,
 };
+use common::identity::{validate_username, IdentitySecrets};
 use common::membership::{LogAction, Role};
 use common::primitives::random_bytes;
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
 use leptos::prelude::*;
 
-use crate::chat::{Chat, ChatError, Session};
+use crate::chat::{Chat, ChatError, PendingLogin, Session};
 use crate::{http, storage};
-
-/// A login waiting for its second factor: the password step succeeded.
-pub struct PendingLogin {
-    /// The account.
-    pub username: String,
-    /// The challenge to send back with the code.
-    pub challenge: Base64,
-    /// Keys derived from the password, kept for unwrapping once the code is accepted.
-    pub keys: AccountKeys,
-    /// The salt and KDF parameters they were derived with.
-    pub kdf: KdfRecord,
-}
-
-impl std::fmt::Debug for PendingLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingLogin")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
 
 impl Chat {
     /// Finishes the password step of logging in: either the session exists, or a TOTP code
@@ -270,7 +255,7 @@ impl Chat {
         if let Err(error) = storage::save_kdf_record(&session.username, &kdf).await {
             self.error.set(Some(error.to_string()));
         }
-        self.client_state.update(|state| state.kdf = Some(kdf));
+        self.update_state(|state| state.kdf = Some(kdf));
         self.save_client_state().await
     }
 
@@ -295,7 +280,7 @@ impl Chat {
                 LogAction::Leave
             };
             // The server also flags rotation for any room this could not leave.
-            let _ = self.append(room_id, action).await;
+            let _ = self.command(room_id, client::Command::Append(action)).await;
         }
         http::post_no_content(
             "/api/account/delete",
@@ -315,4 +300,153 @@ impl Chat {
 fn optional_code(code: &str) -> Option<String> {
     let code = code.trim();
     (!code.is_empty()).then(|| code.to_owned())
+}
+
+fn performance_now() -> f64 {
+    web_sys::window()
+        .and_then(|window| window.performance())
+        .map(|performance| performance.now())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+/// Lets the browser paint (for example a progress line) before blocking work starts.
+async fn yield_to_browser() {
+    gloo_timers::future::TimeoutFuture::new(30).await;
+}
+
+impl Chat {
+    pub(crate) async fn derive_timed(
+        &self,
+        password: &str,
+        salt: &[u8],
+        params: &KdfParams,
+    ) -> Result<account::AccountKeys, ChatError> {
+        yield_to_browser().await;
+        let started = performance_now();
+        let keys = account::derive_account_keys(password, salt, params)?;
+        self.kdf_millis.set(Some(performance_now() - started));
+        Ok(keys)
+    }
+
+    /// Starts the session of `username` with its unlocked keys and a fresh device id for
+    /// its message chains, then loads the client state and the rooms in the background.
+    pub(crate) fn start_session(
+        &self,
+        username: String,
+        secrets: IdentitySecrets,
+        wrap_key: WrapKey,
+        kdf: KdfRecord,
+    ) {
+        // A fresh device id per page load: two tabs (even a duplicated one) never write the
+        // same chain, and a reloaded tab simply starts a new one.
+        let device_id = random_bytes(&mut OsRng);
+        let fingerprint = secrets.public_identity(&username).fingerprint();
+        // The client state is put in place by `load_client_state` before any room is synced.
+        self.machine.set(Some(Machine::new(
+            Account {
+                username: username.clone(),
+                secrets: secrets.clone(),
+                device_id,
+            },
+            ClientState::default(),
+        )));
+        self.finished.set(BTreeMap::new());
+        self.selected.set(None);
+        self.error.set(None);
+        self.trust_warnings
+            .update(|warnings| warnings.retain(|warning| warning.room_id().is_none()));
+        self.uploads_held.set(false);
+        self.state_ready.set(false);
+        self.server_version.set(0);
+        self.key_warnings.set(BTreeMap::new());
+        self.session.set(Some(Arc::new(Session {
+            username,
+            state_key: StateKey::derive(&secrets),
+            secrets,
+            wrap_key,
+            kdf,
+            device_id,
+            fingerprint,
+        })));
+        self.notice.set(None);
+        self.after_login();
+    }
+
+    /// Registers a new account: fresh salt and identity, Argon2id with the default
+    /// parameters, wrapped identity uploaded. Logs in on success.
+    pub async fn register(&self, username: &str, password: &str) -> Result<(), ChatError> {
+        validate_username(username).map_err(ChatError::from_display)?;
+        if password.chars().count() < 8 {
+            return Err(ChatError::Other(
+                "password must be at least 8 characters".into(),
+            ));
+        }
+        let salt: [u8; SALT_LEN] = random_bytes(&mut OsRng);
+        let params = KdfParams::DEFAULT;
+        let keys = self.derive_timed(password, &salt, &params).await?;
+        let secrets = IdentitySecrets::generate(&mut OsRng);
+        let request = RegisterRequest::new(username, params, salt, &keys, &secrets, &mut OsRng);
+        let _: SessionResponse = http::post("/api/register", &request).await?;
+        self.start_session(
+            username.to_owned(),
+            secrets,
+            keys.wrap_key,
+            KdfRecord { salt, params },
+        );
+        Ok(())
+    }
+
+    /// Logs in: pre-login for salt and parameters (checked against the client's bounds),
+    /// Argon2id, login with `auth_key`; then either a TOTP code is asked for, or the identity
+    /// is unwrapped and checked against the public keys the server publishes.
+    pub async fn login(&self, username: &str, password: &str) -> Result<(), ChatError> {
+        let prelogin: PreloginResponse = http::post(
+            "/api/prelogin",
+            &PreloginRequest {
+                username: username.to_owned(),
+            },
+        )
+        .await?;
+        self.check_kdf_record(username, &prelogin.salt.0, &prelogin.kdf)
+            .await?;
+        let keys = self
+            .derive_timed(password, &prelogin.salt.0, &prelogin.kdf)
+            .await?;
+        let response: LoginResponse = http::post(
+            "/api/login",
+            &LoginRequest {
+                username: username.to_owned(),
+                auth_key: Base64Array(*keys.auth_key.as_bytes()),
+            },
+        )
+        .await?;
+        let kdf = KdfRecord {
+            salt: prelogin.salt.0,
+            params: prelogin.kdf,
+        };
+        self.after_password_step(username, keys, kdf, response)
+            .await
+    }
+
+    /// Ends the session on the server and forgets every key in this tab.
+    pub async fn logout(&self) {
+        // Even if the server cannot be reached, the keys are dropped locally.
+        let _ = http::post_no_content("/api/logout", &()).await;
+        self.end_session_locally(None);
+    }
+
+    /// Loads the client state first, then listens for events and loads the rooms: no room
+    /// is checked and no key pinned before what this account has seen is in place.
+    fn after_login(&self) {
+        let chat = *self;
+        leptos::task::spawn_local(async move {
+            if let Err(error) = chat.load_client_state().await {
+                chat.error.set(Some(error.to_string()));
+            }
+            crate::socket::start(chat);
+            if let Err(error) = chat.load_rooms().await {
+                chat.error.set(Some(error.to_string()));
+            }
+        });
+    }
 }

@@ -6,14 +6,14 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use client::MembershipChange;
-use common::api::{JoinRequestBody, JoinRequestsResponse};
-use common::identity::{validate_username, MemberKeys, PublicIdentity};
+use client::{Command, Input};
+use common::api::JoinRequestBody;
+use common::identity::{validate_username, PublicIdentity};
 use common::membership::{
     invite_token_hash, LogAction, Role, RoomId, RoomPolicy, RotationSchedule,
 };
 use common::primitives::random_bytes;
-use common::room_key::{EpochChange, RoomMetadata};
+use common::room_key::RoomMetadata;
 use common::wire::Base64;
 use common::OsRng;
 use leptos::prelude::*;
@@ -60,7 +60,9 @@ impl Chat {
         Ok(identity)
     }
 
-    /// Adds a member by username with `role`, then seals them the keys they may have.
+    /// Adds a member by username with `role`: the client core writes the add (under "since
+    /// joining" in an entry that starts an epoch the newcomer joins in, under "full history"
+    /// as a plain add with every key the policy lets them have).
     pub async fn add_member_as(
         &self,
         room_id: RoomId,
@@ -69,45 +71,7 @@ impl Chat {
     ) -> Result<(), ChatError> {
         let username = username.trim().to_lowercase();
         let identity = self.trusted_identity(&username).await?;
-        self.add_with_keys(room_id, &username, *identity.keys(), role)
-            .await
-    }
-
-    /// Adds `username` with `keys` (already checked against the pins). Under the "since
-    /// joining" policy the add entry starts a new epoch whose key is sealed to everyone, the
-    /// newcomer included, so they hold no key to anything written before; under "full
-    /// history" it is a plain add, and the newcomer is handed every epoch's key.
-    async fn add_with_keys(
-        &self,
-        room_id: RoomId,
-        username: &str,
-        keys: MemberKeys,
-        role: Role,
-    ) -> Result<(), ChatError> {
-        let change = self
-            .rooms
-            .with_untracked(|rooms| Some(rooms.get(&room_id)?.addition(username, keys, role)))
-            .ok_or_else(|| ChatError::Other("room is not available".into()))?;
-        let plain = matches!(change, MembershipChange::Plain(_));
-        self.apply_membership_change(room_id, change).await?;
-        if plain {
-            // This member hands the newcomer the keys the policy lets them have.
-            self.hand_keys_to(room_id, username).await?;
-        }
-        Ok(())
-    }
-
-    /// Writes a membership change the way the client core decided: in an entry that starts
-    /// the next epoch, or as a plain entry.
-    async fn apply_membership_change(
-        &self,
-        room_id: RoomId,
-        change: MembershipChange,
-    ) -> Result<(), ChatError> {
-        match change {
-            MembershipChange::StartsEpoch(change) => self.rotate_room_with(room_id, change).await,
-            MembershipChange::Plain(action) => self.append(room_id, action).await.map(|_| ()),
-        }
+        self.command(room_id, Command::Add { identity, role }).await
     }
 
     /// Adds a member by username.
@@ -124,13 +88,13 @@ impl Chat {
         max_uses: u32,
     ) -> Result<String, ChatError> {
         let token: [u8; 32] = random_bytes(&mut OsRng);
-        self.append(
+        self.command(
             room_id,
-            LogAction::Invite {
+            Command::Append(LogAction::Invite {
                 token_hash: invite_token_hash(&token),
                 expires_at_ms: now_ms() + hours.max(1) * 3_600_000,
                 max_uses: max_uses.max(1),
-            },
+            }),
         )
         .await?;
         let origin = web_sys::window()
@@ -161,29 +125,6 @@ impl Chat {
         Ok(())
     }
 
-    /// Loads the pending join requests of a room (owners and admins).
-    pub async fn load_join_requests(&self, room_id: RoomId) -> Result<(), ChatError> {
-        let me = self.me();
-        let is_admin = self.rooms.with_untracked(|rooms| {
-            rooms
-                .get(&room_id)
-                .and_then(|view| view.state.as_ref().ok())
-                .and_then(|state| state.member(&me))
-                .is_some_and(|member| member.role >= Role::Admin)
-        });
-        if !is_admin {
-            return Ok(());
-        }
-        let response: JoinRequestsResponse =
-            http::get(&room_path(&room_id, "join-requests")).await?;
-        self.rooms.update(|rooms| {
-            if let Some(view) = rooms.get_mut(&room_id) {
-                view.join_requests = response.requests;
-            }
-        });
-        Ok(())
-    }
-
     /// Approves a join request: adds the requester with the identity the server gave, if it
     /// matches this user's pins, and seals them the keys.
     pub async fn approve_join(&self, room_id: RoomId, username: &str) -> Result<(), ChatError> {
@@ -200,8 +141,11 @@ impl Chat {
             .ok_or_else(|| ChatError::Other("no such join request".into()))?;
         self.check_trusted(username, request.identity.keys(), "a join request")
             .await?;
-        self.add_with_keys(room_id, username, *request.identity.keys(), Role::Member)
-            .await?;
+        let command = Command::Add {
+            identity: request.identity,
+            role: Role::Member,
+        };
+        self.command(room_id, command).await?;
         self.drop_join_request(room_id, username);
         Ok(())
     }
@@ -214,11 +158,9 @@ impl Chat {
     }
 
     fn drop_join_request(&self, room_id: RoomId, username: &str) {
-        self.rooms.update(|rooms| {
-            if let Some(view) = rooms.get_mut(&room_id) {
-                view.join_requests
-                    .retain(|request| request.username != username);
-            }
+        self.update_room(&room_id, |room| {
+            room.join_requests
+                .retain(|request| request.username != username);
         });
     }
 
@@ -231,11 +173,11 @@ impl Chat {
         username: &str,
         ban: bool,
     ) -> Result<(), ChatError> {
-        let change = self
-            .rooms
-            .with_untracked(|rooms| Some(rooms.get(&room_id)?.removal(username, ban)))
-            .ok_or_else(|| ChatError::Other("room is not available".into()))?;
-        self.apply_membership_change(room_id, change).await
+        let command = Command::Remove {
+            username: username.to_owned(),
+            ban,
+        };
+        self.command(room_id, command).await
     }
 
     /// Changes a member's role (owner only).
@@ -245,50 +187,37 @@ impl Chat {
         username: &str,
         role: Role,
     ) -> Result<(), ChatError> {
-        self.append(
-            room_id,
-            LogAction::SetRole {
-                username: username.to_owned(),
-                role,
-            },
-        )
-        .await
-        .map(|_| ())
+        let action = LogAction::SetRole {
+            username: username.to_owned(),
+            role,
+        };
+        self.command(room_id, Command::Append(action)).await
     }
 
     /// Leaves the room; a remaining member's client rotates the key afterwards (the server
     /// takes no message until one has).
     pub async fn leave(&self, room_id: RoomId) -> Result<(), ChatError> {
-        self.append(room_id, LogAction::Leave).await?;
-        self.forget_room(room_id);
+        self.command(room_id, Command::Append(LogAction::Leave))
+            .await?;
+        self.feed(Input::Forget(room_id)).await;
         Ok(())
     }
 
     /// Deletes the room (owner): the server removes everything of it.
     pub async fn delete_room(&self, room_id: RoomId) -> Result<(), ChatError> {
-        self.append(room_id, LogAction::DeleteRoom).await?;
-        self.forget_room(room_id);
-        Ok(())
+        self.command(room_id, Command::Append(LogAction::DeleteRoom))
+            .await
     }
 
     /// Clears the stored history (admins) in an entry that starts the next epoch.
     pub async fn clear_history(&self, room_id: RoomId) -> Result<(), ChatError> {
-        self.rotate_room_with(room_id, EpochChange::ClearHistory)
-            .await?;
-        self.rooms.update(|rooms| {
-            if let Some(view) = rooms.get_mut(&room_id) {
-                view.messages.clear();
-                view.pending.clear();
-            }
-        });
-        Ok(())
+        self.command(room_id, Command::ClearHistory).await
     }
 
     /// Sets the room policy (admins).
     pub async fn set_policy(&self, room_id: RoomId, policy: RoomPolicy) -> Result<(), ChatError> {
-        self.append(room_id, LogAction::SetPolicy { policy })
+        self.command(room_id, Command::Append(LogAction::SetPolicy { policy }))
             .await
-            .map(|_| ())
     }
 
     /// Sets when the room key is rotated on schedule (admins).
@@ -298,9 +227,8 @@ impl Chat {
         schedule: RotationSchedule,
     ) -> Result<(), ChatError> {
         schedule.validate().map_err(ChatError::from_display)?;
-        self.append(room_id, LogAction::SetRotationSchedule { schedule })
-            .await
-            .map(|_| ())
+        let action = LogAction::SetRotationSchedule { schedule };
+        self.command(room_id, Command::Append(action)).await
     }
 
     /// Renames the room or changes its topic (admins), encrypted under the current key.
@@ -310,23 +238,7 @@ impl Chat {
         metadata: RoomMetadata,
     ) -> Result<(), ChatError> {
         metadata.validate().map_err(ChatError::from_display)?;
-        let (epoch, key) = self
-            .rooms
-            .with_untracked(|rooms| {
-                let view = rooms.get(&room_id)?;
-                view.current_key().map(|(epoch, key)| (epoch, key.clone()))
-            })
-            .ok_or_else(|| ChatError::Other("you do not hold this room's key yet".into()))?;
-        let encrypted_metadata =
-            common::room_key::seal_metadata(&key, &room_id, epoch, &metadata, &mut OsRng);
-        self.append(room_id, LogAction::SetMetadata { encrypted_metadata })
-            .await?;
-        self.rooms.update(|rooms| {
-            if let Some(view) = rooms.get_mut(&room_id) {
-                view.metadata = Some(metadata);
-            }
-        });
-        Ok(())
+        self.command(room_id, Command::SetMetadata(metadata)).await
     }
 
     /// Opens the direct conversation with `username`, creating it in one step if needed: a
@@ -361,15 +273,12 @@ impl Chat {
                 ..RoomMetadata::default()
             })
             .await?;
-        self.append(
-            room_id,
-            LogAction::AddMember {
-                username: username.clone(),
-                keys: *identity.keys(),
-                role: Role::Admin,
-            },
-        )
-        .await?;
-        self.hand_keys_to(room_id, &username).await
+        // A plain add in the new, empty room; the core seals the newcomer the key with it.
+        let action = LogAction::AddMember {
+            username: username.clone(),
+            keys: *identity.keys(),
+            role: Role::Admin,
+        };
+        self.command(room_id, Command::Append(action)).await
     }
 }

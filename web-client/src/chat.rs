@@ -1,28 +1,23 @@
-//! The client's state and session: registering, logging in and out, and the signals every
-//! screen reads. Rooms and events are in [`crate::rooms`], administration in
-//! [`crate::admin`], trust on first use in [`crate::trust`]. All cryptography goes through
-//! `common`; these modules only move bytes and keep the results in Leptos signals.
+//! The signals every screen reads, the session of the logged-in user and the client core
+//! that holds its rooms. The lowest layer of the app: it imports none of the modules that
+//! act on it. Logging in and out is in [`crate::account`], the client state's load and save
+//! in [`crate::trust`], the driver of the client core in [`crate::rooms`], administration in
+//! [`crate::admin`]. All cryptography goes through `common` and `client`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use client::{ClientState, KdfRecord, StateKey, TrustWarning};
-pub use client::{Room, ShownMessage};
-use common::account::{self, KdfParams, WrapKey, SALT_LEN};
-use common::api::{
-    LoginRequest, LoginResponse, MeResponse, PreloginRequest, PreloginResponse, RegisterRequest,
-    SessionResponse,
-};
-use common::identity::{validate_username, Fingerprint, IdentitySecrets, MemberKeys};
+pub use client::{ClientState, Room, ShownMessage};
+use client::{KdfRecord, Machine, StateKey, Ticket, TrustWarning};
+use common::account::{AccountError, AccountKeys, WrapKey};
+use common::api::MeResponse;
+use common::identity::{Fingerprint, IdentitySecrets, MemberKeys};
 use common::membership::RoomId;
 use common::message::DEVICE_ID_LEN;
-use common::primitives::random_bytes;
-use common::wire::Base64Array;
-use common::OsRng;
+use common::wire::Base64;
 use leptos::prelude::*;
 
-use crate::account::PendingLogin;
-use crate::http::{self, HttpError};
+use crate::http::HttpError;
 
 /// Who is logged in in this tab. Keys stay in memory for the tab's life only.
 pub struct Session {
@@ -63,8 +58,15 @@ pub struct KeyWarning {
 pub struct Chat {
     /// The logged-in user, if any.
     pub session: RwSignal<Option<Arc<Session>>>,
-    /// Rooms by id.
-    pub rooms: RwSignal<BTreeMap<RoomId, Room>>,
+    /// The client core of the logged-in user (its client state, rooms and writes under
+    /// way); `None` when logged out. Only [`crate::rooms`], the driver, hands it inputs.
+    pub machine: RwSignal<Option<Machine>>,
+    /// Read access to the core's rooms, for the views.
+    pub rooms: Rooms,
+    /// Commands that ended, by ticket, until the task that started them reads them.
+    pub finished: RwSignal<BTreeMap<Ticket, Result<(), String>>>,
+    /// The last ticket given to a command.
+    pub next_ticket: RwSignal<Ticket>,
     /// The room on screen.
     pub selected: RwSignal<Option<RoomId>>,
     /// The last error to show in the main screen.
@@ -73,8 +75,6 @@ pub struct Chat {
     pub kdf_millis: RwSignal<Option<f64>>,
     /// Bumped on logout so the WebSocket task of the old session stops.
     pub generation: RwSignal<u64>,
-    /// The durable client state of the logged-in user: pins, accepted log heads, KDF record.
-    pub client_state: RwSignal<ClientState>,
     /// Trust warnings not yet acknowledged, the account's and every room's.
     pub trust_warnings: RwSignal<Vec<TrustWarning>>,
     /// Set while the server's client state is unreadable and this browser has none: nothing
@@ -82,8 +82,6 @@ pub struct Chat {
     pub uploads_held: RwSignal<bool>,
     /// Set while a save of the client state is scheduled.
     pub save_scheduled: RwSignal<bool>,
-    /// Set while a message of this tab is being posted: sends go out one at a time.
-    pub send_in_flight: RwSignal<bool>,
     /// An account whose changed KDF parameters the user acknowledged (a password change made
     /// in another browser), with the parameters shown: its next log-in with exactly those
     /// goes ahead.
@@ -109,6 +107,75 @@ pub struct Chat {
     pub notice: RwSignal<Option<String>>,
 }
 
+/// A login waiting for its second factor: the password step succeeded.
+pub struct PendingLogin {
+    /// The account.
+    pub username: String,
+    /// The challenge to send back with the code.
+    pub challenge: Base64,
+    /// Keys derived from the password, kept for unwrapping once the code is accepted.
+    pub keys: AccountKeys,
+    /// The salt and KDF parameters they were derived with.
+    pub kdf: KdfRecord,
+}
+
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rooms of the client core, read the way signals are ([`Rooms::with`] tracks,
+/// [`Rooms::with_untracked`] does not); empty when logged out.
+#[derive(Clone, Copy)]
+pub struct Rooms(RwSignal<Option<Machine>>);
+
+/// What [`Rooms`] shows when no one is logged in.
+static NO_ROOMS: BTreeMap<RoomId, Room> = BTreeMap::new();
+
+impl Rooms {
+    /// Reads the rooms, subscribing the caller to changes.
+    pub fn with<R>(&self, read: impl FnOnce(&BTreeMap<RoomId, Room>) -> R) -> R {
+        self.0
+            .with(|machine| read(machine.as_ref().map_or(&NO_ROOMS, Machine::rooms)))
+    }
+
+    /// Reads the rooms without subscribing.
+    pub fn with_untracked<R>(&self, read: impl FnOnce(&BTreeMap<RoomId, Room>) -> R) -> R {
+        self.0
+            .with_untracked(|machine| read(machine.as_ref().map_or(&NO_ROOMS, Machine::rooms)))
+    }
+}
+
+impl Chat {
+    /// Reads the client state, if someone is logged in (untracked).
+    pub fn with_state<R>(&self, read: impl FnOnce(&ClientState) -> R) -> Option<R> {
+        self.machine
+            .with_untracked(|machine| machine.as_ref().map(|machine| read(machine.state())))
+    }
+
+    /// Changes the client state, if someone is logged in; the caller saves it.
+    pub fn update_state<R>(&self, change: impl FnOnce(&mut ClientState) -> R) -> Option<R> {
+        self.machine
+            .try_update(|machine| machine.as_mut().map(|machine| change(machine.state_mut())))
+            .flatten()
+    }
+
+    /// Changes one room of the client core (what the driver keeps in it, such as the join
+    /// requests it loaded).
+    pub fn update_room<R>(
+        &self,
+        room_id: &RoomId,
+        change: impl FnOnce(&mut Room) -> R,
+    ) -> Option<R> {
+        self.machine
+            .try_update(|machine| machine.as_mut()?.room_mut(room_id).map(change))
+            .flatten()
+    }
+}
+
 /// Something a user action could not do.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ChatError {
@@ -117,7 +184,7 @@ pub enum ChatError {
     Http(#[from] HttpError),
     /// Key derivation or unwrapping failed.
     #[error(transparent)]
-    Account(#[from] account::AccountError),
+    Account(#[from] AccountError),
     /// A contact's keys changed since first use.
     #[error(transparent)]
     Trust(#[from] common::trust::TrustError),
@@ -138,40 +205,30 @@ pub fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-fn performance_now() -> f64 {
-    web_sys::window()
-        .and_then(|window| window.performance())
-        .map(|performance| performance.now())
-        .unwrap_or_else(js_sys::Date::now)
-}
-
-/// Lets the browser paint (for example a progress line) before blocking work starts.
-async fn yield_to_browser() {
-    gloo_timers::future::TimeoutFuture::new(30).await;
-}
-
 impl Chat {
     /// Creates the signals.
     pub fn new() -> Self {
+        let machine = RwSignal::new(None);
         Self {
             session: RwSignal::new(None),
-            rooms: RwSignal::new(BTreeMap::new()),
+            machine,
+            rooms: Rooms(machine),
+            finished: RwSignal::new(BTreeMap::new()),
+            next_ticket: RwSignal::new(0),
             selected: RwSignal::new(None),
             error: RwSignal::new(None),
             kdf_millis: RwSignal::new(None),
             generation: RwSignal::new(0),
-            client_state: RwSignal::new(ClientState::default()),
             trust_warnings: RwSignal::new(Vec::new()),
             uploads_held: RwSignal::new(false),
             save_scheduled: RwSignal::new(false),
-            send_in_flight: RwSignal::new(false),
             kdf_change_accepted: RwSignal::new(None),
             state_ready: RwSignal::new(false),
             server_version: RwSignal::new(0),
             saving: RwSignal::new(false),
             save_again: RwSignal::new(false),
             key_warnings: RwSignal::new(BTreeMap::new()),
-            invite: RwSignal::new(crate::admin::invite_from_location()),
+            invite: RwSignal::new(None),
             pending_login: RwSignal::new(None),
             locked: RwSignal::new(None),
             notice: RwSignal::new(None),
@@ -192,146 +249,19 @@ impl Chat {
             .unwrap_or_default()
     }
 
-    pub(crate) async fn derive_timed(
-        &self,
-        password: &str,
-        salt: &[u8],
-        params: &KdfParams,
-    ) -> Result<account::AccountKeys, ChatError> {
-        yield_to_browser().await;
-        let started = performance_now();
-        let keys = account::derive_account_keys(password, salt, params)?;
-        self.kdf_millis.set(Some(performance_now() - started));
-        Ok(keys)
-    }
-
-    /// Starts the session of `username` with its unlocked keys and a fresh device id for
-    /// its message chains, then loads the client state and the rooms in the background.
-    pub(crate) fn start_session(
-        &self,
-        username: String,
-        secrets: IdentitySecrets,
-        wrap_key: WrapKey,
-        kdf: KdfRecord,
-    ) {
-        // A fresh device id per page load: two tabs (even a duplicated one) never write the
-        // same chain, and a reloaded tab simply starts a new one.
-        let device_id = random_bytes(&mut OsRng);
-        let fingerprint = secrets.public_identity(&username).fingerprint();
-        self.rooms.set(BTreeMap::new());
-        self.selected.set(None);
-        self.error.set(None);
-        self.client_state.set(ClientState::default());
-        self.trust_warnings
-            .update(|warnings| warnings.retain(|warning| warning.room_id().is_none()));
-        self.uploads_held.set(false);
-        self.state_ready.set(false);
-        self.server_version.set(0);
-        self.key_warnings.set(BTreeMap::new());
-        self.session.set(Some(Arc::new(Session {
-            username,
-            state_key: StateKey::derive(&secrets),
-            secrets,
-            wrap_key,
-            kdf,
-            device_id,
-            fingerprint,
-        })));
-        self.notice.set(None);
-        self.after_login();
-    }
-
-    /// Registers a new account: fresh salt and identity, Argon2id with the default
-    /// parameters, wrapped identity uploaded. Logs in on success.
-    pub async fn register(&self, username: &str, password: &str) -> Result<(), ChatError> {
-        validate_username(username).map_err(ChatError::from_display)?;
-        if password.chars().count() < 8 {
-            return Err(ChatError::Other(
-                "password must be at least 8 characters".into(),
-            ));
-        }
-        let salt: [u8; SALT_LEN] = random_bytes(&mut OsRng);
-        let params = KdfParams::DEFAULT;
-        let keys = self.derive_timed(password, &salt, &params).await?;
-        let secrets = IdentitySecrets::generate(&mut OsRng);
-        let request = RegisterRequest::new(username, params, salt, &keys, &secrets, &mut OsRng);
-        let _: SessionResponse = http::post("/api/register", &request).await?;
-        self.start_session(
-            username.to_owned(),
-            secrets,
-            keys.wrap_key,
-            KdfRecord { salt, params },
-        );
-        Ok(())
-    }
-
-    /// Logs in: pre-login for salt and parameters (checked against the client's bounds),
-    /// Argon2id, login with `auth_key`; then either a TOTP code is asked for, or the identity
-    /// is unwrapped and checked against the public keys the server publishes.
-    pub async fn login(&self, username: &str, password: &str) -> Result<(), ChatError> {
-        let prelogin: PreloginResponse = http::post(
-            "/api/prelogin",
-            &PreloginRequest {
-                username: username.to_owned(),
-            },
-        )
-        .await?;
-        self.check_kdf_record(username, &prelogin.salt.0, &prelogin.kdf)
-            .await?;
-        let keys = self
-            .derive_timed(password, &prelogin.salt.0, &prelogin.kdf)
-            .await?;
-        let response: LoginResponse = http::post(
-            "/api/login",
-            &LoginRequest {
-                username: username.to_owned(),
-                auth_key: Base64Array(*keys.auth_key.as_bytes()),
-            },
-        )
-        .await?;
-        let kdf = KdfRecord {
-            salt: prelogin.salt.0,
-            params: prelogin.kdf,
-        };
-        self.after_password_step(username, keys, kdf, response)
-            .await
-    }
-
-    /// Ends the session on the server and forgets every key in this tab.
-    pub async fn logout(&self) {
-        // Even if the server cannot be reached, the keys are dropped locally.
-        let _ = http::post_no_content("/api/logout", &()).await;
-        self.end_session_locally(None);
-    }
-
     /// Forgets every key and room in this tab, showing `notice` on the log-in screen.
     pub fn end_session_locally(&self, notice: Option<String>) {
         self.generation.update(|generation| *generation += 1);
         self.session.set(None);
         self.locked.set(None);
         self.pending_login.set(None);
-        self.rooms.set(BTreeMap::new());
+        self.machine.set(None);
+        self.finished.set(BTreeMap::new());
         self.selected.set(None);
-        self.client_state.set(ClientState::default());
         self.state_ready.set(false);
         self.trust_warnings.set(Vec::new());
         self.key_warnings.set(BTreeMap::new());
         self.notice.set(notice);
-    }
-
-    /// Loads the client state first, then listens for events and loads the rooms: no room
-    /// is checked and no key pinned before what this account has seen is in place.
-    fn after_login(&self) {
-        let chat = *self;
-        leptos::task::spawn_local(async move {
-            if let Err(error) = chat.load_client_state().await {
-                chat.error.set(Some(error.to_string()));
-            }
-            crate::socket::start(chat);
-            if let Err(error) = chat.load_rooms().await {
-                chat.error.set(Some(error.to_string()));
-            }
-        });
     }
 }
 

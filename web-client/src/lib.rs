@@ -27,6 +27,7 @@ use crate::components::unlock::UnlockScreen;
 #[component]
 pub fn App() -> impl IntoView {
     let chat = Chat::new();
+    chat.invite.set(admin::invite_from_location());
     provide_context(chat);
     leptos::task::spawn_local(async move { chat.detect_session().await });
     // Memos, so that replacing the session (a new wrap key after a password change) does not

@@ -61,11 +61,7 @@ pub fn start(chat: Chat) {
                     Err(_) => break,
                 };
                 match serde_json::from_str::<ServerEvent>(&text) {
-                    Ok(event) => {
-                        if let Err(error) = chat.handle_event(event).await {
-                            chat.error.set(Some(error.to_string()));
-                        }
-                    }
+                    Ok(event) => chat.handle_event(event).await,
                     Err(error) => {
                         web_sys::console::warn_1(
                             &format!("unreadable server event: {error}").into(),

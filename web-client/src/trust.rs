@@ -4,11 +4,11 @@
 //! contacts' keys (pinning, warning when they change, verifying).
 
 use client::state::reconcile;
-use client::{ClientState, LocalCopy, RemoteState, RoomChains, TrustWarning};
+use client::{ClientState, LocalCopy, RemoteState, TrustWarning};
 use common::api::{ClientStateBody, PutClientStateRequest};
 use common::identity::MemberKeys;
-use common::membership::{RoomId, RoomState};
-use common::trust::{PinCheck, TrustError};
+use common::membership::RoomId;
+use common::trust::PinCheck;
 use common::wire::Base64;
 use common::OsRng;
 use leptos::prelude::*;
@@ -40,7 +40,7 @@ impl Chat {
         let local = self.load_local_copy(&session).await;
         if let Some(local) = &local {
             // In place before anything is fetched, so nothing runs on an empty state.
-            self.client_state.set(local.state.clone());
+            self.update_state(|state| *state = local.state.clone());
             self.server_version.set(local.confirmed_version);
         }
         let fetched = self.fetch_remote_state().await;
@@ -71,9 +71,9 @@ impl Chat {
         if let Some(version) = served_version {
             let _ = storage::raise_confirmed_version(&session.username, version).await;
         }
-        self.client_state.set(reconciled.state);
+        self.update_state(|state| *state = reconciled.state);
         self.raise_warnings(reconciled.warnings);
-        let kdf_changed = self.client_state.try_update(|state| {
+        let kdf_changed = self.update_state(|state| {
             let changed = state.kdf != Some(session.kdf);
             state.kdf = Some(session.kdf);
             changed
@@ -228,61 +228,6 @@ impl Chat {
         }
     }
 
-    /// Remembers the accepted log of `room_id` in the client state, saving it if it grew.
-    pub fn remember_log_of(&self, room_id: RoomId) {
-        let grew = self.rooms.with_untracked(|rooms| {
-            let state = rooms.get(&room_id)?.state.as_ref().ok()?;
-            self.client_state
-                .try_update(|client| client.remember_log(room_id, state))
-        });
-        if grew == Some(true) {
-            self.schedule_save();
-        }
-    }
-
-    /// The chain heads the client state remembers for `room_id`, as a fresh [`RoomChains`].
-    pub fn remembered_chains(&self, room_id: &RoomId) -> RoomChains {
-        RoomChains::new(
-            self.client_state
-                .with_untracked(|state| state.chains.get(room_id).cloned().unwrap_or_default()),
-        )
-    }
-
-    /// Remembers the chain heads of `room_id` in the client state, saving it if they moved.
-    pub fn remember_chains_of(&self, room_id: RoomId) {
-        let Some(heads) = self
-            .rooms
-            .with_untracked(|rooms| rooms.get(&room_id).map(|view| view.chains.heads()))
-        else {
-            return;
-        };
-        let moved = self
-            .client_state
-            .try_update(|state| state.remember_chains(room_id, heads));
-        if moved == Some(true) {
-            self.schedule_save();
-        }
-    }
-
-    /// Forgets the chain heads of `room_id` (its history was cleared).
-    pub fn forget_chains_of(&self, room_id: RoomId) {
-        let forgot = self
-            .client_state
-            .try_update(|state| state.forget_chains(&room_id));
-        if forgot == Some(true) {
-            self.schedule_save();
-        }
-    }
-
-    /// Checks a replayed log against what this account accepted of it before.
-    ///
-    /// # Errors
-    /// The [`TrustWarning`] (for the caller to raise) when the log was rolled back or forked.
-    pub fn check_log(&self, room_id: &RoomId, state: &RoomState) -> Result<(), TrustWarning> {
-        self.client_state
-            .with_untracked(|client| client.check_log(room_id, state))
-    }
-
     /// Saves the client state soon: changes that arrive together are saved once.
     pub fn schedule_save(&self) {
         if self.save_scheduled.get_untracked() {
@@ -336,8 +281,7 @@ impl Chat {
         for _ in 0..SAVE_ATTEMPTS {
             let base_version = self.server_version.get_untracked();
             let (version, sealed) = self
-                .client_state
-                .try_update(|state| {
+                .update_state(|state| {
                     state.version = state.version.max(base_version).saturating_add(1);
                     let sealed = state.seal(&session.state_key, &session.username, &mut OsRng);
                     (state.version, sealed)
@@ -381,8 +325,7 @@ impl Chat {
         match remote {
             RemoteState::Opened(newer) => {
                 let mut warnings = self
-                    .client_state
-                    .try_update(|state| state.merge(&newer))
+                    .update_state(|state| state.merge(&newer))
                     .unwrap_or_default();
                 if newer.version < confirmed {
                     warnings.push(TrustWarning::PinsRolledBack {
@@ -419,7 +362,7 @@ impl Chat {
     ///
     /// # Errors
     /// [`ChatError::Other`] while the state is loading.
-    fn require_state_ready(&self) -> Result<(), ChatError> {
+    pub(crate) fn require_state_ready(&self) -> Result<(), ChatError> {
         if self.state_ready.get_untracked() {
             Ok(())
         } else {
@@ -429,91 +372,11 @@ impl Chat {
         }
     }
 
-    /// Compares `keys` with the pin of `username` without pinning anything: keys are pinned
-    /// only when the user acts ([`Chat::pin_room_members`], [`Chat::check_trusted`]), so a
-    /// server cannot make this browser pin an impostor the user never looked at. Keys that
-    /// differ from the pin raise a visible warning.
-    ///
-    /// # Errors
-    /// [`ChatError::Trust`] with [`TrustError::KeyChanged`] when they differ from the pin.
-    pub fn check_pinned(
-        &self,
-        username: &str,
-        keys: &MemberKeys,
-        seen_in: &str,
-    ) -> Result<(), ChatError> {
-        if username == self.me() {
-            return Ok(());
-        }
-        match self.pin_check(username, keys) {
-            PinCheck::Changed { .. } => {
-                self.warn_key_change(username, *keys, seen_in);
-                Err(TrustError::KeyChanged(username.to_owned()).into())
-            }
-            PinCheck::New | PinCheck::Matches { .. } => Ok(()),
-        }
-    }
-
-    /// Checks the keys of every member of a room against the pins (see
-    /// [`Chat::check_pinned`]), pinning nobody.
-    pub fn check_member_keys(&self, state: &RoomState, seen_in: &str) {
-        for (username, member) in state.members() {
-            let _ = self.check_pinned(username, &member.keys, seen_in);
-        }
-    }
-
-    /// The user acts in a room (opens it or writes to it): every member not pinned yet is
-    /// pinned with the keys the room's log records (trust on first use), and saved.
-    ///
-    /// # Errors
-    /// [`ChatError::Trust`] naming a member whose keys differ from the pin: nothing may be
-    /// sent to the room until the user accepts or refuses them.
-    pub async fn pin_room_members(&self, room_id: RoomId) -> Result<(), ChatError> {
-        self.require_state_ready()?;
-        let me = self.me();
-        let members: Vec<(String, MemberKeys)> = self.rooms.with_untracked(|rooms| {
-            rooms
-                .get(&room_id)
-                .and_then(|view| view.state.as_ref().ok())
-                .map(|state| {
-                    state
-                        .members()
-                        .iter()
-                        .filter(|(name, _)| **name != me)
-                        .map(|(name, member)| (name.clone(), member.keys))
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-        let mut pinned = false;
-        let mut changed = None;
-        for (username, keys) in members {
-            let outcome = self
-                .client_state
-                .try_update(|state| state.pins.pin_first_use(&username, &keys));
-            match outcome {
-                Some(Ok(true)) => pinned = true,
-                Some(Err(error)) => {
-                    self.warn_key_change(&username, keys, "this room's member list");
-                    changed.get_or_insert(error);
-                }
-                _ => {}
-            }
-        }
-        if pinned {
-            self.save_client_state().await?;
-        }
-        match changed {
-            Some(error) => Err(error.into()),
-            None => Ok(()),
-        }
-    }
-
     /// Requires that sealing to `keys` is allowed: pins them on first use (and saves), and
     /// refuses keys that differ from the pin, recording a visible warning.
     ///
     /// # Errors
-    /// [`ChatError::Trust`] with [`TrustError::KeyChanged`].
+    /// [`ChatError::Trust`] with [`common::trust::TrustError::KeyChanged`].
     pub async fn check_trusted(
         &self,
         username: &str,
@@ -525,8 +388,7 @@ impl Chat {
         }
         self.require_state_ready()?;
         let outcome = self
-            .client_state
-            .try_update(|state| state.pins.pin_first_use(username, keys))
+            .update_state(|state| state.pins.pin_first_use(username, keys))
             .unwrap_or(Ok(false));
         match outcome {
             Ok(true) => {
@@ -541,7 +403,7 @@ impl Chat {
         }
     }
 
-    fn warn_key_change(&self, username: &str, presented: MemberKeys, seen_in: &str) {
+    pub(crate) fn warn_key_change(&self, username: &str, presented: MemberKeys, seen_in: &str) {
         self.key_warnings.update(|warnings| {
             warnings.insert(
                 username.to_owned(),
@@ -553,40 +415,6 @@ impl Chat {
         });
     }
 
-    /// The user accepts `username`'s new keys: the pin is replaced (not verified), and the
-    /// rooms they are in get their keys now.
-    pub async fn accept_new_keys(&self, username: &str) -> Result<(), ChatError> {
-        let Some(warning) = self
-            .key_warnings
-            .with_untracked(|warnings| warnings.get(username).cloned())
-        else {
-            return Ok(());
-        };
-        self.client_state
-            .update(|state| state.pins.accept_new_keys(username, &warning.presented));
-        self.key_warnings.update(|warnings| {
-            warnings.remove(username);
-        });
-        self.save_client_state().await?;
-        let rooms: Vec<_> = self.rooms.with_untracked(|rooms| {
-            rooms
-                .values()
-                .filter(|view| {
-                    view.state.as_ref().is_ok_and(|state| {
-                        state
-                            .member(username)
-                            .is_some_and(|m| m.keys == warning.presented)
-                    })
-                })
-                .map(|view| view.room_id)
-                .collect()
-        });
-        for room_id in rooms {
-            self.hand_keys_to(room_id, username).await?;
-        }
-        Ok(())
-    }
-
     /// Marks `username` verified (after comparing safety numbers) or not.
     pub async fn set_verified(
         &self,
@@ -595,15 +423,16 @@ impl Chat {
         verified: bool,
     ) -> Result<(), ChatError> {
         self.check_trusted(username, keys, "verification").await?;
-        self.client_state.update(|state| {
-            state.pins.set_verified(username, verified);
-        });
+        self.update_state(|state| state.pins.set_verified(username, verified));
         self.save_client_state().await
     }
 
     /// How `username`'s `keys` compare with this user's pins, for display.
     pub fn pin_check(&self, username: &str, keys: &MemberKeys) -> PinCheck {
-        self.client_state
-            .with(|state| state.pins.check(username, keys))
+        self.machine.with(|machine| {
+            machine.as_ref().map_or(PinCheck::New, |machine| {
+                machine.state().pins.check(username, keys)
+            })
+        })
     }
 }

@@ -109,7 +109,7 @@ pub fn RoomList() -> impl IntoView {
                                     chat.selected.set(Some(room_id));
                                     // Opening a room is acting in it: its members are pinned.
                                     leptos::task::spawn_local(async move {
-                                        let _ = chat.pin_room_members(room_id).await;
+                                        chat.open_room(room_id).await;
                                     });
                                 }
                             >
