@@ -10,7 +10,7 @@ use std::time::Duration;
 use client::state::reconcile;
 use client::{
     Account, AppendOutcome, ClientState, Command, Effect, Input, LocalCopy, Machine, PostOutcome,
-    RemoteState, Room, ShownMessage, StateKey, SyncAnswers, Ticket, TrustWarning,
+    RemoteState, Room, ShownMessage, StateKey, SyncAnswers, Ticket, Timer, TrustWarning,
     MAX_CATCH_UP_PAGES,
 };
 use common::account::{self, derive_account_keys, KdfParams};
@@ -91,6 +91,8 @@ pub struct Session {
     unreported: Vec<TrustWarning>,
     /// Key changes written so far in this run, to print once each.
     key_changes: Vec<String>,
+    /// While following a room: the core's timers and when they fire.
+    timers: Option<Vec<(tokio::time::Instant, Timer)>>,
     /// The last ticket given to a command.
     next_ticket: Ticket,
 }
@@ -238,6 +240,7 @@ impl Session {
             warned: Vec::new(),
             unreported: Vec::new(),
             key_changes: Vec::new(),
+            timers: None,
             next_ticket: 0,
         };
         session.machine.state_mut().kdf = Some(client::KdfRecord {
@@ -412,7 +415,6 @@ impl Session {
     ) -> Result<Ran, CliError> {
         let mut inputs = VecDeque::from([input]);
         let mut ran = Ran::default();
-        let mut fired = BTreeSet::new();
         let mut save = false;
         while let Some(input) = inputs.pop_front() {
             for effect in self.machine.handle(input, now_ms(), &mut OsRng) {
@@ -484,11 +486,17 @@ impl Session {
                                 .map_err(write_error)?;
                         }
                     }
-                    Effect::Wait { timer, .. } => {
-                        if fired.insert(timer) {
-                            inputs.push_back(Input::Timer(timer));
-                        }
-                    }
+                    // A one-shot command has no events to wait for: its timers fire at once
+                    // (the core bounds what they can repeat). While following a room they
+                    // fire when due.
+                    Effect::Wait { delay_ms, timer } => match self.timers.as_mut() {
+                        Some(timers) => timers.push((
+                            tokio::time::Instant::now()
+                                + Duration::from_millis(u64::from(delay_ms)),
+                            timer,
+                        )),
+                        None => inputs.push_back(Input::Timer(timer)),
+                    },
                     Effect::Warn(warnings) => self.warn(&warnings, out)?,
                     Effect::KeyChanged { username, .. } => {
                         let warning = format!(
@@ -782,10 +790,37 @@ impl Session {
             .unwrap_or_else(|| {
                 tokio::time::Instant::now() + Duration::from_secs(u64::from(u32::MAX))
             });
+        self.timers = Some(Vec::new());
         loop {
-            let event = match tokio::time::timeout_at(deadline, events.next()).await {
-                Err(_) => return Ok(()),
-                Ok(event) => event?,
+            let next_timer = self
+                .timers
+                .iter()
+                .flatten()
+                .map(|(at, _)| *at)
+                .min()
+                .map_or(deadline, |at| at.min(deadline));
+            let event = tokio::select! {
+                event = events.next() => event?,
+                () = tokio::time::sleep_until(next_timer) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        return Ok(());
+                    }
+                    let mut due = Vec::new();
+                    if let Some(timers) = self.timers.as_mut() {
+                        timers.retain(|(at, timer)| {
+                            let fire = *at <= now;
+                            if fire {
+                                due.push(*timer);
+                            }
+                            !fire
+                        });
+                    }
+                    for timer in due {
+                        self.run(connection, Input::Timer(timer), out).await?;
+                    }
+                    continue;
+                }
             };
             let Some(event) = event else {
                 return Err(CliError::Network(
@@ -866,6 +901,13 @@ fn print_new(
         }
         match shown {
             ShownMessage::Verified { sender, text, .. } => writeln!(out, "{sender}: {text}"),
+            ShownMessage::Attachment {
+                sender, attachment, ..
+            } => writeln!(
+                out,
+                "{sender}: [attachment {} ({} bytes, {})]",
+                attachment.name, attachment.cipher.layout.size, attachment.mime
+            ),
             ShownMessage::Warning {
                 claimed_sender,
                 reason,

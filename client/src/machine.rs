@@ -17,9 +17,10 @@ use common::api::{
     AppendLogRequest, KeyRequestBody, PostMessageRequest, PutEnvelopesRequest, ServerEvent,
     StoredMessage,
 };
+use common::attachment::AttachmentRef;
 use common::identity::{IdentitySecrets, MemberKeys, PublicIdentity};
-use common::membership::{LogAction, Role, RoomId, RoomState, SignedLogEntry};
-use common::message::{seal_message, InnerMessage, DEVICE_ID_LEN};
+use common::membership::{replay_bytes, LogAction, Role, RoomId, RoomState, SignedLogEntry};
+use common::message::{seal_message, InnerMessage, MessageKind, DEVICE_ID_LEN};
 use common::room_key::{seal_metadata, EpochChange, KeyEnvelope, RoomKey, RoomMetadata};
 use common::trust::PinCheck;
 use common::wire::{Base64, Base64Array};
@@ -46,6 +47,13 @@ pub const MEMBER_ROTATION_DELAY_MS: u32 = 500;
 /// How many times a message waits for a pending rotation (its own attempt, or another
 /// member's) before it is given up as unsendable.
 pub const MAX_ROTATION_WAITS: u8 = 3;
+/// How many appends of a room in a row the server may refuse with 409 before the room's
+/// queued writes end refused and its duties rest until the log moves (an entry is stored or
+/// arrives), so a server that answers 409 to everything cannot keep a client busy.
+pub const MAX_CONFLICTS: u8 = 3;
+/// How many syncs in a row may answer with a log older than the one already accepted (a
+/// sync that crossed an event) before the older log is judged as a rollback.
+pub const MAX_STALE_SYNCS: u8 = 2;
 
 /// The signed-in account the machine acts for.
 pub struct Account {
@@ -67,6 +75,9 @@ pub enum Command {
     /// Send a text message (the members are pinned first: writing is acting on their keys;
     /// a pending rotation is completed first).
     Send(String),
+    /// Send a message announcing an attachment whose chunks the driver has uploaded; refused
+    /// when the room's policy (from the signed log) forbids its kind or size.
+    SendAttachment(Box<AttachmentRef>),
     /// Add a person (admins), with the identity the server's directory gave for them; it is
     /// pinned on first use and must match the pin after.
     Add {
@@ -193,6 +204,9 @@ pub enum Input {
     /// The user no longer wants to see the room (after leaving it): it is forgotten, and
     /// its queued writes end refused.
     Forget(RoomId),
+    /// The driver gave up waiting for a command: if it has not been sent yet it is dropped
+    /// (and ends refused); if it is in flight it ends as the server answers.
+    Cancel(Ticket),
     /// The user opened the room: acting in it, they pin every member not pinned yet (trust on
     /// first use); members whose keys differ from the pin are shown ([`Effect::KeyChanged`]).
     Opened(RoomId),
@@ -317,6 +331,12 @@ struct Writes {
     in_flight: Option<InFlight>,
     /// Set after a 409 until the room was synced again: nothing is sent meanwhile.
     awaiting_sync: bool,
+    /// Appends refused with 409 in a row.
+    conflicts: u8,
+    /// Set after [`MAX_CONFLICTS`]: the client's own duties rest until the log moves.
+    duties_resting: bool,
+    /// Syncs in a row that answered an older log than the one accepted.
+    stale_syncs: u8,
 }
 
 /// The client core of one signed-in account: its durable [`ClientState`], the rooms it knows,
@@ -454,6 +474,14 @@ impl Run<'_> {
                 key,
                 metadata,
             } => {
+                // The id is the genesis's; a server that answers another would have this
+                // client replace a room it knows.
+                if room_id != state.room_id() {
+                    self.effects.push(Effect::Error(
+                        "the server answered another room id than the new room's".into(),
+                    ));
+                    return;
+                }
                 let me = self.me();
                 let mut room = Room::new(room_id);
                 room.metadata = Some(metadata);
@@ -464,6 +492,17 @@ impl Run<'_> {
                 self.effects.push(Effect::RoomChanged(room_id));
             }
             Input::Forget(room_id) => self.forget_room(room_id),
+            Input::Cancel(ticket) => {
+                let mut dropped = false;
+                for writes in self.machine.writes.values_mut() {
+                    let before = writes.queue.len();
+                    writes.queue.retain(|queued| queued.ticket != Some(ticket));
+                    dropped |= writes.queue.len() != before;
+                }
+                if dropped {
+                    self.finish(Some(ticket), Err("cancelled: it was not sent".into()));
+                }
+            }
             Input::Opened(room_id) => {
                 // A changed key is shown by the effect; nothing else to refuse here.
                 let _ = self.pin_members(room_id);
@@ -585,6 +624,15 @@ impl Run<'_> {
     }
 
     fn synced(&mut self, room_id: RoomId, answers: SyncAnswers, rng: &mut impl CryptoRngCore) {
+        if self.stale(room_id, &answers) {
+            // The sync crossed an event: the log it answered is a prefix of the one already
+            // accepted. Asked again rather than judged a rollback (a few times at most).
+            self.effects.push(Effect::Sync(room_id));
+            return;
+        }
+        if let Some(writes) = self.machine.writes.get_mut(&room_id) {
+            writes.stale_syncs = 0;
+        }
         let me = self.me();
         let machine = &mut *self.machine;
         let previous = machine.rooms.get(&room_id);
@@ -624,6 +672,27 @@ impl Run<'_> {
         self.effects.push(Effect::RoomChanged(room_id));
         self.after_room_change(room_id, rng);
         self.drive(room_id, rng);
+    }
+
+    /// Whether a sync's log is a strict prefix of the log this client already accepted for
+    /// the room, and fewer than [`MAX_STALE_SYNCS`] such answers came in a row (counted).
+    fn stale(&mut self, room_id: RoomId, answers: &SyncAnswers) -> bool {
+        let Some(Ok(current)) = self.machine.rooms.get(&room_id).map(|room| &room.state) else {
+            return false;
+        };
+        let Ok(answered) = replay_bytes(&answers.log) else {
+            return false;
+        };
+        let prefix = answered.length() < current.length()
+            && current
+                .check_extends(answered.length(), &answered.head_hash())
+                .is_ok();
+        let writes = self.machine.writes.entry(room_id).or_default();
+        if prefix && writes.stale_syncs < MAX_STALE_SYNCS {
+            writes.stale_syncs += 1;
+            return true;
+        }
+        false
     }
 
     /// Acts on what opening messages found: raises the warnings, remembers the chain heads,
@@ -722,7 +791,13 @@ impl Run<'_> {
                     self.drive(room_id, rng);
                 }
             }
-            Timer::Resync(room_id) => self.effects.push(Effect::Sync(room_id)),
+            Timer::Resync(room_id) => {
+                if self.machine.rooms.contains_key(&room_id) {
+                    self.effects.push(Effect::Sync(room_id));
+                } else if let Some(writes) = self.machine.writes.get_mut(&room_id) {
+                    writes.awaiting_sync = false;
+                }
+            }
         }
     }
 
@@ -736,6 +811,8 @@ impl Run<'_> {
                     return;
                 }
                 self.deliver(message);
+                // Opening it may have made a scheduled rotation due.
+                self.drive(room_id, rng);
             }
             ServerEvent::LogEntry {
                 room_id,
@@ -840,6 +917,13 @@ impl Run<'_> {
             }
         };
         room.accept_state(next, &me);
+        if let Some(writes) = self.machine.writes.get_mut(&room_id) {
+            writes.conflicts = 0;
+            writes.duties_resting = false;
+        }
+        let Some(room) = self.machine.rooms.get_mut(&room_id) else {
+            return;
+        };
         let action = &signed.entry().action;
         if action.new_epoch().is_some() || matches!(action, LogAction::SetMetadata { .. }) {
             room.refresh_metadata();
@@ -936,6 +1020,9 @@ impl Run<'_> {
     /// Queues a write. The client's own duties (`duty`) go first and are not queued twice.
     fn enqueue(&mut self, room_id: RoomId, ticket: Option<Ticket>, command: Command, duty: bool) {
         let writes = self.machine.writes.entry(room_id).or_default();
+        if duty && writes.duties_resting {
+            return;
+        }
         let queued = Queued {
             ticket,
             command,
@@ -947,7 +1034,14 @@ impl Run<'_> {
                 other.ticket.is_none() && std::mem::discriminant(&other.command) == kind
             }) || matches!(
                 (&writes.in_flight, &queued.command),
-                (Some(InFlight::Entry { ticket: None, .. }), Command::Rotate)
+                (
+                    Some(InFlight::Entry {
+                        ticket: None,
+                        key: Some(_),
+                        ..
+                    }),
+                    Command::Rotate
+                )
             );
             if !already {
                 writes.queue.push_front(queued);
@@ -1008,7 +1102,7 @@ impl Run<'_> {
         }
         let command = queued.command.clone();
         match command {
-            Command::Send(text) => {
+            Command::Send(_) | Command::SendAttachment(_) => {
                 if state.rotation_pending() {
                     // After a leave the current key is one the former member holds: the
                     // rotation comes first, by whoever is quickest.
@@ -1028,10 +1122,30 @@ impl Run<'_> {
                     });
                     return Ok(None);
                 }
+                let (kind, body) = match queued.command {
+                    Command::SendAttachment(attachment) => {
+                        let policy = state.policy();
+                        if policy.allowed_media & attachment.kind.policy_bit() == 0 {
+                            return Err(fail(format!(
+                                "this room does not allow {:?} attachments",
+                                attachment.kind
+                            )));
+                        }
+                        if attachment.cipher.layout.size > policy.max_attachment_bytes {
+                            return Err(fail(format!(
+                                "this room allows attachments of at most {} bytes",
+                                policy.max_attachment_bytes
+                            )));
+                        }
+                        (MessageKind::Attachment, attachment.to_bytes())
+                    }
+                    Command::Send(text) => (MessageKind::Text, text.into_bytes()),
+                    _ => return Ok(None),
+                };
                 self.pin_members(room_id).map_err(fail)?;
                 let room = &self.machine.rooms[&room_id];
                 let (inner, key) = room
-                    .prepare_text(&me, self.machine.account.device_id, &text, self.now_ms)
+                    .prepare_message(&me, self.machine.account.device_id, kind, body, self.now_ms)
                     .ok_or_else(|| fail("you do not hold this room's current key yet".into()))?;
                 let sealed = seal_message(&inner, &key, &self.machine.account.secrets, rng)
                     .map_err(|error| fail(error.to_string()))?;
@@ -1109,9 +1223,21 @@ impl Run<'_> {
                 )
                 .map(Some)
             }
-            Command::Append(action) => self
-                .plain(room_id, ticket, &state, action, None, rng)
-                .map(Some),
+            Command::Append(action) => {
+                // Keys are sealed to whoever an add names: only to keys matching the pins.
+                if let Some((username, keys)) = action.added_member() {
+                    if let Err(error) = self.machine.state.pins.pin_first_use(username, keys) {
+                        self.effects.push(Effect::KeyChanged {
+                            username: username.to_owned(),
+                            presented: *keys,
+                        });
+                        return Err(fail(error.to_string()));
+                    }
+                    self.effects.push(Effect::SaveState);
+                }
+                self.plain(room_id, ticket, &state, action, None, rng)
+                    .map(Some)
+            }
         }
     }
 
@@ -1226,6 +1352,13 @@ impl Run<'_> {
         let Some(writes) = self.machine.writes.get_mut(&room_id) else {
             return;
         };
+        if !matches!(writes.in_flight, Some(InFlight::Entry { .. })) {
+            return;
+        }
+        if outcome == AppendOutcome::Stored {
+            writes.conflicts = 0;
+            writes.duties_resting = false;
+        }
         let Some(InFlight::Entry {
             ticket,
             from_length,
@@ -1268,18 +1401,40 @@ impl Run<'_> {
                 }
                 self.remember_log(room_id);
                 self.effects.push(Effect::RoomChanged(room_id));
+                // What the new log asks of this client (a duty that arrived meanwhile).
+                self.after_room_change(room_id, rng);
             }
             AppendOutcome::Conflict(reason) => {
                 // Another member's entry came first: take the log as it is now. A duty waits
-                // a moment first, so a server that keeps answering 409 cannot spin the client.
+                // a moment first, so a server that keeps answering 409 cannot spin the client;
+                // after MAX_CONFLICTS in a row the queued writes end refused and the duties
+                // rest until the log moves.
+                writes.conflicts = writes.conflicts.saturating_add(1);
                 writes.awaiting_sync = true;
+                let given_up = writes.conflicts >= MAX_CONFLICTS;
                 let user_waits = writes.queue.iter().any(|queued| queued.ticket.is_some());
-                if ticket.is_none() && !user_waits {
+                let abandoned: Vec<Option<Ticket>> = if given_up {
+                    writes.duties_resting = true;
+                    writes.conflicts = 0;
+                    writes.queue.drain(..).map(|queued| queued.ticket).collect()
+                } else {
+                    Vec::new()
+                };
+                if ticket.is_none() && (!user_waits || given_up) {
                     self.wait(ROTATION_RETRY_PAUSE_MS, Timer::Resync(room_id));
                 } else {
                     self.effects.push(Effect::Sync(room_id));
                 }
                 self.finish_conflict(ticket, reason);
+                for ticket in abandoned.into_iter().flatten() {
+                    self.finish(
+                        Some(ticket),
+                        Err(
+                            "the server keeps refusing this room's changes (409); try again later"
+                                .into(),
+                        ),
+                    );
+                }
                 return;
             }
             AppendOutcome::Failed(reason) => {
@@ -1309,6 +1464,9 @@ impl Run<'_> {
         let Some(writes) = self.machine.writes.get_mut(&room_id) else {
             return;
         };
+        if !matches!(writes.in_flight, Some(InFlight::Message { .. })) {
+            return;
+        }
         let Some(InFlight::Message { ticket, inner }) = writes.in_flight.take() else {
             return;
         };

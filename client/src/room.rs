@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::api::{PendingJoinRequest, StoredMessage};
+use common::attachment::AttachmentRef;
 use common::identity::{IdentitySecrets, MemberKeys};
 use common::membership::{
     replay_bytes, HistoryPolicy, LogAction, LogErrorKind, Role, RoomId, RoomState, SignedLogEntry,
@@ -44,6 +45,18 @@ pub enum ShownMessage {
         /// The text.
         text: String,
     },
+    /// An attachment that passed every check, with what the message says of it (the file
+    /// itself is fetched and checked when the user opens it).
+    Attachment {
+        /// Server id.
+        id: i64,
+        /// Sender, as verified.
+        sender: String,
+        /// Sender's clock, milliseconds since the Unix epoch.
+        sent_at_ms: u64,
+        /// The file's id, key, layout, hash, kind, type, name and preview.
+        attachment: Box<AttachmentRef>,
+    },
     /// A message that failed a check: shown as a warning, never as text.
     Warning {
         /// Server id.
@@ -59,7 +72,9 @@ impl ShownMessage {
     /// The server id.
     pub fn id(&self) -> i64 {
         match self {
-            Self::Verified { id, .. } | Self::Warning { id, .. } => *id,
+            Self::Verified { id, .. } | Self::Attachment { id, .. } | Self::Warning { id, .. } => {
+                *id
+            }
         }
     }
 }
@@ -186,6 +201,25 @@ impl Room {
         text: &str,
         now_ms: u64,
     ) -> Option<(InnerMessage, RoomKey)> {
+        self.prepare_message(
+            me,
+            device,
+            MessageKind::Text,
+            text.as_bytes().to_vec(),
+            now_ms,
+        )
+    }
+
+    /// As [`Room::prepare_text`], for a message of any `kind` with its encoded `body` (an
+    /// attachment's [`AttachmentRef::to_bytes`]).
+    pub fn prepare_message(
+        &self,
+        me: &str,
+        device: [u8; DEVICE_ID_LEN],
+        kind: MessageKind,
+        body: Vec<u8>,
+        now_ms: u64,
+    ) -> Option<(InnerMessage, RoomKey)> {
         let (epoch, key) = self.current_key()?;
         let state = self.state.as_ref().ok()?;
         if state.rotation_pending() {
@@ -209,8 +243,8 @@ impl Room {
             log_length: state.length(),
             log_head: state.head_hash(),
             sent_at_ms: now_ms,
-            kind: MessageKind::Text,
-            body: text.as_bytes().to_vec(),
+            kind,
+            body,
         };
         Some((inner, key.clone()))
     }
@@ -423,12 +457,34 @@ impl Room {
                 view.messages.push(warning(reason));
                 continue;
             }
-            view.messages.push(ShownMessage::Verified {
-                id: stored.id,
-                sender: inner.sender.clone(),
-                sent_at_ms: inner.sent_at_ms,
-                text: inner.text().unwrap_or_default().to_owned(),
-            });
+            let shown = match inner.kind {
+                MessageKind::Text => ShownMessage::Verified {
+                    id: stored.id,
+                    sender: inner.sender.clone(),
+                    sent_at_ms: inner.sent_at_ms,
+                    text: inner.text().unwrap_or_default().to_owned(),
+                },
+                MessageKind::Attachment => match inner.attachment() {
+                    // The room's policy (from the signed log) forbids this kind: its sender's
+                    // client should not have sent it, and this one does not show it.
+                    Some(attachment)
+                        if state.policy().allowed_media & attachment.kind.policy_bit() == 0 =>
+                    {
+                        warning(format!(
+                            "an attachment of a kind this room does not allow ({:?})",
+                            attachment.kind
+                        ))
+                    }
+                    Some(attachment) => ShownMessage::Attachment {
+                        id: stored.id,
+                        sender: inner.sender.clone(),
+                        sent_at_ms: inner.sent_at_ms,
+                        attachment: Box::new(attachment),
+                    },
+                    None => warning("an unreadable attachment description".into()),
+                },
+            };
+            view.messages.push(shown);
         }
         view.messages.sort_by_key(ShownMessage::id);
         view.messages.dedup_by_key(|shown| shown.id());

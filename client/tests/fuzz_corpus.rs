@@ -99,3 +99,12 @@ fn client_state_corpus() {
         }
     }
 }
+
+#[test]
+fn attachment_corpus() {
+    for data in corpus("attachment") {
+        if let Ok(attachment) = common::attachment::AttachmentRef::from_bytes(&data) {
+            assert_eq!(attachment.to_bytes(), data);
+        }
+    }
+}

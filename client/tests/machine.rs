@@ -55,8 +55,8 @@ struct World {
     now_ms: u64,
     /// Message ids never delivered to, nor served to, the named user.
     withheld: Vec<(String, i64)>,
-    /// Answer the next append with 409 this many times.
-    conflicts: u32,
+    /// Answer the next appends of the named user with 409 this many times.
+    conflicts: BTreeMap<String, u32>,
     /// Serve this many log entries at most to the named user.
     truncated_log: Option<(String, usize)>,
 }
@@ -95,7 +95,7 @@ impl World {
             next_ticket: 1,
             now_ms: 1_700_000_000_000,
             withheld: Vec::new(),
-            conflicts: 0,
+            conflicts: BTreeMap::new(),
             truncated_log: None,
         }
     }
@@ -337,8 +337,8 @@ impl World {
         bytes: &[u8],
         envelopes: Vec<KeyEnvelope>,
     ) -> AppendOutcome {
-        if self.conflicts > 0 {
-            self.conflicts -= 1;
+        if let Some(left) = self.conflicts.get_mut(name).filter(|left| **left > 0) {
+            *left -= 1;
             return AppendOutcome::Conflict("log moved on".into());
         }
         let room = self.rooms.get_mut(&room_id).expect("room");
@@ -400,6 +400,9 @@ impl World {
                     .iter()
                     .map(|shown| match shown {
                         ShownMessage::Verified { sender, text, .. } => format!("{sender}: {text}"),
+                        ShownMessage::Attachment {
+                            sender, attachment, ..
+                        } => format!("{sender}: [{}]", attachment.name),
                         ShownMessage::Warning { reason, .. } => format!("! {reason}"),
                     })
                     .collect()
@@ -534,7 +537,7 @@ fn a_rotation_refused_with_409_syncs_and_the_waiting_message_goes_out() {
     world.clients.get_mut("alice").expect("alice").online = false;
     world.command("carol", room_id, Command::Append(LogAction::Leave));
     // bob's rotation is refused once (another member's came first, as far as bob knows).
-    world.conflicts = 1;
+    world.conflicts.insert("bob".into(), 1);
     let sent = world.command("bob", room_id, Command::Send("once rotated".into()));
     assert_eq!(world.outcome("bob", sent), Ok(()));
     assert!(world
@@ -557,13 +560,13 @@ fn a_server_that_keeps_refusing_the_rotation_gets_no_message_and_the_user_is_tol
     );
     world.clients.get_mut("alice").expect("alice").online = false;
     world.command("carol", room_id, Command::Append(LogAction::Leave));
-    world.conflicts = 100;
+    world.conflicts.insert("bob".into(), 100);
     let sent = world.command("bob", room_id, Command::Send("never".into()));
     let outcome = world.outcome("bob", sent);
     assert!(
         outcome
             .as_ref()
-            .is_err_and(|reason| reason.contains("key rotation pending")),
+            .is_err_and(|reason| reason.contains("keeps refusing")),
         "{outcome:?}"
     );
     assert!(world.rooms[&room_id].messages.is_empty());
@@ -862,4 +865,108 @@ fn opening_a_room_pins_its_members_and_forgetting_it_ends_its_writes() {
     assert!(world.client("bob").machine.room(&room_id).is_none());
     let ticket = world.command("bob", room_id, Command::Send("gone".into()));
     assert_eq!(world.outcome("bob", ticket), Err("unknown room".into()));
+}
+
+#[test]
+fn an_admin_whose_changes_the_server_keeps_refusing_is_told_and_the_client_stops_asking() {
+    let mut world = World::new(&["alice", "bob", "carol"]);
+    let room_id = room_with_bob(&mut world);
+    let carol = world.client("carol").identity.clone();
+    world.command(
+        "alice",
+        room_id,
+        Command::Add {
+            identity: carol,
+            role: Role::Member,
+        },
+    );
+    // Every append of alice's is refused: her rotation after bob's leave, and what she asks.
+    world.conflicts.insert("alice".into(), u32::MAX);
+    world.clients.get_mut("carol").expect("carol").online = false;
+    world.command("bob", room_id, Command::Append(LogAction::Leave));
+    let sent = world.command("alice", room_id, Command::Send("anyone?".into()));
+    // Her client retries after its pause (the harness fires the timers it set).
+    for _ in 0..10 {
+        if world.client("alice").finished.contains_key(&sent) {
+            break;
+        }
+        world.fire_timers("alice");
+    }
+    let outcome = world.outcome("alice", sent);
+    assert!(
+        outcome
+            .as_ref()
+            .is_err_and(|reason| reason.contains("keeps refusing")),
+        "{outcome:?}"
+    );
+    let tries = |world: &World| u32::MAX - world.conflicts["alice"];
+    assert!(tries(&world) <= 4, "{} appends", tries(&world));
+    // The client rests until the log moves: timers firing now ask nothing more.
+    let rested = tries(&world);
+    for _ in 0..5 {
+        world.fire_timers("alice");
+    }
+    assert_eq!(tries(&world), rested);
+    assert!(world.rooms[&room_id].messages.is_empty());
+}
+
+#[test]
+fn a_sync_that_crossed_an_event_is_asked_again_not_taken_for_a_rollback() {
+    let mut world = World::new(&["alice", "bob"]);
+    let room_id = room_with_bob(&mut world);
+    let before = world.answers("bob", room_id);
+    world.command(
+        "alice",
+        room_id,
+        Command::Append(LogAction::SetRotationSchedule {
+            schedule: common::membership::RotationSchedule::default(),
+        }),
+    );
+    // bob's machine applied the new entry from its event; an answer fetched before it
+    // arrives now.
+    world.input(
+        "bob",
+        Input::Synced {
+            room_id,
+            answers: before,
+        },
+    );
+    assert!(
+        world.client("bob").warnings.is_empty(),
+        "{:?}",
+        world.client("bob").warnings
+    );
+    let bobs = world.client("bob").machine.room(&room_id).expect("room");
+    assert_eq!(
+        bobs.state.as_ref().map(RoomState::length).ok(),
+        Some(world.rooms[&room_id].state.length())
+    );
+}
+
+#[test]
+fn a_command_not_sent_yet_can_be_cancelled_and_one_in_flight_cannot() {
+    let mut world = World::new(&["alice", "bob"]);
+    let room_id = room_with_bob(&mut world);
+    let machine = &mut world.clients.get_mut("alice").expect("alice").machine;
+    let send = |ticket, text: &str| Input::Command {
+        ticket,
+        room_id,
+        command: Command::Send(text.into()),
+    };
+    let first = machine.handle(send(100, "in flight"), 1, &mut OsRng);
+    assert!(first
+        .iter()
+        .any(|effect| matches!(effect, Effect::PostMessage { .. })));
+    let second = machine.handle(send(101, "queued"), 1, &mut OsRng);
+    assert!(second.is_empty(), "waits behind the first: {second:?}");
+    let cancelled = machine.handle(Input::Cancel(101), 1, &mut OsRng);
+    assert!(matches!(
+        cancelled.as_slice(),
+        [Effect::Finished {
+            ticket: 101,
+            result: Err(_)
+        }]
+    ));
+    assert!(machine.handle(Input::Cancel(100), 1, &mut OsRng).is_empty());
+    assert!(machine.is_writing(&room_id), "the first is still in flight");
 }

@@ -115,6 +115,7 @@ fn texts(room: &Room) -> Vec<String> {
         .iter()
         .map(|shown| match shown {
             ShownMessage::Verified { text, .. } => text.clone(),
+            ShownMessage::Attachment { attachment, .. } => format!("[{}]", attachment.name),
             ShownMessage::Warning { reason, .. } => format!("warning: {reason}"),
         })
         .collect()

@@ -14,6 +14,7 @@
 
 pub mod account;
 pub mod api;
+pub mod attachment;
 pub mod encoding;
 pub mod identity;
 pub mod membership;

@@ -37,14 +37,18 @@ pub const MAX_CIPHERTEXT_LEN: usize = MAX_BODY_LEN + 2 * PADDING_BUCKET + TAG_LE
 /// What a message body holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
-    /// UTF-8 text (tag 1). Other kinds (attachments) take new tags.
+    /// UTF-8 text (tag 1).
     Text = 1,
+    /// An attachment (tag 2): the body is a [`crate::attachment::AttachmentRef`], which
+    /// names the file's id, key, layout, ciphertext hash, kind, type, name and preview.
+    Attachment = 2,
 }
 
 impl MessageKind {
     fn from_tag(tag: u8) -> Result<Self, DecodeError> {
         match tag {
             1 => Ok(Self::Text),
+            2 => Ok(Self::Attachment),
             _ => Err(DecodeError::UnknownTag {
                 what: "message kind",
                 tag,
@@ -184,6 +188,17 @@ impl InnerMessage {
     pub fn text(&self) -> Option<&str> {
         match self.kind {
             MessageKind::Text => std::str::from_utf8(&self.body).ok(),
+            MessageKind::Attachment => None,
+        }
+    }
+
+    /// The attachment the body describes, for [`MessageKind::Attachment`].
+    pub fn attachment(&self) -> Option<crate::attachment::AttachmentRef> {
+        match self.kind {
+            MessageKind::Attachment => {
+                crate::attachment::AttachmentRef::from_bytes(&self.body).ok()
+            }
+            MessageKind::Text => None,
         }
     }
 }
@@ -210,7 +225,8 @@ pub struct SealedMessage {
 /// Why a message could not be shown.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MessageError {
-    /// The body is larger than [`MAX_BODY_LEN`] or text is not UTF-8.
+    /// The body is larger than [`MAX_BODY_LEN`], text is not UTF-8, or an attachment
+    /// description is malformed.
     #[error("message body is too large or not valid text")]
     InvalidBody,
     /// No key is held for the message's epoch.
@@ -347,7 +363,11 @@ pub fn open_message(
         &signature,
     )
     .map_err(|_| MessageError::BadSignature)?;
-    if inner.kind == MessageKind::Text && inner.text().is_none() {
+    let body_valid = match inner.kind {
+        MessageKind::Text => inner.text().is_some(),
+        MessageKind::Attachment => inner.attachment().is_some(),
+    };
+    if !body_valid {
         return Err(MessageError::InvalidBody);
     }
     Ok(inner)

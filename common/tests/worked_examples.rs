@@ -464,3 +464,58 @@ fn pins_example() {
     examples.check("pins_sealed", &sealed);
     examples.finish();
 }
+
+/// Section 14's attachment: id `a0..af`, file key `00..1f`, nonce prefix `40..52`, a file of
+/// 40,000 bytes (byte `i` is `i mod 256`) in chunks of 16,384 bytes, a PNG image of 640 × 480
+/// named `plan.png` without a thumbnail.
+#[test]
+fn attachment_example() {
+    use common::attachment::{
+        AttachmentCipher, AttachmentRef, ChunkLayout, CiphertextHash, Dimensions, FileKey,
+        MediaKind,
+    };
+    let mut examples = Examples::new();
+    let cipher = AttachmentCipher {
+        id: counting(0xa0),
+        key: FileKey::from_bytes(counting(0x00)),
+        nonce_prefix: counting(0x40),
+        layout: ChunkLayout::new(40_000, 16_384).expect("layout"),
+    };
+    let file: Vec<u8> = (0..40_000u32).map(|i| (i % 256) as u8).collect();
+    examples.check("attachment_chunk_key_info", &cipher.chunk_key_info());
+    examples.check("attachment_chunk_key", cipher.chunk_key().as_bytes());
+    let mut hash = CiphertextHash::default();
+    for (index, plaintext) in file.chunks(16_384).enumerate() {
+        let index = u32::try_from(index).expect("few chunks");
+        let sealed = cipher.seal_chunk(index, plaintext).expect("seals");
+        examples.check(
+            &format!("attachment_chunk{index}_sha256"),
+            &common::primitives::sha256(&sealed),
+        );
+        examples.check(&format!("attachment_chunk{index}_tag"), &sealed[..16]);
+        assert_eq!(cipher.open_chunk(index, &sealed).expect("opens"), plaintext);
+        hash.update(&sealed);
+    }
+    let digest = hash.finish();
+    examples.check("attachment_ciphertext_sha256", &digest);
+    let attachment = AttachmentRef {
+        cipher,
+        ciphertext_sha256: digest,
+        kind: MediaKind::Image,
+        mime: "image/png".into(),
+        name: "plan.png".into(),
+        dimensions: Some(Dimensions {
+            width: 640,
+            height: 480,
+        }),
+        thumbnail: Vec::new(),
+        thumbnail_mime: String::new(),
+    };
+    let bytes = attachment.to_bytes();
+    examples.check("attachment_ref", &bytes);
+    assert_eq!(
+        AttachmentRef::from_bytes(&bytes).expect("decodes"),
+        attachment
+    );
+    examples.finish();
+}

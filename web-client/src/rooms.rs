@@ -125,9 +125,18 @@ impl Chat {
             }
             gloo_timers::future::TimeoutFuture::new(COMMAND_POLL_MS).await;
         }
-        Err(ChatError::Other(
-            "the room's earlier writes are still under way; try again".into(),
-        ))
+        // Dropped unless already sent, so a retry cannot make it twice.
+        self.feed(Input::Cancel(ticket)).await;
+        let finished = self
+            .finished
+            .try_update_untracked(|finished| finished.remove(&ticket))
+            .flatten();
+        match finished {
+            Some(result) => result.map_err(ChatError::Other),
+            None => Err(ChatError::Other(
+                "no answer from the server yet; it may still go through".into(),
+            )),
+        }
     }
 
     /// Hands `input` to the client core and does what it asks, feeding back the answers,

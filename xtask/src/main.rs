@@ -179,12 +179,13 @@ fn test() -> TaskResult {
 }
 
 /// The cargo-fuzz targets of `fuzz/fuzz_targets/`, one per decoder.
-const FUZZ_TARGETS: [&str; 5] = [
+const FUZZ_TARGETS: [&str; 6] = [
     "log_entry",
     "message",
     "identity",
     "envelope",
     "client_state",
+    "attachment",
 ];
 
 /// Runs each fuzz target for a bounded time (seconds from the first argument, default 60)

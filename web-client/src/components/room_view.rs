@@ -194,6 +194,22 @@ fn MessageList(messages: Memo<Option<Vec<ShownMessage>>>) -> impl IntoView {
                         </li>
                     }
                     .into_any(),
+                    ShownMessage::Attachment { sender, sent_at_ms, attachment, .. } => view! {
+                        <li class="message" data-testid="message">
+                            <div class="meta">
+                                <span class="sender">{sender}</span>
+                                <time>{format_time(sent_at_ms)}</time>
+                            </div>
+                            <p class="body attachment" data-testid="attachment">
+                                {format!(
+                                    "📎 {} ({} bytes)",
+                                    attachment.name,
+                                    attachment.cipher.layout.size,
+                                )}
+                            </p>
+                        </li>
+                    }
+                    .into_any(),
                     ShownMessage::Warning { claimed_sender, reason, .. } => view! {
                         <li class="message warning" data-testid="message-warning" role="alert">
                             <strong>"⚠ Unverified message hidden"</strong>
