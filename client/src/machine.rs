@@ -1122,7 +1122,7 @@ impl Run<'_> {
                     });
                     return Ok(None);
                 }
-                let (kind, body) = match queued.command {
+                let (kind, body, attachments) = match queued.command {
                     Command::SendAttachment(attachment) => {
                         let policy = state.policy();
                         if policy.allowed_media & attachment.kind.policy_bit() == 0 {
@@ -1137,9 +1137,13 @@ impl Run<'_> {
                                 policy.max_attachment_bytes
                             )));
                         }
-                        (MessageKind::Attachment, attachment.to_bytes())
+                        (
+                            MessageKind::Attachment,
+                            attachment.to_bytes(),
+                            vec![Base64Array(attachment.cipher.id)],
+                        )
                     }
-                    Command::Send(text) => (MessageKind::Text, text.into_bytes()),
+                    Command::Send(text) => (MessageKind::Text, text.into_bytes(), Vec::new()),
                     _ => return Ok(None),
                 };
                 self.pin_members(room_id).map_err(fail)?;
@@ -1155,6 +1159,7 @@ impl Run<'_> {
                         epoch: inner.epoch,
                         nonce: Base64Array(sealed.nonce),
                         ciphertext: Base64(sealed.ciphertext),
+                        attachments,
                     },
                 });
                 Ok(Some(InFlight::Message { ticket, inner }))

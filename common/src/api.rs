@@ -201,6 +201,10 @@ pub struct PostMessageRequest {
     pub nonce: Base64Array<NONCE_LEN>,
     /// `tag(16) || encrypted padded plaintext`.
     pub ciphertext: Base64,
+    /// The attachments the message names (their ids), each a complete upload of the sender
+    /// in this room: the server keeps them rather than collecting them. Optional.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Base64Array<{ crate::attachment::ATTACHMENT_ID_LEN }>>,
 }
 
 /// A message as the server stores and returns it.
@@ -367,6 +371,45 @@ pub struct ErrorBody {
     /// For 429 answers: seconds until a retry may succeed (also in `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
+    /// For 413 answers: the limit that was exceeded, in bytes (the room's attachment limit,
+    /// the caller's storage quota, or the largest chunk body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<u64>,
+}
+
+/// `POST /api/rooms/{id}/attachments`: the uploader announces an attachment before sending
+/// its chunks (docs/PROTOCOL.md section 14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAttachmentRequest {
+    /// The attachment id the uploader drew (16 bytes).
+    pub id: Base64Array<{ crate::attachment::ATTACHMENT_ID_LEN }>,
+    /// The file's size in bytes (plaintext; the server checks it against the room's limit).
+    pub size: u64,
+    /// Plaintext bytes per chunk (16 KiB to 4 MiB).
+    pub chunk_size: u32,
+}
+
+/// What the server holds of an attachment: answer to announcing it and to
+/// `GET /api/rooms/{id}/attachments/{attachment_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentStatus {
+    /// The attachment id.
+    pub id: Base64Array<{ crate::attachment::ATTACHMENT_ID_LEN }>,
+    /// Who uploads it.
+    pub uploader: String,
+    /// The file's size, as announced.
+    pub size: u64,
+    /// The chunk size, as announced.
+    pub chunk_size: u32,
+    /// How many chunks the layout has.
+    pub chunk_count: u32,
+    /// The whole ciphertext's size: `size + 16 * chunk_count`.
+    pub ciphertext_size: u64,
+    /// The chunks stored, ascending: what a resumed upload skips.
+    pub received: Vec<u32>,
+    /// Whether every chunk is stored (only then can it be downloaded or named by a message).
+    pub complete: bool,
 }
 
 /// Answer to `POST /api/login`: either a session (cookie set) or a second step.

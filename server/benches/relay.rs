@@ -268,6 +268,7 @@ async fn run() -> BenchResult<()> {
                         epoch: 0,
                         nonce: Base64Array(sealed.nonce),
                         ciphertext: Base64(sealed.ciphertext),
+                        attachments: Vec::new(),
                     },
                 )
                 .await?;

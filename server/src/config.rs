@@ -16,6 +16,17 @@ use crate::server_key::ServerKey;
 /// it lives next to the SQLite file.
 pub const DEFAULT_SERVER_KEY_FILE: &str = "server.key";
 
+/// Where attachment chunks go ([`Config::attachment_store`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachmentStore {
+    /// A local folder.
+    Folder(PathBuf),
+    /// Memory (an in-memory database's attachments).
+    Memory,
+    /// An object store URL.
+    Url(String),
+}
+
 /// Server settings, read from command-line flags or `CHAT_*` environment variables.
 ///
 /// `Debug` prints every setting except the server key, which prints as `[redacted]`.
@@ -69,6 +80,20 @@ pub struct Config {
     /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`.
     #[arg(long, env = "CHAT_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Where attachment chunks are stored, as an object store URL (`file:///srv/chat/files`,
+    /// `memory:///`, or `s3://bucket/prefix` in a build with the `s3` feature). Default: the
+    /// folder `attachments` next to the SQLite file (in memory for an in-memory database).
+    #[arg(long, env = "CHAT_ATTACHMENTS_URL")]
+    pub attachments_url: Option<String>,
+    /// How much attachment ciphertext one user may have stored, in MiB, over every room.
+    #[arg(long, env = "CHAT_ATTACHMENT_QUOTA_MIB", default_value_t = 1024)]
+    pub attachment_quota_mib: u64,
+    /// How long an uploaded attachment that no message names is kept, in seconds (a day).
+    #[arg(long, env = "CHAT_ATTACHMENT_TTL_SECS", default_value_t = 86_400)]
+    pub attachment_ttl_secs: u64,
+    /// How often unattached uploads past their time are looked for, in seconds.
+    #[arg(long, env = "CHAT_ATTACHMENT_COLLECT_SECS", default_value_t = 600)]
+    pub attachment_collect_secs: u64,
 }
 
 impl Config {
@@ -88,6 +113,49 @@ impl Config {
             login_window_secs: 900,
             tls_cert: None,
             tls_key: None,
+            attachments_url: None,
+            attachment_quota_mib: 1024,
+            attachment_ttl_secs: 86_400,
+            attachment_collect_secs: 600,
+        }
+    }
+
+    /// The attachment quota per user, in bytes.
+    pub fn attachment_quota_bytes(&self) -> u64 {
+        self.attachment_quota_mib.saturating_mul(1024 * 1024)
+    }
+
+    /// How long an unattached upload is kept.
+    pub fn attachment_ttl(&self) -> Duration {
+        Duration::from_secs(self.attachment_ttl_secs)
+    }
+
+    /// How often unattached uploads are collected (at least every second).
+    pub fn attachment_collect_period(&self) -> Duration {
+        Duration::from_secs(self.attachment_collect_secs.max(1))
+    }
+
+    /// The folder of the SQLite file, or `None` for an in-memory database.
+    fn database_directory(&self) -> Option<PathBuf> {
+        let in_memory =
+            self.database_url.contains(":memory:") || self.database_url.contains("mode=memory");
+        SqliteConnectOptions::from_str(&self.database_url)
+            .ok()
+            .filter(|_| !in_memory)
+            .map(|options| options.get_filename().to_path_buf())
+            .filter(|file| !file.as_os_str().is_empty())
+            .map(|file| file.parent().map(Path::to_path_buf).unwrap_or_default())
+    }
+
+    /// Where attachments are stored: `--attachments-url`, else the folder `attachments` next
+    /// to the SQLite file, else memory.
+    pub fn attachment_store(&self) -> AttachmentStore {
+        if let Some(url) = &self.attachments_url {
+            return AttachmentStore::Url(url.clone());
+        }
+        match self.database_directory() {
+            Some(directory) => AttachmentStore::Folder(directory.join("attachments")),
+            None => AttachmentStore::Memory,
         }
     }
 
@@ -117,15 +185,7 @@ impl Config {
         if let Some(path) = &self.server_key_file {
             return path.clone();
         }
-        let in_memory =
-            self.database_url.contains(":memory:") || self.database_url.contains("mode=memory");
-        let database_directory = SqliteConnectOptions::from_str(&self.database_url)
-            .ok()
-            .filter(|_| !in_memory)
-            .map(|options| options.get_filename().to_path_buf())
-            .filter(|file| !file.as_os_str().is_empty())
-            .map(|file| file.parent().map(Path::to_path_buf).unwrap_or_default());
-        match database_directory {
+        match self.database_directory() {
             Some(directory) => directory.join(DEFAULT_SERVER_KEY_FILE),
             None => Path::new("data").join(DEFAULT_SERVER_KEY_FILE),
         }

@@ -59,6 +59,22 @@ pub enum ApiError {
     /// 413: the request body is larger than [`crate::MAX_BODY_BYTES`].
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// 413: an attachment over the room's limit or the uploader's quota, or a chunk over
+    /// the largest size; the body carries `limit_bytes`.
+    #[error("{message}")]
+    TooLarge {
+        /// What was too large, in words.
+        message: String,
+        /// The limit, in bytes.
+        limit_bytes: u64,
+    },
+    /// 416: a `Range` outside the `size` bytes of the resource; answered with
+    /// `Content-Range: bytes */size`.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable {
+        /// The resource's size in bytes.
+        size: u64,
+    },
     /// 415: a JSON body without `Content-Type: application/json`.
     #[error("expected content-type application/json")]
     UnsupportedMediaType,
@@ -96,6 +112,9 @@ pub enum ApiError {
     /// 500: a QR code could not be drawn.
     #[error("qr code rendering failed")]
     QrCode(#[from] qrcode::types::QrError),
+    /// 500: the attachment store failed.
+    #[error("attachment store failed")]
+    Blob(#[from] crate::blobs::BlobError),
 }
 
 impl From<Throttled> for ApiError {
@@ -145,7 +164,8 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Gone(_) => StatusCode::GONE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } | Self::TooManyAttempts { .. } => {
@@ -155,7 +175,8 @@ impl ApiError {
             | Self::Password(_)
             | Self::Task(_)
             | Self::CorruptData(_)
-            | Self::QrCode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | Self::QrCode(_)
+            | Self::Blob(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -187,10 +208,23 @@ impl IntoResponse for ApiError {
             }
             _ => None,
         };
+        let limit_bytes = match self {
+            Self::TooLarge { limit_bytes, .. } => Some(limit_bytes),
+            _ => None,
+        };
         let body = Json(ErrorBody {
             error: message,
             retry_after_s,
+            limit_bytes,
         });
+        if let Self::RangeNotSatisfiable { size } = self {
+            return (
+                status,
+                [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+                body,
+            )
+                .into_response();
+        }
         match retry_after_s {
             Some(seconds) => {
                 (status, [(header::RETRY_AFTER, seconds.to_string())], body).into_response()
@@ -264,6 +298,7 @@ pub async fn json_error_body(response: Response) -> Response {
     let body = Json(ErrorBody {
         error: reason,
         retry_after_s: None,
+        limit_bytes: None,
     })
     .into_response();
     let (body_parts, body) = body.into_parts();

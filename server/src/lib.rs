@@ -15,6 +15,7 @@
 //! [`Application::build`] opens the database, runs the migrations and binds the listener;
 //! [`router`] builds the routes for an [`AppState`], so tests can run the real app on port 0.
 
+pub mod blobs;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -41,11 +42,14 @@ use axum::Router;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::blobs::BlobStore;
+use crate::config::AttachmentStore;
 pub use crate::config::Config;
 use crate::headers::SecurityHeaders;
 use crate::hub::Hub;
@@ -78,6 +82,8 @@ pub struct AppState {
     /// An Argon2id PHC string of a random key, verified against when a login names an
     /// unknown user so that the answer takes as long as for a known one.
     pub dummy_auth_hash: Arc<str>,
+    /// Where attachment chunks are stored.
+    pub blobs: BlobStore,
 }
 
 /// Why the server could not start.
@@ -107,6 +113,9 @@ pub enum StartupError {
     /// The TLS certificate or key could not be loaded.
     #[error("cannot set up tls")]
     Tls(#[from] TlsError),
+    /// The attachment store could not be opened.
+    #[error("cannot open the attachment store")]
+    Blobs(#[from] blobs::BlobError),
 }
 
 /// A server that is bound and migrated, ready to run.
@@ -138,6 +147,11 @@ impl Application {
             None => ServerKey::load_or_create(&config.server_key_path())?,
         };
         let dummy_auth_hash = password::dummy_hash().await?;
+        let blobs = match config.attachment_store() {
+            AttachmentStore::Folder(folder) => BlobStore::local(&folder)?,
+            AttachmentStore::Memory => BlobStore::memory(),
+            AttachmentStore::Url(url) => BlobStore::from_url(&url)?,
+        };
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(StartupError::Bind)?;
@@ -151,7 +165,10 @@ impl Application {
             server_key,
             throttle: Arc::new(throttle),
             dummy_auth_hash: dummy_auth_hash.into(),
+            blobs,
         };
+        let period = state.config.attachment_collect_period();
+        routes::attachments::spawn_collector(state.clone(), period);
         Ok(Self {
             listener,
             port,
@@ -231,6 +248,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::messages::router())
         .merge(routes::join_requests::router())
         .merge(routes::client_state::router())
+        .merge(routes::attachments::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -248,7 +266,10 @@ pub fn router(state: AppState) -> Router {
             let security_headers = security_headers.clone();
             async move { security_headers.apply(response) }
         }))
-        .layer(CompressionLayer::new())
+        // Ciphertext does not compress, and a compressed 206 would not match its range.
+        .layer(CompressionLayer::new().compress_when(
+            DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream")),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, RoomPath};
 use crate::routes::rooms::require_member;
 use crate::session::AuthUser;
-use crate::store::{self, messages, rooms};
+use crate::store::{self, attachments, messages, rooms};
 use crate::AppState;
 
 /// Page size when the query names none.
@@ -107,6 +107,10 @@ async fn post_message(
     if rules.rotation_pending {
         return Err(ApiError::conflict("key rotation pending"));
     }
+    // Kept from collection from now on; marked before the message is stored, so a message
+    // never names an attachment the collector may take.
+    let named: Vec<_> = request.attachments.iter().map(|id| id.0).collect();
+    attachments::mark_attached(&state.pool, &room_id, &user.username, &named).await?;
     let new_message = messages::NewMessage {
         room_id,
         epoch: request.epoch,

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod accounts;
+pub mod attachments;
 pub mod client_state;
 pub mod health;
 pub mod join_requests;

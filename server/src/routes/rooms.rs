@@ -254,7 +254,9 @@ async fn append_log(
     for envelope in &request.envelopes {
         check_envelope(&room_state, &user.username, &room_id, envelope)?;
     }
-    rooms::append(&state.pool, &entry, &room_state, &request.envelopes).await?;
+    let doomed = rooms::append(&state.pool, &entry, &room_state, &request.envelopes).await?;
+    // The entry cleared the history or deleted the room: its attachments' chunks go too.
+    crate::routes::attachments::delete_blobs(&state, &doomed).await;
     let seq = entry.entry().seq;
     tracing::info!(
         %room_id,

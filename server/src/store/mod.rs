@@ -3,6 +3,7 @@
 //! The schema lives in `server/migrations/`. Times are milliseconds since the Unix epoch.
 //! Queries are plain `sqlx::query` calls checked by the integration tests.
 
+pub mod attachments;
 pub mod client_states;
 pub mod envelopes;
 pub mod join_requests;

@@ -70,13 +70,15 @@ async fn write_room_row(
     sqlx::query(
         "UPDATE rooms SET current_epoch = ?, \
          rotation_pending = MAX(?, CASE WHEN current_epoch = ? THEN rotation_pending ELSE 0 END), \
-         log_rotation_pending = ?, messages_per_minute = ? WHERE room_id = ?",
+         log_rotation_pending = ?, messages_per_minute = ?, max_attachment_bytes = ? \
+         WHERE room_id = ?",
     )
     .bind(epoch)
     .bind(state.rotation_pending())
     .bind(epoch)
     .bind(state.rotation_pending())
     .bind(i64::from(state.policy().messages_per_minute))
+    .bind(i64::try_from(state.policy().max_attachment_bytes).unwrap_or(i64::MAX))
     .bind(room_id.0.as_slice())
     .execute(&mut *connection)
     .await?;
@@ -84,7 +86,9 @@ async fn write_room_row(
 }
 
 /// Every table that holds rows of a room, children first: what deleting a room empties.
-pub const ROOM_TABLES: [&str; 7] = [
+pub const ROOM_TABLES: [&str; 9] = [
+    "attachment_chunks",
+    "attachments",
     "join_requests",
     "invite_uses",
     "key_envelopes",
@@ -169,6 +173,9 @@ pub async fn load_log(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<Vec<
 /// - a delete-room entry deletes every row of the room from every table
 ///   ([`ROOM_TABLES`]), the entry itself included: the room is gone.
 ///
+/// Returns the attachments whose rows a clear-history or delete-room entry removed, for
+/// the caller to delete their chunks once the entry is stored.
+///
 /// # Errors
 /// [`ApiError::Conflict`] when another entry with this sequence number was stored first;
 /// a database error otherwise.
@@ -177,7 +184,7 @@ pub async fn append(
     entry: &SignedLogEntry,
     new_state: &RoomState,
     envelopes: &[KeyEnvelope],
-) -> ApiResult<()> {
+) -> ApiResult<Vec<super::attachments::Doomed>> {
     let room_id = new_state.room_id();
     let mut transaction = pool.begin().await?;
     // Inserting first makes a concurrent append of the same seq fail here, before any side
@@ -197,11 +204,13 @@ pub async fn append(
         }
         Err(error) => return Err(error.into()),
     }
+    let mut doomed = Vec::new();
     match &entry.entry().action {
         LogAction::DeleteRoom => {
+            let doomed = super::attachments::take_room(&mut transaction, &room_id).await?;
             delete_room_rows(&mut transaction, &room_id).await?;
             transaction.commit().await?;
-            return Ok(());
+            return Ok(doomed);
         }
         action => {
             let joined_or_banned = action
@@ -216,6 +225,7 @@ pub async fn append(
                     .bind(room_id.0.as_slice())
                     .execute(&mut *transaction)
                     .await?;
+                doomed = super::attachments::take_room(&mut transaction, &room_id).await?;
             }
         }
     }
@@ -226,7 +236,20 @@ pub async fn append(
         super::envelopes::upsert(&mut transaction, envelope, now).await?;
     }
     transaction.commit().await?;
-    Ok(())
+    Ok(doomed)
+}
+
+/// The room policy's largest attachment, in bytes, or `None` for an unknown room.
+///
+/// # Errors
+/// A database error.
+pub async fn max_attachment_bytes(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Option<u64>> {
+    let limit: Option<i64> =
+        sqlx::query_scalar("SELECT max_attachment_bytes FROM rooms WHERE room_id = ?")
+            .bind(room_id.0.as_slice())
+            .fetch_optional(pool)
+            .await?;
+    Ok(limit.map(|limit| u64::try_from(limit).unwrap_or_default()))
 }
 
 /// The role of `username` in a room, or `None` when they are not a member (or the room

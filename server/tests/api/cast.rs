@@ -322,6 +322,7 @@ pub async fn room_endpoint_answers(
             response.json().await.unwrap_or(common::api::ErrorBody {
                 error: String::new(),
                 retry_after_s: None,
+                limit_bytes: None,
             });
         answers.push((name, status, body.error));
     }

@@ -51,6 +51,19 @@ async fn deleting_the_room_removes_every_row_and_tells_the_members() {
         .post_message(&cast.carol.client, &cast.hex(), &body)
         .await;
     expect_status(response, StatusCode::CREATED, "carol posts").await;
+    // And an attachment, one chunk of it stored.
+    let (_, cipher, chunks) = crate::attachments::sealed_file(10);
+    crate::attachments::announce(app, &cast.carol.client, &cast.room, &cipher).await;
+    let response = crate::attachments::put_chunk(
+        app,
+        &cast.carol.client,
+        &cast.room,
+        &cipher.id,
+        0,
+        chunks[0].clone(),
+    )
+    .await;
+    expect_status(response, StatusCode::NO_CONTENT, "carol uploads").await;
     let database = app.database().await;
     let tables = tables_with_a_room_id(&database).await;
     let expected: BTreeSet<String> = [
@@ -61,6 +74,8 @@ async fn deleting_the_room_removes_every_row_and_tells_the_members() {
         "messages",
         "join_requests",
         "invite_uses",
+        "attachments",
+        "attachment_chunks",
     ]
     .map(str::to_owned)
     .into();

@@ -618,6 +618,7 @@ impl TestApp {
             epoch: sealed.epoch,
             nonce: Base64Array(sealed.nonce),
             ciphertext: Base64(sealed.ciphertext),
+            attachments: Vec::new(),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod account_deletion;
 mod accounts;
 mod administration;
+mod attachments;
 mod cast;
 mod client_state;
 mod deletion;
