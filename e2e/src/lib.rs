@@ -353,6 +353,31 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
+/// `Browser.setDownloadBehavior` through chromedriver's DevTools endpoint.
+#[derive(Debug)]
+struct AllowDownloads(String);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AllowDownloads {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({
+            "cmd": "Browser.setDownloadBehavior",
+            "params": {"behavior": "allow", "downloadPath": self.0},
+        });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
 /// `[data-testid="ID"]`.
 pub fn testid(id: &str) -> String {
     format!("[data-testid=\"{id}\"]")
@@ -654,6 +679,68 @@ impl Browser {
             .map_err(|error| self.context(&format!("cannot reload: {error}")))
     }
 
+    /// Hands the file at `path` to the attach input, as choosing it in the file picker does.
+    pub async fn attach_file(&self, path: &std::path::Path) -> E2eResult<()> {
+        let input = self.element("attach-input").await?;
+        input
+            .send_keys(&path.to_string_lossy())
+            .await
+            .map_err(|error| self.context(&format!("cannot attach {}: {error}", path.display())))
+    }
+
+    /// Waits until no element `id` is on the page.
+    pub async fn wait_until_none(&self, id: &str) -> E2eResult<()> {
+        let started = Instant::now();
+        loop {
+            let shown = self.texts(id).await?;
+            if shown.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                return Err(self.context(&format!("{id} still shows {shown:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Lets this browser save downloads into `folder` (headless Chromium refuses them
+    /// otherwise), through the DevTools protocol command `Browser.setDownloadBehavior`.
+    pub async fn allow_downloads(&self, folder: &std::path::Path) -> E2eResult<()> {
+        self.client
+            .issue_cmd(AllowDownloads(folder.to_string_lossy().into_owned()))
+            .await
+            .map(|_| ())
+            .map_err(|error| self.context(&format!("cannot allow downloads: {error}")))
+    }
+
+    /// Waits until the file `name` has been saved whole into `folder` (see
+    /// [`Browser::allow_downloads`]) and returns its bytes.
+    pub async fn downloaded(&self, folder: &std::path::Path, name: &str) -> E2eResult<Vec<u8>> {
+        let started = Instant::now();
+        loop {
+            let partial = std::fs::read_dir(folder)
+                .map_err(|error| error.to_string())?
+                .flatten()
+                .any(|entry| {
+                    entry
+                        .path()
+                        .extension()
+                        .is_some_and(|ext| ext == "crdownload")
+                });
+            let path = folder.join(name);
+            if path.is_file() && !partial {
+                return std::fs::read(&path).map_err(|error| error.to_string());
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                return Err(self.context(&format!(
+                    "{name} was not saved; warnings: {:?}",
+                    self.texts("attachment-warning").await.unwrap_or_default()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Ends the WebDriver session.
     pub async fn close(self) -> E2eResult<()> {
         self.client.close().await.map_err(|error| error.to_string())
@@ -666,4 +753,10 @@ pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
         && haystack
             .windows(needle.len())
             .any(|window| window == needle)
+}
+
+/// The SHA-256 of `bytes`, in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }

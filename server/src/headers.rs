@@ -63,7 +63,7 @@ impl SecurityHeaders {
 /// The policy with `script_hashes` (each `'sha256-...'`) allowed as inline scripts:
 ///
 /// `default-src 'self'; script-src 'self' 'wasm-unsafe-eval' <hashes>; style-src 'self';
-/// img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none';
+/// img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none';
 /// form-action 'self'; frame-ancestors 'none'`
 pub fn content_security_policy(script_hashes: &[String]) -> String {
     let mut script_src = String::from("'self' 'wasm-unsafe-eval'");
@@ -72,7 +72,8 @@ pub fn content_security_policy(script_hashes: &[String]) -> String {
         script_src.push_str(hash);
     }
     format!(
-        "default-src 'self'; script-src {script_src}; style-src 'self'; img-src 'self' data:; \
+        "default-src 'self'; script-src {script_src}; style-src 'self'; img-src 'self' data: blob:; \
+         media-src 'self' blob:; \
          connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"
     )

@@ -95,6 +95,42 @@ pub async fn put_no_content<T: Serialize>(path: &str, body: &T) -> Result<(), Ht
     send_json("PUT", path, body).await.map(|_| ())
 }
 
+/// `PUT path` with raw bytes (`application/octet-stream`), ignoring the answer's body.
+pub async fn put_bytes(path: &str, bytes: &[u8]) -> Result<(), HttpError> {
+    let request = Request::put(path)
+        .header("Content-Type", "application/octet-stream")
+        .body(js_sys::Uint8Array::from(bytes))
+        .map_err(|error| HttpError::Decode(error.to_string()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|error| HttpError::Network(error.to_string()))?;
+    check(response).await.map(|_| ())
+}
+
+/// `GET path` for the bytes `first..=last` (an HTTP range), refusing an answer of another
+/// length.
+pub async fn get_range(path: &str, first: u64, last: u64) -> Result<Vec<u8>, HttpError> {
+    let response = Request::get(path)
+        .header("Range", &format!("bytes={first}-{last}"))
+        .send()
+        .await
+        .map_err(|error| HttpError::Network(error.to_string()))?;
+    let bytes = check(response)
+        .await?
+        .binary()
+        .await
+        .map_err(|error| HttpError::Network(error.to_string()))?;
+    if bytes.len() as u64 != last - first + 1 {
+        return Err(HttpError::Decode(format!(
+            "asked for {} bytes, got {}",
+            last - first + 1,
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
 /// `DELETE path`, ignoring the answer's body.
 pub async fn delete(path: &str) -> Result<(), HttpError> {
     let response = Request::delete(path)

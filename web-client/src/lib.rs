@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod attachments;
 pub mod chat;
 pub mod components;
 pub mod http;

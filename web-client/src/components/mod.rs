@@ -1,5 +1,6 @@
 //! The screens of the app, one file each.
 
+pub mod attachment;
 pub mod auth;
 pub mod chat_screen;
 pub mod members;

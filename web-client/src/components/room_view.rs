@@ -7,6 +7,7 @@ use leptos::html;
 use leptos::prelude::*;
 
 use crate::chat::{Chat, ShownMessage};
+use crate::components::attachment::{AttachButton, AttachmentView};
 use crate::components::members::{MemberLine, MemberList};
 use crate::components::notices::TrustWarnings;
 use crate::components::room_admin::RoomAdmin;
@@ -147,7 +148,7 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<ShownMessage>>>) -> 
                         {format!("{} earlier messages are from before you joined; this room does not share them.", room.not_shared)}
                     </p>
                 })}
-                <MessageList messages=messages />
+                <MessageList room_id=room_id messages=messages />
                 {(!room.has_key && room.log_error.is_none() && !room.removed).then(|| view! {
                     <p class="notice">
                         "Waiting for the room key from a member"
@@ -170,7 +171,7 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<ShownMessage>>>) -> 
 
 /// The live list of messages; failed checks show as warnings, never as text.
 #[component]
-fn MessageList(messages: Memo<Option<Vec<ShownMessage>>>) -> impl IntoView {
+fn MessageList(room_id: RoomId, messages: Memo<Option<Vec<ShownMessage>>>) -> impl IntoView {
     let list = NodeRef::<html::Ol>::new();
     Effect::new(move |_| {
         messages.track();
@@ -200,13 +201,7 @@ fn MessageList(messages: Memo<Option<Vec<ShownMessage>>>) -> impl IntoView {
                                 <span class="sender">{sender}</span>
                                 <time>{format_time(sent_at_ms)}</time>
                             </div>
-                            <p class="body attachment" data-testid="attachment">
-                                {format!(
-                                    "📎 {} ({} bytes)",
-                                    attachment.name,
-                                    attachment.cipher.layout.size,
-                                )}
-                            </p>
+                            <AttachmentView room_id=room_id attachment=*attachment />
                         </li>
                     }
                     .into_any(),
@@ -268,6 +263,7 @@ fn Composer(room_id: RoomId, enabled: bool) -> impl IntoView {
             <button data-testid="send-button" type="submit" disabled=move || !enabled || sending.get()>
                 "Send"
             </button>
+            <AttachButton room_id=room_id enabled=enabled />
         </form>
         <Show when=move || error.get().is_some()>
             <p class="error" role="alert" data-testid="send-error">{move || error.get()}</p>
