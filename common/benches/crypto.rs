@@ -6,12 +6,13 @@
 #![allow(missing_docs)]
 
 use common::account::{derive_account_keys, KdfParams};
+use common::attachment::AttachmentCipher;
 use common::identity::IdentitySecrets;
 use common::membership::{replay, LogAction, Role, SignedLogEntry};
 use common::message::{open_message, seal_message, ChainLink, InnerMessage, MessageKind};
 use common::room_key::{create_room, KeyEnvelope, RoomMetadata};
 use common::OsRng;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// A room of `members` people (alice owner, the rest members) and its log.
 fn room(
@@ -120,5 +121,47 @@ fn room_keys(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, account, messages, room_keys);
+/// Sealing and opening a 4 MiB file in chunks of 16 KiB to 1 MiB: the per-chunk cost (the
+/// chunk key derivation, the nonce) against the size of the buffers a browser holds.
+fn attachments(c: &mut Criterion) {
+    const FILE: usize = 4 * 1024 * 1024;
+    let file = vec![0x5a_u8; FILE];
+    let mut group = c.benchmark_group("attachment 4 MiB");
+    group.throughput(Throughput::Bytes(FILE as u64));
+    group.sample_size(10);
+    for chunk_size in [16 * 1024_u32, 64 * 1024, 256 * 1024, 1024 * 1024] {
+        let cipher =
+            AttachmentCipher::generate(FILE as u64, chunk_size, &mut OsRng).expect("layout");
+        let sealed: Vec<Vec<u8>> = file
+            .chunks(chunk_size as usize)
+            .enumerate()
+            .map(|(index, part)| cipher.seal_chunk(index as u32, part).expect("seals"))
+            .collect();
+        group.bench_with_input(
+            BenchmarkId::new("seal", chunk_size / 1024),
+            &cipher,
+            |b, cipher| {
+                b.iter(|| {
+                    for (index, part) in file.chunks(chunk_size as usize).enumerate() {
+                        cipher.seal_chunk(index as u32, part).expect("seals");
+                    }
+                });
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("open", chunk_size / 1024),
+            &cipher,
+            |b, cipher| {
+                b.iter(|| {
+                    for (index, chunk) in sealed.iter().enumerate() {
+                        cipher.open_chunk(index as u32, chunk).expect("opens");
+                    }
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, account, messages, room_keys, attachments);
 criterion_main!(benches);

@@ -24,7 +24,8 @@ tasks:
   test    install missing tools, then cargo fmt --check, clippy (native and wasm32), every
           native test, the wasm-pack browser tests of `common` and `client`, and the browser
           end-to-end tests
-  bench   run the criterion benchmarks of the crypto core and the relay load generator
+  bench   run the criterion benchmarks of the crypto core, the relay load generator and
+          the attachment throughput benchmark
   fuzz    run every cargo-fuzz target of fuzz/ (nightly) for a bounded time each, growing
           fuzz/corpus/; `cargo xtask fuzz -- 300` gives each target 300 s (default 60)
 ";
@@ -224,5 +225,7 @@ fn bench() -> TaskResult {
     step("criterion benchmarks of the crypto core");
     run_command(cargo().args(["bench", "--package", "common"]))?;
     step("relay load generator (loopback only)");
-    run_command(cargo().args(["bench", "--package", "server", "--bench", "relay"]))
+    run_command(cargo().args(["bench", "--package", "server", "--bench", "relay"]))?;
+    step("attachment throughput, 100 MiB each way (loopback only)");
+    run_command(cargo().args(["bench", "--package", "server", "--bench", "attachments"]))
 }
