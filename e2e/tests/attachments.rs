@@ -88,9 +88,23 @@ async fn attachments_are_encrypted_in_one_browser_and_open_in_the_other() -> E2e
         )
         .await?;
 
-    // bob sees both; the image inline from its thumbnail.
+    // A file dropped on the room is sent as if picked.
+    alice
+        .run_script(
+            r#"
+            const data = new DataTransfer();
+            data.items.add(new File(['dropped in the room'], 'dropped.txt', { type: 'text/plain' }));
+            document.querySelector('[data-testid="message-list"]').dispatchEvent(
+                new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+            "#,
+        )
+        .await?;
+    alice.wait_for_text("attachment", "dropped.txt").await?;
+
+    // bob sees them; the image inline from its thumbnail.
     bob.wait_for_text("attachment", "report.bin").await?;
     bob.wait_for_text("attachment", "app.png").await?;
+    bob.wait_for_text("attachment", "dropped.txt").await?;
     bob.element("attachment-image").await?;
     assert!(bob.texts("attachment-warning").await?.is_empty());
     assert!(bob.texts("message-warning").await?.is_empty());
@@ -110,9 +124,9 @@ async fn attachments_are_encrypted_in_one_browser_and_open_in_the_other() -> E2e
     // Nothing of the file is in the database or the attachment folder.
     let folder = server.data_dir.path().join("attachments");
     let (stored, count) = folder_bytes(&folder);
-    // Chunks of 1 MiB: five of the file, one of the image.
+    // Chunks of 1 MiB: five of the file, the image's, one of the dropped file.
     let image_chunks = image.len().div_ceil(1024 * 1024).max(1);
-    assert_eq!(count, 5 + image_chunks, "chunks stored: {count}");
+    assert_eq!(count, 5 + image_chunks + 1, "chunks stored: {count}");
     let database = server.database_bytes();
     for offset in [0, 1_000_000, 5 * 1024 * 1024 - 64] {
         let sample = &report[offset..offset + 64];

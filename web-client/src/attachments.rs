@@ -177,6 +177,27 @@ impl Default for Transfer {
     }
 }
 
+/// How many times a chunk is sent again after the connection dropped.
+const CHUNK_RETRIES: u32 = 3;
+/// The pause before the first retry, in milliseconds; it doubles each time.
+const RETRY_PAUSE_MS: u32 = 1_000;
+
+/// Uploads one chunk, sending it again after a dropped connection (the server takes a chunk
+/// again until the attachment is complete), at most [`CHUNK_RETRIES`] times.
+async fn put_chunk(path: &str, sealed: &[u8]) -> Result<(), ChatError> {
+    let mut pause = RETRY_PAUSE_MS;
+    for _ in 0..CHUNK_RETRIES {
+        match http::put_bytes(path, sealed).await {
+            Err(http::HttpError::Network(_)) => {
+                gloo_timers::future::TimeoutFuture::new(pause).await;
+                pause *= 2;
+            }
+            result => return Ok(result?),
+        }
+    }
+    Ok(http::put_bytes(path, sealed).await?)
+}
+
 fn attachment_path(room_id: &RoomId, id: &[u8; 16], rest: &str) -> String {
     room_path(room_id, &format!("attachments/{}{rest}", hex::encode(id)))
 }
@@ -257,7 +278,7 @@ impl Chat {
                 .map_err(ChatError::from_display)?;
             hash.update(&sealed);
             if !status.received.contains(&index) {
-                http::put_bytes(
+                put_chunk(
                     &attachment_path(&room_id, &cipher.id, &format!("/chunks/{index}")),
                     &sealed,
                 )

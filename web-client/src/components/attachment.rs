@@ -21,6 +21,36 @@ fn revoke_on_cleanup(url: Option<String>) {
     }
 }
 
+/// Starts uploading `file` to the room, reporting a refusal in `error`.
+fn start_upload(
+    chat: Chat,
+    room_id: RoomId,
+    file: web_sys::File,
+    transfer: Transfer,
+    error: RwSignal<Option<String>>,
+) {
+    if transfer.progress.get_untracked().is_some() {
+        error.set(Some(
+            "another file is being sent; wait for it or cancel it".into(),
+        ));
+        return;
+    }
+    error.set(None);
+    leptos::task::spawn_local(async move {
+        if let Err(failure) = chat.attach(room_id, file, transfer).await {
+            error.try_set(Some(failure.to_string()));
+        }
+        transfer.progress.try_set(None);
+    });
+}
+
+/// The first file of a drop, if the drop carries files (the default, opening the file in the
+/// tab, is prevented).
+pub fn dropped_file(event: &web_sys::DragEvent) -> Option<web_sys::File> {
+    event.prevent_default();
+    event.data_transfer()?.files()?.get(0)
+}
+
 /// The attach button, its hidden file input, and the upload's progress and cancel button.
 #[component]
 pub fn AttachButton(
@@ -42,14 +72,18 @@ pub fn AttachButton(
         };
         // The same file can be picked again after this one.
         element.set_value("");
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            if let Err(failure) = chat.attach(room_id, file, transfer).await {
-                error.try_set(Some(failure.to_string()));
-            }
-            transfer.progress.try_set(None);
-        });
+        start_upload(chat, room_id, file, transfer, error);
     };
+    // A file dropped anywhere on the room is sent as if picked.
+    if let Some(drops) = use_context::<DroppedFiles>() {
+        Effect::new(move |_| {
+            drops.0.track();
+            let dropped = drops.0.try_update_untracked(Option::take).flatten();
+            if let Some(file) = dropped.filter(|_| enabled) {
+                start_upload(chat, room_id, file, transfer, error);
+            }
+        });
+    }
     view! {
         <input
             type="file"
@@ -91,6 +125,10 @@ pub fn AttachButton(
         </Show>
     }
 }
+
+/// A file dropped on the room, handed from the drop zone to the attach button.
+#[derive(Clone, Copy)]
+pub struct DroppedFiles(pub RwSignal<Option<web_sys::File>, LocalStorage>);
 
 /// One attachment in the timeline.
 #[component]

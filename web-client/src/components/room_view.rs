@@ -7,7 +7,7 @@ use leptos::html;
 use leptos::prelude::*;
 
 use crate::chat::{Chat, ShownMessage};
-use crate::components::attachment::{AttachButton, AttachmentView};
+use crate::components::attachment::{dropped_file, AttachButton, AttachmentView, DroppedFiles};
 use crate::components::members::{MemberLine, MemberList};
 use crate::components::notices::TrustWarnings;
 use crate::components::room_admin::RoomAdmin;
@@ -118,6 +118,7 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<ShownMessage>>>) -> 
     let chat = expect_context::<Chat>();
     let room_id = room.room_id;
     let can_write = room.has_key && !room.removed && room.log_error.is_none();
+    provide_context(DroppedFiles(RwSignal::new_local(None)));
     view! {
         <header class="room-header">
             <h2 data-testid="room-title">{room.name.clone()}</h2>
@@ -180,7 +181,17 @@ fn MessageList(room_id: RoomId, messages: Memo<Option<Vec<ShownMessage>>>) -> im
         }
     });
     view! {
-        <ol class="messages" data-testid="message-list" node_ref=list>
+        <ol
+            class="messages"
+            data-testid="message-list"
+            node_ref=list
+            on:dragover=move |event: web_sys::DragEvent| event.prevent_default()
+            on:drop=move |event: web_sys::DragEvent| {
+                if let (Some(file), Some(drops)) = (dropped_file(&event), use_context::<DroppedFiles>()) {
+                    drops.0.set(Some(file));
+                }
+            }
+        >
             <For
                 each=move || messages.get().unwrap_or_default()
                 key=ShownMessage::id
