@@ -258,6 +258,15 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// The profile folder of browser `name`, which its processes' command lines name.
+    pub fn profile(&self, name: &str) -> String {
+        self.profiles
+            .path()
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+
     /// Starts chromedriver (`CHROMEDRIVER`, else `chromedriver` on `PATH`) on a free port.
     ///
     /// # Errors
@@ -461,6 +470,16 @@ impl Browser {
 
     /// Waits until some element `id` has a text containing `needle`.
     pub async fn wait_for_text(&self, id: &str, needle: &str) -> E2eResult<()> {
+        self.wait_for_text_within(id, needle, STEP_TIMEOUT).await
+    }
+
+    /// Like [`Browser::wait_for_text`], waiting at most `timeout`.
+    pub async fn wait_for_text_within(
+        &self,
+        id: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> E2eResult<()> {
         let started = Instant::now();
         loop {
             if self
@@ -471,10 +490,10 @@ impl Browser {
             {
                 return Ok(());
             }
-            if started.elapsed() > STEP_TIMEOUT {
+            if started.elapsed() > timeout {
                 return Err(self.context(&format!(
                     "no {id} containing {needle:?} after {} s; page shows {:?}",
-                    STEP_TIMEOUT.as_secs(),
+                    timeout.as_secs(),
                     self.texts(id).await.unwrap_or_default()
                 )));
             }
@@ -716,6 +735,16 @@ impl Browser {
     /// Waits until the file `name` has been saved whole into `folder` (see
     /// [`Browser::allow_downloads`]) and returns its bytes.
     pub async fn downloaded(&self, folder: &std::path::Path, name: &str) -> E2eResult<Vec<u8>> {
+        self.downloaded_within(folder, name, STEP_TIMEOUT).await
+    }
+
+    /// Like [`Browser::downloaded`], waiting at most `timeout`.
+    pub async fn downloaded_within(
+        &self,
+        folder: &std::path::Path,
+        name: &str,
+        timeout: Duration,
+    ) -> E2eResult<Vec<u8>> {
         let started = Instant::now();
         loop {
             let partial = std::fs::read_dir(folder)
@@ -731,7 +760,7 @@ impl Browser {
             if path.is_file() && !partial {
                 return std::fs::read(&path).map_err(|error| error.to_string());
             }
-            if started.elapsed() > STEP_TIMEOUT {
+            if started.elapsed() > timeout {
                 return Err(self.context(&format!(
                     "{name} was not saved; warnings: {:?}",
                     self.texts("attachment-warning").await.unwrap_or_default()

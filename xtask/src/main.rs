@@ -227,5 +227,28 @@ fn bench() -> TaskResult {
     step("relay load generator (loopback only)");
     run_command(cargo().args(["bench", "--package", "server", "--bench", "relay"]))?;
     step("attachment throughput, 100 MiB each way (loopback only)");
-    run_command(cargo().args(["bench", "--package", "server", "--bench", "attachments"]))
+    run_command(cargo().args(["bench", "--package", "server", "--bench", "attachments"]))?;
+    let tools = Tools::ensure_for_test()?;
+    build_web_client(&tools)?;
+    step("attachment throughput in headless Chromium, 100 MiB each way");
+    run_command(
+        cargo()
+            .args([
+                "test",
+                "--release",
+                "--package",
+                "e2e",
+                "--test",
+                "attachment_bench",
+                "--",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(
+                "CHAT_E2E_STATIC_DIR",
+                project_root().join("web-client/dist"),
+            )
+            .env("CHROMEDRIVER", &tools.chromedriver)
+            .env("CHROME", &tools.chromium),
+    )
 }
