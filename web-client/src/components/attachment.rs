@@ -12,6 +12,11 @@ use leptos::prelude::*;
 use crate::attachments::{human_size, thumbnail_url, Transfer};
 use crate::chat::Chat;
 
+/// A transfer's progress as a whole percentage, `37 %`.
+fn percent(progress: Option<f64>) -> String {
+    format!("{:.0} %", progress.unwrap_or_default() * 100.0)
+}
+
 /// Revokes `url` when the component that made it is dropped.
 fn revoke_on_cleanup(url: Option<String>) {
     if let Some(url) = url {
@@ -112,6 +117,7 @@ pub fn AttachButton(
                 max="1"
                 value=move || transfer.progress.get().unwrap_or_default()
             ></progress>
+            <span class="percent">{move || percent(transfer.progress.get())}</span>
             <button
                 type="button"
                 data-testid="upload-cancel"
@@ -220,6 +226,7 @@ pub fn AttachmentView(
                     max="1"
                     value=move || transfer.progress.get().unwrap_or_default()
                 ></progress>
+                <span class="percent">{move || percent(transfer.progress.get())}</span>
                 <button type="button" on:click=move |_| transfer.cancelled.set(true)>"Cancel"</button>
             </Show>
             {full_view}
