@@ -182,20 +182,28 @@ const CHUNK_RETRIES: u32 = 3;
 /// The pause before the first retry, in milliseconds; it doubles each time.
 const RETRY_PAUSE_MS: u32 = 1_000;
 
-/// Uploads one chunk, sending it again after a dropped connection (the server takes a chunk
-/// again until the attachment is complete), at most [`CHUNK_RETRIES`] times.
-async fn put_chunk(path: &str, sealed: &[u8]) -> Result<(), ChatError> {
+/// Uploads chunk `index` of the attachment at `attachment` (its path), resuming after a
+/// dropped connection: after a pause the client asks the server which chunks it has, and
+/// sends the chunk again unless it arrived (the server takes a chunk again until the
+/// attachment is complete), at most [`CHUNK_RETRIES`] times.
+async fn put_chunk(attachment: &str, index: u32, sealed: &[u8]) -> Result<(), ChatError> {
+    let chunk = format!("{attachment}/chunks/{index}");
     let mut pause = RETRY_PAUSE_MS;
     for _ in 0..CHUNK_RETRIES {
-        match http::put_bytes(path, sealed).await {
+        match http::put_bytes(&chunk, sealed).await {
             Err(http::HttpError::Network(_)) => {
                 gloo_timers::future::TimeoutFuture::new(pause).await;
                 pause *= 2;
+                if let Ok(status) = http::get::<AttachmentStatus>(attachment).await {
+                    if status.received.contains(&index) {
+                        return Ok(());
+                    }
+                }
             }
             result => return Ok(result?),
         }
     }
-    Ok(http::put_bytes(path, sealed).await?)
+    Ok(http::put_bytes(&chunk, sealed).await?)
 }
 
 fn attachment_path(room_id: &RoomId, id: &[u8; 16], rest: &str) -> String {
@@ -278,11 +286,7 @@ impl Chat {
                 .map_err(ChatError::from_display)?;
             hash.update(&sealed);
             if !status.received.contains(&index) {
-                put_chunk(
-                    &attachment_path(&room_id, &cipher.id, &format!("/chunks/{index}")),
-                    &sealed,
-                )
-                .await?;
+                put_chunk(&attachment_path(&room_id, &cipher.id, ""), index, &sealed).await?;
             }
             transfer
                 .progress
