@@ -22,9 +22,10 @@ pub const IPV6_NETWORK_PREFIX: u8 = 48;
 /// The client of a request. Extracting it never fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientInfo {
-    /// The client's address: the first address of the configured client IP header when
-    /// there is one and it parses, else the socket's peer address (`0.0.0.0` when the router
-    /// is served without connection info).
+    /// The client's address: when the socket's peer is one of the trusted proxies and the
+    /// configured client IP header is set, the rightmost address of the header that is not a
+    /// trusted proxy ([`client_address`]); else the peer's address (`0.0.0.0` when the
+    /// router is served without connection info).
     pub ip: IpAddr,
     /// The `User-Agent` header, at most [`MAX_USER_AGENT_CHARS`] characters; empty when
     /// missing or not UTF-8.
@@ -52,15 +53,51 @@ pub fn network_of(ip: IpAddr) -> IpNet {
         .unwrap_or_else(|_| IpNet::from(ip))
 }
 
-/// The first address in a forwarding header such as `X-Forwarded-For: client, proxy1`,
-/// with or without a port.
-fn forwarded_address(headers: &HeaderMap, header: &HeaderName) -> Option<IpAddr> {
-    let value = headers.get(header)?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    first
-        .parse::<IpAddr>()
+/// One address of a forwarding header, with or without a port.
+fn parse_hop(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    text.parse::<IpAddr>()
         .ok()
-        .or_else(|| first.parse::<SocketAddr>().ok().map(|address| address.ip()))
+        .or_else(|| text.parse::<SocketAddr>().ok().map(|address| address.ip()))
+        .map(|address| address.to_canonical())
+}
+
+/// The client's address behind proxies. Each proxy appends the address it received the
+/// request from to `X-Forwarded-For: client, proxy1, proxy2` (or the configured header), so
+/// only the entries added by proxies this server trusts are reliable; everything to their
+/// left may be made up by the client. Walking from the right (the peer first), the first
+/// hop that is not a `trusted` proxy is the client, as `axum-client-ip`'s rightmost
+/// strategies and the MDN guidance on `X-Forwarded-For` do. A peer that is not trusted is
+/// the client whatever the header says; an entry that does not parse stops the walk at the
+/// last trusted hop; a header of trusted proxies only gives its leftmost entry.
+pub fn client_address(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    header: Option<&HeaderName>,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let peer = peer.to_canonical();
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|network| network.contains(address));
+    let Some(value) = header
+        .and_then(|header| headers.get(header))
+        .and_then(|value| value.to_str().ok())
+    else {
+        return peer;
+    };
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in value.rsplit(',') {
+        let Some(address) = parse_hop(hop) else {
+            return client;
+        };
+        client = address;
+        if !is_trusted(&address) {
+            return address;
+        }
+    }
+    client
 }
 
 impl FromRequestParts<AppState> for ClientInfo {
@@ -71,13 +108,12 @@ impl FromRequestParts<AppState> for ClientInfo {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-        let ip = state
-            .config
-            .client_ip_header
-            .as_ref()
-            .and_then(|header| forwarded_address(&parts.headers, header))
-            .unwrap_or(peer)
-            .to_canonical();
+        let ip = client_address(
+            peer,
+            &parts.headers,
+            state.config.client_ip_header.as_ref(),
+            &state.config.trusted_proxies,
+        );
         let user_agent = parts
             .headers
             .get(USER_AGENT)
@@ -111,18 +147,39 @@ mod tests {
     }
 
     #[test]
-    fn the_first_forwarded_address_is_the_client() {
+    fn the_rightmost_untrusted_hop_is_the_client() {
         let header = HeaderName::from_static("x-forwarded-for");
+        let trusted: Vec<IpNet> = vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
         let mut headers = HeaderMap::new();
         for (value, expected) in [
-            ("10.1.2.7, 192.0.2.1", Some("10.1.2.7")),
-            (" 2001:db8::1 ", Some("2001:db8::1")),
-            ("10.1.2.7:4711", Some("10.1.2.7")),
-            ("unknown", None),
+            // A client cannot choose its address by writing one to the left.
+            ("6.6.6.6, 198.51.100.7", "198.51.100.7"),
+            ("6.6.6.6, 198.51.100.7, 10.0.0.9", "198.51.100.7"),
+            (" 2001:db8::1 ", "2001:db8::1"),
+            ("198.51.100.7:4711", "198.51.100.7"),
+            ("::ffff:198.51.100.7", "198.51.100.7"),
+            // Garbage stops the walk at the last trusted hop.
+            ("unknown, 10.0.0.9", "10.0.0.9"),
+            ("unknown", "10.0.0.2"),
+            // Only trusted proxies: the leftmost of them.
+            ("10.0.0.5, 10.0.0.9", "10.0.0.5"),
         ] {
             headers.insert(&header, HeaderValue::from_static(value));
-            let found = forwarded_address(&headers, &header);
-            assert_eq!(found, expected.map(|text| text.parse().unwrap()), "{value}");
+            let found = client_address(proxy, &headers, Some(&header), &trusted);
+            assert_eq!(found, expected.parse::<IpAddr>().unwrap(), "{value}");
         }
+        // A peer that is not a trusted proxy is the client, whatever it claims.
+        headers.insert(&header, HeaderValue::from_static("198.51.100.7"));
+        let outsider: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(
+            client_address(outsider, &headers, Some(&header), &trusted),
+            outsider
+        );
+        // Without a configured header, the peer.
+        assert_eq!(client_address(proxy, &headers, None, &trusted), proxy);
     }
 }

@@ -12,6 +12,9 @@ use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::server_key::ServerKey;
 
+/// The reverse proxies trusted by default: loopback.
+pub const DEFAULT_TRUSTED_PROXIES: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
 /// Name of the server key file when neither `--server-key` nor `--server-key-file` is given;
 /// it lives next to the SQLite file.
 pub const DEFAULT_SERVER_KEY_FILE: &str = "server.key";
@@ -62,10 +65,21 @@ pub struct Config {
     #[arg(long, env = "CHAT_SERVER_KEY_FILE")]
     pub server_key_file: Option<PathBuf>,
     /// Header that carries the client's address when the server runs behind a reverse proxy
-    /// (for example `X-Forwarded-For`; the first address in it is used). The proxy must set
-    /// it: without this setting the socket's peer address is used and the header ignored.
+    /// (for example `X-Forwarded-For`). It is believed only from `--trusted-proxies`, and
+    /// only as far as their own entries go: the client is the rightmost address that is not
+    /// a trusted proxy (a client can write anything to the left). Without this setting the
+    /// socket's peer address is used and the header ignored.
     #[arg(long, env = "CHAT_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<HeaderName>,
+    /// The reverse proxies whose `--client-ip-header` entries are believed, as CIDR blocks
+    /// separated by commas (default: loopback only).
+    #[arg(
+        long,
+        env = "CHAT_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = "127.0.0.0/8,::1/128"
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Attempts allowed per username on each of prelogin, login and the TOTP step within
     /// one window; each client IP gets three times as many.
     #[arg(long, env = "CHAT_LOGIN_ATTEMPTS", default_value_t = 10)]
@@ -109,6 +123,12 @@ impl Config {
             server_key: None,
             server_key_file: None,
             client_ip_header: None,
+            // The same as the flag's default; a block that did not parse would only be
+            // trusted less.
+            trusted_proxies: DEFAULT_TRUSTED_PROXIES
+                .iter()
+                .filter_map(|block| block.parse().ok())
+                .collect(),
             login_attempts: 10,
             login_window_secs: 900,
             tls_cert: None,
