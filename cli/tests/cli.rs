@@ -15,23 +15,36 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// The server on a free port with a fresh database, and where its files are.
-async fn start_server(directory: &Path) -> String {
+/// The server on a free port with a fresh database in `directory`, with `flags` added (the
+/// TLS files); its base URL.
+async fn start_server_with(directory: &Path, flags: &[&str]) -> String {
     let database_url = format!("sqlite://{}", directory.join("chat.db").display());
-    let config = server::Config::try_parse_from([
+    let static_dir = directory.to_string_lossy();
+    let mut arguments = vec![
         "server",
         "--bind",
         "127.0.0.1:0",
         "--database-url",
         &database_url,
         "--static-dir",
-        &directory.to_string_lossy(),
-    ])
-    .unwrap();
+        &static_dir,
+    ];
+    arguments.extend_from_slice(flags);
+    let config = server::Config::try_parse_from(arguments).unwrap();
     let application = server::Application::build(config).await.unwrap();
-    let base_url = format!("http://127.0.0.1:{}", application.port());
+    let scheme = if application.tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    let base_url = format!("{scheme}://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     base_url
+}
+
+/// The server over plain HTTP.
+async fn start_server(directory: &Path) -> String {
+    start_server_with(directory, &[]).await
 }
 
 /// Runs `chat-cli` as `user` with `arguments` and returns what it did.
@@ -261,24 +274,13 @@ async fn over_https_the_cli_follows_live_and_trusts_only_the_authority_it_is_giv
     let directory = tempfile::tempdir().unwrap();
     let (authority, certificate, key) = authority_and_certificate(directory.path(), "server");
     let (other_authority, _, _) = authority_and_certificate(directory.path(), "other");
-    let database_url = format!("sqlite://{}", directory.path().join("chat.db").display());
-    let config = server::Config::try_parse_from([
-        "server",
-        "--bind",
-        "127.0.0.1:0",
-        "--database-url",
-        &database_url,
-        "--static-dir",
-        &directory.path().to_string_lossy(),
-        "--tls-cert",
-        &certificate.to_string_lossy(),
-        "--tls-key",
-        &key.to_string_lossy(),
-    ])
-    .unwrap();
-    let application = server::Application::build(config).await.unwrap();
-    let server = format!("https://127.0.0.1:{}", application.port());
-    tokio::spawn(application.run_until_stopped());
+    let certificate = certificate.to_string_lossy();
+    let key = key.to_string_lossy();
+    let server = start_server_with(
+        directory.path(),
+        &["--tls-cert", &certificate, "--tls-key", &key],
+    )
+    .await;
     let states = directory.path().join("states");
     let cli = |arguments: &[&str]| {
         let server = server.clone();

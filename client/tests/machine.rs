@@ -432,6 +432,27 @@ fn room_with_bob(world: &mut World) -> RoomId {
     room_id
 }
 
+/// The room of [`room_with_bob`] with carol added by alice; then alice goes offline and
+/// carol leaves, so a rotation is pending that bob's client must complete.
+fn carol_left_while_alice_is_offline() -> (World, RoomId) {
+    let mut world = World::new(&["alice", "bob", "carol"]);
+    let room_id = room_with_bob(&mut world);
+    let carol = world.client("carol").identity.clone();
+    let added = world.command(
+        "alice",
+        room_id,
+        Command::Add {
+            identity: carol,
+            role: Role::Member,
+        },
+    );
+    assert_eq!(world.outcome("alice", added), Ok(()));
+    world.clients.get_mut("alice").expect("alice").online = false;
+    let left = world.command("carol", room_id, Command::Append(LogAction::Leave));
+    assert_eq!(world.outcome("carol", left), Ok(()));
+    (world, room_id)
+}
+
 #[test]
 fn an_added_member_syncs_the_room_and_both_read_each_other() {
     let mut world = World::new(&["alice", "bob"]);
@@ -523,19 +544,7 @@ fn a_member_writing_while_a_rotation_is_pending_rotates_first_then_sends() {
 
 #[test]
 fn a_rotation_refused_with_409_syncs_and_the_waiting_message_goes_out() {
-    let mut world = World::new(&["alice", "bob", "carol"]);
-    let room_id = room_with_bob(&mut world);
-    let carol = world.client("carol").identity.clone();
-    world.command(
-        "alice",
-        room_id,
-        Command::Add {
-            identity: carol,
-            role: Role::Member,
-        },
-    );
-    world.clients.get_mut("alice").expect("alice").online = false;
-    world.command("carol", room_id, Command::Append(LogAction::Leave));
+    let (mut world, room_id) = carol_left_while_alice_is_offline();
     // bob's rotation is refused once (another member's came first, as far as bob knows).
     world.conflicts.insert("bob".into(), 1);
     let sent = world.command("bob", room_id, Command::Send("once rotated".into()));
@@ -547,19 +556,7 @@ fn a_rotation_refused_with_409_syncs_and_the_waiting_message_goes_out() {
 
 #[test]
 fn a_server_that_keeps_refusing_the_rotation_gets_no_message_and_the_user_is_told() {
-    let mut world = World::new(&["alice", "bob", "carol"]);
-    let room_id = room_with_bob(&mut world);
-    let carol = world.client("carol").identity.clone();
-    world.command(
-        "alice",
-        room_id,
-        Command::Add {
-            identity: carol,
-            role: Role::Member,
-        },
-    );
-    world.clients.get_mut("alice").expect("alice").online = false;
-    world.command("carol", room_id, Command::Append(LogAction::Leave));
+    let (mut world, room_id) = carol_left_while_alice_is_offline();
     world.conflicts.insert("bob".into(), 100);
     let sent = world.command("bob", room_id, Command::Send("never".into()));
     let outcome = world.outcome("bob", sent);
@@ -969,4 +966,71 @@ fn a_command_not_sent_yet_can_be_cancelled_and_one_in_flight_cannot() {
     ));
     assert!(machine.handle(Input::Cancel(100), 1, &mut OsRng).is_empty());
     assert!(machine.is_writing(&room_id), "the first is still in flight");
+}
+
+#[test]
+fn an_attachment_of_a_kind_the_room_forbids_is_a_warning_never_shown() {
+    use common::attachment::{AttachmentCipher, AttachmentRef, MediaKind};
+    use common::membership::{MEDIA_FILES, MEDIA_IMAGES};
+    use common::message::{seal_message, MessageKind};
+    let mut world = World::new(&["alice", "bob"]);
+    let room_id = room_with_bob(&mut world);
+    // The room allows images and plain files, no video.
+    let policy = RoomPolicy {
+        allowed_media: MEDIA_IMAGES | MEDIA_FILES,
+        ..*world.rooms[&room_id].state.policy()
+    };
+    let set = world.command(
+        "alice",
+        room_id,
+        Command::Append(LogAction::SetPolicy { policy }),
+    );
+    assert_eq!(world.outcome("alice", set), Ok(()));
+    let video = AttachmentRef {
+        cipher: AttachmentCipher::generate(1000, 16 * 1024, &mut OsRng).expect("layout"),
+        ciphertext_sha256: [0; 32],
+        kind: MediaKind::Video,
+        mime: "video/mp4".into(),
+        name: "clip.mp4".into(),
+        dimensions: None,
+        thumbnail: Vec::new(),
+        thumbnail_mime: String::new(),
+    };
+    // alice's client refuses to send it...
+    let refused = world.command(
+        "alice",
+        room_id,
+        Command::SendAttachment(Box::new(video.clone())),
+    );
+    assert!(world
+        .outcome("alice", refused)
+        .is_err_and(|reason| reason.contains("does not allow")));
+    // ...and a client that sends it anyway (the server cannot see the kind) is not shown.
+    let alices = world.client("alice").machine.room(&room_id).expect("room");
+    let (inner, key) = alices
+        .prepare_message(
+            "alice",
+            [1; 16],
+            MessageKind::Attachment,
+            video.to_bytes(),
+            5,
+        )
+        .expect("key held");
+    let sealed = seal_message(&inner, &key, &world.secrets_of("alice"), &mut OsRng).expect("seals");
+    let message = StoredMessage {
+        id: world.next_id,
+        room_id,
+        epoch: inner.epoch,
+        sender: "alice".into(),
+        received_at_ms: 0,
+        nonce: common::wire::Base64Array(sealed.nonce),
+        ciphertext: Base64(sealed.ciphertext),
+    };
+    world.input("bob", Input::Event(ServerEvent::Message { message }));
+    let shown = world.shown("bob", &room_id);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].starts_with("! an attachment of a kind this room does not allow (Video)"),
+        "{shown:?}"
+    );
 }
