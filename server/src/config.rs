@@ -39,7 +39,9 @@ pub struct Config {
     /// Address and port to listen on; port 0 picks a free port.
     #[arg(long, env = "CHAT_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// SQLite database URL; the file and its parent directory are created when missing.
+    /// The database: `sqlite://FILE` (embedded, the default; the file and its folder are
+    /// created when missing) or `postgres://USER@HOST/NAME`
+    /// (shared by several instances; see README, "Deploying beyond one machine").
     #[arg(
         long,
         env = "CHAT_DATABASE_URL",
@@ -155,27 +157,35 @@ impl Config {
         Duration::from_secs(self.attachment_collect_secs.max(1))
     }
 
-    /// The folder of the SQLite file, or `None` for an in-memory database.
+    /// Whether the database is an in-memory SQLite database (gone when the process ends).
+    fn database_in_memory(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+            && (self.database_url.contains(":memory:") || self.database_url.contains("mode=memory"))
+    }
+
+    /// The folder of the SQLite file, or `None` for an in-memory database or PostgreSQL.
     fn database_directory(&self) -> Option<PathBuf> {
-        let in_memory =
-            self.database_url.contains(":memory:") || self.database_url.contains("mode=memory");
+        if !self.database_url.starts_with("sqlite:") || self.database_in_memory() {
+            return None;
+        }
         SqliteConnectOptions::from_str(&self.database_url)
             .ok()
-            .filter(|_| !in_memory)
             .map(|options| options.get_filename().to_path_buf())
             .filter(|file| !file.as_os_str().is_empty())
             .map(|file| file.parent().map(Path::to_path_buf).unwrap_or_default())
     }
 
     /// Where attachments are stored: `--attachments-url`, else the folder `attachments` next
-    /// to the SQLite file, else memory.
+    /// to the SQLite file, else memory for an in-memory database, else `data/attachments`
+    /// (PostgreSQL; several instances must share one `--attachments-url` instead).
     pub fn attachment_store(&self) -> AttachmentStore {
         if let Some(url) = &self.attachments_url {
             return AttachmentStore::Url(url.clone());
         }
         match self.database_directory() {
             Some(directory) => AttachmentStore::Folder(directory.join("attachments")),
-            None => AttachmentStore::Memory,
+            None if self.database_in_memory() => AttachmentStore::Memory,
+            None => AttachmentStore::Folder(Path::new("data").join("attachments")),
         }
     }
 

@@ -40,7 +40,7 @@ use axum::http::StatusCode;
 use axum::routing::any;
 use axum::Router;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::net::TcpListener;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
@@ -67,7 +67,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct AppState {
     /// The database.
-    pub pool: SqlitePool,
+    pub pool: AnyPool,
     /// Open WebSocket connections, by username.
     pub hub: Hub,
     /// The settings the server started with.
@@ -92,6 +92,9 @@ pub enum StartupError {
     /// The database URL does not parse.
     #[error("invalid database url")]
     DatabaseUrl(#[source] sqlx::Error),
+    /// The database URL names neither SQLite nor PostgreSQL.
+    #[error("the database url must start with sqlite:, postgres:// or postgresql://")]
+    DatabaseScheme,
     /// The database directory could not be created.
     #[error("cannot create the database directory")]
     DatabaseDirectory(#[source] std::io::Error),

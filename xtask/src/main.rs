@@ -2,6 +2,7 @@
 //! server, `test` runs every check CI runs. Each task first installs the tools it needs when
 //! they are missing or at the wrong version, saying what it does.
 
+mod postgres;
 mod tools;
 
 use std::env;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+use postgres::Postgres;
 use tools::Tools;
 
 /// A failed step, in words for the terminal.
@@ -22,8 +24,8 @@ tasks:
           http://127.0.0.1:8080 with SQLite; arguments after `--` go to the server, e.g.
           cargo xtask run -- --bind 127.0.0.1:9000 --database-url sqlite:///tmp/x.db
   test    install missing tools, then cargo fmt --check, clippy (native and wasm32), every
-          native test, the wasm-pack browser tests of `common` and `client`, and the browser
-          end-to-end tests
+          native test, the server's integration tests again on a throwaway PostgreSQL, the
+          wasm-pack browser tests of `common` and `client`, and the browser end-to-end tests
   bench   run the criterion benchmarks of the crypto core, the relay load generator and
           the attachment throughput benchmark
   fuzz    run every cargo-fuzz target of fuzz/ (nightly) for a bounded time each, growing
@@ -144,6 +146,20 @@ fn test() -> TaskResult {
 
     step("native tests");
     run_command(cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;
+
+    step("the server's integration tests again, on a throwaway PostgreSQL");
+    {
+        // Durability is not under test here: skipping fsync keeps the run short.
+        let postgres = Postgres::start_new(
+            "chat-test-postgres",
+            &["fsync=off", "synchronous_commit=off", "max_connections=300"],
+        )?;
+        run_command(
+            cargo()
+                .args(["test", "--package", "server", "--test", "api"])
+                .env("CHAT_TEST_POSTGRES_URL", postgres.url("postgres")),
+        )?;
+    }
 
     for package in ["common", "client"] {
         step(&format!(

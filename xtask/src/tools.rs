@@ -1,6 +1,7 @@
 //! Finding and installing the tools the tasks need: the wasm32 target, Trunk, the
 //! wasm-bindgen CLI (at exactly the version in Cargo.lock), wasm-pack, wasm-opt (binaryen from
-//! npm; Debian's is too old) and Chromium with its driver.
+//! npm; Debian's is too old), Chromium with its driver, and Debian's packages that other
+//! tasks need (PostgreSQL, nginx).
 
 use std::env;
 use std::ffi::OsString;
@@ -225,7 +226,27 @@ fn ensure_wasm_opt() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-fn is_root() -> bool {
+/// Installs Debian's `packages` with apt-get when run as root; otherwise fails with `why`
+/// and the command to run.
+pub fn apt_install(packages: &[&str], why: &str) -> TaskResult {
+    let list = packages.join(" ");
+    if !is_root() {
+        return Err(format!(
+            "{why}: install them (on Debian: sudo apt-get install {list}) and run again"
+        ));
+    }
+    step(&format!("installing {list} (apt-get install {list})"));
+    run_command(Command::new("apt-get").arg("update"))?;
+    run_command(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
     output_of("id", &["-u"], None).is_some_and(|uid| uid.trim() == "0")
 }
 
@@ -243,25 +264,9 @@ fn ensure_chromium(path: &OsString) -> Result<(PathBuf, PathBuf), String> {
     if let (Some(browser), Some(driver)) = (find(&browsers), find(&drivers)) {
         return Ok((browser, driver));
     }
-    if !is_root() {
-        return Err(
-            "Chromium and chromedriver are needed for the browser tests: install them \
-                    (on Debian: sudo apt-get install chromium chromium-driver) and run again"
-                .into(),
-        );
-    }
-    step("installing Chromium and chromedriver (apt-get install chromium chromium-driver)");
-    run_command(Command::new("apt-get").arg("update"))?;
-    run_command(
-        Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "--no-install-recommends",
-                "chromium",
-                "chromium-driver",
-            ])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
+    apt_install(
+        &["chromium", "chromium-driver"],
+        "Chromium and chromedriver are needed for the browser tests",
     )?;
     match (find(&browsers), find(&drivers)) {
         (Some(browser), Some(driver)) => Ok((browser, driver)),

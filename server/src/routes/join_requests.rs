@@ -11,7 +11,7 @@ use axum::routing::{delete, post};
 use axum::{Json, Router};
 use common::api::{JoinRequestBody, JoinRequestsResponse, ServerEvent};
 use common::membership::{invite_token_hash, replay_bytes, Role, RoomId};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RoomPath, RoomUserPath};
@@ -55,7 +55,7 @@ pub fn router() -> Router<AppState> {
 ///
 /// # Errors
 /// 404 `room not found` for a non-member, 403 for a plain member, or a database error.
-async fn require_admin(pool: &SqlitePool, room_id: &RoomId, username: &str) -> ApiResult<Role> {
+async fn require_admin(pool: &AnyPool, room_id: &RoomId, username: &str) -> ApiResult<Role> {
     let role = require_member(pool, room_id, username).await?;
     if role >= Role::Admin {
         Ok(role)

@@ -26,7 +26,7 @@ use common::membership::{
 };
 use common::room_key::KeyEnvelope;
 use common::wire::Base64;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RoomPath};
@@ -78,11 +78,7 @@ pub fn router() -> Router<AppState> {
 ///
 /// # Errors
 /// [`ApiError::NotFound`], or a database error.
-pub async fn require_member(
-    pool: &SqlitePool,
-    room_id: &RoomId,
-    username: &str,
-) -> ApiResult<Role> {
+pub async fn require_member(pool: &AnyPool, room_id: &RoomId, username: &str) -> ApiResult<Role> {
     rooms::member_role(pool, room_id, username)
         .await?
         .ok_or_else(|| ApiError::not_found("room not found"))
@@ -94,7 +90,7 @@ pub async fn require_member(
 /// # Errors
 /// [`ApiError::NotFound`] `room not found` for a room without a log,
 /// [`ApiError::CorruptData`] for a stored log that does not replay, or a database error.
-pub async fn load_state(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<RoomState> {
+pub async fn load_state(pool: &AnyPool, room_id: &RoomId) -> ApiResult<RoomState> {
     let entries = rooms::load_log(pool, room_id).await?;
     if entries.is_empty() {
         return Err(ApiError::not_found("room not found"));
@@ -136,7 +132,7 @@ pub fn log_error(kind: LogErrorKind) -> ApiError {
 /// Checks that the keys a log entry records for `username` are the ones `username`
 /// registered, so nobody can slip another key into a room under a member's name.
 async fn require_registered_keys(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     username: &str,
     keys: &common::identity::MemberKeys,
 ) -> ApiResult<()> {

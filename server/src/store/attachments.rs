@@ -4,7 +4,7 @@
 
 use common::attachment::{ChunkLayout, ATTACHMENT_ID_LEN};
 use common::membership::RoomId;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -57,9 +57,10 @@ fn id_from(bytes: &[u8]) -> ApiResult<[u8; ATTACHMENT_ID_LEN]> {
 ///
 /// # Errors
 /// A database error.
-pub async fn stored_bytes(pool: &SqlitePool, uploader: &str) -> ApiResult<u64> {
+pub async fn stored_bytes(pool: &AnyPool, uploader: &str) -> ApiResult<u64> {
     let total: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(ciphertext_size), 0) FROM attachments WHERE uploader = ?",
+        "SELECT CAST(COALESCE(SUM(ciphertext_size), 0) AS BIGINT) FROM attachments \
+         WHERE uploader = $1",
     )
     .bind(uploader)
     .fetch_one(pool)
@@ -83,7 +84,7 @@ pub enum Created {
 /// [`ApiError::Conflict`] when the id is taken by another attachment,
 /// [`ApiError::TooLarge`] when the quota would be exceeded; a database error otherwise.
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     room_id: &RoomId,
     id: &[u8; ATTACHMENT_ID_LEN],
     uploader: &str,
@@ -94,7 +95,7 @@ pub async fn create(
     let mut transaction = pool.begin().await?;
     let existing: Option<(String, i64, i64)> = sqlx::query_as(
         "SELECT uploader, size, chunk_size FROM attachments \
-         WHERE room_id = ? AND attachment_id = ?",
+         WHERE room_id = $1 AND attachment_id = $2",
     )
     .bind(room_id.0.as_slice())
     .bind(id.as_slice())
@@ -111,7 +112,8 @@ pub async fn create(
         };
     }
     let used: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(ciphertext_size), 0) FROM attachments WHERE uploader = ?",
+        "SELECT CAST(COALESCE(SUM(ciphertext_size), 0) AS BIGINT) FROM attachments \
+         WHERE uploader = $1",
     )
     .bind(uploader)
     .fetch_one(&mut *transaction)
@@ -125,7 +127,7 @@ pub async fn create(
     }
     sqlx::query(
         "INSERT INTO attachments (room_id, attachment_id, uploader, size, chunk_size, \
-         chunk_count, ciphertext_size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         chunk_count, ciphertext_size, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(room_id.0.as_slice())
     .bind(id.as_slice())
@@ -146,13 +148,13 @@ pub async fn create(
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a stored layout out of bounds.
 pub async fn get(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     room_id: &RoomId,
     id: &[u8; ATTACHMENT_ID_LEN],
 ) -> ApiResult<Option<Attachment>> {
-    let row: Option<(String, i64, i64, bool)> = sqlx::query_as(
+    let row: Option<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT uploader, size, chunk_size, attached FROM attachments \
-         WHERE room_id = ? AND attachment_id = ?",
+         WHERE room_id = $1 AND attachment_id = $2",
     )
     .bind(room_id.0.as_slice())
     .bind(id.as_slice())
@@ -167,7 +169,7 @@ pub async fn get(
         .and_then(|(size, chunk_size)| ChunkLayout::new(size, chunk_size).ok())
         .ok_or_else(|| ApiError::CorruptData("attachment layout".into()))?;
     let received: Vec<i64> = sqlx::query_scalar(
-        "SELECT chunk_index FROM attachment_chunks WHERE room_id = ? AND attachment_id = ? \
+        "SELECT chunk_index FROM attachment_chunks WHERE room_id = $1 AND attachment_id = $2 \
          ORDER BY chunk_index",
     )
     .bind(room_id.0.as_slice())
@@ -183,7 +185,7 @@ pub async fn get(
             .into_iter()
             .filter_map(|index| u32::try_from(index).ok())
             .collect(),
-        attached,
+        attached: super::flag(attached),
     }))
 }
 
@@ -193,15 +195,15 @@ pub async fn get(
 /// # Errors
 /// A database error.
 pub async fn record_chunk(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     room_id: &RoomId,
     id: &[u8; ATTACHMENT_ID_LEN],
     index: u32,
 ) -> ApiResult<bool> {
     let inserted = sqlx::query(
-        "INSERT OR IGNORE INTO attachment_chunks (room_id, attachment_id, chunk_index) \
-         SELECT room_id, attachment_id, ? FROM attachments \
-         WHERE room_id = ? AND attachment_id = ?",
+        "INSERT INTO attachment_chunks (room_id, attachment_id, chunk_index) \
+         SELECT room_id, attachment_id, $1 FROM attachments \
+         WHERE room_id = $2 AND attachment_id = $3 ON CONFLICT DO NOTHING",
     )
     .bind(i64::from(index))
     .bind(room_id.0.as_slice())
@@ -213,7 +215,7 @@ pub async fn record_chunk(
     }
     // Already recorded (a repeated upload of the chunk), or the attachment is gone.
     let exists: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM attachments WHERE room_id = ? AND attachment_id = ?")
+        sqlx::query_scalar("SELECT 1 FROM attachments WHERE room_id = $1 AND attachment_id = $2")
             .bind(room_id.0.as_slice())
             .bind(id.as_slice())
             .fetch_optional(pool)
@@ -228,15 +230,15 @@ pub async fn record_chunk(
 /// [`ApiError::BadRequest`] naming an attachment that is unknown, another user's or
 /// incomplete; a database error otherwise.
 pub async fn mark_attached(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     room_id: &RoomId,
     uploader: &str,
     ids: &[[u8; ATTACHMENT_ID_LEN]],
 ) -> ApiResult<()> {
     for id in ids {
         let updated = sqlx::query(
-            "UPDATE attachments SET attached = 1 WHERE room_id = ? AND attachment_id = ? \
-             AND uploader = ? AND chunk_count = (SELECT COUNT(*) FROM attachment_chunks \
+            "UPDATE attachments SET attached = 1 WHERE room_id = $1 AND attachment_id = $2 \
+             AND uploader = $3 AND chunk_count = (SELECT COUNT(*) FROM attachment_chunks \
              WHERE attachment_chunks.room_id = attachments.room_id \
              AND attachment_chunks.attachment_id = attachments.attachment_id)",
         )
@@ -261,20 +263,17 @@ pub async fn mark_attached(
 ///
 /// # Errors
 /// A database error.
-pub async fn take_room(
-    connection: &mut SqliteConnection,
-    room_id: &RoomId,
-) -> ApiResult<Vec<Doomed>> {
+pub async fn take_room(connection: &mut AnyConnection, room_id: &RoomId) -> ApiResult<Vec<Doomed>> {
     let rows: Vec<(Vec<u8>, i64)> =
-        sqlx::query_as("SELECT attachment_id, chunk_count FROM attachments WHERE room_id = ?")
+        sqlx::query_as("SELECT attachment_id, chunk_count FROM attachments WHERE room_id = $1")
             .bind(room_id.0.as_slice())
             .fetch_all(&mut *connection)
             .await?;
-    sqlx::query("DELETE FROM attachment_chunks WHERE room_id = ?")
+    sqlx::query("DELETE FROM attachment_chunks WHERE room_id = $1")
         .bind(room_id.0.as_slice())
         .execute(&mut *connection)
         .await?;
-    sqlx::query("DELETE FROM attachments WHERE room_id = ?")
+    sqlx::query("DELETE FROM attachments WHERE room_id = $1")
         .bind(room_id.0.as_slice())
         .execute(&mut *connection)
         .await?;
@@ -294,23 +293,23 @@ pub async fn take_room(
 ///
 /// # Errors
 /// A database error.
-pub async fn take_unattached(pool: &SqlitePool, before_ms: i64) -> ApiResult<Vec<Doomed>> {
+pub async fn take_unattached(pool: &AnyPool, before_ms: i64) -> ApiResult<Vec<Doomed>> {
     let mut transaction = pool.begin().await?;
     let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
         "SELECT room_id, attachment_id, chunk_count FROM attachments \
-         WHERE attached = 0 AND created_at < ?",
+         WHERE attached = 0 AND created_at < $1",
     )
     .bind(before_ms)
     .fetch_all(&mut *transaction)
     .await?;
     let mut doomed = Vec::with_capacity(rows.len());
     for (room, id, chunk_count) in rows {
-        sqlx::query("DELETE FROM attachment_chunks WHERE room_id = ? AND attachment_id = ?")
+        sqlx::query("DELETE FROM attachment_chunks WHERE room_id = $1 AND attachment_id = $2")
             .bind(&room)
             .bind(&id)
             .execute(&mut *transaction)
             .await?;
-        sqlx::query("DELETE FROM attachments WHERE room_id = ? AND attachment_id = ?")
+        sqlx::query("DELETE FROM attachments WHERE room_id = $1 AND attachment_id = $2")
             .bind(&room)
             .bind(&id)
             .execute(&mut *transaction)

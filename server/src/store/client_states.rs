@@ -1,7 +1,7 @@
 //! The `client_states` table: each user's durable client state, sealed by their client
 //! (docs/PROTOCOL.md section 11), with the version sealed inside it repeated in the clear.
 
-use sqlx::{Executor, Sqlite, SqlitePool};
+use sqlx::{Any, AnyPool, Executor};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -9,9 +9,9 @@ use crate::error::{ApiError, ApiResult};
 ///
 /// # Errors
 /// A database error.
-pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<(u64, Vec<u8>)>> {
+pub async fn find(pool: &AnyPool, username: &str) -> ApiResult<Option<(u64, Vec<u8>)>> {
     let row: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT version, sealed FROM client_states WHERE username = ?")
+        sqlx::query_as("SELECT version, sealed FROM client_states WHERE username = $1")
             .bind(username)
             .fetch_optional(pool)
             .await?;
@@ -27,7 +27,7 @@ pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<(u64, V
 /// database; [`ApiError::Conflict`] when the stored version is not `base_version` (the
 /// client should fetch, merge and retry); a database error.
 pub async fn compare_and_store<'e>(
-    executor: impl Executor<'e, Database = Sqlite>,
+    executor: impl Executor<'e, Database = Any>,
     username: &str,
     base_version: u64,
     version: u64,
@@ -48,7 +48,7 @@ pub async fn compare_and_store<'e>(
     let stored = if base == 0 {
         sqlx::query(
             "INSERT INTO client_states (username, sealed, updated_at, version) \
-             VALUES (?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4) \
              ON CONFLICT (username) DO UPDATE SET sealed = excluded.sealed, \
              updated_at = excluded.updated_at, version = excluded.version \
              WHERE client_states.version = 0",
@@ -61,8 +61,8 @@ pub async fn compare_and_store<'e>(
         .await?
     } else {
         sqlx::query(
-            "UPDATE client_states SET sealed = ?, updated_at = ?, version = ? \
-             WHERE username = ? AND version = ?",
+            "UPDATE client_states SET sealed = $1, updated_at = $2, version = $3 \
+             WHERE username = $4 AND version = $5",
         )
         .bind(sealed)
         .bind(now_ms)

@@ -2,7 +2,7 @@
 
 use common::membership::RoomId;
 use common::room_key::KeyEnvelope;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 /// # Errors
 /// A database error.
 pub async fn upsert(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     envelope: &KeyEnvelope,
     now_ms: i64,
 ) -> ApiResult<()> {
@@ -22,7 +22,7 @@ pub async fn upsert(
         .map_err(|_| ApiError::bad_request("envelope epoch is too large"))?;
     sqlx::query(
         "INSERT INTO key_envelopes (room_id, epoch, recipient, distributor, envelope, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (room_id, epoch, recipient, distributor) \
          DO UPDATE SET envelope = excluded.envelope",
     )
@@ -41,11 +41,7 @@ pub async fn upsert(
 ///
 /// # Errors
 /// A database error.
-pub async fn upsert_all(
-    pool: &SqlitePool,
-    envelopes: &[KeyEnvelope],
-    now_ms: i64,
-) -> ApiResult<()> {
+pub async fn upsert_all(pool: &AnyPool, envelopes: &[KeyEnvelope], now_ms: i64) -> ApiResult<()> {
     let mut transaction = pool.begin().await?;
     for envelope in envelopes {
         upsert(&mut transaction, envelope, now_ms).await?;
@@ -59,12 +55,12 @@ pub async fn upsert_all(
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for stored JSON that does not parse.
 pub async fn for_recipient(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     room_id: &RoomId,
     recipient: &str,
 ) -> ApiResult<Vec<KeyEnvelope>> {
     let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT envelope FROM key_envelopes WHERE room_id = ? AND recipient = ? \
+        "SELECT envelope FROM key_envelopes WHERE room_id = $1 AND recipient = $2 \
          ORDER BY epoch, id",
     )
     .bind(room_id.0.as_slice())

@@ -4,7 +4,7 @@
 use common::api::PendingJoinRequest;
 use common::membership::RoomId;
 use common::primitives::KEY_LEN;
-use sqlx::{FromRow, SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use super::is_unique_violation;
 use super::users::identity_from_parts;
@@ -31,12 +31,12 @@ pub struct NewJoinRequest<'a> {
 /// [`ApiError::Conflict`] `a join request is already pending` when the user has one for
 /// this room; [`ApiError::Gone`] `invite used up` when the invite has admitted `max_uses`
 /// requests already (nothing is stored then); a database error otherwise.
-pub async fn create(pool: &SqlitePool, request: &NewJoinRequest<'_>) -> ApiResult<()> {
+pub async fn create(pool: &AnyPool, request: &NewJoinRequest<'_>) -> ApiResult<()> {
     let room_id = request.room_id.0.as_slice();
     let mut transaction = pool.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO join_requests (room_id, username, token_hash, requested_at_ms) \
-         VALUES (?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(room_id)
     .bind(request.username)
@@ -53,8 +53,8 @@ pub async fn create(pool: &SqlitePool, request: &NewJoinRequest<'_>) -> ApiResul
     }
     // One statement both checks and counts, so concurrent requests cannot overspend.
     let counted = sqlx::query(
-        "INSERT INTO invite_uses (room_id, token_hash, uses) VALUES (?, ?, 1) \
-         ON CONFLICT (room_id, token_hash) DO UPDATE SET uses = uses + 1 WHERE uses < ?",
+        "INSERT INTO invite_uses (room_id, token_hash, uses) VALUES ($1, $2, 1) \
+         ON CONFLICT (room_id, token_hash) DO UPDATE SET uses = invite_uses.uses + 1 WHERE invite_uses.uses < $3",
     )
     .bind(room_id)
     .bind(request.token_hash.as_slice())
@@ -74,11 +74,11 @@ pub async fn create(pool: &SqlitePool, request: &NewJoinRequest<'_>) -> ApiResul
 /// # Errors
 /// A database error.
 pub async fn delete(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     room_id: &RoomId,
     username: &str,
 ) -> ApiResult<bool> {
-    let deleted = sqlx::query("DELETE FROM join_requests WHERE room_id = ? AND username = ?")
+    let deleted = sqlx::query("DELETE FROM join_requests WHERE room_id = $1 AND username = $2")
         .bind(room_id.0.as_slice())
         .bind(username)
         .execute(connection)
@@ -100,12 +100,12 @@ struct PendingRow {
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for an identity that does not verify.
-pub async fn list(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<PendingJoinRequest>> {
+pub async fn list(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Vec<PendingJoinRequest>> {
     let rows: Vec<PendingRow> = sqlx::query_as(
         "SELECT join_requests.username, join_requests.requested_at_ms, users.x25519_public, \
          users.ed25519_public, users.identity_signature \
          FROM join_requests JOIN users ON users.username = join_requests.username \
-         WHERE join_requests.room_id = ? \
+         WHERE join_requests.room_id = $1 \
          ORDER BY join_requests.requested_at_ms, join_requests.rowid",
     )
     .bind(room_id.0.as_slice())

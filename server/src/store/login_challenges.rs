@@ -1,7 +1,7 @@
 //! The `login_challenges` table: logins whose password step succeeded and that wait for a
 //! TOTP or recovery code, keyed by the SHA-256 of the random challenge the client holds.
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::error::ApiResult;
 
@@ -12,20 +12,20 @@ use crate::error::ApiResult;
 /// # Errors
 /// A database error.
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     challenge_hash: &[u8; 32],
     username: &str,
     now_ms: i64,
     expires_at: i64,
     attempts: u32,
 ) -> ApiResult<()> {
-    sqlx::query("DELETE FROM login_challenges WHERE expires_at <= ?")
+    sqlx::query("DELETE FROM login_challenges WHERE expires_at <= $1")
         .bind(now_ms)
         .execute(pool)
         .await?;
     sqlx::query(
         "INSERT INTO login_challenges (challenge_hash, username, expires_at, attempts_left) \
-         VALUES (?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(challenge_hash.as_slice())
     .bind(username)
@@ -42,13 +42,13 @@ pub async fn create(
 /// # Errors
 /// A database error.
 pub async fn find(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     challenge_hash: &[u8; 32],
     now_ms: i64,
 ) -> ApiResult<Option<String>> {
     let username = sqlx::query_scalar(
         "SELECT username FROM login_challenges \
-         WHERE challenge_hash = ? AND expires_at > ? AND attempts_left > 0",
+         WHERE challenge_hash = $1 AND expires_at > $2 AND attempts_left > 0",
     )
     .bind(challenge_hash.as_slice())
     .bind(now_ms)
@@ -61,15 +61,15 @@ pub async fn find(
 ///
 /// # Errors
 /// A database error.
-pub async fn record_wrong_code(pool: &SqlitePool, challenge_hash: &[u8; 32]) -> ApiResult<()> {
+pub async fn record_wrong_code(pool: &AnyPool, challenge_hash: &[u8; 32]) -> ApiResult<()> {
     sqlx::query(
         "UPDATE login_challenges SET attempts_left = attempts_left - 1 \
-         WHERE challenge_hash = ? AND attempts_left > 0",
+         WHERE challenge_hash = $1 AND attempts_left > 0",
     )
     .bind(challenge_hash.as_slice())
     .execute(pool)
     .await?;
-    sqlx::query("DELETE FROM login_challenges WHERE challenge_hash = ? AND attempts_left = 0")
+    sqlx::query("DELETE FROM login_challenges WHERE challenge_hash = $1 AND attempts_left = 0")
         .bind(challenge_hash.as_slice())
         .execute(pool)
         .await?;
@@ -81,8 +81,8 @@ pub async fn record_wrong_code(pool: &SqlitePool, challenge_hash: &[u8; 32]) -> 
 ///
 /// # Errors
 /// A database error.
-pub async fn consume(pool: &SqlitePool, challenge_hash: &[u8; 32]) -> ApiResult<bool> {
-    let deleted = sqlx::query("DELETE FROM login_challenges WHERE challenge_hash = ?")
+pub async fn consume(pool: &AnyPool, challenge_hash: &[u8; 32]) -> ApiResult<bool> {
+    let deleted = sqlx::query("DELETE FROM login_challenges WHERE challenge_hash = $1")
         .bind(challenge_hash.as_slice())
         .execute(pool)
         .await?;

@@ -2,7 +2,7 @@
 //! networks it has registered or successfully logged in from.
 
 use common::api::LoginEvent;
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{AnyPool, FromRow};
 
 use crate::error::ApiResult;
 
@@ -59,23 +59,23 @@ pub struct NewLoginEvent<'a> {
 ///
 /// # Errors
 /// A database error.
-pub async fn record(pool: &SqlitePool, event: &NewLoginEvent<'_>, now_ms: i64) -> ApiResult<()> {
+pub async fn record(pool: &AnyPool, event: &NewLoginEvent<'_>, now_ms: i64) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO login_events (username, at_ms, ip, user_agent, result, new_network) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(event.username)
     .bind(now_ms)
     .bind(event.ip)
     .bind(event.user_agent)
     .bind(event.result.as_str())
-    .bind(event.new_network)
+    .bind(i64::from(event.new_network))
     .execute(pool)
     .await?;
     sqlx::query(
-        "DELETE FROM login_events WHERE username = ? \
+        "DELETE FROM login_events WHERE username = $1 \
          AND NOT (result = 'success' AND new_network = 1 AND notice_dismissed = 0) \
-         AND id NOT IN (SELECT id FROM login_events WHERE username = ? ORDER BY id DESC LIMIT ?)",
+         AND id NOT IN (SELECT id FROM login_events WHERE username = $2 ORDER BY id DESC LIMIT $3)",
     )
     .bind(event.username)
     .bind(event.username)
@@ -91,7 +91,7 @@ struct EventRow {
     ip: String,
     user_agent: String,
     result: String,
-    new_network: bool,
+    new_network: i64,
 }
 
 impl From<EventRow> for LoginEvent {
@@ -101,7 +101,7 @@ impl From<EventRow> for LoginEvent {
             ip: row.ip,
             user_agent: row.user_agent,
             result: row.result,
-            new_network: row.new_network,
+            new_network: super::flag(row.new_network),
         }
     }
 }
@@ -110,10 +110,10 @@ impl From<EventRow> for LoginEvent {
 ///
 /// # Errors
 /// A database error.
-pub async fn history(pool: &SqlitePool, username: &str, limit: i64) -> ApiResult<Vec<LoginEvent>> {
+pub async fn history(pool: &AnyPool, username: &str, limit: i64) -> ApiResult<Vec<LoginEvent>> {
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT at_ms, ip, user_agent, result, new_network FROM login_events \
-         WHERE username = ? ORDER BY id DESC LIMIT ?",
+         WHERE username = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(username)
     .bind(limit)
@@ -126,10 +126,10 @@ pub async fn history(pool: &SqlitePool, username: &str, limit: i64) -> ApiResult
 ///
 /// # Errors
 /// A database error.
-pub async fn new_network_notices(pool: &SqlitePool, username: &str) -> ApiResult<Vec<LoginEvent>> {
+pub async fn new_network_notices(pool: &AnyPool, username: &str) -> ApiResult<Vec<LoginEvent>> {
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT at_ms, ip, user_agent, result, new_network FROM login_events \
-         WHERE username = ? AND result = 'success' AND new_network = 1 \
+         WHERE username = $1 AND result = 'success' AND new_network = 1 \
          AND notice_dismissed = 0 ORDER BY id DESC",
     )
     .bind(username)
@@ -142,10 +142,10 @@ pub async fn new_network_notices(pool: &SqlitePool, username: &str) -> ApiResult
 ///
 /// # Errors
 /// A database error.
-pub async fn dismiss_notices(pool: &SqlitePool, username: &str) -> ApiResult<()> {
+pub async fn dismiss_notices(pool: &AnyPool, username: &str) -> ApiResult<()> {
     sqlx::query(
         "UPDATE login_events SET notice_dismissed = 1 \
-         WHERE username = ? AND new_network = 1 AND notice_dismissed = 0",
+         WHERE username = $1 AND new_network = 1 AND notice_dismissed = 0",
     )
     .bind(username)
     .execute(pool)
@@ -159,17 +159,18 @@ pub async fn dismiss_notices(pool: &SqlitePool, username: &str) -> ApiResult<()>
 ///
 /// # Errors
 /// A database error.
-pub async fn is_new_network(pool: &SqlitePool, username: &str, network: &str) -> ApiResult<bool> {
-    let (known, any): (bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM known_networks WHERE username = ? AND network = ?), \
-         EXISTS (SELECT 1 FROM known_networks WHERE username = ?)",
+pub async fn is_new_network(pool: &AnyPool, username: &str, network: &str) -> ApiResult<bool> {
+    let (known, any): (i64, i64) = sqlx::query_as(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM known_networks \
+         WHERE username = $1 AND network = $2) THEN 1 ELSE 0 END, \
+         CASE WHEN EXISTS (SELECT 1 FROM known_networks WHERE username = $3) THEN 1 ELSE 0 END",
     )
     .bind(username)
     .bind(network)
     .bind(username)
     .fetch_one(pool)
     .await?;
-    Ok(any && !known)
+    Ok(super::flag(any) && !super::flag(known))
 }
 
 /// Records that `username` registered or logged in from `network` at `now_ms`; returns
@@ -178,14 +179,15 @@ pub async fn is_new_network(pool: &SqlitePool, username: &str, network: &str) ->
 /// # Errors
 /// A database error.
 pub async fn remember_network(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     username: &str,
     network: &str,
     now_ms: i64,
 ) -> ApiResult<bool> {
     let new = is_new_network(pool, username, network).await?;
     sqlx::query(
-        "INSERT OR IGNORE INTO known_networks (username, network, first_seen_ms) VALUES (?, ?, ?)",
+        "INSERT INTO known_networks (username, network, first_seen_ms) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(username)
     .bind(network)

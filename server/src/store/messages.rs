@@ -4,8 +4,9 @@ use common::api::StoredMessage;
 use common::membership::RoomId;
 use common::primitives::NONCE_LEN;
 use common::wire::{Base64, Base64Array};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{AnyPool, FromRow};
 
+use super::Backend;
 use crate::error::{ApiError, ApiResult};
 
 /// A message to store; the id is assigned by the database.
@@ -61,15 +62,16 @@ pub const RATE_WINDOW_MS: i64 = 60_000;
 /// Stores a message and returns it as clients see it, unless its epoch is no longer the
 /// room's current one or the log leaves a rotation pending, or its sender already posted
 /// `messages_per_minute` messages in the room within the [`RATE_WINDOW_MS`] before
-/// `received_at_ms` (0 means no limit). The checks and the insert are one statement, so
-/// neither concurrent posts nor an entry appended meanwhile can get past them.
+/// `received_at_ms` (0 means no limit). The checks and the insert are one statement (on
+/// PostgreSQL under a lock of the room's row), so neither concurrent posts nor an entry
+/// appended meanwhile can get past them.
 ///
 /// # Errors
 /// [`ApiError::Conflict`] `stale epoch` or `key rotation pending`; [`ApiError::RateLimited`]
 /// with the whole seconds (at least 1) until the oldest counted message leaves the window;
 /// a database error otherwise.
 pub async fn insert(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     message: &NewMessage<'_>,
     messages_per_minute: u32,
 ) -> ApiResult<StoredMessage> {
@@ -78,13 +80,24 @@ pub async fn insert(
     let room_id = message.room_id.0.as_slice();
     let window_start = message.received_at_ms.saturating_sub(RATE_WINDOW_MS);
     let limit = i64::from(messages_per_minute);
+    let mut transaction = pool.begin().await?;
+    if Backend::of_connection(&transaction) == Backend::Postgres {
+        // SQLite runs one writer at a time; PostgreSQL needs the room's row locked, so that
+        // an entry appended meanwhile (which updates the row) waits for this message or this
+        // message for it, and so that the room's messages commit in id order: a client that
+        // asks for what follows the last id it saw never skips one committed later.
+        sqlx::query("SELECT 1 FROM rooms WHERE room_id = $1 FOR NO KEY UPDATE")
+            .bind(room_id)
+            .execute(&mut *transaction)
+            .await?;
+    }
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO messages (room_id, epoch, sender, received_at_ms, nonce, ciphertext) \
-         SELECT ?, ?, ?, ?, ?, ? \
-         WHERE EXISTS (SELECT 1 FROM rooms WHERE room_id = ? AND current_epoch = ? \
+         SELECT $1, $2, $3, $4, $5, $6 \
+         WHERE EXISTS (SELECT 1 FROM rooms WHERE room_id = $7 AND current_epoch = $8 \
              AND log_rotation_pending = 0) \
-         AND (? = 0 OR (SELECT COUNT(*) FROM messages \
-             WHERE room_id = ? AND sender = ? AND received_at_ms > ?) < ?) \
+         AND ($9 = 0 OR (SELECT COUNT(*) FROM messages \
+             WHERE room_id = $10 AND sender = $11 AND received_at_ms > $12) < $13) \
          RETURNING id",
     )
     .bind(room_id)
@@ -100,13 +113,14 @@ pub async fn insert(
     .bind(message.sender)
     .bind(window_start)
     .bind(limit)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *transaction)
     .await?;
+    transaction.commit().await?;
     let Some(id) = id else {
         // The room's epoch moved on or a rotation became pending since the caller checked
         // (an entry was appended meanwhile), or the sender is over the rate limit.
-        let row: Option<(i64, bool)> = sqlx::query_as(
-            "SELECT current_epoch, log_rotation_pending FROM rooms WHERE room_id = ?",
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT current_epoch, log_rotation_pending FROM rooms WHERE room_id = $1",
         )
         .bind(room_id)
         .fetch_optional(pool)
@@ -114,7 +128,9 @@ pub async fn insert(
         return Err(match row {
             None => ApiError::not_found("room not found"),
             Some((current, _)) if current != epoch => ApiError::conflict("stale epoch"),
-            Some((_, true)) => ApiError::conflict("key rotation pending"),
+            Some((_, pending)) if super::flag(pending) => {
+                ApiError::conflict("key rotation pending")
+            }
             Some(_) => rate_limited(pool, message, messages_per_minute).await?,
         });
     };
@@ -132,14 +148,14 @@ pub async fn insert(
 /// The refusal of a message over the limit: the limit-th newest message of the sender in the
 /// window is the one whose leaving makes room for another.
 async fn rate_limited(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     message: &NewMessage<'_>,
     messages_per_minute: u32,
 ) -> ApiResult<ApiError> {
     let oldest_counted: Option<i64> = sqlx::query_scalar(
         "SELECT MIN(received_at_ms) FROM (SELECT received_at_ms FROM messages \
-         WHERE room_id = ? AND sender = ? AND received_at_ms > ? \
-         ORDER BY received_at_ms DESC LIMIT ?)",
+         WHERE room_id = $1 AND sender = $2 AND received_at_ms > $3 \
+         ORDER BY received_at_ms DESC LIMIT $4) AS counted",
     )
     .bind(message.room_id.0.as_slice())
     .bind(message.sender)
@@ -170,14 +186,14 @@ fn retry_after_seconds(wait_ms: i64) -> u64 {
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
 pub async fn page(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     room_id: &RoomId,
     before: Option<i64>,
     limit: u32,
 ) -> ApiResult<(Vec<StoredMessage>, bool)> {
     let mut rows: Vec<MessageRow> = sqlx::query_as(
         "SELECT id, epoch, sender, received_at_ms, nonce, ciphertext FROM messages \
-         WHERE room_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+         WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
     )
     .bind(room_id.0.as_slice())
     .bind(before.unwrap_or(i64::MAX))

@@ -1,6 +1,9 @@
-//! Storage: the SQLite pool, the migrations, and one module of queries per table group.
+//! Storage: the database pool (SQLite or PostgreSQL through sqlx's `Any` driver), the
+//! migrations, and one module of queries per table group.
 //!
-//! The schema lives in `server/migrations/`. Times are milliseconds since the Unix epoch.
+//! The schema lives in `server/migrations/sqlite/` and `server/migrations/postgres/`; both
+//! backends run the same queries, written in the SQL the two share (`$1` parameters,
+//! `ON CONFLICT`, `RETURNING`, integers for flags). Times are milliseconds since the Unix epoch.
 //! Queries are plain `sqlx::query` calls checked by the integration tests.
 
 pub mod attachments;
@@ -20,36 +23,106 @@ pub mod users;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection};
 
 use crate::StartupError;
 
-/// How long a connection waits for another writer before failing with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The database a URL names: an embedded SQLite file, or a PostgreSQL server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://path` (or `sqlite::memory:`): one file, one process.
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`: shared by every instance of a deployment.
+    Postgres,
+}
 
-/// Opens the database at `database_url` (creating the file and its parent directory when
-/// missing), in WAL mode with foreign keys on, and runs the migrations.
-///
-/// # Errors
-/// [`StartupError`] for a bad URL, a directory that cannot be created, or a failed migration.
-pub async fn connect(database_url: &str) -> Result<SqlitePool, StartupError> {
-    let options = SqliteConnectOptions::from_str(database_url)
-        .map_err(StartupError::DatabaseUrl)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .foreign_keys(true)
-        .busy_timeout(BUSY_TIMEOUT);
-    if let Some(parent) = options.get_filename().parent() {
-        if !parent.as_os_str().is_empty() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(StartupError::DatabaseDirectory)?;
+impl Backend {
+    /// The backend of `database_url`, by its scheme.
+    ///
+    /// # Errors
+    /// [`StartupError::DatabaseScheme`] for any other scheme.
+    pub fn of(database_url: &str) -> Result<Self, StartupError> {
+        if database_url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            Ok(Self::Postgres)
+        } else {
+            Err(StartupError::DatabaseScheme)
         }
     }
-    let pool = SqlitePoolOptions::new().connect_with(options).await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-    Ok(pool)
+
+    /// The backend a connection of the pool talks to.
+    pub fn of_connection(connection: &AnyConnection) -> Self {
+        if connection.backend_name().eq_ignore_ascii_case("postgresql") {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+}
+
+/// How long a SQLite connection waits for another writer before failing with "database is
+/// locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections of a pool, per instance.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// Opens the database at `database_url` and runs its backend's migrations
+/// (`server/migrations/sqlite/` or `server/migrations/postgres/`). A SQLite file is created
+/// with its parent directory when missing, in WAL mode with foreign keys on.
+///
+/// # Errors
+/// [`StartupError`] for a bad URL, a directory that cannot be created, a server that cannot
+/// be reached, or a failed migration.
+pub async fn connect(database_url: &str) -> Result<AnyPool, StartupError> {
+    sqlx::any::install_default_drivers();
+    let mut options = AnyPoolOptions::new().max_connections(MAX_CONNECTIONS);
+    match Backend::of(database_url)? {
+        Backend::Sqlite => {
+            let sqlite = SqliteConnectOptions::from_str(database_url)
+                .map_err(StartupError::DatabaseUrl)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(BUSY_TIMEOUT);
+            let in_memory =
+                database_url.contains(":memory:") || database_url.contains("mode=memory");
+            if in_memory {
+                // Every connection would open a database of its own: keep exactly one.
+                options = options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            } else {
+                if let Some(parent) = sqlite.get_filename().parent() {
+                    if !parent.as_os_str().is_empty() {
+                        tokio::fs::create_dir_all(parent)
+                            .await
+                            .map_err(StartupError::DatabaseDirectory)?;
+                    }
+                }
+                // Creates the file and switches it to WAL, which the file keeps; the pool's
+                // connections (opened from the URL) then share it.
+                sqlite.connect().await?.close().await?;
+            }
+            // Foreign keys and the busy timeout are sqlx's defaults for every SQLite
+            // connection, including those the pool opens from the URL.
+            let pool = options.connect(database_url).await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            Ok(pool)
+        }
+        Backend::Postgres => {
+            let pool = options.connect(database_url).await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Ok(pool)
+        }
+    }
 }
 
 /// The current time in milliseconds since the Unix epoch.
@@ -58,6 +131,12 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or_default()
+}
+
+/// A 0-or-1 flag column (or a `CASE WHEN … THEN 1 ELSE 0 END`) as a `bool`: both backends
+/// store flags as integers, since SQLite has no boolean type.
+pub fn flag(value: i64) -> bool {
+    value != 0
 }
 
 /// Whether a database error is a violated unique or primary key constraint.

@@ -6,7 +6,7 @@
 use common::api::RoomSummary;
 use common::membership::{LogAction, Role, RoomId, RoomState, SignedLogEntry};
 use common::room_key::KeyEnvelope;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 
 use super::is_unique_violation;
 use crate::error::{ApiError, ApiResult};
@@ -34,18 +34,18 @@ fn to_i64(value: u64, what: &str) -> ApiResult<i64> {
 /// in the signed log until someone removes it, but gets no row here; nor does a new account
 /// registered later under the same name, whose keys differ.
 async fn write_members(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     room_id: &RoomId,
     state: &RoomState,
 ) -> ApiResult<()> {
-    sqlx::query("DELETE FROM room_members WHERE room_id = ?")
+    sqlx::query("DELETE FROM room_members WHERE room_id = $1")
         .bind(room_id.0.as_slice())
         .execute(&mut *connection)
         .await?;
     for (username, record) in state.members() {
         sqlx::query(
             "INSERT INTO room_members (room_id, username, role) \
-             SELECT ?, username, ? FROM users WHERE username = ? AND ed25519_public = ?",
+             SELECT $1, username, $2 FROM users WHERE username = $3 AND ed25519_public = $4",
         )
         .bind(room_id.0.as_slice())
         .bind(record.role.as_str())
@@ -61,22 +61,23 @@ async fn write_members(
 /// log says it, and merged with the server's own flag) and the policy's messages per minute. A pending rotation set by the server itself (an account
 /// deletion) stays set until the epoch changes, even though the log does not show it.
 async fn write_room_row(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     room_id: &RoomId,
     state: &RoomState,
 ) -> ApiResult<()> {
     let epoch = to_i64(state.current_epoch(), "epoch")?;
-    // In SQLite's UPDATE every expression sees the row as it was before the update.
+    // In an UPDATE every expression sees the row as it was before the update.
     sqlx::query(
-        "UPDATE rooms SET current_epoch = ?, \
-         rotation_pending = MAX(?, CASE WHEN current_epoch = ? THEN rotation_pending ELSE 0 END), \
-         log_rotation_pending = ?, messages_per_minute = ?, max_attachment_bytes = ? \
-         WHERE room_id = ?",
+        "UPDATE rooms SET current_epoch = $1, \
+         rotation_pending = CASE WHEN $2 = 1 OR (current_epoch = $3 AND rotation_pending = 1) \
+         THEN 1 ELSE 0 END, \
+         log_rotation_pending = $4, messages_per_minute = $5, max_attachment_bytes = $6 \
+         WHERE room_id = $7",
     )
     .bind(epoch)
-    .bind(state.rotation_pending())
+    .bind(i64::from(state.rotation_pending()))
     .bind(epoch)
-    .bind(state.rotation_pending())
+    .bind(i64::from(state.rotation_pending()))
     .bind(i64::from(state.policy().messages_per_minute))
     .bind(i64::try_from(state.policy().max_attachment_bytes).unwrap_or(i64::MAX))
     .bind(room_id.0.as_slice())
@@ -99,10 +100,10 @@ pub const ROOM_TABLES: [&str; 9] = [
 ];
 
 /// Deletes every row of a room from every table in [`ROOM_TABLES`].
-async fn delete_room_rows(connection: &mut SqliteConnection, room_id: &RoomId) -> ApiResult<()> {
+async fn delete_room_rows(connection: &mut AnyConnection, room_id: &RoomId) -> ApiResult<()> {
     for table in ROOM_TABLES {
         // The table names are the constants above, never input.
-        sqlx::query(&format!("DELETE FROM {table} WHERE room_id = ?"))
+        sqlx::query(&format!("DELETE FROM {table} WHERE room_id = $1"))
             .bind(room_id.0.as_slice())
             .execute(&mut *connection)
             .await?;
@@ -116,7 +117,7 @@ async fn delete_room_rows(connection: &mut SqliteConnection, room_id: &RoomId) -
 /// # Errors
 /// [`ApiError::Conflict`] when a room with this id exists; a database error otherwise.
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     genesis: &SignedLogEntry,
     state: &RoomState,
     envelope: &KeyEnvelope,
@@ -125,7 +126,7 @@ pub async fn create(
     let room_id = state.room_id();
     let mut transaction = pool.begin().await?;
     let inserted =
-        sqlx::query("INSERT INTO rooms (room_id, created_at, current_epoch) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO rooms (room_id, created_at, current_epoch) VALUES ($1, $2, $3)")
             .bind(room_id.0.as_slice())
             .bind(now_ms)
             .bind(to_i64(state.current_epoch(), "epoch")?)
@@ -138,7 +139,7 @@ pub async fn create(
         }
         Err(error) => return Err(error.into()),
     }
-    sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES (?, 0, ?)")
+    sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES ($1, 0, $2)")
         .bind(room_id.0.as_slice())
         .bind(genesis.as_bytes())
         .execute(&mut *transaction)
@@ -154,8 +155,8 @@ pub async fn create(
 ///
 /// # Errors
 /// A database error.
-pub async fn load_log(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<Vec<u8>>> {
-    let entries = sqlx::query_scalar("SELECT entry FROM room_log WHERE room_id = ? ORDER BY seq")
+pub async fn load_log(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Vec<Vec<u8>>> {
+    let entries = sqlx::query_scalar("SELECT entry FROM room_log WHERE room_id = $1 ORDER BY seq")
         .bind(room_id.0.as_slice())
         .fetch_all(pool)
         .await?;
@@ -180,7 +181,7 @@ pub async fn load_log(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<Vec<
 /// [`ApiError::Conflict`] when another entry with this sequence number was stored first;
 /// a database error otherwise.
 pub async fn append(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     entry: &SignedLogEntry,
     new_state: &RoomState,
     envelopes: &[KeyEnvelope],
@@ -189,7 +190,7 @@ pub async fn append(
     let mut transaction = pool.begin().await?;
     // Inserting first makes a concurrent append of the same seq fail here, before any side
     // effect, even for a deletion.
-    let inserted = sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES (?, ?, ?)")
+    let inserted = sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES ($1, $2, $3)")
         .bind(room_id.0.as_slice())
         .bind(to_i64(entry.entry().seq, "seq")?)
         .bind(entry.as_bytes())
@@ -221,7 +222,7 @@ pub async fn append(
                 super::join_requests::delete(&mut transaction, &room_id, username).await?;
             }
             if action.clears_history() {
-                sqlx::query("DELETE FROM messages WHERE room_id = ?")
+                sqlx::query("DELETE FROM messages WHERE room_id = $1")
                     .bind(room_id.0.as_slice())
                     .execute(&mut *transaction)
                     .await?;
@@ -243,9 +244,9 @@ pub async fn append(
 ///
 /// # Errors
 /// A database error.
-pub async fn max_attachment_bytes(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Option<u64>> {
+pub async fn max_attachment_bytes(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Option<u64>> {
     let limit: Option<i64> =
-        sqlx::query_scalar("SELECT max_attachment_bytes FROM rooms WHERE room_id = ?")
+        sqlx::query_scalar("SELECT max_attachment_bytes FROM rooms WHERE room_id = $1")
             .bind(room_id.0.as_slice())
             .fetch_optional(pool)
             .await?;
@@ -258,12 +259,12 @@ pub async fn max_attachment_bytes(pool: &SqlitePool, room_id: &RoomId) -> ApiRes
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for an unknown stored role.
 pub async fn member_role(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     room_id: &RoomId,
     username: &str,
 ) -> ApiResult<Option<Role>> {
     let role: Option<String> =
-        sqlx::query_scalar("SELECT role FROM room_members WHERE room_id = ? AND username = ?")
+        sqlx::query_scalar("SELECT role FROM room_members WHERE room_id = $1 AND username = $2")
             .bind(room_id.0.as_slice())
             .bind(username)
             .fetch_optional(pool)
@@ -275,12 +276,13 @@ pub async fn member_role(
 ///
 /// # Errors
 /// A database error.
-pub async fn member_usernames(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<String>> {
-    let usernames =
-        sqlx::query_scalar("SELECT username FROM room_members WHERE room_id = ? ORDER BY username")
-            .bind(room_id.0.as_slice())
-            .fetch_all(pool)
-            .await?;
+pub async fn member_usernames(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Vec<String>> {
+    let usernames = sqlx::query_scalar(
+        "SELECT username FROM room_members WHERE room_id = $1 ORDER BY username",
+    )
+    .bind(room_id.0.as_slice())
+    .fetch_all(pool)
+    .await?;
     Ok(usernames)
 }
 
@@ -288,9 +290,9 @@ pub async fn member_usernames(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<
 ///
 /// # Errors
 /// A database error.
-pub async fn admin_usernames(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Vec<String>> {
+pub async fn admin_usernames(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Vec<String>> {
     let usernames = sqlx::query_scalar(
-        "SELECT username FROM room_members WHERE room_id = ? AND role IN ('owner', 'admin') \
+        "SELECT username FROM room_members WHERE room_id = $1 AND role IN ('owner', 'admin') \
          ORDER BY username",
     )
     .bind(room_id.0.as_slice())
@@ -314,10 +316,10 @@ pub struct PostingRules {
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a stored value out of range.
-pub async fn posting_rules(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Option<PostingRules>> {
-    let row: Option<(i64, bool, i64)> = sqlx::query_as(
+pub async fn posting_rules(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Option<PostingRules>> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
         "SELECT current_epoch, log_rotation_pending, messages_per_minute FROM rooms \
-         WHERE room_id = ?",
+         WHERE room_id = $1",
     )
     .bind(room_id.0.as_slice())
     .fetch_optional(pool)
@@ -325,7 +327,7 @@ pub async fn posting_rules(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Opt
     row.map(|(epoch, rotation_pending, messages_per_minute)| {
         Ok(PostingRules {
             current_epoch: to_u64(epoch, "rooms.current_epoch")?,
-            rotation_pending,
+            rotation_pending: super::flag(rotation_pending),
             messages_per_minute: u32::try_from(messages_per_minute)
                 .map_err(|_| ApiError::CorruptData("rooms.messages_per_minute".to_owned()))?,
         })
@@ -338,13 +340,13 @@ pub async fn posting_rules(pool: &SqlitePool, room_id: &RoomId) -> ApiResult<Opt
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
-pub async fn list_for_user(pool: &SqlitePool, username: &str) -> ApiResult<Vec<RoomSummary>> {
-    let rows: Vec<(Vec<u8>, String, i64, i64, bool)> = sqlx::query_as(
+pub async fn list_for_user(pool: &AnyPool, username: &str) -> ApiResult<Vec<RoomSummary>> {
+    let rows: Vec<(Vec<u8>, String, i64, i64, i64)> = sqlx::query_as(
         "SELECT rooms.room_id, room_members.role, rooms.current_epoch, \
          (SELECT COUNT(*) FROM room_log WHERE room_log.room_id = rooms.room_id), \
          rooms.rotation_pending \
          FROM room_members JOIN rooms ON rooms.room_id = room_members.room_id \
-         WHERE room_members.username = ? ORDER BY rooms.created_at, rooms.rowid",
+         WHERE room_members.username = $1 ORDER BY rooms.created_at, rooms.rowid",
     )
     .bind(username)
     .fetch_all(pool)
@@ -361,7 +363,7 @@ pub async fn list_for_user(pool: &SqlitePool, username: &str) -> ApiResult<Vec<R
                 role: parse_role(&role)?,
                 epoch: to_u64(epoch, "rooms.current_epoch")?,
                 log_length: to_u64(log_length, "room_log count")?,
-                rotation_pending,
+                rotation_pending: super::flag(rotation_pending),
             })
         })
         .collect()

@@ -7,7 +7,7 @@ use common::OsRng;
 use hmac::{Hmac, Mac};
 use rand_core::RngCore;
 use sha2::Sha256;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use zeroize::Zeroizing;
 
 /// Name of the row that holds the HMAC key for fake salts.
@@ -52,18 +52,18 @@ impl ServerSecret {
 /// # Errors
 /// A database error; a stored secret of the wrong length is reported as
 /// [`sqlx::Error::Decode`].
-pub async fn load_or_create(pool: &SqlitePool) -> Result<ServerSecret, sqlx::Error> {
+pub async fn load_or_create(pool: &AnyPool) -> Result<ServerSecret, sqlx::Error> {
     let mut candidate = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(candidate.as_mut());
     // Two servers starting at once on one database must agree on one secret: insert only
     // when no row exists, then read whichever row won.
-    sqlx::query("INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)")
+    sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(FAKE_SALT_KEY_NAME)
         .bind(candidate.as_slice())
         .execute(pool)
         .await?;
     let stored: Zeroizing<Vec<u8>> = Zeroizing::new(
-        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
             .bind(FAKE_SALT_KEY_NAME)
             .fetch_one(pool)
             .await?,

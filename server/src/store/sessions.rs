@@ -9,7 +9,7 @@
 //! to a minute early).
 
 use common::api::SessionInfo;
-use sqlx::{FromRow, SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use crate::error::ApiResult;
 
@@ -48,10 +48,10 @@ pub struct Session {
 ///
 /// # Errors
 /// A database error.
-pub async fn insert(pool: &SqlitePool, session: &NewSession<'_>, now_ms: i64) -> ApiResult<()> {
+pub async fn insert(pool: &AnyPool, session: &NewSession<'_>, now_ms: i64) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO sessions (token_hash, public_id, username, ip, user_agent, created_at, \
-         expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(session.token_hash.as_slice())
     .bind(session.public_id)
@@ -73,14 +73,14 @@ pub async fn insert(pool: &SqlitePool, session: &NewSession<'_>, now_ms: i64) ->
 /// # Errors
 /// A database error.
 pub async fn find_and_touch(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     token_hash: &[u8; 32],
     now_ms: i64,
     idle_ms: i64,
 ) -> ApiResult<Option<Session>> {
     let row: Option<(String, String, i64, i64)> = sqlx::query_as(
         "SELECT username, public_id, expires_at, last_seen_at FROM sessions \
-         WHERE token_hash = ?",
+         WHERE token_hash = $1",
     )
     .bind(token_hash.as_slice())
     .fetch_optional(pool)
@@ -94,12 +94,14 @@ pub async fn find_and_touch(
     }
     // Writing on every request would serialize all requests on SQLite's single writer, so
     // the time is only recorded when the stored one is older than a minute.
-    sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ? AND last_seen_at < ?")
-        .bind(now_ms)
-        .bind(token_hash.as_slice())
-        .bind(now_ms.saturating_sub(LAST_SEEN_RESOLUTION_MS))
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2 AND last_seen_at < $3",
+    )
+    .bind(now_ms)
+    .bind(token_hash.as_slice())
+    .bind(now_ms.saturating_sub(LAST_SEEN_RESOLUTION_MS))
+    .execute(pool)
+    .await?;
     Ok(Some(Session {
         username,
         public_id,
@@ -111,8 +113,8 @@ pub async fn find_and_touch(
 ///
 /// # Errors
 /// A database error.
-pub async fn delete(pool: &SqlitePool, token_hash: &[u8; 32]) -> ApiResult<()> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+pub async fn delete(pool: &AnyPool, token_hash: &[u8; 32]) -> ApiResult<()> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(token_hash.as_slice())
         .execute(pool)
         .await?;
@@ -124,8 +126,8 @@ pub async fn delete(pool: &SqlitePool, token_hash: &[u8; 32]) -> ApiResult<()> {
 ///
 /// # Errors
 /// A database error.
-pub async fn delete_expired(pool: &SqlitePool, now_ms: i64, idle_ms: i64) -> ApiResult<u64> {
-    let result = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?")
+pub async fn delete_expired(pool: &AnyPool, now_ms: i64, idle_ms: i64) -> ApiResult<u64> {
+    let result = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
         .bind(now_ms)
         .bind(now_ms.saturating_sub(idle_ms))
         .execute(pool)
@@ -148,7 +150,7 @@ struct SessionRow {
 /// # Errors
 /// A database error.
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     username: &str,
     current_id: &str,
     now_ms: i64,
@@ -156,7 +158,7 @@ pub async fn list(
 ) -> ApiResult<Vec<SessionInfo>> {
     let rows: Vec<SessionRow> = sqlx::query_as(
         "SELECT public_id, created_at, last_seen_at, ip, user_agent FROM sessions \
-         WHERE username = ? AND expires_at > ? AND last_seen_at > ? \
+         WHERE username = $1 AND expires_at > $2 AND last_seen_at > $3 \
          ORDER BY created_at DESC, rowid DESC",
     )
     .bind(username)
@@ -182,11 +184,11 @@ pub async fn list(
 /// # Errors
 /// A database error.
 pub async fn delete_by_public_id(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     username: &str,
     public_id: &str,
 ) -> ApiResult<bool> {
-    let result = sqlx::query("DELETE FROM sessions WHERE username = ? AND public_id = ?")
+    let result = sqlx::query("DELETE FROM sessions WHERE username = $1 AND public_id = $2")
         .bind(username)
         .bind(public_id)
         .execute(pool)
@@ -200,12 +202,12 @@ pub async fn delete_by_public_id(
 /// # Errors
 /// A database error.
 pub async fn delete_all_of_user(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     username: &str,
     keep: Option<&str>,
 ) -> ApiResult<Vec<String>> {
     let deleted = sqlx::query_scalar(
-        "DELETE FROM sessions WHERE username = ? AND public_id IS NOT ? RETURNING public_id",
+        "DELETE FROM sessions WHERE username = $1 AND public_id IS DISTINCT FROM $2 RETURNING public_id",
     )
     .bind(username)
     .bind(keep)

@@ -1,7 +1,7 @@
 //! The `user_totp` and `recovery_codes` tables: each user's sealed TOTP secrets, the last
 //! time step a code was accepted for, and the MACs of their unused recovery codes.
 
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{AnyPool, FromRow};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -41,10 +41,10 @@ struct TotpRow {
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a negative stored step.
-pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<TotpRecord>> {
+pub async fn find(pool: &AnyPool, username: &str) -> ApiResult<Option<TotpRecord>> {
     let row: Option<TotpRow> = sqlx::query_as(
         "SELECT sealed_secret, sealed_pending_secret, last_step FROM user_totp \
-         WHERE username = ?",
+         WHERE username = $1",
     )
     .bind(username)
     .fetch_optional(pool)
@@ -64,13 +64,15 @@ pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<TotpRec
 ///
 /// # Errors
 /// A database error.
-pub async fn is_enabled(pool: &SqlitePool, username: &str) -> ApiResult<bool> {
-    let enabled: Option<bool> =
-        sqlx::query_scalar("SELECT sealed_secret IS NOT NULL FROM user_totp WHERE username = ?")
-            .bind(username)
-            .fetch_optional(pool)
-            .await?;
-    Ok(enabled.unwrap_or(false))
+pub async fn is_enabled(pool: &AnyPool, username: &str) -> ApiResult<bool> {
+    let enabled: Option<i64> = sqlx::query_scalar(
+        "SELECT CASE WHEN sealed_secret IS NOT NULL THEN 1 ELSE 0 END FROM user_totp \
+         WHERE username = $1",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    Ok(enabled.is_some_and(super::flag))
 }
 
 /// Stores a pending secret for `username`, replacing an earlier pending one. The active
@@ -78,9 +80,9 @@ pub async fn is_enabled(pool: &SqlitePool, username: &str) -> ApiResult<bool> {
 ///
 /// # Errors
 /// A database error.
-pub async fn set_pending(pool: &SqlitePool, username: &str, sealed: &[u8]) -> ApiResult<()> {
+pub async fn set_pending(pool: &AnyPool, username: &str, sealed: &[u8]) -> ApiResult<()> {
     sqlx::query(
-        "INSERT INTO user_totp (username, sealed_pending_secret) VALUES (?, ?) \
+        "INSERT INTO user_totp (username, sealed_pending_secret) VALUES ($1, $2) \
          ON CONFLICT (username) DO UPDATE SET \
          sealed_pending_secret = excluded.sealed_pending_secret",
     )
@@ -98,7 +100,7 @@ pub async fn set_pending(pool: &SqlitePool, username: &str, sealed: &[u8]) -> Ap
 /// [`ApiError::Conflict`] when the pending secret changed meanwhile (another setup) or TOTP
 /// was enabled meanwhile; a database error otherwise.
 pub async fn enable(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     username: &str,
     sealed_pending: &[u8],
     step: u64,
@@ -107,8 +109,8 @@ pub async fn enable(
     let mut transaction = pool.begin().await?;
     let updated = sqlx::query(
         "UPDATE user_totp SET sealed_secret = sealed_pending_secret, \
-         sealed_pending_secret = NULL, last_step = ? \
-         WHERE username = ? AND sealed_pending_secret = ? AND sealed_secret IS NULL",
+         sealed_pending_secret = NULL, last_step = $1 \
+         WHERE username = $2 AND sealed_pending_secret = $3 AND sealed_secret IS NULL",
     )
     .bind(to_i64(step)?)
     .bind(username)
@@ -118,12 +120,12 @@ pub async fn enable(
     if updated.rows_affected() != 1 {
         return Err(ApiError::conflict("totp setup changed, start again"));
     }
-    sqlx::query("DELETE FROM recovery_codes WHERE username = ?")
+    sqlx::query("DELETE FROM recovery_codes WHERE username = $1")
         .bind(username)
         .execute(&mut *transaction)
         .await?;
     for mac in recovery_code_macs {
-        sqlx::query("INSERT INTO recovery_codes (username, code_mac) VALUES (?, ?)")
+        sqlx::query("INSERT INTO recovery_codes (username, code_mac) VALUES ($1, $2)")
             .bind(username)
             .bind(mac.as_slice())
             .execute(&mut *transaction)
@@ -139,11 +141,11 @@ pub async fn enable(
 ///
 /// # Errors
 /// A database error.
-pub async fn advance_step(pool: &SqlitePool, username: &str, step: u64) -> ApiResult<bool> {
+pub async fn advance_step(pool: &AnyPool, username: &str, step: u64) -> ApiResult<bool> {
     let step = to_i64(step)?;
     let updated = sqlx::query(
-        "UPDATE user_totp SET last_step = ? \
-         WHERE username = ? AND sealed_secret IS NOT NULL AND last_step < ?",
+        "UPDATE user_totp SET last_step = $1 \
+         WHERE username = $2 AND sealed_secret IS NOT NULL AND last_step < $3",
     )
     .bind(step)
     .bind(username)
@@ -158,11 +160,11 @@ pub async fn advance_step(pool: &SqlitePool, username: &str, step: u64) -> ApiRe
 /// # Errors
 /// A database error.
 pub async fn spend_recovery_code(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     username: &str,
     code_mac: &[u8; 32],
 ) -> ApiResult<bool> {
-    let deleted = sqlx::query("DELETE FROM recovery_codes WHERE username = ? AND code_mac = ?")
+    let deleted = sqlx::query("DELETE FROM recovery_codes WHERE username = $1 AND code_mac = $2")
         .bind(username)
         .bind(code_mac.as_slice())
         .execute(pool)
@@ -174,8 +176,8 @@ pub async fn spend_recovery_code(
 ///
 /// # Errors
 /// A database error.
-pub async fn recovery_codes_left(pool: &SqlitePool, username: &str) -> ApiResult<u32> {
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE username = ?")
+pub async fn recovery_codes_left(pool: &AnyPool, username: &str) -> ApiResult<u32> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE username = $1")
         .bind(username)
         .fetch_one(pool)
         .await?;
@@ -186,11 +188,11 @@ pub async fn recovery_codes_left(pool: &SqlitePool, username: &str) -> ApiResult
 ///
 /// # Errors
 /// A database error.
-pub async fn disable(pool: &SqlitePool, username: &str) -> ApiResult<()> {
+pub async fn disable(pool: &AnyPool, username: &str) -> ApiResult<()> {
     let mut transaction = pool.begin().await?;
     for table in ["recovery_codes", "user_totp"] {
         // The table names are the constants above, never input.
-        sqlx::query(&format!("DELETE FROM {table} WHERE username = ?"))
+        sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
             .bind(username)
             .execute(&mut *transaction)
             .await?;

@@ -1,7 +1,7 @@
 //! The `trusted_networks` table: the networks each account allows logins from (none: any).
 
 use ipnet::IpNet;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -9,9 +9,9 @@ use crate::error::{ApiError, ApiResult};
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a stored network that does not parse.
-pub async fn list(pool: &SqlitePool, username: &str) -> ApiResult<Vec<IpNet>> {
+pub async fn list(pool: &AnyPool, username: &str) -> ApiResult<Vec<IpNet>> {
     let stored: Vec<String> =
-        sqlx::query_scalar("SELECT network FROM trusted_networks WHERE username = ?")
+        sqlx::query_scalar("SELECT network FROM trusted_networks WHERE username = $1")
             .bind(username)
             .fetch_all(pool)
             .await?;
@@ -30,14 +30,14 @@ pub async fn list(pool: &SqlitePool, username: &str) -> ApiResult<Vec<IpNet>> {
 ///
 /// # Errors
 /// A database error.
-pub async fn replace(pool: &SqlitePool, username: &str, networks: &[IpNet]) -> ApiResult<()> {
+pub async fn replace(pool: &AnyPool, username: &str, networks: &[IpNet]) -> ApiResult<()> {
     let mut transaction = pool.begin().await?;
-    sqlx::query("DELETE FROM trusted_networks WHERE username = ?")
+    sqlx::query("DELETE FROM trusted_networks WHERE username = $1")
         .bind(username)
         .execute(&mut *transaction)
         .await?;
     for network in networks {
-        sqlx::query("INSERT OR IGNORE INTO trusted_networks (username, network) VALUES (?, ?)")
+        sqlx::query("INSERT INTO trusted_networks (username, network) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(username)
             .bind(network.to_string())
             .execute(&mut *transaction)

@@ -4,7 +4,7 @@
 use common::account::KdfParams;
 use common::identity::PublicIdentity;
 use ed25519_dalek::Signature;
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{AnyPool, FromRow};
 
 use super::sessions;
 
@@ -119,12 +119,12 @@ impl TryFrom<UserRow> for User {
 ///
 /// # Errors
 /// [`ApiError::Conflict`] when the username is taken; a database error otherwise.
-pub async fn insert(pool: &SqlitePool, user: &NewUser<'_>, now_ms: i64) -> ApiResult<()> {
+pub async fn insert(pool: &AnyPool, user: &NewUser<'_>, now_ms: i64) -> ApiResult<()> {
     let keys = user.identity.keys();
     let result = sqlx::query(
         "INSERT INTO users (username, kdf_m_kib, kdf_t, kdf_p, salt, auth_hash, x25519_public, \
          ed25519_public, identity_signature, wrapped_identity, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(user.username)
     .bind(i64::from(user.kdf.m_kib))
@@ -152,10 +152,10 @@ pub async fn insert(pool: &SqlitePool, user: &NewUser<'_>, now_ms: i64) -> ApiRe
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
-pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<User>> {
+pub async fn find(pool: &AnyPool, username: &str) -> ApiResult<Option<User>> {
     let row: Option<UserRow> = sqlx::query_as(
         "SELECT username, kdf_m_kib, kdf_t, kdf_p, salt, auth_hash, x25519_public, \
-         ed25519_public, identity_signature, wrapped_identity FROM users WHERE username = ?",
+         ed25519_public, identity_signature, wrapped_identity FROM users WHERE username = $1",
     )
     .bind(username)
     .fetch_optional(pool)
@@ -167,9 +167,9 @@ pub async fn find(pool: &SqlitePool, username: &str) -> ApiResult<Option<User>> 
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
-pub async fn find_identity(pool: &SqlitePool, username: &str) -> ApiResult<Option<PublicIdentity>> {
+pub async fn find_identity(pool: &AnyPool, username: &str) -> ApiResult<Option<PublicIdentity>> {
     let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-        "SELECT x25519_public, ed25519_public, identity_signature FROM users WHERE username = ?",
+        "SELECT x25519_public, ed25519_public, identity_signature FROM users WHERE username = $1",
     )
     .bind(username)
     .fetch_optional(pool)
@@ -201,15 +201,15 @@ pub struct PasswordChange<'a> {
 /// # Errors
 /// A database error.
 pub async fn change_password(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     username: &str,
     change: &PasswordChange<'_>,
     keep_session: &str,
 ) -> ApiResult<Vec<String>> {
     let mut transaction = pool.begin().await?;
     sqlx::query(
-        "UPDATE users SET kdf_m_kib = ?, kdf_t = ?, kdf_p = ?, salt = ?, auth_hash = ?, \
-         wrapped_identity = ? WHERE username = ?",
+        "UPDATE users SET kdf_m_kib = $1, kdf_t = $2, kdf_p = $3, salt = $4, auth_hash = $5, \
+         wrapped_identity = $6 WHERE username = $7",
     )
     .bind(i64::from(change.kdf.m_kib))
     .bind(i64::from(change.kdf.t))
@@ -250,11 +250,11 @@ pub const USER_TABLES: [(&str, &str); 10] = [
 ///
 /// # Errors
 /// A database error.
-pub async fn delete_account(pool: &SqlitePool, username: &str) -> ApiResult<Vec<String>> {
+pub async fn delete_account(pool: &AnyPool, username: &str) -> ApiResult<Vec<String>> {
     let mut transaction = pool.begin().await?;
     sqlx::query(
         "UPDATE rooms SET rotation_pending = 1 \
-         WHERE room_id IN (SELECT room_id FROM room_members WHERE username = ?)",
+         WHERE room_id IN (SELECT room_id FROM room_members WHERE username = $1)",
     )
     .bind(username)
     .execute(&mut *transaction)
@@ -262,12 +262,12 @@ pub async fn delete_account(pool: &SqlitePool, username: &str) -> ApiResult<Vec<
     let signed_out = sessions::delete_all_of_user(&mut transaction, username, None).await?;
     for (table, column) in USER_TABLES {
         // The table and column names are the constants above, never input.
-        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = ?"))
+        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
             .bind(username)
             .execute(&mut *transaction)
             .await?;
     }
-    sqlx::query("DELETE FROM users WHERE username = ?")
+    sqlx::query("DELETE FROM users WHERE username = $1")
         .bind(username)
         .execute(&mut *transaction)
         .await?;

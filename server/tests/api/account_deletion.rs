@@ -8,7 +8,7 @@ use common::api::{DeleteAccountRequest, LoginResponse, PutClientStateRequest, Ro
 use common::membership::{LogAction, Role, RoomPolicy};
 use common::wire::{Base64, Base64Array};
 use reqwest::StatusCode;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::cast::{expect_status, TOKEN};
 use crate::helpers::{client_with_jar, error_message, json, now_ms, spawn_app, TestApp, TestRoom};
@@ -16,20 +16,16 @@ use crate::security_client::{assert_session_ended, HOME_IP};
 
 /// Every (table, column) of the schema whose column names a user as `username` or
 /// `recipient`.
-async fn user_columns(database: &SqlitePool) -> BTreeSet<(String, String)> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT sqlite_master.name, columns.name FROM sqlite_master \
-         JOIN pragma_table_info(sqlite_master.name) AS columns \
-         WHERE sqlite_master.type = 'table' AND columns.name IN ('username', 'recipient')",
-    )
-    .fetch_all(database)
-    .await
-    .unwrap();
-    rows.into_iter().collect()
+async fn user_columns(app: &TestApp) -> BTreeSet<(String, String)> {
+    app.columns()
+        .await
+        .into_iter()
+        .filter(|(_, column)| column == "username" || column == "recipient")
+        .collect()
 }
 
-async fn count(database: &SqlitePool, table: &str, column: &str, value: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?"))
+async fn count(database: &AnyPool, table: &str, column: &str, value: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1"))
         .bind(value)
         .fetch_one(database)
         .await
@@ -103,7 +99,7 @@ async fn deleting_an_account_removes_every_row_of_the_user() {
     let mut bob_socket = app.connect_ws(&bob).await;
 
     let database = app.database().await;
-    let columns = user_columns(&database).await;
+    let columns = user_columns(&app).await;
     let expected: BTreeSet<(String, String)> = [
         ("join_requests", "username"),
         ("key_envelopes", "recipient"),

@@ -369,7 +369,7 @@ async fn clearing_the_history_deletes_the_rooms_messages_only() {
     )
     .await;
     assert_eq!(page.messages.len(), 1);
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE room_id = ?")
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE room_id = $1")
         .bind(cast.room.room_id.0.as_slice())
         .fetch_one(&app.database().await)
         .await

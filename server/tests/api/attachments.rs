@@ -301,7 +301,7 @@ async fn an_upload_resumes_completes_and_downloads_whole_and_by_range_without_pl
         contains(&stored, &chunks[1]),
         "the chunks are there, as ciphertext"
     );
-    for database_file in app.database_files() {
+    for database_file in app.database_files().await {
         let bytes = std::fs::read(database_file).unwrap();
         assert!(!contains(&bytes, b"PLAINTEXT-MARKER"));
     }

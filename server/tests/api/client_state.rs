@@ -101,7 +101,7 @@ async fn a_protocol_1_pins_blob_is_replaced_by_an_upload_on_version_0() {
     let alice = app.register_user("alice").await;
     sqlx::query(
         "INSERT INTO client_states (username, sealed, updated_at, version) \
-         VALUES ('alice', ?, 0, 0)",
+         VALUES ('alice', $1, 0, 0)",
     )
     .bind(b"pins sealed under the wrap key".to_vec())
     .execute(&app.database().await)
@@ -237,7 +237,7 @@ async fn a_wiped_or_rolled_back_state_is_a_trust_warning() {
     };
 
     // Rolled back: version 1, without bob, served again.
-    sqlx::query("UPDATE client_states SET sealed = ?, version = 1 WHERE username = 'alice'")
+    sqlx::query("UPDATE client_states SET sealed = $1, version = 1 WHERE username = 'alice'")
         .bind(&old_sealed)
         .execute(&database)
         .await
@@ -271,7 +271,7 @@ async fn a_wiped_or_rolled_back_state_is_a_trust_warning() {
     // Replaced by bytes that do not open: unreadable, and this browser's copy is kept.
     sqlx::query(
         "INSERT INTO client_states (username, sealed, updated_at, version) \
-         VALUES ('alice', ?, 0, 9)",
+         VALUES ('alice', $1, 0, 9)",
     )
     .bind(vec![7u8; 120])
     .execute(&database)
@@ -319,7 +319,7 @@ async fn an_older_log_after_a_removal_is_a_rollback() {
     assert!(state.remember_log(room.room_id, &served));
 
     let removal_seq = i64::try_from(served.length() - 1).unwrap();
-    sqlx::query("DELETE FROM room_log WHERE room_id = ? AND seq = ?")
+    sqlx::query("DELETE FROM room_log WHERE room_id = $1 AND seq = $2")
         .bind(room.room_id.0.as_slice())
         .bind(removal_seq)
         .execute(&app.database().await)

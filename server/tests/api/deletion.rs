@@ -12,27 +12,25 @@ use crate::helpers::{error_message, json, TestApp};
 use crate::ws_client::{event_within, next_event};
 
 /// The tables of the database that have a `room_id` column.
-async fn tables_with_a_room_id(database: &sqlx::SqlitePool) -> BTreeSet<String> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND EXISTS \
-         (SELECT 1 FROM pragma_table_info(sqlite_master.name) WHERE name = 'room_id')",
-    )
-    .fetch_all(database)
-    .await
-    .unwrap();
-    tables.into_iter().collect()
+async fn tables_with_a_room_id(app: &TestApp) -> BTreeSet<String> {
+    app.columns()
+        .await
+        .into_iter()
+        .filter(|(_, column)| column == "room_id")
+        .map(|(table, _)| table)
+        .collect()
 }
 
 /// How many rows of each table belong to the room.
 async fn rows_per_table(
-    database: &sqlx::SqlitePool,
+    database: &sqlx::AnyPool,
     tables: &BTreeSet<String>,
     room_id: &[u8],
 ) -> Vec<(String, i64)> {
     let mut counts = Vec::new();
     for table in tables {
         let count: i64 =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE room_id = ?"))
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE room_id = $1"))
                 .bind(room_id)
                 .fetch_one(database)
                 .await
@@ -65,7 +63,7 @@ async fn deleting_the_room_removes_every_row_and_tells_the_members() {
     .await;
     expect_status(response, StatusCode::NO_CONTENT, "carol uploads").await;
     let database = app.database().await;
-    let tables = tables_with_a_room_id(&database).await;
+    let tables = tables_with_a_room_id(app).await;
     let expected: BTreeSet<String> = [
         "rooms",
         "room_log",

@@ -1,7 +1,8 @@
-//! The test harness: a real server on port 0 with a fresh SQLite database per test, one
+//! The test harness: a real server on port 0 with a fresh database per test (SQLite, or a
+//! new database on the PostgreSQL server that `CHAT_TEST_POSTGRES_URL` names), one
 //! method per endpoint, and the client-side crypto (done with `common`) that real users do.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,8 +49,42 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
     }
 });
 
-/// A running server and the directory holding its database and static files.
+/// The environment variable naming a PostgreSQL server to run the tests on instead of
+/// SQLite: the URL of a database of a superuser's, from which each test creates its own.
+/// `cargo xtask test` runs the tests once without it and once with a throwaway server.
+pub const POSTGRES_URL_VARIABLE: &str = "CHAT_TEST_POSTGRES_URL";
+
+/// The PostgreSQL server of this run, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VARIABLE)
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Creates a new, empty database on the PostgreSQL server at `admin_url` and returns its URL.
+pub async fn create_postgres_database(admin_url: &str) -> String {
+    use sqlx::Connection as _;
+    let mut suffix = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut OsRng, &mut suffix);
+    let name = format!("chat_test_{}", hex::encode(suffix));
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("the test PostgreSQL server answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("a test database is created");
+    admin.close().await.expect("connection closes");
+    let mut url = url::Url::parse(admin_url).expect("the PostgreSQL URL parses");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// A running server and the directory holding its database (or, on PostgreSQL, its server
+/// key and attachments) and static files.
 pub struct TestApp {
+    /// The URL of the app's database.
+    pub database_url: String,
     /// `http://127.0.0.1:PORT` (`https://` when the app serves TLS).
     pub address: String,
     /// The port the server listens on.
@@ -127,12 +162,25 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let static_dir = directory.path().join("static");
     std::fs::create_dir_all(&static_dir).expect("static directory");
     std::fs::write(static_dir.join("index.html"), INDEX_HTML).expect("index.html");
-    let database = directory.path().join("db").join("chat.db");
-    let mut config = Config::new(format!("sqlite://{}", database.display()), static_dir);
+    let data = directory.path().join("db");
+    let database_url = match postgres_url() {
+        Some(admin_url) => create_postgres_database(&admin_url).await,
+        None => format!("sqlite://{}", data.join("chat.db").display()),
+    };
+    let mut config = Config::new(database_url.clone(), static_dir);
+    if database_url.starts_with("postgres") {
+        // What SQLite keeps next to its file, kept in the same folder.
+        std::fs::create_dir_all(&data).expect("data directory");
+        config.server_key_file = Some(data.join("server.key"));
+        let attachments =
+            url::Url::from_directory_path(data.join("attachments")).expect("an absolute folder");
+        config.attachments_url = Some(attachments.to_string());
+    }
     config.bind = "127.0.0.1:0".parse().expect("address");
     // Tests choose their client address with this header.
     config.client_ip_header = Some(reqwest::header::HeaderName::from_static("x-forwarded-for"));
     customize(&mut config);
+    let database_url = config.database_url.clone();
     let application = Application::build(config).await.expect("app builds");
     let port = application.port();
     let scheme = if application.tls_enabled() {
@@ -145,6 +193,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
         let _ = shutdown_signal.await;
     }));
     TestApp {
+        database_url,
         address: format!("{scheme}://127.0.0.1:{port}"),
         port,
         directory,
@@ -202,13 +251,65 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    /// The database file and its WAL and shared-memory companions.
-    pub fn database_files(&self) -> Vec<PathBuf> {
+    /// Whether the app runs on PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+
+    /// The files holding the database: on SQLite, the file and its WAL and shared-memory
+    /// companions; on PostgreSQL, after a checkpoint, the file of every table, index and
+    /// TOAST table of the app's database (the server's write-ahead log, shared by every
+    /// test database, is not included).
+    pub async fn database_files(&self) -> Vec<PathBuf> {
+        if self.on_postgres() {
+            let database = self.database().await;
+            sqlx::query("CHECKPOINT")
+                .execute(&database)
+                .await
+                .expect("checkpoint");
+            let data_directory: String = sqlx::query_scalar("SHOW data_directory")
+                .fetch_one(&database)
+                .await
+                .expect("data directory");
+            let files: Vec<String> = sqlx::query_scalar(
+                "SELECT pg_relation_filepath(oid) FROM pg_class \
+                 WHERE pg_relation_filepath(oid) IS NOT NULL",
+            )
+            .fetch_all(&database)
+            .await
+            .expect("relation files");
+            return files
+                .into_iter()
+                .map(|file| PathBuf::from(&data_directory).join(file))
+                .filter(|path| path.exists())
+                .collect();
+        }
         let database = self.directory.path().join("db");
         ["chat.db", "chat.db-wal", "chat.db-shm"]
             .iter()
             .map(|name| database.join(name))
             .filter(|path| path.exists())
+            .collect()
+    }
+
+    /// Every (table, column) of the app's schema but the migrations' own table, and but
+    /// PostgreSQL's `rowid` columns (SQLite has one in every table without saying so).
+    pub async fn columns(&self) -> BTreeSet<(String, String)> {
+        let database = self.database().await;
+        let query = if self.on_postgres() {
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND column_name <> 'rowid'"
+        } else {
+            "SELECT sqlite_master.name, columns.name FROM sqlite_master \
+             JOIN pragma_table_info(sqlite_master.name) AS columns \
+             WHERE sqlite_master.type = 'table'"
+        };
+        let rows: Vec<(String, String)> = sqlx::query_as(query)
+            .fetch_all(&database)
+            .await
+            .expect("schema");
+        rows.into_iter()
+            .filter(|(table, _)| table != "_sqlx_migrations" && table != "sqlite_sequence")
             .collect()
     }
 
@@ -434,9 +535,9 @@ impl TestApp {
 
     /// A second connection to the app's database, as a malicious operator (or a test
     /// checking what is stored) would open it.
-    pub async fn database(&self) -> sqlx::SqlitePool {
-        let path = self.directory.path().join("db").join("chat.db");
-        sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+    pub async fn database(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.database_url)
             .await
             .expect("database opens")
     }

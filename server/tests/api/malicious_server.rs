@@ -54,7 +54,7 @@ async fn a_forged_log_entry_is_named_by_the_replay_and_gets_no_key() {
     let garbage = b"trust me, mallory is a member".to_vec();
 
     let database = app.database().await;
-    sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES ($1, $2, $3)")
         .bind(room.room_id.0.as_slice())
         .bind(i64::try_from(forged_index).unwrap())
         .bind(&signed_by_mallory)
@@ -62,7 +62,7 @@ async fn a_forged_log_entry_is_named_by_the_replay_and_gets_no_key() {
         .await
         .unwrap();
     sqlx::query(
-        "INSERT INTO room_members (room_id, username, role) VALUES (?, 'mallory', 'admin')",
+        "INSERT INTO room_members (room_id, username, role) VALUES ($1, 'mallory', 'admin')",
     )
     .bind(room.room_id.0.as_slice())
     .execute(&database)
@@ -75,7 +75,7 @@ async fn a_forged_log_entry_is_named_by_the_replay_and_gets_no_key() {
         (garbage, "malformed"),
     ];
     for (forgery, expected) in forgeries {
-        sqlx::query("UPDATE room_log SET entry = ? WHERE room_id = ? AND seq = ?")
+        sqlx::query("UPDATE room_log SET entry = $1 WHERE room_id = $2 AND seq = $3")
             .bind(&forgery)
             .bind(room.room_id.0.as_slice())
             .bind(i64::try_from(forged_index).unwrap())
@@ -155,7 +155,7 @@ async fn swapped_directory_keys_are_refused_by_the_pins() {
     let impostor = IdentitySecrets::generate(&mut OsRng);
     let fake = impostor.public_identity("bob");
     sqlx::query(
-        "UPDATE users SET x25519_public = ?, ed25519_public = ?, identity_signature = ? \
+        "UPDATE users SET x25519_public = $1, ed25519_public = $2, identity_signature = $3 \
          WHERE username = 'bob'",
     )
     .bind(fake.keys().x25519.as_bytes().as_slice())

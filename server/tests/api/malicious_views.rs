@@ -67,7 +67,7 @@ async fn a_swapped_wrapped_bundle_or_published_identity_is_refused_at_unlock() {
     // not do, but a client bug might): it opens and names bob, and is refused.
     let keys = derive_account_keys(&alice.password, &[7; 16], &TEST_KDF).expect("keys");
     let renamed = common::account::wrap_identity(&keys.wrap_key, "bob", &bob.secrets, &mut OsRng);
-    sqlx::query("UPDATE users SET wrapped_identity = ? WHERE username = 'alice'")
+    sqlx::query("UPDATE users SET wrapped_identity = $1 WHERE username = 'alice'")
         .bind(&renamed)
         .execute(&database)
         .await
@@ -80,7 +80,7 @@ async fn a_swapped_wrapped_bundle_or_published_identity_is_refused_at_unlock() {
     // Her own bundle back, but other keys published as hers, self-signed under her name by
     // the operator: the secrets she unwraps do not match what everyone else is shown.
     let own = common::account::wrap_identity(&keys.wrap_key, "alice", &alice.secrets, &mut OsRng);
-    sqlx::query("UPDATE users SET wrapped_identity = ? WHERE username = 'alice'")
+    sqlx::query("UPDATE users SET wrapped_identity = $1 WHERE username = 'alice'")
         .bind(&own)
         .execute(&database)
         .await
@@ -88,7 +88,7 @@ async fn a_swapped_wrapped_bundle_or_published_identity_is_refused_at_unlock() {
     unlock(&app, &alice).await.expect("her own bundle opens");
     let impostor = IdentitySecrets::generate(&mut OsRng).public_identity("alice");
     sqlx::query(
-        "UPDATE users SET x25519_public = ?, ed25519_public = ?, identity_signature = ? \
+        "UPDATE users SET x25519_public = $1, ed25519_public = $2, identity_signature = $3 \
          WHERE username = 'alice'",
     )
     .bind(impostor.keys().x25519.as_bytes().as_slice())
@@ -136,14 +136,14 @@ async fn a_room_the_server_made_up_with_an_impostor_raises_a_key_change() {
     expect_status(response, StatusCode::BAD_REQUEST, "the impostor's add").await;
     // ...so the operator writes the entry into the database itself.
     let database = app.database().await;
-    sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES ($1, $2, $3)")
         .bind(room.room_id.0.as_slice())
         .bind(i64::try_from(room.state.length()).unwrap())
         .bind(add_impostor.as_bytes())
         .execute(&database)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO room_members (room_id, username, role) VALUES (?, 'bob', 'admin')")
+    sqlx::query("INSERT INTO room_members (room_id, username, role) VALUES ($1, 'bob', 'admin')")
         .bind(room.room_id.0.as_slice())
         .execute(&database)
         .await
@@ -213,7 +213,7 @@ async fn two_members_shown_different_logs_find_out_at_the_next_message() {
     expect_status(response, StatusCode::CREATED, "alice posts").await;
 
     let database = app.database().await;
-    sqlx::query("UPDATE room_log SET entry = ? WHERE room_id = ? AND seq = ?")
+    sqlx::query("UPDATE room_log SET entry = $1 WHERE room_id = $2 AND seq = $3")
         .bind(bobs_invite.as_bytes())
         .bind(room.room_id.0.as_slice())
         .bind(i64::try_from(position).unwrap())

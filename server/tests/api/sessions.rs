@@ -159,7 +159,7 @@ async fn a_session_unused_for_the_idle_time_ends() {
     let database = app.database().await;
     let idle_ms: i64 = 10_080 * 60 * 1000;
     let stale = now_ms() as i64 - idle_ms - 60_000;
-    sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE public_id = ?")
+    sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE public_id = $2")
         .bind(stale)
         .bind(&desk_id)
         .execute(&database)
@@ -169,7 +169,7 @@ async fn a_session_unused_for_the_idle_time_ends() {
     assert_eq!(list.sessions.len(), 1, "an idle session is not listed");
     app.assert_logged_out(&alice.client, "the idle session")
         .await;
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE public_id = ?")
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE public_id = $1")
         .bind(&desk_id)
         .fetch_one(&database)
         .await

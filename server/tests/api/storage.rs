@@ -3,7 +3,7 @@
 use common::membership::Role;
 use reqwest::StatusCode;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
@@ -23,7 +23,7 @@ async fn the_database_never_holds_plaintext_passwords_or_auth_keys() {
     let response = app.post_message(&alice.client, &room.hex(), &body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
 
-    let files = app.database_files();
+    let files = app.database_files().await;
     assert!(!files.is_empty());
     let mut bytes = Vec::new();
     for file in files {
@@ -42,4 +42,28 @@ async fn the_database_never_holds_plaintext_passwords_or_auth_keys() {
     for key in [alice.auth_key, bob.auth_key] {
         assert!(!contains(&bytes, &key), "an auth key is stored");
     }
+}
+
+/// The two migration sets (`server/migrations/sqlite/` and `server/migrations/postgres/`)
+/// end in the same tables with the same columns.
+#[tokio::test]
+async fn both_backends_migrate_to_the_same_tables_and_columns() {
+    let app = spawn_app().await;
+    if !app.on_postgres() {
+        eprintln!("skipped: set CHAT_TEST_POSTGRES_URL (cargo xtask test does) to compare");
+        return;
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", folder.path().join("chat.db").display());
+    let sqlite = spawn_app_with(|config| config.database_url = sqlite_url).await;
+    assert!(!sqlite.on_postgres());
+    let on_sqlite = sqlite.columns().await;
+    assert!(on_sqlite.contains(&("messages".to_owned(), "ciphertext".to_owned())));
+    let on_postgres = app.columns().await;
+    let only_sqlite: Vec<_> = on_sqlite.difference(&on_postgres).collect();
+    let only_postgres: Vec<_> = on_postgres.difference(&on_sqlite).collect();
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "only on SQLite: {only_sqlite:?}; only on PostgreSQL: {only_postgres:?}"
+    );
 }

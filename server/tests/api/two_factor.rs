@@ -283,7 +283,7 @@ async fn secrets_and_recovery_codes_are_not_stored_in_the_clear() {
         .to_bytes()
         .unwrap();
     let mut bytes = Vec::new();
-    for file in app.database_files() {
+    for file in app.database_files().await {
         bytes.extend(std::fs::read(file).unwrap());
     }
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|window| window == needle);

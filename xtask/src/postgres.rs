@@ -1,0 +1,178 @@
+//! Throwaway PostgreSQL servers from Debian's packages: a fresh cluster in a temporary
+//! directory on a free loopback port, never a system service, stopped and deleted when the
+//! [`Postgres`] value is dropped. `cargo xtask test` runs the server's integration tests on
+//! one; `cargo xtask cluster` runs a primary and a streaming standby.
+
+use std::env;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::tools::{apt_install, is_root};
+use crate::{run_command, TaskResult};
+
+/// The account PostgreSQL runs as when the task runs as root (PostgreSQL refuses root).
+const SYSTEM_USER: &str = "postgres";
+
+/// The programs of the newest PostgreSQL under `/usr/lib/postgresql/*/bin`, installing
+/// Debian's `postgresql` package when there is none.
+pub fn bin_directory() -> Result<PathBuf, String> {
+    if let Some(found) = newest_bin_directory() {
+        return Ok(found);
+    }
+    apt_install(
+        &["postgresql"],
+        "PostgreSQL is needed to test the server on it",
+    )?;
+    newest_bin_directory().ok_or_else(|| "PostgreSQL is still missing after apt-get".into())
+}
+
+fn newest_bin_directory() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+/// A port on 127.0.0.1 that nothing listens on (now).
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|error| format!("cannot find a free port: {error}"))?;
+    listener
+        .local_addr()
+        .map(|address| address.port())
+        .map_err(|error| format!("cannot find a free port: {error}"))
+}
+
+/// A new empty directory under the system's temporary directory, owned by the account that
+/// runs PostgreSQL.
+pub fn temporary_directory(name: &str) -> Result<PathBuf, String> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    let directory = env::temp_dir().join(format!("{name}-{}-{nanos}", std::process::id()));
+    fs::create_dir_all(&directory)
+        .map_err(|error| format!("cannot create {}: {error}", directory.display()))?;
+    if is_root() {
+        run_command(Command::new("chown").arg(SYSTEM_USER).arg(&directory))?;
+    }
+    Ok(directory)
+}
+
+/// A command running `program` of `bin` as the account PostgreSQL runs as.
+pub fn as_postgres(bin: &Path, program: &str) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command
+            .args(["-u", SYSTEM_USER, "--"])
+            .arg(bin.join(program));
+        command
+    } else {
+        Command::new(bin.join(program))
+    }
+}
+
+/// One running PostgreSQL server.
+pub struct Postgres {
+    bin: PathBuf,
+    /// The cluster's data directory.
+    pub data: PathBuf,
+    /// The directory holding the data directory, the log and the socket; deleted on drop
+    /// when the server owns it.
+    pub directory: PathBuf,
+    /// The loopback port it listens on.
+    pub port: u16,
+    owns_directory: bool,
+}
+
+impl Postgres {
+    /// Creates a cluster (superuser `postgres`, trust authentication on loopback) in a new
+    /// temporary directory and starts it with `settings` (`name=value`, as `postgres -c`).
+    ///
+    /// # Errors
+    /// A step that failed, with its command.
+    pub fn start_new(name: &str, settings: &[&str]) -> Result<Self, String> {
+        let bin = bin_directory()?;
+        let directory = temporary_directory(name)?;
+        let data = directory.join("data");
+        run_command(
+            as_postgres(&bin, "initdb")
+                .args([
+                    "--username",
+                    "postgres",
+                    "--auth",
+                    "trust",
+                    "--encoding",
+                    "UTF8",
+                ])
+                .arg("--pgdata")
+                .arg(&data)
+                .stdout(Stdio::null()),
+        )?;
+        let server = Self {
+            bin,
+            data,
+            directory,
+            port: free_port()?,
+            owns_directory: true,
+        };
+        server.start(settings)?;
+        Ok(server)
+    }
+
+    fn start(&self, settings: &[&str]) -> TaskResult {
+        let mut options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={}",
+            self.port,
+            self.directory.display()
+        );
+        for setting in settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
+        run_command(
+            as_postgres(&self.bin, "pg_ctl")
+                .args(["--wait", "--pgdata"])
+                .arg(&self.data)
+                .arg("--log")
+                .arg(self.directory.join(format!("postgres-{}.log", self.port)))
+                .args(["--options", &options, "start"])
+                .stdout(Stdio::null()),
+        )
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/DATABASE`.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Stops the server at once (`pg_ctl stop -m immediate`, as a crash would), if it runs.
+    pub fn stop_immediately(&self) {
+        let _ = as_postgres(&self.bin, "pg_ctl")
+            .args(["--pgdata"])
+            .arg(&self.data)
+            .args(["--mode", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop_immediately();
+        if self.owns_directory {
+            let _ = fs::remove_dir_all(&self.directory);
+        }
+    }
+}
