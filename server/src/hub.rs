@@ -4,7 +4,8 @@
 //! push events with `try_send` and never wait on a slow client: a connection whose channel
 //! is full is dropped from the hub, which closes it. When a session ends (revoked, logged
 //! out, signed out by a password change, or the account deleted) its connections are sent a
-//! close frame with code [`SESSION_ENDED_CLOSE_CODE`] and dropped from the hub.
+//! close frame with code [`SESSION_ENDED_CLOSE_CODE`] and dropped from the hub; when the
+//! server shuts down, every connection gets [`RESTART_CLOSE_CODE`].
 //! [`serve_connection`] is written over any `Sink`/`Stream` pair so that tests can drive it
 //! with channels.
 
@@ -18,6 +19,8 @@ use common::api::ServerEvent;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 
+use crate::relay::Publisher;
+
 /// Events a connection may have waiting before it is considered too slow and dropped.
 pub const CONNECTION_BUFFER: usize = 256;
 /// How often the server pings each client to keep the connection (and proxies) alive.
@@ -29,6 +32,13 @@ pub const CLIENTS_USE_HTTP: &str = "clients send messages over http";
 pub const SESSION_ENDED_CLOSE_CODE: u16 = 4401;
 /// Close reason sent with [`SESSION_ENDED_CLOSE_CODE`].
 pub const SESSION_ENDED_REASON: &str = "session ended";
+/// Close code sent to every connection when the server shuts down (SIGTERM or Ctrl-C) or
+/// loses events it should have relayed: 1012 "Service Restart" (RFC 6455 section 7.4.1,
+/// IANA WebSocket close code registry), which tells clients to reconnect (to this instance
+/// once it is back, or to another behind the load balancer) and catch up.
+pub const RESTART_CLOSE_CODE: u16 = 1012;
+/// Close reason sent with [`RESTART_CLOSE_CODE`].
+pub const RESTART_REASON: &str = "server restarting";
 
 /// What the hub hands a connection's writer.
 #[derive(Debug, Clone)]
@@ -37,6 +47,9 @@ pub enum Outgoing {
     Event(Arc<ServerEvent>),
     /// The session ended: send a close frame and stop.
     SessionEnded,
+    /// The server is shutting down: send a close frame asking the client to reconnect,
+    /// and stop.
+    Restarting,
 }
 
 /// One registered connection.
@@ -48,10 +61,15 @@ struct Connection {
 type Connections = HashMap<String, HashMap<u64, Connection>>;
 
 /// Open connections by username, then by connection id. Cloning shares the same hub.
+///
+/// With a [`Publisher`] (on PostgreSQL, see [`crate::relay`]) the hub also tells the other
+/// instances of the deployment what it sends and closes, and messages reach connections
+/// through the relay only.
 #[derive(Clone, Default)]
 pub struct Hub {
     connections: Arc<Mutex<Connections>>,
     next_id: Arc<AtomicU64>,
+    publisher: Option<Publisher>,
 }
 
 /// A connection's place in the hub; dropping it removes the connection.
@@ -75,6 +93,21 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
+    /// A hub whose events and closes also go to the other instances through `publisher`.
+    pub fn relayed(publisher: Publisher) -> Self {
+        Self {
+            publisher: Some(publisher),
+            ..Self::default()
+        }
+    }
+
+    /// Whether stored messages reach connections through the relay (every instance, this
+    /// one included, pushes them as the database announces them) rather than from the
+    /// request that stored them.
+    pub fn relays_messages(&self) -> bool {
+        self.publisher.is_some()
+    }
+
     /// Locks the map. A panic while the lock was held cannot leave the map half-changed
     /// (every change is one insert or remove), so a poisoned lock is used as it is.
     fn lock(&self) -> MutexGuard<'_, Connections> {
@@ -118,13 +151,26 @@ impl Hub {
         }
     }
 
-    /// Pushes `event` to every connection of every user in `usernames`. A connection whose
-    /// channel is full or closed is dropped from the hub.
+    /// Pushes `event` to every connection of every user in `usernames`, on this instance
+    /// and (through the relay) on the others. A connection whose channel is full or closed
+    /// is dropped from the hub.
     pub fn send_to_users<'a>(
         &self,
         usernames: impl IntoIterator<Item = &'a str>,
         event: &ServerEvent,
     ) {
+        match &self.publisher {
+            Some(publisher) => {
+                let usernames: Vec<String> = usernames.into_iter().map(str::to_owned).collect();
+                self.deliver(usernames.iter().map(String::as_str), event);
+                publisher.event(&usernames, event);
+            }
+            None => self.deliver(usernames, event),
+        }
+    }
+
+    /// Pushes `event` to this instance's connections of the users in `usernames`.
+    pub fn deliver<'a>(&self, usernames: impl IntoIterator<Item = &'a str>, event: &ServerEvent) {
         let event = Arc::new(event.clone());
         let mut connections = self.lock();
         for username in usernames {
@@ -155,10 +201,21 @@ impl Hub {
         self.send_to_users([username], event);
     }
 
-    /// Closes every connection of `username` made on one of the sessions in `session_ids`:
-    /// each is told [`Outgoing::SessionEnded`] (after the events already queued) and dropped
-    /// from the hub, so no further event reaches it. Returns how many were closed.
+    /// Closes every connection of `username` made on one of the sessions in `session_ids`,
+    /// on this instance and (through the relay) on the others: each is told
+    /// [`Outgoing::SessionEnded`] (after the events already queued) and dropped from the
+    /// hub, so no further event reaches it. Returns how many were closed here.
     pub fn close_sessions(&self, username: &str, session_ids: &[String]) -> usize {
+        if let Some(publisher) = &self.publisher {
+            if !session_ids.is_empty() {
+                publisher.close_sessions(username, session_ids);
+            }
+        }
+        self.close_local_sessions(username, session_ids)
+    }
+
+    /// [`Hub::close_sessions`] on this instance only.
+    pub fn close_local_sessions(&self, username: &str, session_ids: &[String]) -> usize {
         if session_ids.is_empty() {
             return 0;
         }
@@ -179,6 +236,32 @@ impl Hub {
         let closed = before - user_connections.len();
         if user_connections.is_empty() {
             connections.remove(username);
+        }
+        closed
+    }
+
+    /// Closes this instance's connections of `username` with [`Outgoing::Restarting`], so
+    /// that their clients reconnect and catch up.
+    pub fn restart_user(&self, username: &str) {
+        if let Some(user_connections) = self.lock().remove(username) {
+            for connection in user_connections.into_values() {
+                let _ = connection.sender.try_send(Outgoing::Restarting);
+            }
+        }
+    }
+
+    /// Closes every connection: each is told [`Outgoing::Restarting`] (after the events
+    /// already queued) and dropped from the hub. Returns how many were closed.
+    pub fn close_all(&self) -> usize {
+        let mut connections = self.lock();
+        let mut closed = 0;
+        for (_, user_connections) in connections.drain() {
+            for (_, connection) in user_connections {
+                // A full channel cannot take the notice; dropping the sender still ends
+                // the writer once it has sent what is queued.
+                let _ = connection.sender.try_send(Outgoing::Restarting);
+                closed += 1;
+            }
         }
         closed
     }
@@ -287,6 +370,13 @@ async fn write_frames<S>(
                     close_frame = Some(CloseFrame {
                         code: SESSION_ENDED_CLOSE_CODE,
                         reason: SESSION_ENDED_REASON.into(),
+                    });
+                    break;
+                }
+                Some(Outgoing::Restarting) => {
+                    close_frame = Some(CloseFrame {
+                        code: RESTART_CLOSE_CODE,
+                        reason: RESTART_REASON.into(),
                     });
                     break;
                 }

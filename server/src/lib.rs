@@ -1,5 +1,7 @@
 //! The chat server: accounts, rooms, membership logs, key envelopes and ciphertext over a JSON
-//! HTTP API, with live events over a WebSocket, stored in SQLite.
+//! HTTP API, with live events over a WebSocket, stored in SQLite (one instance) or PostgreSQL
+//! (several instances behind a load balancer, which relay events to each other through
+//! [`relay`]).
 //!
 //! The server never sees a password, a room key or a plaintext message. It checks everything
 //! it can check without them: the self-signature of identities, the replay of each room's
@@ -23,6 +25,7 @@ pub mod extract;
 pub mod headers;
 pub mod hub;
 pub mod password;
+pub mod relay;
 pub mod routes;
 pub mod server_key;
 pub mod session;
@@ -123,6 +126,7 @@ pub enum StartupError {
 
 /// A server that is bound and migrated, ready to run.
 pub struct Application {
+    hub: Hub,
     listener: TcpListener,
     port: u16,
     router: Router,
@@ -143,6 +147,23 @@ impl Application {
             _ => return Err(TlsError::Incomplete.into()),
         };
         let pool = store::connect(&config.database_url).await?;
+        let hub = match store::Backend::of(&config.database_url)? {
+            store::Backend::Sqlite => Hub::default(),
+            store::Backend::Postgres => {
+                // Listening before serving: nothing announced after this is missed.
+                let listener = relay::listener(&config.database_url).await?;
+                let (publisher, outbox) = relay::publisher();
+                let hub = Hub::relayed(publisher.clone());
+                tokio::spawn(relay::publish(pool.clone(), outbox));
+                tokio::spawn(relay::listen(
+                    listener,
+                    pool.clone(),
+                    hub.clone(),
+                    publisher.origin(),
+                ));
+                hub
+            }
+        };
         let secret = store::secrets::load_or_create(&pool).await?;
         // A 32-byte file read once at startup: blocking the runtime briefly is harmless.
         let server_key = match &config.server_key {
@@ -162,7 +183,7 @@ impl Application {
         let throttle = LoginThrottle::new(config.login_attempts, config.login_window());
         let state = AppState {
             pool,
-            hub: Hub::default(),
+            hub,
             config: Arc::new(config),
             secret,
             server_key,
@@ -173,6 +194,7 @@ impl Application {
         let period = state.config.attachment_collect_period();
         routes::attachments::spawn_collector(state.clone(), period);
         Ok(Self {
+            hub: state.hub.clone(),
             listener,
             port,
             router: router(state),
@@ -198,8 +220,10 @@ impl Application {
         self.tls.is_some()
     }
 
-    /// Serves requests (over TLS when configured) until `shutdown` completes, then stops
-    /// accepting connections and waits for the requests in flight (with TLS at most
+    /// Serves requests (over TLS when configured) until `shutdown` completes, then drains:
+    /// stops accepting connections, closes every WebSocket with
+    /// [`hub::RESTART_CLOSE_CODE`] (clients reconnect, through a load balancer to another
+    /// instance), and waits for the requests in flight (with TLS at most
     /// [`REQUEST_TIMEOUT`]). Handlers see the peer address as `ConnectInfo<SocketAddr>`.
     ///
     /// # Errors
@@ -211,6 +235,15 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        let hub = self.hub;
+        let shutdown = async move {
+            shutdown.await;
+            let closed = hub.close_all();
+            tracing::info!(
+                websockets = closed,
+                "draining: websockets told to reconnect"
+            );
+        };
         let Some(tls) = self.tls else {
             return axum::serve(self.listener, service)
                 .with_graceful_shutdown(shutdown)

@@ -71,7 +71,13 @@ pub async fn reauthenticate(
 ) -> ApiResult<()> {
     state
         .throttle
-        .attempt(Endpoint::Reauthenticate, Some(&user.username), client.ip)?;
+        .attempt(
+            &state.pool,
+            Endpoint::Reauthenticate,
+            Some(&user.username),
+            client.ip,
+        )
+        .await?;
     // The session's user always exists: deleting a user deletes their sessions.
     let record = users::find(&state.pool, &user.username)
         .await?

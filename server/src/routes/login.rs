@@ -62,13 +62,16 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Counts an attempt on `endpoint`, or refuses it with 429.
-fn throttle(
+async fn throttle(
     state: &AppState,
     endpoint: Endpoint,
     username: Option<&str>,
     client: &ClientInfo,
 ) -> ApiResult<()> {
-    Ok(state.throttle.attempt(endpoint, username, client.ip)?)
+    state
+        .throttle
+        .attempt(&state.pool, endpoint, username, client.ip)
+        .await
 }
 
 /// Records a failed login attempt on `username`'s account.
@@ -149,7 +152,8 @@ async fn prelogin(
         Endpoint::Prelogin,
         valid_name.then_some(request.username.as_str()),
         &client,
-    )?;
+    )
+    .await?;
     let known = if valid_name {
         users::find(&state.pool, &request.username).await?
     } else {
@@ -180,11 +184,14 @@ async fn login(
         None
     };
     let counted_name = valid_name.then_some(request.username.as_str());
-    if let Err(refusal) = throttle(&state, Endpoint::Login, counted_name, &client) {
-        if let Some(user) = &user {
-            record_failure(&state, &user.username, &client, LoginResult::Throttled).await?;
+    match throttle(&state, Endpoint::Login, counted_name, &client).await {
+        Err(refusal @ ApiError::TooManyAttempts { .. }) => {
+            if let Some(user) = &user {
+                record_failure(&state, &user.username, &client, LoginResult::Throttled).await?;
+            }
+            return Err(refusal);
         }
-        return Err(refusal);
+        other => other?,
     }
     // An unknown name is checked against a dummy hash, so both failures take as long.
     let stored_hash = user.as_ref().map_or_else(
@@ -232,11 +239,14 @@ async fn login_totp(
 ) -> ApiResult<Response> {
     let challenge_hash = sha256(&request.challenge.0);
     let username = login_challenges::find(&state.pool, &challenge_hash, store::now_ms()).await?;
-    if let Err(refusal) = throttle(&state, Endpoint::LoginTotp, username.as_deref(), &client) {
-        if let Some(username) = &username {
-            record_failure(&state, username, &client, LoginResult::Throttled).await?;
+    match throttle(&state, Endpoint::LoginTotp, username.as_deref(), &client).await {
+        Err(refusal @ ApiError::TooManyAttempts { .. }) => {
+            if let Some(username) = &username {
+                record_failure(&state, username, &client, LoginResult::Throttled).await?;
+            }
+            return Err(refusal);
         }
-        return Err(refusal);
+        other => other?,
     }
     let username = username.ok_or(ApiError::LoginExpired)?;
     // The address may have changed since the password step.

@@ -120,13 +120,15 @@ async fn post_message(
         ciphertext: &request.ciphertext.0,
     };
     let stored = messages::insert(&state.pool, &new_message, rules.messages_per_minute).await?;
-    let members = rooms::member_usernames(&state.pool, &room_id).await?;
-    let event = ServerEvent::Message {
-        message: stored.clone(),
-    };
-    state
-        .hub
-        .send_to_users(members.iter().map(String::as_str), &event);
+    if !state.hub.relays_messages() {
+        let members = rooms::member_usernames(&state.pool, &room_id).await?;
+        let event = ServerEvent::Message {
+            message: stored.clone(),
+        };
+        state
+            .hub
+            .send_to_users(members.iter().map(String::as_str), &event);
+    }
     Ok((StatusCode::CREATED, Json(stored)))
 }
 

@@ -85,7 +85,8 @@ pub async fn require_user_code(
 ) -> ApiResult<()> {
     state
         .throttle
-        .attempt(Endpoint::Code, Some(username), client.ip)?;
+        .attempt(&state.pool, Endpoint::Code, Some(username), client.ip)
+        .await?;
     if verify_code(state, username, code).await? {
         Ok(())
     } else {
@@ -120,7 +121,8 @@ async fn enable(
 ) -> ApiResult<Json<RecoveryCodesResponse>> {
     state
         .throttle
-        .attempt(Endpoint::Code, Some(&user.username), client.ip)?;
+        .attempt(&state.pool, Endpoint::Code, Some(&user.username), client.ip)
+        .await?;
     let record = totp_store::find(&state.pool, &user.username).await?;
     let pending = match record {
         Some(record) if record.sealed_secret.is_some() => {

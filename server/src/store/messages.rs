@@ -115,6 +115,15 @@ pub async fn insert(
     .bind(limit)
     .fetch_optional(&mut *transaction)
     .await?;
+    if let (Some(id), Backend::Postgres) = (id, Backend::of_connection(&transaction)) {
+        // Delivered at commit, in commit order: the instances push the message from here
+        // (crate::relay).
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::relay::CHANNEL)
+            .bind(crate::relay::message_payload(&message.room_id, id))
+            .execute(&mut *transaction)
+            .await?;
+    }
     transaction.commit().await?;
     let Some(id) = id else {
         // The room's epoch moved on or a rotation became pending since the caller checked
@@ -178,6 +187,22 @@ fn retry_after_seconds(wait_ms: i64) -> u64 {
         .unwrap_or(0)
         .div_ceil(1000)
         .max(1)
+}
+
+/// The message `id` of a room, if it is stored.
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
+pub async fn by_id(pool: &AnyPool, room_id: &RoomId, id: i64) -> ApiResult<Option<StoredMessage>> {
+    let row: Option<MessageRow> = sqlx::query_as(
+        "SELECT id, epoch, sender, received_at_ms, nonce, ciphertext FROM messages \
+         WHERE room_id = $1 AND id = $2",
+    )
+    .bind(room_id.0.as_slice())
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| row.into_message(*room_id)).transpose()
 }
 
 /// One page of a room's messages: the `limit` newest with an id below `before` (all when

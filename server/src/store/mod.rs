@@ -10,6 +10,7 @@ pub mod attachments;
 pub mod client_states;
 pub mod envelopes;
 pub mod join_requests;
+pub mod login_attempts;
 pub mod login_challenges;
 pub mod login_events;
 pub mod messages;

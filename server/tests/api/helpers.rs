@@ -203,6 +203,23 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// A second instance of `app`'s deployment: another server on the same PostgreSQL database,
+/// with the same server key and attachment store (as the instances behind a load balancer
+/// share them).
+pub async fn spawn_instance_of(app: &TestApp) -> TestApp {
+    assert!(app.on_postgres(), "several instances need PostgreSQL");
+    let data = app.directory.path().join("db");
+    let database_url = app.database_url.clone();
+    spawn_app_with(|config| {
+        config.database_url = database_url;
+        config.server_key_file = Some(data.join("server.key"));
+        let attachments =
+            url::Url::from_directory_path(data.join("attachments")).expect("an absolute folder");
+        config.attachments_url = Some(attachments.to_string());
+    })
+    .await
+}
+
 /// Reads a JSON body, panicking with the status and text when it does not parse.
 pub async fn json<T: DeserializeOwned>(response: Response) -> T {
     let status = response.status();

@@ -12,6 +12,7 @@ mod deletion;
 mod envelopes;
 mod health;
 mod helpers;
+mod instances;
 mod join_requests;
 mod key_requests;
 mod malicious_chains;

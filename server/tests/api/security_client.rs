@@ -350,6 +350,12 @@ impl TestApp {
 /// Asserts that the server closes `socket` within five seconds with a close frame of code
 /// 4401 `session ended`, after which the stream ends.
 pub async fn assert_session_ended(socket: &mut Socket) {
+    assert_closed_with(socket, 4401, "session ended").await;
+}
+
+/// Asserts that the server closes `socket` within five seconds with a close frame of `code`
+/// and `reason`, after which the stream ends.
+pub async fn assert_closed_with(socket: &mut Socket, code: u16, reason: &str) {
     let frame = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match socket.next().await {
@@ -362,8 +368,8 @@ pub async fn assert_session_ended(socket: &mut Socket) {
     .await
     .expect("the socket is closed within five seconds")
     .expect("the close frame has a code");
-    assert_eq!(u16::from(frame.code), 4401);
-    assert_eq!(frame.reason.as_str(), "session ended");
+    assert_eq!(u16::from(frame.code), code);
+    assert_eq!(frame.reason.as_str(), reason);
     let rest = tokio::time::timeout(Duration::from_secs(5), socket.next())
         .await
         .expect("the stream ends");

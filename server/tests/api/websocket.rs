@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::helpers::{spawn_app, TestApp};
+use crate::security_client::assert_closed_with;
 use crate::ws_client::next_event;
 
 #[tokio::test]
@@ -126,4 +127,29 @@ async fn the_server_shuts_down_with_a_websocket_open() {
     let alice = app.register_user("alice").await;
     let _socket = app.connect_ws(&alice).await;
     app.shut_down().await.unwrap();
+}
+
+/// On shutdown (SIGTERM or Ctrl-C in the binary) the server stops accepting, closes every
+/// WebSocket with 1012 `server restarting` so that clients reconnect elsewhere, and exits.
+#[tokio::test]
+async fn shutting_down_tells_every_socket_to_reconnect_and_exits() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let bob = app.register_user("bob").await;
+    let mut sockets = vec![
+        app.connect_ws(&alice).await,
+        app.connect_ws(&alice).await,
+        app.connect_ws(&bob).await,
+    ];
+    let address = app.address.clone();
+    let stopped = tokio::spawn(app.shut_down());
+    for socket in &mut sockets {
+        assert_closed_with(socket, 1012, "server restarting").await;
+    }
+    stopped
+        .await
+        .expect("the shutdown task does not panic")
+        .expect("the server stops cleanly");
+    let refused = reqwest::get(format!("{address}/healthz")).await;
+    assert!(refused.is_err(), "the server still answers: {refused:?}");
 }

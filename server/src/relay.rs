@@ -1,0 +1,349 @@
+//! Relaying live events between the instances of a deployment that share one PostgreSQL
+//! database, so that a member connected to any instance hears of what happened through any
+//! other: PostgreSQL's `LISTEN`/`NOTIFY` is the wake-up, the database the source of truth.
+//!
+//! Every instance listens on the channel [`CHANNEL`]. A notification's payload is one JSON
+//! [`Notice`]:
+//!
+//! - `{"message": {"room_id": HEX, "id": N}}` is sent by the transaction that stores a
+//!   message (`store::messages::insert`), so notifications arrive in commit order, which
+//!   the lock of the room's row makes the order of the room's ids. Every instance, the
+//!   posting one included, reads the message and the room's members and pushes it to its
+//!   own connections of those members, one notification after the other: a room's messages
+//!   reach every connection in id order, whichever instance stored them.
+//! - `{"event": {"origin": N, "users": [...], "event": {...}}}` carries any other event
+//!   ([`common::api::ServerEvent`]) to users. The instance that sent it has already pushed it
+//!   to its own connections and skips it by `origin`. A recipient list too long for one
+//!   payload is split over several notices.
+//! - `{"resync": {"origin": N, "users": [...]}}` replaces an event too large for a payload
+//!   (PostgreSQL allows under 8,000 bytes): the users' connections elsewhere are closed with
+//!   [`crate::hub::RESTART_CLOSE_CODE`], and their clients reconnect and catch up by sync.
+//! - `{"close_sessions": {"origin": N, "username": ..., "sessions": [...]}}` closes the
+//!   connections of ended sessions wherever they are.
+//!
+//! When the listening connection is lost, notifications sent meanwhile are lost with it:
+//! the listener then closes every connection of its instance with
+//! [`crate::hub::RESTART_CLOSE_CODE`], so that no client goes on believing it is up to date.
+
+use std::time::Duration;
+
+use common::api::ServerEvent;
+use common::membership::RoomId;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
+use sqlx::AnyPool;
+use tokio::sync::mpsc;
+
+use crate::hub::Hub;
+use crate::store::{messages, rooms};
+
+/// The PostgreSQL notification channel every instance listens on.
+pub const CHANNEL: &str = "chat_events";
+
+/// The largest payload this server sends: PostgreSQL refuses 8,000 bytes or more.
+pub const MAX_PAYLOAD_BYTES: usize = 7_900;
+
+/// How long the listener waits before listening again after an error.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// One notification's payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    /// A message was stored: push it to the room's members.
+    Message {
+        /// The room, as hex.
+        room_id: RoomId,
+        /// The message's id.
+        id: i64,
+    },
+    /// Push `event` to `users`.
+    Event {
+        /// The instance that sent it (and pushed it to its own connections already).
+        origin: u64,
+        /// The recipients.
+        users: Vec<String>,
+        /// The event.
+        event: ServerEvent,
+    },
+    /// Close the connections of `users` with the restart code, so their clients catch up.
+    Resync {
+        /// The instance that sent it.
+        origin: u64,
+        /// The users whose connections close.
+        users: Vec<String>,
+    },
+    /// Close the connections of these sessions of `username`.
+    CloseSessions {
+        /// The instance that sent it.
+        origin: u64,
+        /// The account.
+        username: String,
+        /// The public ids of the ended sessions.
+        sessions: Vec<String>,
+    },
+}
+
+/// The payload announcing a stored message.
+pub fn message_payload(room_id: &RoomId, id: i64) -> String {
+    to_payload(&Notice::Message {
+        room_id: *room_id,
+        id,
+    })
+}
+
+fn to_payload(notice: &Notice) -> String {
+    // A notice holds strings, numbers and an event, all of which serialize.
+    serde_json::to_string(notice).unwrap_or_default()
+}
+
+/// The sending half, held by the [`Hub`]: notices go out in the order they are given, on
+/// one task.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    origin: u64,
+    outbox: mpsc::UnboundedSender<String>,
+}
+
+impl Publisher {
+    /// This instance's random id, carried by its notices.
+    pub fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    /// Announces `event` for `users` to the other instances, split over as many notices as
+    /// the payload limit needs, or as [`Notice::Resync`] when the event alone is too large.
+    pub fn event(&self, users: &[String], event: &ServerEvent) {
+        let origin = self.origin;
+        let fits = |users: &[String]| {
+            to_payload(&Notice::Event {
+                origin,
+                users: users.to_vec(),
+                event: event.clone(),
+            })
+            .len()
+                <= MAX_PAYLOAD_BYTES
+        };
+        if !fits(&[]) {
+            for group in split(users, |users| {
+                to_payload(&Notice::Resync {
+                    origin,
+                    users: users.to_vec(),
+                })
+                .len()
+                    <= MAX_PAYLOAD_BYTES
+            }) {
+                self.send(&Notice::Resync {
+                    origin,
+                    users: group,
+                });
+            }
+            return;
+        }
+        for group in split(users, fits) {
+            self.send(&Notice::Event {
+                origin,
+                users: group,
+                event: event.clone(),
+            });
+        }
+    }
+
+    /// Announces that `sessions` of `username` ended.
+    pub fn close_sessions(&self, username: &str, sessions: &[String]) {
+        self.send(&Notice::CloseSessions {
+            origin: self.origin,
+            username: username.to_owned(),
+            sessions: sessions.to_vec(),
+        });
+    }
+
+    fn send(&self, notice: &Notice) {
+        // The publishing task ends only with the runtime.
+        let _ = self.outbox.send(to_payload(notice));
+    }
+}
+
+/// Splits `users` into the fewest consecutive groups that each pass `fits` (a single user
+/// always makes a group of its own).
+fn split(users: &[String], fits: impl Fn(&[String]) -> bool) -> Vec<Vec<String>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < users.len() {
+        let mut end = start + 1;
+        while end < users.len() && fits(&users[start..=end]) {
+            end += 1;
+        }
+        groups.push(users[start..end].to_vec());
+        start = end;
+    }
+    groups
+}
+
+/// Creates the publisher of an instance and the receiving end its task drains.
+pub fn publisher() -> (Publisher, mpsc::UnboundedReceiver<String>) {
+    let (outbox, receiver) = mpsc::unbounded_channel();
+    let mut origin = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut origin);
+    let publisher = Publisher {
+        origin: u64::from_le_bytes(origin),
+        outbox,
+    };
+    (publisher, receiver)
+}
+
+/// Sends the payloads of `outbox` with `pg_notify`, one after the other, until the
+/// publisher is dropped.
+pub async fn publish(pool: AnyPool, mut outbox: mpsc::UnboundedReceiver<String>) {
+    while let Some(payload) = outbox.recv().await {
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(&payload)
+            .execute(&pool)
+            .await;
+        if let Err(error) = sent {
+            tracing::error!(%error, "cannot notify the other instances");
+        }
+    }
+}
+
+/// Starts listening on [`CHANNEL`] at `database_url`.
+///
+/// # Errors
+/// The database error when the first connection fails.
+pub async fn listener(database_url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(database_url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Hands every notification to this instance's connections, one after the other, for as
+/// long as the process runs.
+pub async fn listen(mut listener: PgListener, pool: AnyPool, hub: Hub, origin: u64) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                match serde_json::from_str::<Notice>(notification.payload()) {
+                    Ok(notice) => deliver(&pool, &hub, origin, notice).await,
+                    Err(error) => tracing::error!(%error, "unreadable notice"),
+                }
+            }
+            Ok(None) => {
+                // The connection was lost, and with it whatever was sent meanwhile; the
+                // next call connects and listens again.
+                let closed = hub.close_all();
+                tracing::warn!(
+                    websockets = closed,
+                    "lost the notification connection; clients told to reconnect"
+                );
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot receive notifications");
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
+        }
+    }
+}
+
+async fn deliver(pool: &AnyPool, hub: &Hub, origin: u64, notice: Notice) {
+    match notice {
+        Notice::Message { room_id, id } => {
+            let found = async {
+                let message = messages::by_id(pool, &room_id, id).await?;
+                let members = rooms::member_usernames(pool, &room_id).await?;
+                Ok::<_, crate::error::ApiError>(message.map(|message| (message, members)))
+            };
+            match found.await {
+                Ok(Some((message, members))) => {
+                    hub.deliver(
+                        members.iter().map(String::as_str),
+                        &ServerEvent::Message { message },
+                    );
+                }
+                // Deleted since (the history was cleared, or the room deleted).
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%error, "cannot read a notified message");
+                    hub.close_all();
+                }
+            }
+        }
+        Notice::Event {
+            origin: sender,
+            users,
+            event,
+        } if sender != origin => hub.deliver(users.iter().map(String::as_str), &event),
+        Notice::Resync {
+            origin: sender,
+            users,
+        } if sender != origin => {
+            for user in &users {
+                hub.restart_user(user);
+            }
+        }
+        Notice::CloseSessions {
+            origin: sender,
+            username,
+            sessions,
+        } if sender != origin => {
+            hub.close_local_sessions(&username, &sessions);
+        }
+        // This instance's own notice, already carried out locally.
+        Notice::Event { .. } | Notice::Resync { .. } | Notice::CloseSessions { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(count: usize) -> Vec<String> {
+        (0..count).map(|index| format!("user{index:04}")).collect()
+    }
+
+    #[test]
+    fn long_recipient_lists_are_split_within_the_payload_limit() {
+        let (publisher, mut outbox) = publisher();
+        let users = names(2_000);
+        publisher.event(
+            &users,
+            &ServerEvent::RoomDeleted {
+                room_id: RoomId([7; 32]),
+            },
+        );
+        let mut received = Vec::new();
+        let mut notices = 0;
+        while let Ok(payload) = outbox.try_recv() {
+            assert!(
+                payload.len() <= MAX_PAYLOAD_BYTES,
+                "{} bytes",
+                payload.len()
+            );
+            notices += 1;
+            match serde_json::from_str::<Notice>(&payload).expect("a notice") {
+                Notice::Event { users, origin, .. } => {
+                    assert_eq!(origin, publisher.origin());
+                    received.extend(users);
+                }
+                other => panic!("expected an event, got {other:?}"),
+            }
+        }
+        assert!(notices > 1);
+        assert_eq!(received, users);
+    }
+
+    #[test]
+    fn an_event_too_large_for_a_payload_becomes_a_resync() {
+        let (publisher, mut outbox) = publisher();
+        let event = ServerEvent::Error {
+            error: "x".repeat(MAX_PAYLOAD_BYTES),
+        };
+        publisher.event(&names(3), &event);
+        let payload = outbox.try_recv().expect("a notice");
+        match serde_json::from_str::<Notice>(&payload).expect("a notice") {
+            Notice::Resync { users, .. } => assert_eq!(users, names(3)),
+            other => panic!("expected a resync, got {other:?}"),
+        }
+        assert!(outbox.try_recv().is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! Several instances of one deployment on one PostgreSQL database (skipped on SQLite, which
+//! serves one instance): what happens through one instance reaches the members connected to
+//! any other, a room's messages in the same order everywhere, and sessions, throttles and
+//! session ends work whichever instance a request hits.
+
+use std::collections::BTreeSet;
+
+use common::api::{ServerEvent, SessionsResponse};
+use common::membership::Role;
+use reqwest::StatusCode;
+
+use crate::helpers::{json, spawn_app, spawn_instance_of, TestApp};
+use crate::security_client::{assert_session_ended, HOME_IP};
+use crate::ws_client::{event_within, next_event, Socket};
+
+/// Two instances of one deployment, or `None` (with a note) on SQLite.
+async fn two_instances() -> Option<(TestApp, TestApp)> {
+    let first = spawn_app().await;
+    if !first.on_postgres() {
+        eprintln!("skipped: several instances need CHAT_TEST_POSTGRES_URL (cargo xtask test)");
+        return None;
+    }
+    let second = spawn_instance_of(&first).await;
+    Some((first, second))
+}
+
+/// The ids of the next `count` message events on `socket`.
+async fn message_ids(socket: &mut Socket, count: usize) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(count);
+    while ids.len() < count {
+        match next_event(socket).await {
+            ServerEvent::Message { message } => ids.push(message.id),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn messages_through_either_instance_reach_every_member_once_in_order() {
+    let Some((first, second)) = two_instances().await else {
+        return;
+    };
+    let alice = first.register_user("alice").await;
+    let bob = first.register_user("bob").await;
+    let mut room = first.create_test_room(&alice, "spread out").await;
+    first
+        .add_member(&mut room, &alice, &bob, Role::Member)
+        .await;
+    let mut alice_socket = first.connect_ws(&alice).await;
+    let mut bob_socket = second.connect_ws(&bob).await;
+
+    // Alice and bob post through both instances at once, 20 messages each.
+    let mut posts = Vec::new();
+    for counter in 1..=20u64 {
+        for (user, instance) in [(&alice, &first), (&bob, &second)] {
+            let other = if std::ptr::eq(instance, &first) {
+                &second
+            } else {
+                &first
+            };
+            let through = if counter % 2 == 0 { instance } else { other };
+            let body = TestApp::sealed_text(&room, user, counter, "everywhere");
+            let hex = room.hex();
+            posts.push(async move {
+                let response = through.post_message(&user.client, &hex, &body).await;
+                assert_eq!(response.status(), StatusCode::CREATED);
+                json::<common::api::StoredMessage>(response).await.id
+            });
+        }
+    }
+    let acknowledged: BTreeSet<i64> = futures_util::future::join_all(posts)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(acknowledged.len(), 40);
+
+    let on_first = message_ids(&mut alice_socket, 40).await;
+    let on_second = message_ids(&mut bob_socket, 40).await;
+    let in_order: Vec<i64> = acknowledged.iter().copied().collect();
+    assert_eq!(on_first, in_order, "alice, on the first instance");
+    assert_eq!(on_second, in_order, "bob, on the second instance");
+    for socket in [&mut alice_socket, &mut bob_socket] {
+        let extra = event_within(socket, std::time::Duration::from_millis(300)).await;
+        assert!(extra.is_none(), "a duplicate or stray event: {extra:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_entry_through_one_instance_reaches_sockets_on_the_other() {
+    let Some((first, second)) = two_instances().await else {
+        return;
+    };
+    let alice = first.register_user("alice").await;
+    let bob = first.register_user("bob").await;
+    let carol = first.register_user("carol").await;
+    let mut room = first.create_test_room(&alice, "entries").await;
+    first
+        .add_member(&mut room, &alice, &bob, Role::Member)
+        .await;
+    let mut bob_socket = second.connect_ws(&bob).await;
+    let mut carol_socket = second.connect_ws(&carol).await;
+    first
+        .add_member(&mut room, &alice, &carol, Role::Member)
+        .await;
+    for socket in [&mut bob_socket, &mut carol_socket] {
+        match next_event(socket).await {
+            ServerEvent::LogEntry { room_id, seq, .. } => {
+                assert_eq!(room_id, room.room_id);
+                assert_eq!(seq, 2);
+            }
+            other => panic!("expected the add entry, got {other:?}"),
+        }
+    }
+    // Carol's key envelope follows, to her only.
+    assert!(matches!(
+        next_event(&mut carol_socket).await,
+        ServerEvent::KeyEnvelope { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_session_made_on_one_instance_works_and_ends_on_the_other() {
+    let Some((first, second)) = two_instances().await else {
+        return;
+    };
+    let alice = first.register_user("alice").await;
+    let laptop = first.new_browser(&alice, HOME_IP, None).await;
+    // The session made through the first instance is good on the second.
+    second.assert_logged_in(&laptop.client, "the laptop").await;
+    let mut laptop_socket = second.connect_browser_ws(&laptop).await;
+    let list: SessionsResponse = json(second.sessions(&alice.client).await).await;
+    assert_eq!(list.sessions.len(), 2);
+    let laptop_id = list
+        .sessions
+        .iter()
+        .find(|session| !session.current)
+        .expect("the laptop's session")
+        .id
+        .clone();
+    // Revoked through the first instance: its socket on the second closes at once.
+    let response = first.revoke_session(&alice.client, &laptop_id).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_session_ended(&mut laptop_socket).await;
+    second.assert_logged_out(&laptop.client, "the laptop").await;
+}
+
+#[tokio::test]
+async fn login_attempts_are_counted_across_instances() {
+    let Some((first, second)) = two_instances().await else {
+        return;
+    };
+    first.register_user("alice").await;
+    // The default allows 10 attempts per username and window: spread them over both.
+    for attempt in 0..10 {
+        let instance = if attempt % 2 == 0 { &first } else { &second };
+        let response = instance.prelogin_from("alice", HOME_IP).await;
+        assert_eq!(response.status(), StatusCode::OK, "attempt {attempt}");
+    }
+    for instance in [&first, &second] {
+        let response = instance.prelogin_from("alice", HOME_IP).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
