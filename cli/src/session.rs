@@ -28,11 +28,15 @@ use common::room_key::{create_room, RoomMetadata};
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Events};
 use crate::CliError;
 
 /// Messages per history page (the server allows up to 200).
 const PAGE_SIZE: usize = 100;
+/// How long `tail --follow` waits before connecting again after its event stream ended.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// How long `tail --follow` keeps trying to connect again before it gives up.
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
 
 /// Creates the account `username`: a fresh salt and identity, keys derived from `password`
 /// with the default Argon2id parameters; the server gets the auth key, the public identity
@@ -800,7 +804,18 @@ impl Session {
                 .min()
                 .map_or(deadline, |at| at.min(deadline));
             let event = tokio::select! {
-                event = events.next() => event?,
+                event = events.next() => match event {
+                    Ok(Some(event)) => event,
+                    // The server closed the socket (a restart, code 1012) or the connection
+                    // broke (an instance died): connect again, through a load balancer
+                    // perhaps to another instance, and catch up by syncing the room.
+                    Ok(None) | Err(CliError::Network(_)) => {
+                        events = self.reconnect(connection, room_id, deadline, out).await?;
+                        print_new(self.room(&room_id)?, &mut printed, out)?;
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                },
                 () = tokio::time::sleep_until(next_timer) => {
                     let now = tokio::time::Instant::now();
                     if now >= deadline {
@@ -822,17 +837,39 @@ impl Session {
                     continue;
                 }
             };
-            let Some(event) = event else {
-                return Err(CliError::Network(
-                    "the server closed the event stream".into(),
-                ));
-            };
             self.run(connection, Input::Event(event), out).await?;
             let Some(room) = self.machine.room(&room_id) else {
                 writeln!(out, "(the room was deleted)").map_err(write_error)?;
                 return Ok(());
             };
             print_new(room, &mut printed, out)?;
+        }
+    }
+
+    /// Opens the event stream again after it ended, trying every [`RECONNECT_DELAY`] for at
+    /// most [`RECONNECT_FOR`] (or until `deadline`), then syncs `room_id` to catch up on
+    /// what was sent meanwhile.
+    ///
+    /// # Errors
+    /// The last connection error once the attempts are used up; a failed sync.
+    async fn reconnect(
+        &mut self,
+        connection: &Connection,
+        room_id: RoomId,
+        deadline: tokio::time::Instant,
+        out: &mut impl Write,
+    ) -> Result<Events, CliError> {
+        let give_up = (tokio::time::Instant::now() + RECONNECT_FOR).min(deadline);
+        loop {
+            tokio::time::sleep(RECONNECT_DELAY).await;
+            match connection.events().await {
+                Ok(events) => {
+                    self.sync(connection, room_id, out).await?;
+                    return Ok(events);
+                }
+                Err(error) if tokio::time::Instant::now() >= give_up => return Err(error),
+                Err(_) => {}
+            }
         }
     }
 

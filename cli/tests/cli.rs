@@ -42,6 +42,43 @@ async fn start_server_with(directory: &Path, flags: &[&str]) -> String {
     base_url
 }
 
+/// The server over plain HTTP on `port` (0 for any), stopped (drained) by sending on the
+/// returned channel; the task ends once it has stopped.
+async fn start_stoppable_server(
+    directory: &Path,
+    port: u16,
+) -> (
+    u16,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let database_url = format!("sqlite://{}", directory.join("chat.db").display());
+    let bind = format!("127.0.0.1:{port}");
+    let static_dir = directory.to_string_lossy();
+    let config = server::Config::try_parse_from([
+        "server",
+        "--bind",
+        &bind,
+        "--database-url",
+        &database_url,
+        "--static-dir",
+        &static_dir,
+    ])
+    .unwrap();
+    let application = server::Application::build(config).await.unwrap();
+    let port = application.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        application
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (port, stop, task)
+}
+
 /// The server over plain HTTP.
 async fn start_server(directory: &Path) -> String {
     start_server_with(directory, &[]).await
@@ -319,4 +356,44 @@ async fn over_https_the_cli_follows_live_and_trusts_only_the_authority_it_is_giv
         stderr.contains("network: error sending request"),
         "{stderr}"
     );
+}
+
+/// A follower whose server restarts (drains with close code 1012, then comes back) connects
+/// again and prints what was sent before and after, each once.
+#[tokio::test]
+async fn a_follower_connects_again_after_the_server_restarts() {
+    let directory = tempfile::tempdir().unwrap();
+    let (port, stop, stopped) = start_stoppable_server(directory.path(), 0).await;
+    let server = format!("http://127.0.0.1:{port}");
+    let states = directory.path().join("states");
+    chat_cli(&server, &states, "alice", &["register".into()]).await;
+    chat_cli(
+        &server,
+        &states,
+        "alice",
+        &["create".into(), "Lasting".into()],
+    )
+    .await;
+    let follower = {
+        let (server, states) = (server.clone(), states.clone());
+        tokio::spawn(async move {
+            let arguments = ["tail", "Lasting", "--follow", "12"].map(String::from);
+            chat_cli(&server, &states, "alice", &arguments).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let send = |text: &str| {
+        let arguments = ["send".to_owned(), "Lasting".to_owned(), text.to_owned()];
+        let (server, states) = (server.clone(), states.clone());
+        async move { chat_cli(&server, &states, "alice", &arguments).await }
+    };
+    send("before the restart").await;
+    stop.send(()).unwrap();
+    stopped.await.unwrap();
+    let (_, _keep_running, _) = start_stoppable_server(directory.path(), port).await;
+    send("after the restart").await;
+    let followed = follower.await.unwrap();
+    for text in ["alice: before the restart", "alice: after the restart"] {
+        assert_eq!(followed.matches(text).count(), 1, "{text}: {followed}");
+    }
 }

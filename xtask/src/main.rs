@@ -2,6 +2,7 @@
 //! server, `test` runs every check CI runs. Each task first installs the tools it needs when
 //! they are missing or at the wrong version, saying what it does.
 
+mod cluster;
 mod postgres;
 mod tools;
 
@@ -26,6 +27,9 @@ tasks:
   test    install missing tools, then cargo fmt --check, clippy (native and wasm32), every
           native test, the server's integration tests again on a throwaway PostgreSQL, the
           wasm-pack browser tests of `common` and `client`, and the browser end-to-end tests
+  cluster install missing tools and packages (nginx, PostgreSQL), build, and run a local
+          deployment until Ctrl-C: PostgreSQL with a synchronous standby, three server
+          instances and nginx in front (deploy/), at http://127.0.0.1:8080
   bench   run the criterion benchmarks of the crypto core, the relay load generator and
           the attachment throughput benchmark
   fuzz    run every cargo-fuzz target of fuzz/ (nightly) for a bounded time each, growing
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Some("run") => run(&rest),
         Some("test") => test(),
         Some("bench") => bench(),
+        Some("cluster") => cluster::cluster(),
         Some("fuzz") => fuzz(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");

@@ -130,6 +130,70 @@ impl Postgres {
         Ok(server)
     }
 
+    /// A server over an existing data directory in `directory` (a standby's, made by
+    /// `pg_basebackup`), started with `settings`; `directory` is deleted on drop.
+    ///
+    /// # Errors
+    /// A step that failed, with its command.
+    pub fn start_existing(
+        bin: &Path,
+        directory: &Path,
+        data: &Path,
+        settings: &[&str],
+    ) -> Result<Self, String> {
+        let server = Self {
+            bin: bin.to_path_buf(),
+            data: data.to_path_buf(),
+            directory: directory.to_path_buf(),
+            port: free_port()?,
+            owns_directory: true,
+        };
+        server.start(settings)?;
+        Ok(server)
+    }
+
+    /// The programs of this server's PostgreSQL version.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Runs one SQL command as the superuser on `database`.
+    ///
+    /// # Errors
+    /// psql's failure.
+    pub fn psql(&self, database: &str, sql: &str) -> TaskResult {
+        run_command(
+            Command::new(self.bin.join("psql"))
+                .args(["--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1"])
+                .arg(self.url(database))
+                .args(["--command", sql])
+                .stdout(Stdio::null()),
+        )
+    }
+
+    /// Runs one SQL query as the superuser on `database` and returns its rows, unaligned,
+    /// one per line.
+    ///
+    /// # Errors
+    /// psql's failure.
+    pub fn query(&self, database: &str, sql: &str) -> Result<String, String> {
+        let output = Command::new(self.bin.join("psql"))
+            .args(["--quiet", "--no-psqlrc", "--tuples-only", "--no-align"])
+            .args(["-v", "ON_ERROR_STOP=1"])
+            .arg(self.url(database))
+            .args(["--command", sql])
+            .output()
+            .map_err(|error| format!("cannot run psql: {error}"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        } else {
+            Err(format!(
+                "psql {sql:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))
+        }
+    }
+
     fn start(&self, settings: &[&str]) -> TaskResult {
         let mut options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={}",

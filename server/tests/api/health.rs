@@ -43,3 +43,36 @@ async fn a_wrong_method_gets_a_json_405() {
         "method not allowed"
     );
 }
+
+/// A load balancer takes an instance whose database does not answer out of rotation: its
+/// health check says 503, and 200 again once the database is back. (PostgreSQL only: the
+/// test shuts the database's connections out as an outage would.)
+#[tokio::test]
+async fn healthz_says_503_while_the_database_is_unreachable() {
+    use sqlx::Connection as _;
+    let app = spawn_app().await;
+    let Some(admin_url) = crate::helpers::postgres_url() else {
+        eprintln!("skipped: needs CHAT_TEST_POSTGRES_URL (cargo xtask test)");
+        return;
+    };
+    let name = app.database_url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let response = app.get(&app.anonymous, "/healthz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.text().await.unwrap(), "database unavailable");
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let response = app.get(&app.anonymous, "/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
