@@ -20,12 +20,25 @@ use common::OsRng;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-/// Members of the room, all connected.
-const MEMBERS: usize = 20;
-/// Members who post at the same time.
-const SENDERS: usize = 5;
-/// Messages each sender posts.
-const MESSAGES_PER_SENDER: usize = 200;
+/// What to run: `cargo bench -p server --bench relay -- --members 100 --senders 50`.
+#[derive(Debug, Clone, Copy, clap::Parser)]
+struct Flags {
+    /// Members of the room, all connected (the fan-out).
+    #[arg(long, default_value_t = 20)]
+    members: usize,
+    /// Members who post at the same time, each waiting for its answer before the next.
+    #[arg(long, default_value_t = 5)]
+    senders: usize,
+    /// Messages each sender posts.
+    #[arg(long, default_value_t = 200)]
+    messages: usize,
+    /// Bytes of text in each message (before padding and encryption).
+    #[arg(long, default_value_t = 256)]
+    payload: usize,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
 /// The whole run stops after this long, whatever happened.
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -164,7 +177,14 @@ fn percentile(sorted: &[i64], fraction: f64) -> i64 {
     sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
 }
 
-async fn run() -> BenchResult<()> {
+async fn run(flags: Flags) -> BenchResult<()> {
+    let Flags {
+        members: member_count,
+        senders: sender_count,
+        messages: messages_per_sender,
+        payload,
+        ..
+    } = flags;
     let data = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut config = server::Config::new(
         format!("sqlite://{}", data.path().join("relay.db").display()),
@@ -177,8 +197,8 @@ async fn run() -> BenchResult<()> {
     let base = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
 
-    let mut members = Vec::with_capacity(MEMBERS);
-    for index in 0..MEMBERS {
+    let mut members = Vec::with_capacity(member_count);
+    for index in 0..member_count {
         members.push(register(&base, &format!("member{index:02}")).await?);
     }
     let owner = &members[0];
@@ -227,7 +247,7 @@ async fn run() -> BenchResult<()> {
         .await?;
     }
 
-    let total = SENDERS * MESSAGES_PER_SENDER;
+    let total = sender_count * messages_per_sender;
     let mut listeners = Vec::new();
     for member in &members {
         listeners.push(listen(&base, member, total).await?);
@@ -236,13 +256,13 @@ async fn run() -> BenchResult<()> {
     let key = Arc::new(room.key.clone());
     let started = Instant::now();
     let mut senders = Vec::new();
-    for sender in 0..SENDERS {
+    for sender in 0..sender_count {
         let (members, key, base, room_id) =
             (members.clone(), key.clone(), base.clone(), state.room_id());
         let (log_length, log_head) = (state.length(), state.head_hash());
         senders.push(tokio::spawn(async move {
             let member = &members[sender];
-            for sequence in 0..MESSAGES_PER_SENDER {
+            for sequence in 0..messages_per_sender {
                 let inner = InnerMessage {
                     room_id,
                     epoch: 0,
@@ -256,7 +276,7 @@ async fn run() -> BenchResult<()> {
                     log_head,
                     sent_at_ms: now_ms() as u64,
                     kind: MessageKind::Text,
-                    body: format!("load message {sequence} from {}", member.name).into_bytes(),
+                    body: vec![b'x'; payload],
                 };
                 let sealed =
                     seal_message(&inner, &RoomKey::clone(&key), &member.secrets, &mut OsRng)
@@ -286,9 +306,9 @@ async fn run() -> BenchResult<()> {
     }
     let delivered_in = started.elapsed();
     latencies.sort_unstable();
-    let expected = total * MEMBERS;
+    let expected = total * member_count;
     println!(
-        "relay load: {MEMBERS} members connected, {SENDERS} senders x {MESSAGES_PER_SENDER} messages = {total} posts in {:.2} s ({:.0} posts/s); \
+        "relay load: {member_count} members connected, {sender_count} senders x {messages_per_sender} messages of {payload} bytes = {total} posts in {:.2} s ({:.0} posts/s); \
          {} of {expected} deliveries in {:.2} s ({:.0} deliveries/s); fan-out latency p50 {} ms, p99 {} ms, max {} ms",
         posted_in.as_secs_f64(),
         total as f64 / posted_in.as_secs_f64(),
@@ -313,7 +333,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|error| panic!("cannot start tokio: {error}"));
-    if let Err(error) = runtime.block_on(run()) {
+    let flags = <Flags as clap::Parser>::parse();
+    if let Err(error) = runtime.block_on(run(flags)) {
         eprintln!("relay load failed: {error}");
         std::process::exit(1);
     }

@@ -97,6 +97,10 @@ pub enum ApiError {
         /// Whole seconds until the oldest counted attempt leaves the window.
         retry_after_s: u64,
     },
+    /// 503: the server cannot take the request now (its message queue is full, or a batch
+    /// of messages failed); the message says so, and the client may try again.
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// 500: the database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -171,6 +175,7 @@ impl ApiError {
             Self::RateLimited { .. } | Self::TooManyAttempts { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_)
             | Self::Password(_)
             | Self::Task(_)
@@ -196,7 +201,7 @@ fn cause_chain(error: &dyn std::error::Error) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if status.is_server_error() && !matches!(self, Self::Unavailable(_)) {
             tracing::error!(error = %cause_chain(&self), "request failed");
             "internal error".to_owned()
         } else {

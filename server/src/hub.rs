@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use common::api::ServerEvent;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -43,8 +43,9 @@ pub const RESTART_REASON: &str = "server restarting";
 /// What the hub hands a connection's writer.
 #[derive(Debug, Clone)]
 pub enum Outgoing {
-    /// An event to send as a JSON text frame, shared by every connection it fans out to.
-    Event(Arc<ServerEvent>),
+    /// An event's JSON text, serialized once and shared (reference-counted) by every
+    /// connection it fans out to.
+    Event(Utf8Bytes),
     /// The session ended: send a close frame and stop.
     SessionEnded,
     /// The server is shutting down: send a close frame asking the client to reconnect,
@@ -171,17 +172,16 @@ impl Hub {
 
     /// Pushes `event` to this instance's connections of the users in `usernames`.
     pub fn deliver<'a>(&self, usernames: impl IntoIterator<Item = &'a str>, event: &ServerEvent) {
-        let event = Arc::new(event.clone());
+        let Some(text) = event_text(event) else {
+            return;
+        };
         let mut connections = self.lock();
         for username in usernames {
             let Some(user_connections) = connections.get_mut(username) else {
                 continue;
             };
             user_connections.retain(|id, connection| {
-                match connection
-                    .sender
-                    .try_send(Outgoing::Event(Arc::clone(&event)))
-                {
+                match connection.sender.try_send(Outgoing::Event(text.clone())) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         tracing::warn!(%username, connection = id, "dropping a slow websocket");
@@ -272,15 +272,20 @@ impl Hub {
     }
 }
 
-/// Serializes an event as a text frame.
-fn event_frame(event: &ServerEvent) -> Option<Message> {
+/// Serializes an event as JSON text, once for all its recipients.
+fn event_text(event: &ServerEvent) -> Option<Utf8Bytes> {
     match serde_json::to_string(event) {
-        Ok(text) => Some(Message::Text(text.into())),
+        Ok(text) => Some(text.into()),
         Err(error) => {
             tracing::error!(%error, "cannot serialize a server event");
             None
         }
     }
+}
+
+/// Serializes an event as a text frame.
+fn event_frame(event: &ServerEvent) -> Option<Message> {
+    event_text(event).map(Message::Text)
 }
 
 /// Serves one WebSocket connection until either side ends it.
@@ -365,7 +370,7 @@ async fn write_frames<S>(
     loop {
         let frame = tokio::select! {
             event = events.recv() => match event {
-                Some(Outgoing::Event(event)) => event_frame(&event),
+                Some(Outgoing::Event(text)) => Some(Message::Text(text)),
                 Some(Outgoing::SessionEnded) => {
                     close_frame = Some(CloseFrame {
                         code: SESSION_ENDED_CLOSE_CODE,

@@ -33,6 +33,7 @@ pub mod store;
 pub mod throttle;
 pub mod tls;
 pub mod totp;
+pub mod writer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,7 @@ use crate::server_key::{ServerKey, ServerKeyError};
 use crate::store::secrets::ServerSecret;
 use crate::throttle::LoginThrottle;
 use crate::tls::TlsError;
+use crate::writer::MessageWriter;
 
 /// Largest request body the API accepts, in bytes (256 KiB); larger bodies get a JSON 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -87,6 +89,8 @@ pub struct AppState {
     pub dummy_auth_hash: Arc<str>,
     /// Where attachment chunks are stored.
     pub blobs: BlobStore,
+    /// The group-commit writer messages are stored through.
+    pub writer: MessageWriter,
 }
 
 /// Why the server could not start.
@@ -182,6 +186,7 @@ impl Application {
         let port = listener.local_addr().map_err(StartupError::Bind)?.port();
         let throttle = LoginThrottle::new(config.login_attempts, config.login_window());
         let state = AppState {
+            writer: MessageWriter::start(pool.clone(), hub.clone()),
             pool,
             hub,
             config: Arc::new(config),

@@ -5,12 +5,13 @@
 //! Every instance listens on the channel [`CHANNEL`]. A notification's payload is one JSON
 //! [`Notice`]:
 //!
-//! - `{"message": {"room_id": HEX, "id": N}}` is sent by the transaction that stores a
-//!   message (`store::messages::insert`), so notifications arrive in commit order, which
-//!   the lock of the room's row makes the order of the room's ids. Every instance, the
-//!   posting one included, reads the message and the room's members and pushes it to its
-//!   own connections of those members, one notification after the other: a room's messages
-//!   reach every connection in id order, whichever instance stored them.
+//! - `{"messages": [[HEX, N], ...]}` (room and id) is sent by the transaction that stores a
+//!   batch of messages (`store::messages::insert_batch`, split over several notices when
+//!   long), so notifications arrive in commit order, which the lock of the rooms' rows makes
+//!   the order of each room's ids. Every instance, the posting one included, reads the
+//!   messages and the rooms' members and pushes them to its own connections of those
+//!   members, one notification after the other: a room's messages reach every connection in
+//!   id order, whichever instance stored them.
 //! - `{"event": {"origin": N, "users": [...], "event": {...}}}` carries any other event
 //!   ([`common::api::ServerEvent`]) to users. The instance that sent it has already pushed it
 //!   to its own connections and skips it by `origin`. A recipient list too long for one
@@ -35,7 +36,7 @@ use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
 use crate::hub::Hub;
-use crate::store::{messages, rooms};
+use crate::store::messages;
 
 /// The PostgreSQL notification channel every instance listens on.
 pub const CHANNEL: &str = "chat_events";
@@ -50,13 +51,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Notice {
-    /// A message was stored: push it to the room's members.
-    Message {
-        /// The room, as hex.
-        room_id: RoomId,
-        /// The message's id.
-        id: i64,
-    },
+    /// Messages were stored: push them to their rooms' members.
+    Messages(Vec<(RoomId, i64)>),
     /// Push `event` to `users`.
     Event {
         /// The instance that sent it (and pushed it to its own connections already).
@@ -84,12 +80,23 @@ pub enum Notice {
     },
 }
 
-/// The payload announcing a stored message.
-pub fn message_payload(room_id: &RoomId, id: i64) -> String {
-    to_payload(&Notice::Message {
-        room_id: *room_id,
-        id,
-    })
+/// The payloads announcing stored messages (room and id, in id order), as few as the
+/// payload limit allows.
+pub fn message_payloads(stored: &[(RoomId, i64)]) -> Vec<String> {
+    let mut payloads = Vec::new();
+    let mut start = 0;
+    while start < stored.len() {
+        let mut end = start + 1;
+        while end < stored.len()
+            && to_payload(&Notice::Messages(stored[start..=end].to_vec())).len()
+                <= MAX_PAYLOAD_BYTES
+        {
+            end += 1;
+        }
+        payloads.push(to_payload(&Notice::Messages(stored[start..end].to_vec())));
+        start = end;
+    }
+    payloads
 }
 
 fn to_payload(notice: &Notice) -> String {
@@ -247,25 +254,15 @@ pub async fn listen(mut listener: PgListener, pool: AnyPool, hub: Hub, origin: u
 
 async fn deliver(pool: &AnyPool, hub: &Hub, origin: u64, notice: Notice) {
     match notice {
-        Notice::Message { room_id, id } => {
-            let found = async {
-                let message = messages::by_id(pool, &room_id, id).await?;
-                let members = rooms::member_usernames(pool, &room_id).await?;
-                Ok::<_, crate::error::ApiError>(message.map(|message| (message, members)))
+        Notice::Messages(stored) => {
+            let pushed = async {
+                let messages = messages::by_ids(pool, &stored).await?;
+                crate::writer::push(pool, hub, messages).await
             };
-            match found.await {
-                Ok(Some((message, members))) => {
-                    hub.deliver(
-                        members.iter().map(String::as_str),
-                        &ServerEvent::Message { message },
-                    );
-                }
-                // Deleted since (the history was cleared, or the room deleted).
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::error!(%error, "cannot read a notified message");
-                    hub.close_all();
-                }
+            if let Err(error) = pushed.await {
+                tracing::error!(%error, "cannot read notified messages");
+                // Their recipients would miss them: have every client catch up.
+                hub.close_all();
             }
         }
         Notice::Event {
@@ -330,6 +327,28 @@ mod tests {
         }
         assert!(notices > 1);
         assert_eq!(received, users);
+    }
+
+    #[test]
+    fn a_long_batch_of_messages_is_announced_in_order_within_the_payload_limit() {
+        let stored: Vec<(RoomId, i64)> = (0..500)
+            .map(|id| (RoomId([u8::try_from(id % 7).unwrap_or(0); 32]), id))
+            .collect();
+        let payloads = message_payloads(&stored);
+        assert!(payloads.len() > 1);
+        let mut announced = Vec::new();
+        for payload in payloads {
+            assert!(
+                payload.len() <= MAX_PAYLOAD_BYTES,
+                "{} bytes",
+                payload.len()
+            );
+            match serde_json::from_str::<Notice>(&payload).expect("a notice") {
+                Notice::Messages(messages) => announced.extend(messages),
+                other => panic!("expected messages, got {other:?}"),
+            }
+        }
+        assert_eq!(announced, stored);
     }
 
     #[test]

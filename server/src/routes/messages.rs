@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use common::api::{MessagesResponse, PostMessageRequest, ServerEvent, StoredMessage};
+use common::api::{MessagesResponse, PostMessageRequest, StoredMessage};
 use common::message::{MAX_CIPHERTEXT_LEN, PADDING_BUCKET};
 use common::primitives::TAG_LEN;
 use serde::Deserialize;
@@ -114,21 +114,15 @@ async fn post_message(
     let new_message = messages::NewMessage {
         room_id,
         epoch: request.epoch,
-        sender: &user.username,
+        sender: user.username,
         received_at_ms: store::now_ms(),
         nonce: request.nonce.0,
-        ciphertext: &request.ciphertext.0,
+        ciphertext: request.ciphertext.0,
     };
-    let stored = messages::insert(&state.pool, &new_message, rules.messages_per_minute).await?;
-    if !state.hub.relays_messages() {
-        let members = rooms::member_usernames(&state.pool, &room_id).await?;
-        let event = ServerEvent::Message {
-            message: stored.clone(),
-        };
-        state
-            .hub
-            .send_to_users(members.iter().map(String::as_str), &event);
-    }
+    let stored = state
+        .writer
+        .post(new_message, rules.messages_per_minute)
+        .await?;
     Ok((StatusCode::CREATED, Json(stored)))
 }
 

@@ -4,26 +4,28 @@ use common::api::StoredMessage;
 use common::membership::RoomId;
 use common::primitives::NONCE_LEN;
 use common::wire::{Base64, Base64Array};
-use sqlx::{AnyPool, FromRow};
+use std::collections::BTreeSet;
+
+use sqlx::{AnyConnection, AnyPool, Connection, FromRow};
 
 use super::Backend;
 use crate::error::{ApiError, ApiResult};
 
 /// A message to store; the id is assigned by the database.
 #[derive(Debug)]
-pub struct NewMessage<'a> {
+pub struct NewMessage {
     /// The room.
     pub room_id: RoomId,
     /// The epoch whose key encrypts it.
     pub epoch: u64,
     /// The authenticated sender (the session's user).
-    pub sender: &'a str,
+    pub sender: String,
     /// When the server received it, in milliseconds since the Unix epoch.
     pub received_at_ms: i64,
     /// The 24-byte nonce.
     pub nonce: [u8; NONCE_LEN],
     /// The ciphertext.
-    pub ciphertext: &'a [u8],
+    pub ciphertext: Vec<u8>,
 }
 
 #[derive(FromRow)]
@@ -59,98 +61,133 @@ impl MessageRow {
 /// The window of the per-member rate limit, in milliseconds.
 pub const RATE_WINDOW_MS: i64 = 60_000;
 
-/// Stores a message and returns it as clients see it, unless its epoch is no longer the
-/// room's current one or the log leaves a rotation pending, or its sender already posted
-/// `messages_per_minute` messages in the room within the [`RATE_WINDOW_MS`] before
-/// `received_at_ms` (0 means no limit). The checks and the insert are one statement (on
-/// PostgreSQL under a lock of the room's row), so neither concurrent posts nor an entry
-/// appended meanwhile can get past them.
+/// Stores a batch of messages in one transaction (one fsync) and returns, for each in
+/// order, the message as clients see it or its refusal. A message is refused when its epoch
+/// is no longer the room's current one or the log leaves a rotation pending, or when its
+/// sender already posted `messages_per_minute` messages in the room within the
+/// [`RATE_WINDOW_MS`] before its `received_at_ms` (0 means no limit; the batch's earlier
+/// messages count). Each message's checks and insert are one statement, and on PostgreSQL
+/// the batch first locks the rows of its rooms (in room id order, so two instances' batches
+/// never deadlock): neither concurrent posts nor an entry appended meanwhile get past the
+/// checks, and a room's messages commit in id order. On PostgreSQL the transaction also
+/// announces the stored messages to every instance ([`crate::relay`]), delivered at commit
+/// in commit order.
 ///
 /// # Errors
-/// [`ApiError::Conflict`] `stale epoch` or `key rotation pending`; [`ApiError::RateLimited`]
-/// with the whole seconds (at least 1) until the oldest counted message leaves the window;
-/// a database error otherwise.
-pub async fn insert(
+/// A database error, which fails the whole batch (nothing of it is stored). A refusal is
+/// per message: [`ApiError::Conflict`] `stale epoch` or `key rotation pending`,
+/// [`ApiError::RateLimited`] with the whole seconds (at least 1) until the oldest counted
+/// message leaves the window, [`ApiError::NotFound`] for a room deleted meanwhile.
+pub async fn insert_batch(
     pool: &AnyPool,
-    message: &NewMessage<'_>,
-    messages_per_minute: u32,
-) -> ApiResult<StoredMessage> {
-    let epoch =
-        i64::try_from(message.epoch).map_err(|_| ApiError::bad_request("epoch is too large"))?;
-    let room_id = message.room_id.0.as_slice();
-    let window_start = message.received_at_ms.saturating_sub(RATE_WINDOW_MS);
-    let limit = i64::from(messages_per_minute);
-    let mut transaction = pool.begin().await?;
-    if Backend::of_connection(&transaction) == Backend::Postgres {
-        // SQLite runs one writer at a time; PostgreSQL needs the room's row locked, so that
-        // an entry appended meanwhile (which updates the row) waits for this message or this
-        // message for it, and so that the room's messages commit in id order: a client that
-        // asks for what follows the last id it saw never skips one committed later.
-        sqlx::query("SELECT 1 FROM rooms WHERE room_id = $1 FOR NO KEY UPDATE")
-            .bind(room_id)
-            .execute(&mut *transaction)
-            .await?;
+    batch: &[(NewMessage, u32)],
+) -> ApiResult<Vec<ApiResult<StoredMessage>>> {
+    let mut connection = pool.acquire().await?;
+    let backend = Backend::of_connection(&connection);
+    let mut transaction = match backend {
+        // Taken for writing at once: a deferred transaction that reads first could fail to
+        // upgrade when another connection wrote meanwhile.
+        Backend::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => connection.begin().await?,
+    };
+    if backend == Backend::Postgres {
+        let rooms: BTreeSet<[u8; 32]> =
+            batch.iter().map(|(message, _)| message.room_id.0).collect();
+        for room_id in rooms {
+            sqlx::query("SELECT 1 FROM rooms WHERE room_id = $1 FOR NO KEY UPDATE")
+                .bind(room_id.as_slice())
+                .execute(&mut *transaction)
+                .await?;
+        }
     }
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO messages (room_id, epoch, sender, received_at_ms, nonce, ciphertext) \
-         SELECT $1, $2, $3, $4, $5, $6 \
-         WHERE EXISTS (SELECT 1 FROM rooms WHERE room_id = $7 AND current_epoch = $8 \
-             AND log_rotation_pending = 0) \
-         AND ($9 = 0 OR (SELECT COUNT(*) FROM messages \
-             WHERE room_id = $10 AND sender = $11 AND received_at_ms > $12) < $13) \
-         RETURNING id",
-    )
-    .bind(room_id)
-    .bind(epoch)
-    .bind(message.sender)
-    .bind(message.received_at_ms)
-    .bind(message.nonce.as_slice())
-    .bind(message.ciphertext)
-    .bind(room_id)
-    .bind(epoch)
-    .bind(limit)
-    .bind(room_id)
-    .bind(message.sender)
-    .bind(window_start)
-    .bind(limit)
-    .fetch_optional(&mut *transaction)
-    .await?;
-    if let (Some(id), Backend::Postgres) = (id, Backend::of_connection(&transaction)) {
-        // Delivered at commit, in commit order: the instances push the message from here
-        // (crate::relay).
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(crate::relay::CHANNEL)
-            .bind(crate::relay::message_payload(&message.room_id, id))
-            .execute(&mut *transaction)
-            .await?;
+    let mut ids = Vec::with_capacity(batch.len());
+    for (message, messages_per_minute) in batch {
+        ids.push(insert_one(&mut transaction, message, *messages_per_minute).await?);
+    }
+    if backend == Backend::Postgres {
+        let stored: Vec<(RoomId, i64)> = batch
+            .iter()
+            .zip(&ids)
+            .filter_map(|((message, _), id)| id.map(|id| (message.room_id, id)))
+            .collect();
+        for payload in crate::relay::message_payloads(&stored) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::relay::CHANNEL)
+                .bind(payload)
+                .execute(&mut *transaction)
+                .await?;
+        }
     }
     transaction.commit().await?;
-    let Some(id) = id else {
-        // The room's epoch moved on or a rotation became pending since the caller checked
-        // (an entry was appended meanwhile), or the sender is over the rate limit.
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT current_epoch, log_rotation_pending FROM rooms WHERE room_id = $1",
-        )
-        .bind(room_id)
-        .fetch_optional(pool)
-        .await?;
-        return Err(match row {
-            None => ApiError::not_found("room not found"),
-            Some((current, _)) if current != epoch => ApiError::conflict("stale epoch"),
-            Some((_, pending)) if super::flag(pending) => {
-                ApiError::conflict("key rotation pending")
-            }
-            Some(_) => rate_limited(pool, message, messages_per_minute).await?,
+    drop(connection);
+    let mut results = Vec::with_capacity(batch.len());
+    for ((message, messages_per_minute), id) in batch.iter().zip(ids) {
+        results.push(match id {
+            Some(id) => Ok(StoredMessage {
+                id,
+                room_id: message.room_id,
+                epoch: message.epoch,
+                sender: message.sender.clone(),
+                received_at_ms: message.received_at_ms,
+                nonce: Base64Array(message.nonce),
+                ciphertext: Base64(message.ciphertext.clone()),
+            }),
+            None => Err(refusal(pool, message, *messages_per_minute).await?),
         });
-    };
-    Ok(StoredMessage {
-        id,
-        room_id: message.room_id,
-        epoch: message.epoch,
-        sender: message.sender.to_owned(),
-        received_at_ms: message.received_at_ms,
-        nonce: Base64Array(message.nonce),
-        ciphertext: Base64(message.ciphertext.to_vec()),
+    }
+    Ok(results)
+}
+
+/// Inserts one message if its checks pass, returning its id.
+async fn insert_one(
+    connection: &mut AnyConnection,
+    message: &NewMessage,
+    messages_per_minute: u32,
+) -> ApiResult<Option<i64>> {
+    let epoch =
+        i64::try_from(message.epoch).map_err(|_| ApiError::bad_request("epoch is too large"))?;
+    let window_start = message.received_at_ms.saturating_sub(RATE_WINDOW_MS);
+    let id = sqlx::query_scalar(
+        "INSERT INTO messages (room_id, epoch, sender, received_at_ms, nonce, ciphertext) \
+         SELECT $1, $2, $3, $4, $5, $6 \
+         WHERE EXISTS (SELECT 1 FROM rooms WHERE room_id = $1 AND current_epoch = $2 \
+             AND log_rotation_pending = 0) \
+         AND ($7 = 0 OR (SELECT COUNT(*) FROM messages \
+             WHERE room_id = $1 AND sender = $3 AND received_at_ms > $8) < $7) \
+         RETURNING id",
+    )
+    .bind(message.room_id.0.as_slice())
+    .bind(epoch)
+    .bind(&message.sender)
+    .bind(message.received_at_ms)
+    .bind(message.nonce.as_slice())
+    .bind(message.ciphertext.as_slice())
+    .bind(i64::from(messages_per_minute))
+    .bind(window_start)
+    .fetch_optional(&mut *connection)
+    .await?;
+    Ok(id)
+}
+
+/// Why a message of a committed batch was not stored: the room's epoch moved on or a
+/// rotation became pending (an entry was appended meanwhile), the room is gone, or the
+/// sender is over the rate limit.
+async fn refusal(
+    pool: &AnyPool,
+    message: &NewMessage,
+    messages_per_minute: u32,
+) -> ApiResult<ApiError> {
+    let epoch = i64::try_from(message.epoch).unwrap_or(i64::MAX);
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT current_epoch, log_rotation_pending FROM rooms WHERE room_id = $1")
+            .bind(message.room_id.0.as_slice())
+            .fetch_optional(pool)
+            .await?;
+    Ok(match row {
+        None => ApiError::not_found("room not found"),
+        Some((current, _)) if current != epoch => ApiError::conflict("stale epoch"),
+        Some((_, pending)) if super::flag(pending) => ApiError::conflict("key rotation pending"),
+        Some(_) => rate_limited(pool, message, messages_per_minute).await?,
     })
 }
 
@@ -158,7 +195,7 @@ pub async fn insert(
 /// window is the one whose leaving makes room for another.
 async fn rate_limited(
     pool: &AnyPool,
-    message: &NewMessage<'_>,
+    message: &NewMessage,
     messages_per_minute: u32,
 ) -> ApiResult<ApiError> {
     let oldest_counted: Option<i64> = sqlx::query_scalar(
@@ -167,7 +204,7 @@ async fn rate_limited(
          ORDER BY received_at_ms DESC LIMIT $4) AS counted",
     )
     .bind(message.room_id.0.as_slice())
-    .bind(message.sender)
+    .bind(&message.sender)
     .bind(message.received_at_ms.saturating_sub(RATE_WINDOW_MS))
     .bind(i64::from(messages_per_minute))
     .fetch_one(pool)
@@ -189,20 +226,47 @@ fn retry_after_seconds(wait_ms: i64) -> u64 {
         .max(1)
 }
 
-/// The message `id` of a room, if it is stored.
+/// The stored messages among `wanted` (room and id), in id order; those deleted since are
+/// left out. One query, over the range of the ids.
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
-pub async fn by_id(pool: &AnyPool, room_id: &RoomId, id: i64) -> ApiResult<Option<StoredMessage>> {
-    let row: Option<MessageRow> = sqlx::query_as(
-        "SELECT id, epoch, sender, received_at_ms, nonce, ciphertext FROM messages \
-         WHERE room_id = $1 AND id = $2",
+pub async fn by_ids(pool: &AnyPool, wanted: &[(RoomId, i64)]) -> ApiResult<Vec<StoredMessage>> {
+    let (Some(first), Some(last)) = (
+        wanted.iter().map(|(_, id)| *id).min(),
+        wanted.iter().map(|(_, id)| *id).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let wanted: BTreeSet<(i64, [u8; 32])> = wanted.iter().map(|(room, id)| (*id, room.0)).collect();
+    let rows: Vec<(Vec<u8>, MessageRow)> = sqlx::query_as::<_, RoomMessageRow>(
+        "SELECT room_id, id, epoch, sender, received_at_ms, nonce, ciphertext FROM messages \
+         WHERE id >= $1 AND id <= $2 ORDER BY id",
     )
-    .bind(room_id.0.as_slice())
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    row.map(|row| row.into_message(*room_id)).transpose()
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|row| (row.room_id, row.message))
+    .collect();
+    let mut messages = Vec::with_capacity(wanted.len());
+    for (room, row) in rows {
+        let room: [u8; 32] = room
+            .try_into()
+            .map_err(|_| ApiError::CorruptData("messages.room_id".into()))?;
+        if wanted.contains(&(row.id, room)) {
+            messages.push(row.into_message(RoomId(room))?);
+        }
+    }
+    Ok(messages)
+}
+
+#[derive(FromRow)]
+struct RoomMessageRow {
+    room_id: Vec<u8>,
+    #[sqlx(flatten)]
+    message: MessageRow,
 }
 
 /// One page of a room's messages: the `limit` newest with an id below `before` (all when

@@ -153,3 +153,44 @@ async fn shutting_down_tells_every_socket_to_reconnect_and_exits() {
     let refused = reqwest::get(format!("{address}/healthz")).await;
     assert!(refused.is_err(), "the server still answers: {refused:?}");
 }
+
+/// Posts that arrive together are stored in one batch; every member's socket still gets
+/// each message once, in id order.
+#[tokio::test]
+async fn concurrent_posts_reach_every_socket_once_in_id_order() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let bob = app.register_user("bob").await;
+    let mut room = app.create_test_room(&alice, "busy").await;
+    app.add_member(&mut room, &alice, &bob, Role::Member).await;
+    let mut sockets = [app.connect_ws(&alice).await, app.connect_ws(&bob).await];
+    let mut posts = Vec::new();
+    for counter in 1..=25u64 {
+        for user in [&alice, &bob] {
+            let body = TestApp::sealed_text(&room, user, counter, "at once");
+            let (app, room) = (&app, room.hex());
+            posts.push(async move {
+                let response = app.post_message(&user.client, &room, &body).await;
+                assert_eq!(response.status(), StatusCode::CREATED);
+                crate::helpers::json::<common::api::StoredMessage>(response)
+                    .await
+                    .id
+            });
+        }
+    }
+    let mut acknowledged = futures_util::future::join_all(posts).await;
+    acknowledged.sort_unstable();
+    for socket in &mut sockets {
+        let mut received = Vec::new();
+        while received.len() < acknowledged.len() {
+            match next_event(socket).await {
+                ServerEvent::Message { message } => received.push(message.id),
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        assert_eq!(received, acknowledged);
+        let extra =
+            crate::ws_client::event_within(socket, std::time::Duration::from_millis(300)).await;
+        assert!(extra.is_none(), "a duplicate or stray event: {extra:?}");
+    }
+}
