@@ -238,12 +238,14 @@ impl StoredMessage {
     }
 }
 
-/// Answer to `GET /api/rooms/{id}/messages?before=ID&limit=N`.
+/// Answer to `GET /api/rooms/{id}/messages?before=ID&limit=N` (a page back through the
+/// history) or `?after=ID&limit=N` (what follows the last id a client saw).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessagesResponse {
     /// Messages in ascending id order.
     pub messages: Vec<StoredMessage>,
-    /// Whether older messages exist before the first one returned.
+    /// With `before` (or neither): whether older messages exist before the first one
+    /// returned. With `after`: whether newer ones exist after the last one returned.
     pub has_more: bool,
 }
 

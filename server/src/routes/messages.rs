@@ -31,6 +31,11 @@ pub const MIN_CIPHERTEXT_LEN: usize = TAG_LEN + PADDING_BUCKET;
 /// - `GET /api/rooms/{room_id}/messages?before=ID&limit=N` -> 200 [`MessagesResponse`]: the
 ///   `limit` (default 50, at most 200) newest messages with an id below `before` (all when
 ///   absent), in ascending id order, and `has_more` when older ones remain.
+/// - `GET /api/rooms/{room_id}/messages?after=ID&limit=N` -> 200 [`MessagesResponse`]: the
+///   `limit` oldest messages with an id above `after`, in ascending id order, and `has_more`
+///   when newer ones remain: how a client resumes from the last id it saw (after a lost
+///   connection, through any instance) with no gap and no duplicate. 400 for `before` and
+///   `after` together.
 /// - `POST /api/rooms/{room_id}/messages` [`PostMessageRequest`] -> 201 [`StoredMessage`];
 ///   400 for a ciphertext whose length is not a padded message's, 409 `stale epoch` when the
 ///   epoch is not the room's current one, 409 `key rotation pending` while the log leaves a
@@ -51,8 +56,10 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    /// Only messages with a smaller id.
+    /// Only messages with a smaller id: the newest of them.
     pub before: Option<i64>,
+    /// Only messages with a larger id: the oldest of them.
+    pub after: Option<i64>,
     /// How many messages, 1 to [`MAX_PAGE_SIZE`].
     pub limit: Option<u32>,
 }
@@ -76,13 +83,14 @@ async fn list_messages(
     if limit == 0 {
         return Err(ApiError::bad_request("limit must be at least 1"));
     }
-    let (messages, has_more) = messages::page(
-        &state.pool,
-        &room_id,
-        query.before,
-        limit.min(MAX_PAGE_SIZE),
-    )
-    .await?;
+    let limit = limit.min(MAX_PAGE_SIZE);
+    let (messages, has_more) = match (query.before, query.after) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give before or after, not both"));
+        }
+        (before, None) => messages::page(&state.pool, &room_id, before, limit).await?,
+        (None, Some(after)) => messages::after(&state.pool, &room_id, after, limit).await?,
+    };
     Ok(Json(MessagesResponse { messages, has_more }))
 }
 

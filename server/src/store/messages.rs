@@ -300,6 +300,36 @@ pub async fn page(
     Ok((messages, has_more))
 }
 
+/// The `limit` oldest messages of a room with an id above `after`, in ascending id order,
+/// and whether newer ones remain.
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] for a row that does not decode.
+pub async fn after(
+    pool: &AnyPool,
+    room_id: &RoomId,
+    after: i64,
+    limit: u32,
+) -> ApiResult<(Vec<StoredMessage>, bool)> {
+    let mut rows: Vec<MessageRow> = sqlx::query_as(
+        "SELECT id, epoch, sender, received_at_ms, nonce, ciphertext FROM messages \
+         WHERE room_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(room_id.0.as_slice())
+    .bind(after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(pool)
+    .await?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let messages = rows
+        .into_iter()
+        .map(|row| row.into_message(*room_id))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok((messages, has_more))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,6 +91,46 @@ async fn ciphertexts_of_impossible_lengths_are_refused() {
     }
 }
 
+/// A client resumes from the last id it saw: `after` answers the oldest messages above it,
+/// page by page, with no gap and no duplicate.
+#[tokio::test]
+async fn after_resumes_from_the_last_id_seen_page_by_page() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let room = app.create_test_room(&alice, "team").await;
+    let mut ids = Vec::new();
+    for sequence in 1..=7 {
+        let body = TestApp::sealed_text(&room, &alice, sequence, &format!("message {sequence}"));
+        let stored: StoredMessage =
+            json(app.post_message(&alice.client, &room.hex(), &body).await).await;
+        ids.push(stored.id);
+    }
+    let mut resumed = Vec::new();
+    let mut last_seen = ids[1];
+    loop {
+        let query = format!("limit=2&after={last_seen}");
+        let page: MessagesResponse =
+            json(app.get_messages(&alice.client, &room.hex(), &query).await).await;
+        resumed.extend(page.messages.iter().map(|message| message.id));
+        last_seen = *resumed.last().unwrap();
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(resumed, ids[2..]);
+    let query = format!("after={}", ids[6]);
+    let none: MessagesResponse =
+        json(app.get_messages(&alice.client, &room.hex(), &query).await).await;
+    assert!(none.messages.is_empty() && !none.has_more);
+
+    let query = format!("before={}&after={}", ids[6], ids[0]);
+    let response = app.get_messages(&alice.client, &room.hex(), &query).await;
+    assert_eq!(
+        error_message(response, StatusCode::BAD_REQUEST).await,
+        "give before or after, not both"
+    );
+}
+
 #[tokio::test]
 async fn messages_are_paged_newest_first_in_ascending_order() {
     let app = spawn_app().await;
