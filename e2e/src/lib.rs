@@ -436,16 +436,22 @@ impl Browser {
             .map_err(|error| self.context(&format!("cannot type into {id}: {error}")))
     }
 
-    /// Clicks the element `id` once it is enabled.
+    /// Clicks the element `id` once it is enabled. An element the page re-rendered between
+    /// finding and clicking it (a stale element reference) is found again.
     pub async fn click(&self, id: &str) -> E2eResult<()> {
         let started = Instant::now();
         loop {
             let element = self.element(id).await?;
             if element.is_enabled().await.unwrap_or(false) {
-                return element
-                    .click()
-                    .await
-                    .map_err(|error| self.context(&format!("cannot click {id}: {error}")));
+                match element.click().await {
+                    Ok(()) => return Ok(()),
+                    Err(error)
+                        if error.is_stale_element_reference()
+                            && started.elapsed() <= STEP_TIMEOUT => {}
+                    Err(error) => {
+                        return Err(self.context(&format!("cannot click {id}: {error}")));
+                    }
+                }
             }
             if started.elapsed() > STEP_TIMEOUT {
                 return Err(self.context(&format!("{id} stayed disabled")));

@@ -2,8 +2,7 @@
 //! server, `test` runs every check CI runs. Each task first installs the tools it needs when
 //! they are missing or at the wrong version, saying what it does.
 
-mod cluster;
-mod postgres;
+mod deploy;
 mod tools;
 
 use std::env;
@@ -11,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use postgres::Postgres;
+use cluster::postgres::Postgres;
 use tools::Tools;
 
 /// A failed step, in words for the terminal.
@@ -26,7 +25,8 @@ tasks:
           cargo xtask run -- --bind 127.0.0.1:9000 --database-url sqlite:///tmp/x.db
   test    install missing tools, then cargo fmt --check, clippy (native and wasm32), every
           native test, the server's integration tests again on a throwaway PostgreSQL, the
-          wasm-pack browser tests of `common` and `client`, and the browser end-to-end tests
+          fault tests (a deployment with nginx, three instances and PostgreSQL with a standby,
+          under load, with an instance and then the primary killed), the wasm-pack browser tests of `common` and `client`, and the browser end-to-end tests
   cluster install missing tools and packages (nginx, PostgreSQL), build, and run a local
           deployment until Ctrl-C: PostgreSQL with a synchronous standby, three server
           instances and nginx in front (deploy/), at http://127.0.0.1:8080
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         Some("run") => run(&rest),
         Some("test") => test(),
         Some("bench") => bench(),
-        Some("cluster") => cluster::cluster(),
+        Some("cluster") => deploy::cluster(),
         Some("fuzz") => fuzz(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
@@ -69,23 +69,11 @@ fn project_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Prints a step header.
-fn step(title: &str) {
-    println!("\n==> {title}");
-}
+use cluster::system::step;
 
 /// Runs a command in the project root, failing with its name when it fails.
 fn run_command(command: &mut Command) -> TaskResult {
-    let description = format!("{command:?}");
-    let status = command
-        .current_dir(project_root())
-        .status()
-        .map_err(|error| format!("could not start {description}: {error}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{description} failed ({status})"))
-    }
+    cluster::system::run_command(command.current_dir(project_root()))
 }
 
 fn cargo() -> Command {
@@ -165,6 +153,18 @@ fn test() -> TaskResult {
                 .env("CHAT_TEST_POSTGRES_URL", postgres.url("postgres")),
         )?;
     }
+
+    step("fault tests: a deployment under load (nginx, three instances, PostgreSQL and a standby)");
+    run_command(cargo().args(["build", "--package", "server"]))?;
+    run_command(
+        cargo()
+            .args(["test", "--package", "cluster", "--test", "faults", "--"])
+            .args(["--test-threads=1", "--nocapture"])
+            .env(
+                "CHAT_SERVER_BIN",
+                project_root().join("target/debug/server"),
+            ),
+    )?;
 
     for package in ["common", "client"] {
         step(&format!(

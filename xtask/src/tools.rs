@@ -9,6 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cluster::system::apt_install;
+
 use crate::{project_root, run_command, step, TaskResult};
 
 /// Trunk release that builds with the toolchain here (0.22 needs a newer rustc).
@@ -224,30 +226,6 @@ fn ensure_wasm_opt() -> Result<PathBuf, String> {
         &format!("binaryen@{BINARYEN_VERSION}"),
     ]))?;
     Ok(bin)
-}
-
-/// Installs Debian's `packages` with apt-get when run as root; otherwise fails with `why`
-/// and the command to run.
-pub fn apt_install(packages: &[&str], why: &str) -> TaskResult {
-    let list = packages.join(" ");
-    if !is_root() {
-        return Err(format!(
-            "{why}: install them (on Debian: sudo apt-get install {list}) and run again"
-        ));
-    }
-    step(&format!("installing {list} (apt-get install {list})"));
-    run_command(Command::new("apt-get").arg("update"))?;
-    run_command(
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(packages)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
-}
-
-/// Whether this process runs as root.
-pub fn is_root() -> bool {
-    output_of("id", &["-u"], None).is_some_and(|uid| uid.trim() == "0")
 }
 
 /// Finds Chromium and chromedriver, installing Debian's packages when run as root.

@@ -1,7 +1,7 @@
 //! Throwaway PostgreSQL servers from Debian's packages: a fresh cluster in a temporary
 //! directory on a free loopback port, never a system service, stopped and deleted when the
 //! [`Postgres`] value is dropped. `cargo xtask test` runs the server's integration tests on
-//! one; `cargo xtask cluster` runs a primary and a streaming standby.
+//! one; a [`crate::Deployment`] runs a primary and a streaming standby.
 
 use std::env;
 use std::fs;
@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::tools::{apt_install, is_root};
-use crate::{run_command, TaskResult};
+use crate::system::{apt_install, is_root, run_command, StepResult};
 
 /// The account PostgreSQL runs as when the task runs as root (PostgreSQL refuses root).
 const SYSTEM_USER: &str = "postgres";
@@ -161,7 +160,7 @@ impl Postgres {
     ///
     /// # Errors
     /// psql's failure.
-    pub fn psql(&self, database: &str, sql: &str) -> TaskResult {
+    pub fn psql(&self, database: &str, sql: &str) -> StepResult {
         run_command(
             Command::new(self.bin.join("psql"))
                 .args(["--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1"])
@@ -194,7 +193,7 @@ impl Postgres {
         }
     }
 
-    fn start(&self, settings: &[&str]) -> TaskResult {
+    fn start(&self, settings: &[&str]) -> StepResult {
         let mut options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={}",
             self.port,
@@ -218,6 +217,33 @@ impl Postgres {
     /// `postgres://postgres@127.0.0.1:PORT/DATABASE`.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Kills the server's postmaster with SIGKILL, as a crash of the machine would: no
+    /// shutdown checkpoint, its backends left to die.
+    ///
+    /// # Errors
+    /// The pid file cannot be read, or kill(1) fails.
+    pub fn kill(&self) -> StepResult {
+        let pid_file = self.data.join("postmaster.pid");
+        let pids = fs::read_to_string(&pid_file)
+            .map_err(|error| format!("cannot read {}: {error}", pid_file.display()))?;
+        let pid = pids.lines().next().unwrap_or_default().trim().to_owned();
+        run_command(Command::new("kill").args(["-KILL", &pid]))
+    }
+
+    /// Promotes a standby to primary (`pg_ctl promote`), waiting until it accepts writes.
+    ///
+    /// # Errors
+    /// pg_ctl's failure.
+    pub fn promote(&self) -> StepResult {
+        run_command(
+            as_postgres(&self.bin, "pg_ctl")
+                .args(["--wait", "--pgdata"])
+                .arg(&self.data)
+                .arg("promote")
+                .stdout(Stdio::null()),
+        )
     }
 
     /// Stops the server at once (`pg_ctl stop -m immediate`, as a crash would), if it runs.
