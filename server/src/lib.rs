@@ -160,6 +160,7 @@ impl Application {
                 let hub = Hub::relayed(publisher.clone());
                 tokio::spawn(relay::publish(pool.clone(), outbox));
                 tokio::spawn(relay::listen(
+                    config.database_url.clone(),
                     listener,
                     pool.clone(),
                     hub.clone(),

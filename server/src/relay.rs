@@ -22,9 +22,10 @@
 //! - `{"close_sessions": {"origin": N, "username": ..., "sessions": [...]}}` closes the
 //!   connections of ended sessions wherever they are.
 //!
-//! When the listening connection is lost, notifications sent meanwhile are lost with it:
-//! the listener then closes every connection of its instance with
-//! [`crate::hub::RESTART_CLOSE_CODE`], so that no client goes on believing it is up to date.
+//! When the listening connection is lost or fails, notifications sent meanwhile are lost
+//! with it: the listener then closes every connection of its instance with
+//! [`crate::hub::RESTART_CLOSE_CODE`], listens again, and closes those made meanwhile, so
+//! that no client goes on believing it is up to date ([`listen`]).
 
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 7_900;
 
 /// How long the listener waits before listening again after an error.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The longest pause between two attempts to send one notice.
+const MAX_PUBLISH_PAUSE: Duration = Duration::from_secs(5);
 
 /// One notification's payload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,16 +204,27 @@ pub fn publisher() -> (Publisher, mpsc::UnboundedReceiver<String>) {
 }
 
 /// Sends the payloads of `outbox` with `pg_notify`, one after the other, until the
-/// publisher is dropped.
+/// publisher is dropped. A payload that cannot be sent (a full pool, a database that is
+/// down) is tried again, with a pause growing to [`MAX_PUBLISH_PAUSE`], before the next one,
+/// so that notices keep their order. (The other instances' listeners lose their connection
+/// in an outage too, and then tell their clients to catch up.)
 pub async fn publish(pool: AnyPool, mut outbox: mpsc::UnboundedReceiver<String>) {
     while let Some(payload) = outbox.recv().await {
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(&payload)
-            .execute(&pool)
-            .await;
-        if let Err(error) = sent {
-            tracing::error!(%error, "cannot notify the other instances");
+        let mut pause = RETRY_DELAY / 10;
+        loop {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(&payload)
+                .execute(&pool)
+                .await;
+            match sent {
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::error!(%error, "cannot notify the other instances; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PUBLISH_PAUSE);
+                }
+            }
         }
     }
 }
@@ -226,29 +241,53 @@ pub async fn listener(database_url: &str) -> Result<PgListener, sqlx::Error> {
 
 /// Hands every notification to this instance's connections, one after the other, for as
 /// long as the process runs.
-pub async fn listen(mut listener: PgListener, pool: AnyPool, hub: Hub, origin: u64) {
+///
+/// Whatever ends or breaks the listening connection (a closed connection, an error, a
+/// database that is down) may have lost notifications: every connection of this instance is
+/// then told to reconnect at once (their clients catch up by syncing), the listener connects
+/// and listens again (every [`RETRY_DELAY`] until it can), and every connection made in the
+/// meantime is told to reconnect once more, since it too may have missed something.
+pub async fn listen(
+    database_url: String,
+    mut listener: PgListener,
+    pool: AnyPool,
+    hub: Hub,
+    origin: u64,
+) {
     loop {
-        match listener.try_recv().await {
+        let lost = match listener.try_recv().await {
             Ok(Some(notification)) => {
                 match serde_json::from_str::<Notice>(notification.payload()) {
                     Ok(notice) => deliver(&pool, &hub, origin, notice).await,
-                    Err(error) => tracing::error!(%error, "unreadable notice"),
+                    Err(error) => {
+                        // Not one of ours: whatever it meant to say is lost.
+                        tracing::error!(%error, "unreadable notice; clients told to reconnect");
+                        hub.close_all();
+                    }
                 }
+                continue;
             }
-            Ok(None) => {
-                // The connection was lost, and with it whatever was sent meanwhile; the
-                // next call connects and listens again.
-                let closed = hub.close_all();
-                tracing::warn!(
-                    websockets = closed,
-                    "lost the notification connection; clients told to reconnect"
-                );
+            Ok(None) => "closed".to_owned(),
+            Err(error) => error.to_string(),
+        };
+        let closed = hub.close_all();
+        tracing::warn!(
+            websockets = closed,
+            reason = %lost,
+            "lost the notification connection; clients told to reconnect"
+        );
+        listener = loop {
+            tokio::time::sleep(RETRY_DELAY).await;
+            match self::listener(&database_url).await {
+                Ok(listener) => break listener,
+                Err(error) => tracing::error!(%error, "cannot listen for notifications"),
             }
-            Err(error) => {
-                tracing::error!(%error, "cannot receive notifications");
-                tokio::time::sleep(RETRY_DELAY).await;
-            }
-        }
+        };
+        let closed = hub.close_all();
+        tracing::info!(
+            websockets = closed,
+            "listening again; clients told to reconnect"
+        );
     }
 }
 

@@ -63,6 +63,20 @@ async fn connect(
     // Register before answering the handshake, so no event sent after the client sees the
     // socket open is missed; the events wait in the channel until the socket is served.
     let (registration, events) = state.hub.register(&user.username, &user.session_id);
+    // The session may have ended between the check above and the registration (revoked
+    // through another instance, say), and its close would then have missed this socket:
+    // look again now that the socket is registered.
+    let still_valid = crate::store::sessions::find_and_touch(
+        &state.pool,
+        &user.token_hash,
+        crate::store::now_ms(),
+        crate::session::duration_ms(state.config.session_idle()),
+    )
+    .await?
+    .is_some();
+    if !still_valid {
+        return Err(ApiError::NotLoggedIn);
+    }
     tracing::debug!(username = %user.username, "websocket connected");
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)

@@ -62,8 +62,9 @@ impl MessageRow {
 pub const RATE_WINDOW_MS: i64 = 60_000;
 
 /// Stores a batch of messages in one transaction (one fsync) and returns, for each in
-/// order, the message as clients see it or its refusal. A message is refused when its epoch
-/// is no longer the room's current one or the log leaves a rotation pending, or when its
+/// order, the message as clients see it or its refusal. A message is refused when its
+/// sender is no longer a member (removed while the message waited), when its epoch is no
+/// longer the room's current one or the log leaves a rotation pending, or when its
 /// sender already posted `messages_per_minute` messages in the room within the
 /// [`RATE_WINDOW_MS`] before its `received_at_ms` (0 means no limit; the batch's earlier
 /// messages count). Each message's checks and insert are one statement, and on PostgreSQL
@@ -77,7 +78,8 @@ pub const RATE_WINDOW_MS: i64 = 60_000;
 /// A database error, which fails the whole batch (nothing of it is stored). A refusal is
 /// per message: [`ApiError::Conflict`] `stale epoch` or `key rotation pending`,
 /// [`ApiError::RateLimited`] with the whole seconds (at least 1) until the oldest counted
-/// message leaves the window, [`ApiError::NotFound`] for a room deleted meanwhile.
+/// message leaves the window, [`ApiError::NotFound`] for a room deleted meanwhile or a
+/// sender removed meanwhile, [`ApiError::Unavailable`] when the reason cannot be read.
 pub async fn insert_batch(
     pool: &AnyPool,
     batch: &[(NewMessage, u32)],
@@ -132,7 +134,13 @@ pub async fn insert_batch(
                 nonce: Base64Array(message.nonce),
                 ciphertext: Base64(message.ciphertext.clone()),
             }),
-            None => Err(refusal(pool, message, *messages_per_minute).await?),
+            // Not stored: a failure to say why must not fail the messages that were.
+            None => Err(refusal(pool, message, *messages_per_minute)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::error!(%error, "cannot tell why a message was refused");
+                    ApiError::Unavailable("the message was not stored, try again")
+                })),
         });
     }
     Ok(results)
@@ -152,6 +160,7 @@ async fn insert_one(
          SELECT $1, $2, $3, $4, $5, $6 \
          WHERE EXISTS (SELECT 1 FROM rooms WHERE room_id = $1 AND current_epoch = $2 \
              AND log_rotation_pending = 0) \
+         AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND username = $3) \
          AND ($7 = 0 OR (SELECT COUNT(*) FROM messages \
              WHERE room_id = $1 AND sender = $3 AND received_at_ms > $8) < $7) \
          RETURNING id",
@@ -169,9 +178,9 @@ async fn insert_one(
     Ok(id)
 }
 
-/// Why a message of a committed batch was not stored: the room's epoch moved on or a
-/// rotation became pending (an entry was appended meanwhile), the room is gone, or the
-/// sender is over the rate limit.
+/// Why a message of a committed batch was not stored: the room is gone or the sender is no
+/// longer a member, the room's epoch moved on or a rotation became pending (an entry was
+/// appended while the message waited), or the sender is over the rate limit.
 async fn refusal(
     pool: &AnyPool,
     message: &NewMessage,
@@ -183,8 +192,15 @@ async fn refusal(
             .bind(message.room_id.0.as_slice())
             .fetch_optional(pool)
             .await?;
+    let member: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM room_members WHERE room_id = $1 AND username = $2")
+            .bind(message.room_id.0.as_slice())
+            .bind(&message.sender)
+            .fetch_optional(pool)
+            .await?;
     Ok(match row {
         None => ApiError::not_found("room not found"),
+        Some(_) if member.is_none() => ApiError::not_found("room not found"),
         Some((current, _)) if current != epoch => ApiError::conflict("stale epoch"),
         Some((_, pending)) if super::flag(pending) => ApiError::conflict("key rotation pending"),
         Some(_) => rate_limited(pool, message, messages_per_minute).await?,

@@ -188,6 +188,16 @@ pub async fn append(
 ) -> ApiResult<Vec<super::attachments::Doomed>> {
     let room_id = new_state.room_id();
     let mut transaction = pool.begin().await?;
+    if super::Backend::of_connection(&transaction) == super::Backend::Postgres {
+        // The lock a batch of messages takes (store::messages::insert_batch): a batch in
+        // progress finishes before this entry's checks and deletions see the room, and a
+        // batch that comes later sees the entry (its new epoch, its pending rotation).
+        // SQLite's one writer at a time gives the same.
+        sqlx::query("SELECT 1 FROM rooms WHERE room_id = $1 FOR NO KEY UPDATE")
+            .bind(room_id.0.as_slice())
+            .execute(&mut *transaction)
+            .await?;
+    }
     // Inserting first makes a concurrent append of the same seq fail here, before any side
     // effect, even for a deletion.
     let inserted = sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES ($1, $2, $3)")

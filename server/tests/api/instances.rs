@@ -162,3 +162,93 @@ async fn login_attempts_are_counted_across_instances() {
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 }
+
+/// An instance whose notification connection breaks may have missed events: it tells its
+/// clients to reconnect (1012) and listens again, and events flow once more.
+#[tokio::test]
+async fn a_broken_notification_connection_sends_clients_to_catch_up() {
+    use sqlx::Connection as _;
+    let Some((first, second)) = two_instances().await else {
+        return;
+    };
+    let alice = first.register_user("alice").await;
+    let bob = first.register_user("bob").await;
+    let mut room = first.create_test_room(&alice, "outage").await;
+    first
+        .add_member(&mut room, &alice, &bob, Role::Member)
+        .await;
+    let mut bob_socket = second.connect_ws(&bob).await;
+
+    // The operator's view: every connection to the deployment's database is cut, the
+    // instances' listening connections among them.
+    let admin_url = crate::helpers::postgres_url().unwrap();
+    let name = first.database_url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        while let Some(item) = bob_socket.next().await {
+            match item {
+                Ok(Message::Close(Some(frame))) => return u16::from(frame.code) == 1012,
+                other => seen.push(format!("{other:?}")),
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        matches!(closed, Ok(true)),
+        "no close frame 1012 within 10 s; saw {seen:?}"
+    );
+
+    // Once the instance listens again, a new socket hears what is posted elsewhere.
+    let mut delivered = false;
+    for attempt in 1..=20u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let mut socket = second.connect_ws(&bob).await;
+        let body = TestApp::sealed_text(&room, &alice, attempt, "after the outage");
+        let response = first.post_message(&alice.client, &room.hex(), &body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        if let Some(message) = message_within(&mut socket, std::time::Duration::from_secs(2)).await
+        {
+            assert_eq!(message.sender, "alice");
+            delivered = true;
+            break;
+        }
+    }
+    assert!(
+        delivered,
+        "no message reached the second instance's socket again"
+    );
+}
+
+/// The next message event on `socket` within `wait`; `None` when none comes or the server
+/// closes the socket first (as an instance that listens again does).
+async fn message_within(
+    socket: &mut Socket,
+    wait: std::time::Duration,
+) -> Option<common::api::StoredMessage> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let read = async {
+        while let Some(Ok(frame)) = socket.next().await {
+            match frame {
+                Message::Text(text) => {
+                    if let Ok(ServerEvent::Message { message }) = serde_json::from_str(&text) {
+                        return Some(message);
+                    }
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+        None
+    };
+    tokio::time::timeout(wait, read).await.ok().flatten()
+}
