@@ -112,11 +112,6 @@ impl Deployment {
         self.database.url("chat")
     }
 
-    /// The database server the instances use now.
-    pub fn database(&self) -> &Postgres {
-        &self.database
-    }
-
     /// The folder of the deployment's own files (logs, server key, attachments, nginx).
     pub fn workspace(&self) -> &Path {
         &self.workspace

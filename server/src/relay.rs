@@ -203,6 +203,23 @@ pub fn publisher() -> (Publisher, mpsc::UnboundedReceiver<String>) {
     (publisher, receiver)
 }
 
+/// Sends one notice on [`CHANNEL`] (`pg_notify`); inside a transaction it is delivered at
+/// commit, in commit order.
+///
+/// # Errors
+/// A database error.
+pub async fn notify<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    payload: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload)
+        .execute(executor)
+        .await
+        .map(|_| ())
+}
+
 /// Sends the payloads of `outbox` with `pg_notify`, one after the other, until the
 /// publisher is dropped. A payload that cannot be sent (a full pool, a database that is
 /// down) is tried again, with a pause growing to [`MAX_PUBLISH_PAUSE`], before the next one,
@@ -212,11 +229,7 @@ pub async fn publish(pool: AnyPool, mut outbox: mpsc::UnboundedReceiver<String>)
     while let Some(payload) = outbox.recv().await {
         let mut pause = RETRY_DELAY / 10;
         loop {
-            let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(&payload)
-                .execute(&pool)
-                .await;
+            let sent = notify(&pool, &payload).await;
             match sent {
                 Ok(_) => break,
                 Err(error) => {

@@ -1,7 +1,7 @@
 //! The `login_attempts` table: the login throttle's counters ([`crate::throttle`]), shared by
 //! every instance of a deployment.
 
-use sqlx::{AnyPool, Connection};
+use sqlx::AnyPool;
 
 use super::Backend;
 use crate::error::ApiResult;
@@ -36,11 +36,7 @@ pub async fn count_or_wait(
     window_ms: i64,
 ) -> ApiResult<Option<i64>> {
     let mut connection = pool.acquire().await?;
-    let backend = Backend::of_connection(&connection);
-    let mut transaction = match backend {
-        Backend::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => connection.begin().await?,
-    };
+    let (mut transaction, backend) = super::begin_write(&mut connection).await?;
     if backend == Backend::Postgres {
         for counter in counters {
             let key = format!("login_attempts {} {}", counter.endpoint, counter.subject);

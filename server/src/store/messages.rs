@@ -6,7 +6,7 @@ use common::primitives::NONCE_LEN;
 use common::wire::{Base64, Base64Array};
 use std::collections::BTreeSet;
 
-use sqlx::{AnyConnection, AnyPool, Connection, FromRow};
+use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use super::Backend;
 use crate::error::{ApiError, ApiResult};
@@ -85,22 +85,10 @@ pub async fn insert_batch(
     batch: &[(NewMessage, u32)],
 ) -> ApiResult<Vec<ApiResult<StoredMessage>>> {
     let mut connection = pool.acquire().await?;
-    let backend = Backend::of_connection(&connection);
-    let mut transaction = match backend {
-        // Taken for writing at once: a deferred transaction that reads first could fail to
-        // upgrade when another connection wrote meanwhile.
-        Backend::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => connection.begin().await?,
-    };
-    if backend == Backend::Postgres {
-        let rooms: BTreeSet<[u8; 32]> =
-            batch.iter().map(|(message, _)| message.room_id.0).collect();
-        for room_id in rooms {
-            sqlx::query("SELECT 1 FROM rooms WHERE room_id = $1 FOR NO KEY UPDATE")
-                .bind(room_id.as_slice())
-                .execute(&mut *transaction)
-                .await?;
-        }
+    let (mut transaction, backend) = super::begin_write(&mut connection).await?;
+    let rooms: BTreeSet<[u8; 32]> = batch.iter().map(|(message, _)| message.room_id.0).collect();
+    for room_id in rooms {
+        super::rooms::lock_for_writing(&mut transaction, &RoomId(room_id)).await?;
     }
     let mut ids = Vec::with_capacity(batch.len());
     for (message, messages_per_minute) in batch {
@@ -113,11 +101,7 @@ pub async fn insert_batch(
             .filter_map(|((message, _), id)| id.map(|id| (message.room_id, id)))
             .collect();
         for payload in crate::relay::message_payloads(&stored) {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(crate::relay::CHANNEL)
-                .bind(payload)
-                .execute(&mut *transaction)
-                .await?;
+            crate::relay::notify(&mut *transaction, &payload).await?;
         }
     }
     transaction.commit().await?;
@@ -305,10 +289,28 @@ pub async fn page(
     .bind(i64::from(limit) + 1)
     .fetch_all(pool)
     .await?;
+    rows.reverse();
+    into_page(rows, room_id, limit, true)
+}
+
+/// A page from up to `limit + 1` rows in ascending id order: the `limit` nearest the start
+/// of the query (the newest for a page back, `from_end`; the oldest for a resume) and
+/// whether a row was left over.
+fn into_page(
+    mut rows: Vec<MessageRow>,
+    room_id: &RoomId,
+    limit: u32,
+    from_end: bool,
+) -> ApiResult<(Vec<StoredMessage>, bool)> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let has_more = rows.len() > limit;
-    rows.truncate(limit);
-    rows.reverse();
+    if has_more {
+        if from_end {
+            rows.drain(..rows.len() - limit);
+        } else {
+            rows.truncate(limit);
+        }
+    }
     let messages = rows
         .into_iter()
         .map(|row| row.into_message(*room_id))
@@ -327,7 +329,7 @@ pub async fn after(
     after: i64,
     limit: u32,
 ) -> ApiResult<(Vec<StoredMessage>, bool)> {
-    let mut rows: Vec<MessageRow> = sqlx::query_as(
+    let rows: Vec<MessageRow> = sqlx::query_as(
         "SELECT id, epoch, sender, received_at_ms, nonce, ciphertext FROM messages \
          WHERE room_id = $1 AND id > $2 ORDER BY id LIMIT $3",
     )
@@ -336,14 +338,7 @@ pub async fn after(
     .bind(i64::from(limit) + 1)
     .fetch_all(pool)
     .await?;
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let has_more = rows.len() > limit;
-    rows.truncate(limit);
-    let messages = rows
-        .into_iter()
-        .map(|row| row.into_message(*room_id))
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok((messages, has_more))
+    into_page(rows, room_id, limit, false)
 }
 
 #[cfg(test)]

@@ -126,6 +126,25 @@ pub async fn connect(database_url: &str) -> Result<AnyPool, StartupError> {
     }
 }
 
+/// Begins a transaction on `connection` that will write, and returns it with the backend:
+/// on SQLite taken for writing at once (`BEGIN IMMEDIATE`), since a deferred transaction
+/// that reads first fails, without waiting, to upgrade when another connection wrote
+/// meanwhile; on PostgreSQL a plain `BEGIN` (the caller takes the row or advisory locks it
+/// needs).
+///
+/// # Errors
+/// A database error.
+pub async fn begin_write(
+    connection: &mut AnyConnection,
+) -> Result<(sqlx::Transaction<'_, sqlx::Any>, Backend), sqlx::Error> {
+    let backend = Backend::of_connection(connection);
+    let transaction = match backend {
+        Backend::Sqlite => connection.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => connection.begin().await?,
+    };
+    Ok((transaction, backend))
+}
+
 /// The current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -86,6 +86,23 @@ async fn write_room_row(
     Ok(())
 }
 
+/// Locks a room's row for the rest of the transaction on PostgreSQL (`FOR NO KEY UPDATE`,
+/// which foreign-key checks do not wait for): what appends an entry and what stores
+/// messages take, so that the two never interleave in one room and a room's messages commit
+/// in id order. SQLite needs nothing: it runs one writer at a time.
+///
+/// # Errors
+/// A database error.
+pub async fn lock_for_writing(connection: &mut AnyConnection, room_id: &RoomId) -> ApiResult<()> {
+    if super::Backend::of_connection(connection) == super::Backend::Postgres {
+        sqlx::query("SELECT 1 FROM rooms WHERE room_id = $1 FOR NO KEY UPDATE")
+            .bind(room_id.0.as_slice())
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Every table that holds rows of a room, children first: what deleting a room empties.
 pub const ROOM_TABLES: [&str; 9] = [
     "attachment_chunks",
@@ -188,16 +205,10 @@ pub async fn append(
 ) -> ApiResult<Vec<super::attachments::Doomed>> {
     let room_id = new_state.room_id();
     let mut transaction = pool.begin().await?;
-    if super::Backend::of_connection(&transaction) == super::Backend::Postgres {
-        // The lock a batch of messages takes (store::messages::insert_batch): a batch in
-        // progress finishes before this entry's checks and deletions see the room, and a
-        // batch that comes later sees the entry (its new epoch, its pending rotation).
-        // SQLite's one writer at a time gives the same.
-        sqlx::query("SELECT 1 FROM rooms WHERE room_id = $1 FOR NO KEY UPDATE")
-            .bind(room_id.0.as_slice())
-            .execute(&mut *transaction)
-            .await?;
-    }
+    // A batch of messages in progress finishes before this entry's checks and deletions
+    // see the room, and a batch that comes later sees the entry (its new epoch, its pending
+    // rotation).
+    lock_for_writing(&mut transaction, &room_id).await?;
     // Inserting first makes a concurrent append of the same seq fail here, before any side
     // effect, even for a deletion.
     let inserted = sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES ($1, $2, $3)")

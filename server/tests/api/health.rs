@@ -49,14 +49,11 @@ async fn a_wrong_method_gets_a_json_405() {
 /// test shuts the database's connections out as an outage would.)
 #[tokio::test]
 async fn healthz_says_503_while_the_database_is_unreachable() {
-    use sqlx::Connection as _;
     let app = spawn_app().await;
-    let Some(admin_url) = crate::helpers::postgres_url() else {
+    let Some((mut admin, name)) = crate::helpers::postgres_admin(&app).await else {
         eprintln!("skipped: needs CHAT_TEST_POSTGRES_URL (cargo xtask test)");
         return;
     };
-    let name = app.database_url.rsplit('/').next().unwrap().to_owned();
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
         .execute(&mut admin)
         .await

@@ -171,10 +171,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     if database_url.starts_with("postgres") {
         // What SQLite keeps next to its file, kept in the same folder.
         std::fs::create_dir_all(&data).expect("data directory");
-        config.server_key_file = Some(data.join("server.key"));
-        let attachments =
-            url::Url::from_directory_path(data.join("attachments")).expect("an absolute folder");
-        config.attachments_url = Some(attachments.to_string());
+        keep_files_in(&mut config, &data);
     }
     config.bind = "127.0.0.1:0".parse().expect("address");
     // Tests choose their client address with this header.
@@ -212,12 +209,34 @@ pub async fn spawn_instance_of(app: &TestApp) -> TestApp {
     let database_url = app.database_url.clone();
     spawn_app_with(|config| {
         config.database_url = database_url;
-        config.server_key_file = Some(data.join("server.key"));
-        let attachments =
-            url::Url::from_directory_path(data.join("attachments")).expect("an absolute folder");
-        config.attachments_url = Some(attachments.to_string());
+        keep_files_in(config, &data);
     })
     .await
+}
+
+/// Points the server key file and the attachment store of `config` into `data`.
+fn keep_files_in(config: &mut Config, data: &std::path::Path) {
+    config.server_key_file = Some(data.join("server.key"));
+    let attachments =
+        url::Url::from_directory_path(data.join("attachments")).expect("an absolute folder");
+    config.attachments_url = Some(attachments.to_string());
+}
+
+/// On PostgreSQL, a superuser connection to the test server and the name of `app`'s
+/// database, as an operator editing it would have them; `None` on SQLite.
+pub async fn postgres_admin(app: &TestApp) -> Option<(sqlx::PgConnection, String)> {
+    use sqlx::Connection as _;
+    let admin_url = postgres_url().filter(|_| app.on_postgres())?;
+    let name = app
+        .database_url
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    let admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("the test PostgreSQL server answers");
+    Some((admin, name))
 }
 
 /// Reads a JSON body, panicking with the status and text when it does not parse.

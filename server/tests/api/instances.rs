@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{json, spawn_app, spawn_instance_of, TestApp};
 use crate::security_client::{assert_session_ended, HOME_IP};
-use crate::ws_client::{event_within, next_event, Socket};
+use crate::ws_client::{event_within, message_ids, next_event, Socket};
 
 /// Two instances of one deployment, or `None` (with a note) on SQLite.
 async fn two_instances() -> Option<(TestApp, TestApp)> {
@@ -22,18 +22,6 @@ async fn two_instances() -> Option<(TestApp, TestApp)> {
     }
     let second = spawn_instance_of(&first).await;
     Some((first, second))
-}
-
-/// The ids of the next `count` message events on `socket`.
-async fn message_ids(socket: &mut Socket, count: usize) -> Vec<i64> {
-    let mut ids = Vec::with_capacity(count);
-    while ids.len() < count {
-        match next_event(socket).await {
-            ServerEvent::Message { message } => ids.push(message.id),
-            other => panic!("expected a message, got {other:?}"),
-        }
-    }
-    ids
 }
 
 #[tokio::test]
@@ -167,7 +155,6 @@ async fn login_attempts_are_counted_across_instances() {
 /// clients to reconnect (1012) and listens again, and events flow once more.
 #[tokio::test]
 async fn a_broken_notification_connection_sends_clients_to_catch_up() {
-    use sqlx::Connection as _;
     let Some((first, second)) = two_instances().await else {
         return;
     };
@@ -181,9 +168,7 @@ async fn a_broken_notification_connection_sends_clients_to_catch_up() {
 
     // The operator's view: every connection to the deployment's database is cut, the
     // instances' listening connections among them.
-    let admin_url = crate::helpers::postgres_url().unwrap();
-    let name = first.database_url.rsplit('/').next().unwrap().to_owned();
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    let (mut admin, name) = crate::helpers::postgres_admin(&first).await.unwrap();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
         .bind(&name)
         .execute(&mut admin)

@@ -98,13 +98,7 @@ async fn after_resumes_from_the_last_id_seen_page_by_page() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
     let room = app.create_test_room(&alice, "team").await;
-    let mut ids = Vec::new();
-    for sequence in 1..=7 {
-        let body = TestApp::sealed_text(&room, &alice, sequence, &format!("message {sequence}"));
-        let stored: StoredMessage =
-            json(app.post_message(&alice.client, &room.hex(), &body).await).await;
-        ids.push(stored.id);
-    }
+    let ids = post_texts(&app, &room, &alice, 7).await;
     let mut resumed = Vec::new();
     let mut last_seen = ids[1];
     loop {
@@ -136,13 +130,7 @@ async fn messages_are_paged_newest_first_in_ascending_order() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
     let room = app.create_test_room(&alice, "team").await;
-    let mut ids = Vec::new();
-    for sequence in 1..=7 {
-        let body = TestApp::sealed_text(&room, &alice, sequence, &format!("message {sequence}"));
-        let stored: StoredMessage =
-            json(app.post_message(&alice.client, &room.hex(), &body).await).await;
-        ids.push(stored.id);
-    }
+    let ids = post_texts(&app, &room, &alice, 7).await;
     let page_ids = |page: &MessagesResponse| page.messages.iter().map(|m| m.id).collect::<Vec<_>>();
 
     let newest: MessagesResponse = json(
@@ -200,4 +188,21 @@ async fn the_default_page_holds_fifty_messages() {
     let page: MessagesResponse = json(app.get_messages(&alice.client, &room.hex(), "").await).await;
     assert_eq!(page.messages.len(), 50);
     assert!(page.has_more);
+}
+
+/// Posts texts 1 to `count` as `sender` and returns their ids.
+async fn post_texts(
+    app: &TestApp,
+    room: &crate::helpers::TestRoom,
+    sender: &crate::helpers::TestUser,
+    count: u64,
+) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for sequence in 1..=count {
+        let body = TestApp::sealed_text(room, sender, sequence, &format!("message {sequence}"));
+        let stored: StoredMessage =
+            json(app.post_message(&sender.client, &room.hex(), &body).await).await;
+        ids.push(stored.id);
+    }
+    ids
 }

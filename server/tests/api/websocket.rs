@@ -181,13 +181,7 @@ async fn concurrent_posts_reach_every_socket_once_in_id_order() {
     let mut acknowledged = futures_util::future::join_all(posts).await;
     acknowledged.sort_unstable();
     for socket in &mut sockets {
-        let mut received = Vec::new();
-        while received.len() < acknowledged.len() {
-            match next_event(socket).await {
-                ServerEvent::Message { message } => received.push(message.id),
-                other => panic!("expected a message, got {other:?}"),
-            }
-        }
+        let received = crate::ws_client::message_ids(socket, acknowledged.len()).await;
         assert_eq!(received, acknowledged);
         let extra =
             crate::ws_client::event_within(socket, std::time::Duration::from_millis(300)).await;

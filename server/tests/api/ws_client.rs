@@ -61,6 +61,18 @@ pub async fn event_within(socket: &mut Socket, wait: std::time::Duration) -> Opt
     tokio::time::timeout(wait, next_event(socket)).await.ok()
 }
 
+/// The ids of the next `count` events on `socket`, each of which must be a message.
+pub async fn message_ids(socket: &mut Socket, count: usize) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(count);
+    while ids.len() < count {
+        match next_event(socket).await {
+            ServerEvent::Message { message } => ids.push(message.id),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    ids
+}
+
 /// Waits (at most five seconds) for the next server event on `socket`, skipping pings.
 pub async fn next_event(socket: &mut Socket) -> ServerEvent {
     let wait = tokio::time::timeout(std::time::Duration::from_secs(5), async {
