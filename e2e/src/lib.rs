@@ -274,8 +274,12 @@ impl Driver {
     pub fn start() -> E2eResult<Self> {
         let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let port = free_port()?;
+        let profiles = tempfile::tempdir().map_err(|error| error.to_string())?;
+        // Chromium leaves scratch folders in TMPDIR when its session ends uncleanly; under the
+        // profiles folder they go when the driver does.
         let process = Command::new(&binary)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", profiles.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -291,7 +295,7 @@ impl Driver {
         Ok(Self {
             process,
             url: format!("http://127.0.0.1:{port}"),
-            profiles: tempfile::tempdir().map_err(|error| error.to_string())?,
+            profiles,
         })
     }
 

@@ -166,6 +166,12 @@ fn test() -> TaskResult {
             ),
     )?;
 
+    // Chromium leaves scratch folders in TMPDIR when a session ends uncleanly (hundreds of MB
+    // over a run): the browser tests get a folder of their own, removed at the end.
+    let browser_scratch = project_root().join("target/browser-tmp");
+    let _ = std::fs::remove_dir_all(&browser_scratch);
+    std::fs::create_dir_all(&browser_scratch)
+        .map_err(|error| format!("cannot create {}: {error}", browser_scratch.display()))?;
     for package in ["common", "client"] {
         step(&format!(
             "wasm-pack test --headless --chrome {package} (its tests in Chromium)"
@@ -175,6 +181,7 @@ fn test() -> TaskResult {
                 .command("wasm-pack")
                 .args(["test", "--headless", "--chrome", package])
                 .env("CHROMEDRIVER", &tools.chromedriver)
+                .env("TMPDIR", &browser_scratch)
                 .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
         )?;
     }
@@ -192,6 +199,7 @@ fn test() -> TaskResult {
             .env("CHROMEDRIVER", &tools.chromedriver)
             .env("CHROME", &tools.chromium),
     )?;
+    let _ = std::fs::remove_dir_all(&browser_scratch);
 
     println!(
         "\nxtask: every check passed in {:.0} s",
