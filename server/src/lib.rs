@@ -24,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod headers;
 pub mod hub;
+pub mod membership_cache;
 pub mod password;
 pub mod relay;
 pub mod routes;
@@ -57,6 +58,7 @@ use crate::config::AttachmentStore;
 pub use crate::config::Config;
 use crate::headers::SecurityHeaders;
 use crate::hub::Hub;
+use crate::membership_cache::MembershipCache;
 use crate::server_key::{ServerKey, ServerKeyError};
 use crate::store::secrets::ServerSecret;
 use crate::throttle::LoginThrottle;
@@ -91,6 +93,8 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// The group-commit writer messages are stored through.
     pub writer: MessageWriter,
+    /// Who may post to which room, kept true by the membership log.
+    pub membership: MembershipCache,
 }
 
 /// Why the server could not start.
@@ -131,6 +135,7 @@ pub enum StartupError {
 /// A server that is bound and migrated, ready to run.
 pub struct Application {
     hub: Hub,
+    membership: MembershipCache,
     listener: TcpListener,
     port: u16,
     router: Router,
@@ -151,6 +156,7 @@ impl Application {
             _ => return Err(TlsError::Incomplete.into()),
         };
         let pool = store::connect(&config.database_url).await?;
+        let membership = MembershipCache::default();
         let hub = match store::Backend::of(&config.database_url)? {
             store::Backend::Sqlite => Hub::default(),
             store::Backend::Postgres => {
@@ -162,9 +168,12 @@ impl Application {
                 tokio::spawn(relay::listen(
                     config.database_url.clone(),
                     listener,
-                    pool.clone(),
-                    hub.clone(),
-                    publisher.origin(),
+                    relay::Recipients {
+                        pool: pool.clone(),
+                        hub: hub.clone(),
+                        membership: membership.clone(),
+                        origin: publisher.origin(),
+                    },
                 ));
                 hub
             }
@@ -196,11 +205,13 @@ impl Application {
             throttle: Arc::new(throttle),
             dummy_auth_hash: dummy_auth_hash.into(),
             blobs,
+            membership,
         };
         let period = state.config.attachment_collect_period();
         routes::attachments::spawn_collector(state.clone(), period);
         Ok(Self {
             hub: state.hub.clone(),
+            membership: state.membership.clone(),
             listener,
             port,
             router: router(state),
@@ -211,6 +222,12 @@ impl Application {
     /// The port the listener is bound to (useful when the configured port was 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The instance's membership cache (shared with its handlers): for tests and
+    /// diagnostics.
+    pub fn membership_cache(&self) -> MembershipCache {
+        self.membership.clone()
     }
 
     /// Serves requests until the process ends.

@@ -12,6 +12,10 @@
 //!   messages and the rooms' members and pushes them to its own connections of those
 //!   members, one notification after the other: a room's messages reach every connection in
 //!   id order, whichever instance stored them.
+//! - `{"rooms_changed": [HEX, ...]}` is sent by the transaction that appends a log entry or
+//!   deletes an account, naming the rooms whose members, epoch, pending rotation or policy
+//!   it changed: every instance forgets them from its membership cache
+//!   ([`crate::membership_cache`]), before any message stored after the change is pushed.
 //! - `{"event": {"origin": N, "users": [...], "event": {...}}}` carries any other event
 //!   ([`common::api::ServerEvent`]) to users. The instance that sent it has already pushed it
 //!   to its own connections and skips it by `origin`. A recipient list too long for one
@@ -24,8 +28,9 @@
 //!
 //! When the listening connection is lost or fails, notifications sent meanwhile are lost
 //! with it: the listener then closes every connection of its instance with
-//! [`crate::hub::RESTART_CLOSE_CODE`], listens again, and closes those made meanwhile, so
-//! that no client goes on believing it is up to date ([`listen`]).
+//! [`crate::hub::RESTART_CLOSE_CODE`] and clears the membership cache, listens again, and
+//! does both once more for what happened meanwhile, so that no client goes on believing it
+//! is up to date ([`listen`]).
 
 use std::time::Duration;
 
@@ -37,6 +42,7 @@ use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
 use crate::hub::Hub;
+use crate::membership_cache::MembershipCache;
 use crate::store::messages;
 
 /// The PostgreSQL notification channel every instance listens on.
@@ -57,6 +63,9 @@ const MAX_PUBLISH_PAUSE: Duration = Duration::from_secs(5);
 pub enum Notice {
     /// Messages were stored: push them to their rooms' members.
     Messages(Vec<(RoomId, i64)>),
+    /// These rooms changed (a log entry, a deleted account): forget them from the
+    /// membership cache.
+    RoomsChanged(Vec<RoomId>),
     /// Push `event` to `users`.
     Event {
         /// The instance that sent it (and pushed it to its own connections already).
@@ -87,17 +96,26 @@ pub enum Notice {
 /// The payloads announcing stored messages (room and id, in id order), as few as the
 /// payload limit allows.
 pub fn message_payloads(stored: &[(RoomId, i64)]) -> Vec<String> {
+    payloads(stored, Notice::Messages)
+}
+
+/// The payloads announcing that `room_ids` changed, as few as the payload limit allows.
+pub fn rooms_changed_payloads(room_ids: &[RoomId]) -> Vec<String> {
+    payloads(room_ids, Notice::RoomsChanged)
+}
+
+/// `items` in order, split over as few notices made by `notice` as the payload limit allows.
+fn payloads<T: Clone>(items: &[T], notice: impl Fn(Vec<T>) -> Notice) -> Vec<String> {
     let mut payloads = Vec::new();
     let mut start = 0;
-    while start < stored.len() {
+    while start < items.len() {
         let mut end = start + 1;
-        while end < stored.len()
-            && to_payload(&Notice::Messages(stored[start..=end].to_vec())).len()
-                <= MAX_PAYLOAD_BYTES
+        while end < items.len()
+            && to_payload(&notice(items[start..=end].to_vec())).len() <= MAX_PAYLOAD_BYTES
         {
             end += 1;
         }
-        payloads.push(to_payload(&Notice::Messages(stored[start..end].to_vec())));
+        payloads.push(to_payload(&notice(items[start..end].to_vec())));
         start = end;
     }
     payloads
@@ -252,30 +270,46 @@ pub async fn listener(database_url: &str) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-/// Hands every notification to this instance's connections, one after the other, for as
-/// long as the process runs.
+/// What the listener hands notices to: this instance's connections and membership cache.
+#[derive(Debug, Clone)]
+pub struct Recipients {
+    /// The database the notified messages are read from.
+    pub pool: AnyPool,
+    /// This instance's connections.
+    pub hub: Hub,
+    /// This instance's membership cache.
+    pub membership: MembershipCache,
+    /// This instance's origin ([`Publisher::origin`]), whose own notices are skipped.
+    pub origin: u64,
+}
+
+impl Recipients {
+    /// What to do when notices may have been lost: every connection is told to reconnect
+    /// and catch up, and the membership cache is cleared. Returns the connections closed.
+    fn lost_notices(&self) -> usize {
+        self.membership.clear();
+        self.hub.close_all()
+    }
+}
+
+/// Hands every notification to this instance's connections and membership cache, one after
+/// the other, for as long as the process runs.
 ///
 /// Whatever ends or breaks the listening connection (a closed connection, an error, a
 /// database that is down) may have lost notifications: every connection of this instance is
-/// then told to reconnect at once (their clients catch up by syncing), the listener connects
-/// and listens again (every [`RETRY_DELAY`] until it can), and every connection made in the
-/// meantime is told to reconnect once more, since it too may have missed something.
-pub async fn listen(
-    database_url: String,
-    mut listener: PgListener,
-    pool: AnyPool,
-    hub: Hub,
-    origin: u64,
-) {
+/// then told to reconnect at once (their clients catch up by syncing) and the membership
+/// cache is cleared, the listener connects and listens again (every [`RETRY_DELAY`] until it
+/// can), and both are done once more for what happened in the meantime.
+pub async fn listen(database_url: String, mut listener: PgListener, recipients: Recipients) {
     loop {
         let lost = match listener.try_recv().await {
             Ok(Some(notification)) => {
                 match serde_json::from_str::<Notice>(notification.payload()) {
-                    Ok(notice) => deliver(&pool, &hub, origin, notice).await,
+                    Ok(notice) => deliver(&recipients, notice).await,
                     Err(error) => {
                         // Not one of ours: whatever it meant to say is lost.
                         tracing::error!(%error, "unreadable notice; clients told to reconnect");
-                        hub.close_all();
+                        recipients.lost_notices();
                     }
                 }
                 continue;
@@ -283,7 +317,7 @@ pub async fn listen(
             Ok(None) => "closed".to_owned(),
             Err(error) => error.to_string(),
         };
-        let closed = hub.close_all();
+        let closed = recipients.lost_notices();
         tracing::warn!(
             websockets = closed,
             reason = %lost,
@@ -296,7 +330,7 @@ pub async fn listen(
                 Err(error) => tracing::error!(%error, "cannot listen for notifications"),
             }
         };
-        let closed = hub.close_all();
+        let closed = recipients.lost_notices();
         tracing::info!(
             websockets = closed,
             "listening again; clients told to reconnect"
@@ -304,7 +338,14 @@ pub async fn listen(
     }
 }
 
-async fn deliver(pool: &AnyPool, hub: &Hub, origin: u64, notice: Notice) {
+async fn deliver(recipients: &Recipients, notice: Notice) {
+    let Recipients {
+        pool,
+        hub,
+        membership,
+        origin,
+    } = recipients;
+    let origin = *origin;
     match notice {
         Notice::Messages(stored) => {
             let pushed = async {
@@ -317,6 +358,7 @@ async fn deliver(pool: &AnyPool, hub: &Hub, origin: u64, notice: Notice) {
                 hub.close_all();
             }
         }
+        Notice::RoomsChanged(room_ids) => membership.invalidate(room_ids),
         Notice::Event {
             origin: sender,
             users,

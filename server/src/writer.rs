@@ -31,7 +31,6 @@ pub const QUEUE: usize = 4_096;
 /// One post waiting for its batch.
 struct Pending {
     message: NewMessage,
-    messages_per_minute: u32,
     answer: oneshot::Sender<ApiResult<StoredMessage>>,
 }
 
@@ -63,17 +62,9 @@ impl MessageWriter {
     /// The message's refusal ([`ApiError::Conflict`], [`ApiError::RateLimited`], not
     /// found), a database error of its batch, or [`ApiError::Unavailable`] when the queue
     /// is full or the writer has stopped.
-    pub async fn post(
-        &self,
-        message: NewMessage,
-        messages_per_minute: u32,
-    ) -> ApiResult<StoredMessage> {
+    pub async fn post(&self, message: NewMessage) -> ApiResult<StoredMessage> {
         let (answer, answered) = oneshot::channel();
-        let pending = Pending {
-            message,
-            messages_per_minute,
-            answer,
-        };
+        let pending = Pending { message, answer };
         self.queue
             .try_send(pending)
             .map_err(|_| ApiError::Unavailable("the server is busy, try again"))?;
@@ -89,12 +80,7 @@ async fn write(pool: AnyPool, hub: Hub, mut queue: mpsc::Receiver<Pending>) {
         let pending = std::mem::take(&mut batch);
         let (inputs, answers): (Vec<_>, Vec<_>) = pending
             .into_iter()
-            .map(|pending| {
-                (
-                    (pending.message, pending.messages_per_minute),
-                    pending.answer,
-                )
-            })
+            .map(|pending| (pending.message, pending.answer))
             .unzip();
         match messages::insert_batch(&pool, &inputs).await {
             Ok(results) => {

@@ -210,7 +210,8 @@ async fn delete_account(
         request.totp_code.as_deref(),
     )
     .await?;
-    let signed_out = users::delete_account(&state.pool, &user.username).await?;
+    let (signed_out, room_ids) = users::delete_account(&state.pool, &user.username).await?;
+    state.membership.invalidate(room_ids);
     state.hub.close_sessions(&user.username, &signed_out);
     tracing::info!(username = %user.username, "account deleted");
     Ok((StatusCode::NO_CONTENT, [session::clearing_cookie(&state)]))

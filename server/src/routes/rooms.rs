@@ -251,6 +251,7 @@ async fn append_log(
         check_envelope(&room_state, &user.username, &room_id, envelope)?;
     }
     let doomed = rooms::append(&state.pool, &entry, &room_state, &request.envelopes).await?;
+    state.membership.invalidate([room_id]);
     // The entry cleared the history or deleted the room: its attachments' chunks go too.
     crate::routes::attachments::delete_blobs(&state, &doomed).await;
     let seq = entry.entry().seq;

@@ -65,9 +65,9 @@ pub const RATE_WINDOW_MS: i64 = 60_000;
 /// order, the message as clients see it or its refusal. A message is refused when its
 /// sender is no longer a member (removed while the message waited), when its epoch is no
 /// longer the room's current one or the log leaves a rotation pending, or when its
-/// sender already posted `messages_per_minute` messages in the room within the
-/// [`RATE_WINDOW_MS`] before its `received_at_ms` (0 means no limit; the batch's earlier
-/// messages count). Each message's checks and insert are one statement, and on PostgreSQL
+/// sender already posted the room policy's messages per minute (`rooms.messages_per_minute`,
+/// 0 for no limit) within the [`RATE_WINDOW_MS`] before its `received_at_ms` (the batch's
+/// earlier messages count). Each message's checks and insert are one statement, and on PostgreSQL
 /// the batch first locks the rows of its rooms (in room id order, so two instances' batches
 /// never deadlock): neither concurrent posts nor an entry appended meanwhile get past the
 /// checks, and a room's messages commit in id order. On PostgreSQL the transaction also
@@ -82,23 +82,23 @@ pub const RATE_WINDOW_MS: i64 = 60_000;
 /// sender removed meanwhile, [`ApiError::Unavailable`] when the reason cannot be read.
 pub async fn insert_batch(
     pool: &AnyPool,
-    batch: &[(NewMessage, u32)],
+    batch: &[NewMessage],
 ) -> ApiResult<Vec<ApiResult<StoredMessage>>> {
     let mut connection = pool.acquire().await?;
     let (mut transaction, backend) = super::begin_write(&mut connection).await?;
-    let rooms: BTreeSet<[u8; 32]> = batch.iter().map(|(message, _)| message.room_id.0).collect();
+    let rooms: BTreeSet<[u8; 32]> = batch.iter().map(|message| message.room_id.0).collect();
     for room_id in rooms {
         super::rooms::lock_for_writing(&mut transaction, &RoomId(room_id)).await?;
     }
     let mut ids = Vec::with_capacity(batch.len());
-    for (message, messages_per_minute) in batch {
-        ids.push(insert_one(&mut transaction, message, *messages_per_minute).await?);
+    for message in batch {
+        ids.push(insert_one(&mut transaction, message).await?);
     }
     if backend == Backend::Postgres {
         let stored: Vec<(RoomId, i64)> = batch
             .iter()
             .zip(&ids)
-            .filter_map(|((message, _), id)| id.map(|id| (message.room_id, id)))
+            .filter_map(|(message, id)| id.map(|id| (message.room_id, id)))
             .collect();
         for payload in crate::relay::message_payloads(&stored) {
             crate::relay::notify(&mut *transaction, &payload).await?;
@@ -107,7 +107,7 @@ pub async fn insert_batch(
     transaction.commit().await?;
     drop(connection);
     let mut results = Vec::with_capacity(batch.len());
-    for ((message, messages_per_minute), id) in batch.iter().zip(ids) {
+    for (message, id) in batch.iter().zip(ids) {
         results.push(match id {
             Some(id) => Ok(StoredMessage {
                 id,
@@ -119,12 +119,10 @@ pub async fn insert_batch(
                 ciphertext: Base64(message.ciphertext.clone()),
             }),
             // Not stored: a failure to say why must not fail the messages that were.
-            None => Err(refusal(pool, message, *messages_per_minute)
-                .await
-                .unwrap_or_else(|error| {
-                    tracing::error!(%error, "cannot tell why a message was refused");
-                    ApiError::Unavailable("the message was not stored, try again")
-                })),
+            None => Err(refusal(pool, message).await.unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot tell why a message was refused");
+                ApiError::Unavailable("the message was not stored, try again")
+            })),
         });
     }
     Ok(results)
@@ -134,19 +132,19 @@ pub async fn insert_batch(
 async fn insert_one(
     connection: &mut AnyConnection,
     message: &NewMessage,
-    messages_per_minute: u32,
 ) -> ApiResult<Option<i64>> {
     let epoch =
         i64::try_from(message.epoch).map_err(|_| ApiError::bad_request("epoch is too large"))?;
     let window_start = message.received_at_ms.saturating_sub(RATE_WINDOW_MS);
     let id = sqlx::query_scalar(
         "INSERT INTO messages (room_id, epoch, sender, received_at_ms, nonce, ciphertext) \
-         SELECT $1, $2, $3, $4, $5, $6 \
-         WHERE EXISTS (SELECT 1 FROM rooms WHERE room_id = $1 AND current_epoch = $2 \
-             AND log_rotation_pending = 0) \
+         SELECT $1, $2, $3, $4, $5, $6 FROM rooms \
+         WHERE rooms.room_id = $1 AND rooms.current_epoch = $2 \
+         AND rooms.log_rotation_pending = 0 \
          AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND username = $3) \
-         AND ($7 = 0 OR (SELECT COUNT(*) FROM messages \
-             WHERE room_id = $1 AND sender = $3 AND received_at_ms > $8) < $7) \
+         AND (rooms.messages_per_minute = 0 OR (SELECT COUNT(*) FROM messages \
+             WHERE room_id = $1 AND sender = $3 AND received_at_ms > $7) \
+             < rooms.messages_per_minute) \
          RETURNING id",
     )
     .bind(message.room_id.0.as_slice())
@@ -155,7 +153,6 @@ async fn insert_one(
     .bind(message.received_at_ms)
     .bind(message.nonce.as_slice())
     .bind(message.ciphertext.as_slice())
-    .bind(i64::from(messages_per_minute))
     .bind(window_start)
     .fetch_optional(&mut *connection)
     .await?;
@@ -165,17 +162,15 @@ async fn insert_one(
 /// Why a message of a committed batch was not stored: the room is gone or the sender is no
 /// longer a member, the room's epoch moved on or a rotation became pending (an entry was
 /// appended while the message waited), or the sender is over the rate limit.
-async fn refusal(
-    pool: &AnyPool,
-    message: &NewMessage,
-    messages_per_minute: u32,
-) -> ApiResult<ApiError> {
+async fn refusal(pool: &AnyPool, message: &NewMessage) -> ApiResult<ApiError> {
     let epoch = i64::try_from(message.epoch).unwrap_or(i64::MAX);
-    let row: Option<(i64, i64)> =
-        sqlx::query_as("SELECT current_epoch, log_rotation_pending FROM rooms WHERE room_id = $1")
-            .bind(message.room_id.0.as_slice())
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT current_epoch, log_rotation_pending, messages_per_minute FROM rooms \
+         WHERE room_id = $1",
+    )
+    .bind(message.room_id.0.as_slice())
+    .fetch_optional(pool)
+    .await?;
     let member: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM room_members WHERE room_id = $1 AND username = $2")
             .bind(message.room_id.0.as_slice())
@@ -185,9 +180,13 @@ async fn refusal(
     Ok(match row {
         None => ApiError::not_found("room not found"),
         Some(_) if member.is_none() => ApiError::not_found("room not found"),
-        Some((current, _)) if current != epoch => ApiError::conflict("stale epoch"),
-        Some((_, pending)) if super::flag(pending) => ApiError::conflict("key rotation pending"),
-        Some(_) => rate_limited(pool, message, messages_per_minute).await?,
+        Some((current, _, _)) if current != epoch => ApiError::conflict("stale epoch"),
+        Some((_, pending, _)) if super::flag(pending) => ApiError::conflict("key rotation pending"),
+        Some((_, _, messages_per_minute)) => {
+            let limit = u32::try_from(messages_per_minute)
+                .map_err(|_| ApiError::CorruptData("rooms.messages_per_minute".to_owned()))?;
+            rate_limited(pool, message, limit).await?
+        }
     })
 }
 

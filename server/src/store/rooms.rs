@@ -103,6 +103,25 @@ pub async fn lock_for_writing(connection: &mut AnyConnection, room_id: &RoomId) 
     Ok(())
 }
 
+/// On PostgreSQL, has the transaction on `connection` announce at commit that `room_ids`
+/// changed, so that every instance forgets them from its membership cache
+/// ([`crate::relay::Notice::RoomsChanged`]); SQLite has one instance, which forgets them
+/// itself.
+///
+/// # Errors
+/// A database error.
+pub async fn announce_changes(
+    connection: &mut AnyConnection,
+    room_ids: &[RoomId],
+) -> ApiResult<()> {
+    if super::Backend::of_connection(connection) == super::Backend::Postgres {
+        for payload in crate::relay::rooms_changed_payloads(room_ids) {
+            crate::relay::notify(&mut *connection, &payload).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Every table that holds rows of a room, children first: what deleting a room empties.
 pub const ROOM_TABLES: [&str; 9] = [
     "attachment_chunks",
@@ -191,8 +210,10 @@ pub async fn load_log(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Vec<Vec<u8>
 /// - a delete-room entry deletes every row of the room from every table
 ///   ([`ROOM_TABLES`]), the entry itself included: the room is gone.
 ///
-/// Returns the attachments whose rows a clear-history or delete-room entry removed, for
-/// the caller to delete their chunks once the entry is stored.
+/// On PostgreSQL the transaction announces the change to every instance
+/// ([`announce_changes`]); the caller forgets the room from its own membership cache once
+/// this returns. Returns the attachments whose rows a clear-history or delete-room entry
+/// removed, for the caller to delete their chunks once the entry is stored.
 ///
 /// # Errors
 /// [`ApiError::Conflict`] when another entry with this sequence number was stored first;
@@ -209,6 +230,7 @@ pub async fn append(
     // see the room, and a batch that comes later sees the entry (its new epoch, its pending
     // rotation).
     lock_for_writing(&mut transaction, &room_id).await?;
+    announce_changes(&mut transaction, &[room_id]).await?;
     // Inserting first makes a concurrent append of the same seq fail here, before any side
     // effect, even for a deletion.
     let inserted = sqlx::query("INSERT INTO room_log (room_id, seq, entry) VALUES ($1, $2, $3)")

@@ -3,6 +3,7 @@
 
 use common::account::KdfParams;
 use common::identity::PublicIdentity;
+use common::membership::RoomId;
 use ed25519_dalek::Signature;
 use sqlx::{AnyPool, FromRow};
 
@@ -246,12 +247,33 @@ pub const USER_TABLES: [(&str, &str); 10] = [
 /// Deletes the account `username` in one transaction: every room it is still a member of
 /// gets `rotation_pending = 1` (the remaining members should rotate the key it held), then
 /// its sessions, its rows in every table of [`USER_TABLES`] and its `users` row are
-/// deleted. Returns the public ids of the deleted sessions.
+/// deleted; on PostgreSQL the transaction announces the change of those rooms to every
+/// instance ([`super::rooms::announce_changes`]). Returns the public ids of the deleted
+/// sessions and the rooms the account was a member of (for the caller to forget from its
+/// own membership cache).
 ///
 /// # Errors
-/// A database error.
-pub async fn delete_account(pool: &AnyPool, username: &str) -> ApiResult<Vec<String>> {
+/// A database error, or [`ApiError::CorruptData`] for a stored room id that is not 32 bytes.
+pub async fn delete_account(
+    pool: &AnyPool,
+    username: &str,
+) -> ApiResult<(Vec<String>, Vec<RoomId>)> {
     let mut transaction = pool.begin().await?;
+    let room_ids: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT room_id FROM room_members WHERE username = $1")
+            .bind(username)
+            .fetch_all(&mut *transaction)
+            .await?;
+    let room_ids = room_ids
+        .into_iter()
+        .map(|room_id| {
+            room_id
+                .try_into()
+                .map(RoomId)
+                .map_err(|_| ApiError::CorruptData("room_members.room_id".to_owned()))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    super::rooms::announce_changes(&mut transaction, &room_ids).await?;
     sqlx::query(
         "UPDATE rooms SET rotation_pending = 1 \
          WHERE room_id IN (SELECT room_id FROM room_members WHERE username = $1)",
@@ -272,5 +294,5 @@ pub async fn delete_account(pool: &AnyPool, username: &str) -> ApiResult<Vec<Str
         .execute(&mut *transaction)
         .await?;
     transaction.commit().await?;
-    Ok(signed_out)
+    Ok((signed_out, room_ids))
 }

@@ -93,6 +93,8 @@ pub struct TestApp {
     pub directory: TempDir,
     /// A client without a session.
     pub anonymous: Client,
+    /// The instance's membership cache.
+    pub membership: server::membership_cache::MembershipCache,
     /// Completing this starts a graceful shutdown of the server.
     shutdown: tokio::sync::oneshot::Sender<()>,
     /// The task serving requests.
@@ -180,6 +182,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let database_url = config.database_url.clone();
     let application = Application::build(config).await.expect("app builds");
     let port = application.port();
+    let membership = application.membership_cache();
     let scheme = if application.tls_enabled() {
         "https"
     } else {
@@ -195,6 +198,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
         port,
         directory,
         anonymous: Client::new(),
+        membership,
         shutdown,
         server,
     }

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use common::api::{ServerEvent, SessionsResponse};
-use common::membership::Role;
+use common::api::{DeleteAccountRequest, ServerEvent, SessionsResponse};
+use common::membership::{Role, RoomId};
+use common::wire::Base64Array;
 use reqwest::StatusCode;
 
 use crate::helpers::{json, spawn_app, spawn_instance_of, TestApp};
@@ -105,6 +106,63 @@ async fn an_entry_through_one_instance_reaches_sockets_on_the_other() {
         next_event(&mut carol_socket).await,
         ServerEvent::KeyEnvelope { .. }
     ));
+}
+
+/// Waits (at most five seconds) until `app`'s membership cache no longer holds `room_id`.
+async fn forgotten_by(app: &TestApp, room_id: &RoomId) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.membership.contains(room_id) {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_change_through_one_instance_clears_the_room_from_the_cache_of_the_other() {
+    let Some((first, second)) = two_instances().await else {
+        return;
+    };
+    let alice = first.register_user("alice").await;
+    let bob = first.register_user("bob").await;
+    let carol = first.register_user("carol").await;
+    let mut room = first.create_test_room(&alice, "cached twice").await;
+    first
+        .add_member(&mut room, &alice, &bob, Role::Member)
+        .await;
+    let hello = TestApp::sealed_text(&room, &bob, 1, "through the second");
+    let response = second.post_message(&bob.client, &room.hex(), &hello).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(second.membership.contains(&room.room_id));
+
+    // A log entry appended through the first instance.
+    first
+        .add_member(&mut room, &alice, &carol, Role::Member)
+        .await;
+    assert!(
+        forgotten_by(&second, &room.room_id).await,
+        "the entry's notice cleared the room on the second instance"
+    );
+
+    // An account deleted through the first instance.
+    let post_again = TestApp::sealed_text(&room, &bob, 2, "again");
+    let response = second
+        .post_message(&bob.client, &room.hex(), &post_again)
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(second.membership.contains(&room.room_id));
+    let request = DeleteAccountRequest {
+        auth_key: Base64Array(carol.auth_key),
+        totp_code: None,
+    };
+    let response = first.delete_account(&carol.client, &request).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(
+        forgotten_by(&second, &room.room_id).await,
+        "the deletion's notice cleared the room on the second instance"
+    );
 }
 
 #[tokio::test]

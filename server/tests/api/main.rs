@@ -18,6 +18,7 @@ mod key_requests;
 mod malicious_chains;
 mod malicious_server;
 mod malicious_views;
+mod membership_cache;
 mod messages;
 mod networks;
 mod password_change;
