@@ -158,7 +158,10 @@ impl Application {
         let pool = store::connect(&config.database_url).await?;
         let membership = MembershipCache::default();
         let hub = match store::Backend::of(&config.database_url)? {
-            store::Backend::Sqlite => Hub::default(),
+            store::Backend::Sqlite => {
+                tokio::spawn(store::checkpoint_periodically(pool.clone()));
+                Hub::default()
+            }
             store::Backend::Postgres => {
                 // Listening before serving: nothing announced after this is missed.
                 let listener = relay::listener(&config.database_url).await?;

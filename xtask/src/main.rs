@@ -30,8 +30,9 @@ tasks:
   cluster install missing tools and packages (nginx, PostgreSQL), build, and run a local
           deployment until Ctrl-C: PostgreSQL with a synchronous standby, three server
           instances and nginx in front (deploy/), at http://127.0.0.1:8080
-  bench   run the criterion benchmarks of the crypto core, the relay load generator and
-          the attachment throughput benchmark
+  bench   run the criterion benchmarks of the crypto core, the relay benchmark (fan-out
+          against a bare broadcast baseline, durable posts on SQLite and a throwaway
+          PostgreSQL, idle connections) and the attachment throughput benchmark
   fuzz    run every cargo-fuzz target of fuzz/ (nightly) for a bounded time each, growing
           fuzz/corpus/; `cargo xtask fuzz -- 300` gives each target 300 s (default 60)
 ";
@@ -253,8 +254,21 @@ fn fuzz(args: &[String]) -> TaskResult {
 fn bench() -> TaskResult {
     step("criterion benchmarks of the crypto core");
     run_command(cargo().args(["bench", "--package", "common"]))?;
-    step("relay load generator (loopback only)");
-    run_command(cargo().args(["bench", "--package", "server", "--bench", "relay"]))?;
+    step("relay: fan-out against a bare broadcast baseline, durable posts on SQLite and PostgreSQL, idle connections (loopback only)");
+    run_command(cargo().args(["build", "--release", "--package", "server"]))?;
+    {
+        // Durability is under test: PostgreSQL keeps its default fsync and synchronous commit.
+        let postgres = Postgres::start_new("chat-bench-postgres", &["max_connections=300"])?;
+        run_command(
+            cargo()
+                .args(["bench", "--package", "server", "--bench", "relay"])
+                .env("CHAT_BENCH_POSTGRES_URL", postgres.url("postgres"))
+                .env(
+                    "CHAT_SERVER_BIN",
+                    project_root().join("target/release/server"),
+                ),
+        )?;
+    }
     step("attachment throughput, 100 MiB each way (loopback only)");
     run_command(cargo().args(["bench", "--package", "server", "--bench", "attachments"]))?;
     let tools = Tools::ensure_for_test()?;

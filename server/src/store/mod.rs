@@ -73,6 +73,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections of a pool, per instance.
 const MAX_CONNECTIONS: u32 = 16;
 
+/// How often [`checkpoint_periodically`] moves a SQLite write-ahead log into the database.
+pub const CHECKPOINT_PERIOD: Duration = Duration::from_millis(500);
+
 /// Opens the database at `database_url` and runs its backend's migrations
 /// (`server/migrations/sqlite/` or `server/migrations/postgres/`). A SQLite file is created
 /// with its parent directory when missing, in WAL mode with foreign keys on.
@@ -91,6 +94,18 @@ pub async fn connect(database_url: &str) -> Result<AnyPool, StartupError> {
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(BUSY_TIMEOUT);
+            // No connection checkpoints when its commit fills the log (SQLite's default,
+            // which would make that commit, and every post waiting on it, also copy the log
+            // into the database and fsync it): `checkpoint_periodically` does it beside the
+            // writers instead.
+            options = options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                        .execute(connection)
+                        .await
+                        .map(|_| ())
+                })
+            });
             let in_memory =
                 database_url.contains(":memory:") || database_url.contains("mode=memory");
             if in_memory {
@@ -122,6 +137,26 @@ pub async fn connect(database_url: &str) -> Result<AnyPool, StartupError> {
             let pool = options.connect(database_url).await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             Ok(pool)
+        }
+    }
+}
+
+/// Checkpoints a SQLite database every [`CHECKPOINT_PERIOD`], for as long as the process
+/// runs: a passive checkpoint (<https://www.sqlite.org/c3ref/wal_checkpoint_v2.html>) copies
+/// what the write-ahead log holds into the database file and fsyncs it on a connection of
+/// its own, while writers go on appending to the log, so that no commit waits for it (the
+/// pool's connections have automatic checkpoints off, see [`connect`]). A failure is logged
+/// and tried again at the next period.
+pub async fn checkpoint_periodically(pool: AnyPool) {
+    let mut period = tokio::time::interval(CHECKPOINT_PERIOD);
+    period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        period.tick().await;
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(%error, "cannot checkpoint the write-ahead log");
         }
     }
 }

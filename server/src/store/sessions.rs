@@ -92,16 +92,21 @@ pub async fn find_and_touch(
         delete(pool, token_hash).await?;
         return Ok(None);
     }
-    // Writing on every request would serialize all requests on SQLite's single writer, so
-    // the time is only recorded when the stored one is older than a minute.
-    sqlx::query(
-        "UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2 AND last_seen_at < $3",
-    )
-    .bind(now_ms)
-    .bind(token_hash.as_slice())
-    .bind(now_ms.saturating_sub(LAST_SEEN_RESOLUTION_MS))
-    .execute(pool)
-    .await?;
+    // Writing on every request would serialize all requests on SQLite's single writer (an
+    // UPDATE takes the write lock even when it matches no row, and then waits for the
+    // message writer's transactions), so the time is only recorded when the stored one is
+    // older than a minute, and the statement only runs then.
+    let stale_before = now_ms.saturating_sub(LAST_SEEN_RESOLUTION_MS);
+    if last_seen_at < stale_before {
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2 AND last_seen_at < $3",
+        )
+        .bind(now_ms)
+        .bind(token_hash.as_slice())
+        .bind(stale_before)
+        .execute(pool)
+        .await?;
+    }
     Ok(Some(Session {
         username,
         public_id,
