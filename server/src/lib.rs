@@ -199,7 +199,7 @@ impl Application {
         let port = listener.local_addr().map_err(StartupError::Bind)?.port();
         let throttle = LoginThrottle::new(config.login_attempts, config.login_window());
         let state = AppState {
-            writer: MessageWriter::start(pool.clone(), hub.clone()),
+            writer: MessageWriter::start(pool.clone(), hub.clone(), membership.clone()),
             pool,
             hub,
             config: Arc::new(config),

@@ -8,7 +8,16 @@
 //! ([`crate::relay`]), so it reaches every instance in commit order, before the notices of
 //! messages stored after it. A lost notification connection clears the whole cache.
 //!
-//! The cache never decides alone:
+//! The pushes of stored messages take their recipients from the cache too. For that, a change
+//! marks its rooms as changing before its transaction ([`MembershipCache::begin_change`])
+//! and invalidates them once it committed (when the [`Change`] is dropped): while a room is
+//! marked, its members are read from the database instead. A push that found the room
+//! unmarked and cached belongs to a batch committed before the change began, so the cached
+//! members are those of the batch's commit. On PostgreSQL the other instances push from
+//! the relay's notices, where the change's `rooms_changed` comes before the notices of any
+//! batch committed after it.
+//!
+//! What the cache allows a post to do never decides alone:
 //!
 //! - a post the cache allows is checked again by the statement that stores it
 //!   ([`crate::store::messages::insert_batch`]), so a stale entry cannot let a removed
@@ -54,6 +63,33 @@ struct Rooms {
     /// Counts invalidations: a read that began before one is not kept, since it may have
     /// seen the room before the change.
     invalidations: u64,
+    /// Rooms with a change in progress on this instance, and how many.
+    changing: HashMap<RoomId, usize>,
+}
+
+/// A change to some rooms in progress: dropping it (once the change committed, or failed)
+/// invalidates them and ends the mark.
+#[must_use = "the rooms stay marked as changing until this is dropped"]
+#[derive(Debug)]
+pub struct Change {
+    cache: MembershipCache,
+    room_ids: Vec<RoomId>,
+}
+
+impl Drop for Change {
+    fn drop(&mut self) {
+        let mut rooms = self.cache.lock();
+        rooms.invalidations += 1;
+        for room_id in &self.room_ids {
+            rooms.snapshots.remove(room_id);
+            if let Some(count) = rooms.changing.get_mut(room_id) {
+                *count -= 1;
+                if *count == 0 {
+                    rooms.changing.remove(room_id);
+                }
+            }
+        }
+    }
 }
 
 /// The cache of one instance. Cloning shares it.
@@ -126,8 +162,42 @@ impl MembershipCache {
         self.room(pool, room_id).await
     }
 
-    /// Forgets `room_ids`: called after a change to them commits, and on the relay's notice
-    /// of a change made by another instance.
+    /// Marks `room_ids` as changing until the returned [`Change`] is dropped, which also
+    /// invalidates them: what a change of their members, epoch or policy on this instance
+    /// holds from before its transaction begins until after it commits.
+    pub fn begin_change(&self, room_ids: impl IntoIterator<Item = RoomId>) -> Change {
+        let room_ids: Vec<RoomId> = room_ids.into_iter().collect();
+        let mut rooms = self.lock();
+        for room_id in &room_ids {
+            *rooms.changing.entry(*room_id).or_default() += 1;
+        }
+        drop(rooms);
+        Change {
+            cache: self.clone(),
+            room_ids,
+        }
+    }
+
+    /// The current members of `room_id`, to push a message just committed to: from the
+    /// cache, or from the database while a change of the room is in progress on this
+    /// instance (see the module documentation). Empty for a room that no longer exists.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn recipients(&self, pool: &AnyPool, room_id: &RoomId) -> ApiResult<Vec<String>> {
+        let changing = self.lock().changing.contains_key(room_id);
+        if changing {
+            return rooms::member_usernames(pool, room_id).await;
+        }
+        Ok(self
+            .room(pool, room_id)
+            .await?
+            .map(|room| room.members.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// Forgets `room_ids`: called on the relay's notice of a change made by another
+    /// instance, and when the database refused what the cache allowed.
     pub fn invalidate(&self, room_ids: impl IntoIterator<Item = RoomId>) {
         let mut rooms = self.lock();
         rooms.invalidations += 1;
@@ -169,4 +239,131 @@ async fn read(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Option<RoomSnapshot
         .into_iter()
         .collect();
     Ok(Some(RoomSnapshot { members, rules }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const ROOM: RoomId = RoomId([9; 32]);
+
+    /// An in-memory database with one room whose members are `members` (foreign keys off,
+    /// so that no account rows are needed).
+    async fn database(members: &[&str]) -> AnyPool {
+        let pool = crate::store::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO rooms (room_id, created_at, current_epoch) VALUES ($1, 0, 3)")
+            .bind(ROOM.0.as_slice())
+            .execute(&pool)
+            .await
+            .unwrap();
+        for member in members {
+            add(&pool, member).await;
+        }
+        pool
+    }
+
+    /// Adds a member row behind the cache's back.
+    async fn add(pool: &AnyPool, username: &str) {
+        sqlx::query("INSERT INTO room_members (room_id, username, role) VALUES ($1, $2, 'member')")
+            .bind(ROOM.0.as_slice())
+            .bind(username)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+
+    fn names(members: &[&str]) -> HashSet<String> {
+        members.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_room_is_read_once_and_again_after_an_invalidation() {
+        let pool = database(&["alice"]).await;
+        let cache = MembershipCache::default();
+        let room = cache.room(&pool, &ROOM).await.unwrap().unwrap();
+        assert_eq!(room.members, names(&["alice"]));
+        assert_eq!(room.rules.current_epoch, 3);
+        assert!(cache.contains(&ROOM));
+
+        add(&pool, "bob").await;
+        let cached = cache.room(&pool, &ROOM).await.unwrap().unwrap();
+        assert_eq!(cached.members, names(&["alice"]), "served from the cache");
+        cache.invalidate([ROOM]);
+        assert!(!cache.contains(&ROOM));
+        let read = cache.room(&pool, &ROOM).await.unwrap().unwrap();
+        assert_eq!(read.members, names(&["alice", "bob"]));
+        let fresh = cache.fresh(&pool, &ROOM).await.unwrap().unwrap();
+        assert_eq!(fresh, read);
+    }
+
+    #[tokio::test]
+    async fn a_missing_room_is_not_cached() {
+        let pool = database(&[]).await;
+        let cache = MembershipCache::default();
+        let other = RoomId([1; 32]);
+        assert!(cache.room(&pool, &other).await.unwrap().is_none());
+        assert!(cache.is_empty());
+        assert!(cache.recipients(&pool, &other).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn while_a_change_is_in_progress_recipients_come_from_the_database() {
+        let pool = database(&["alice"]).await;
+        let cache = MembershipCache::default();
+        assert_eq!(cache.recipients(&pool, &ROOM).await.unwrap(), ["alice"]);
+        assert!(cache.contains(&ROOM));
+
+        let change = cache.begin_change([ROOM]);
+        add(&pool, "bob").await;
+        let mut during = cache.recipients(&pool, &ROOM).await.unwrap();
+        during.sort();
+        assert_eq!(during, ["alice", "bob"], "read from the database");
+        // Two changes at once: the room stays marked until both end.
+        let second = cache.begin_change([ROOM]);
+        drop(change);
+        assert!(!cache.contains(&ROOM), "the end of a change invalidates");
+        add(&pool, "carol").await;
+        assert_eq!(cache.recipients(&pool, &ROOM).await.unwrap().len(), 3);
+        drop(second);
+        assert!(!cache.contains(&ROOM));
+        assert_eq!(cache.recipients(&pool, &ROOM).await.unwrap().len(), 3);
+        assert!(
+            cache.contains(&ROOM),
+            "cached again once no change is in progress"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_at_most_its_capacity() {
+        let pool = database(&["alice"]).await;
+        let cache = MembershipCache::default();
+        let snapshot = Arc::new(RoomSnapshot {
+            members: names(&["alice"]),
+            rules: PostingRules {
+                current_epoch: 0,
+                rotation_pending: false,
+                messages_per_minute: 0,
+            },
+        });
+        {
+            let mut rooms = cache.lock();
+            for index in 0..CAPACITY {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(index as u64).to_le_bytes());
+                rooms.snapshots.insert(RoomId(id), snapshot.clone());
+            }
+        }
+        assert_eq!(cache.len(), CAPACITY);
+        cache.room(&pool, &ROOM).await.unwrap().unwrap();
+        assert_eq!(cache.len(), CAPACITY, "one evicted for the new room");
+        assert!(cache.contains(&ROOM));
+        cache.clear();
+        assert!(cache.is_empty());
+    }
 }

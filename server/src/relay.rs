@@ -350,7 +350,7 @@ async fn deliver(recipients: &Recipients, notice: Notice) {
         Notice::Messages(stored) => {
             let pushed = async {
                 let messages = messages::by_ids(pool, &stored).await?;
-                crate::writer::push(pool, hub, messages).await
+                crate::writer::push(pool, hub, membership, messages).await
             };
             if let Err(error) = pushed.await {
                 tracing::error!(%error, "cannot read notified messages");

@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{ApiError, ApiResult};
 use crate::hub::Hub;
+use crate::membership_cache::MembershipCache;
 use crate::store::messages::{self, NewMessage};
-use crate::store::rooms;
 
 /// The most messages written in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -49,9 +49,9 @@ impl std::fmt::Debug for Pending {
 impl MessageWriter {
     /// Starts the writer task of this instance on `pool`, pushing stored messages through
     /// `hub` unless the hub relays them.
-    pub fn start(pool: AnyPool, hub: Hub) -> Self {
+    pub fn start(pool: AnyPool, hub: Hub, membership: MembershipCache) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write(pool, hub, receiver));
+        tokio::spawn(write(pool, hub, membership, receiver));
         Self { queue }
     }
 
@@ -74,7 +74,12 @@ impl MessageWriter {
     }
 }
 
-async fn write(pool: AnyPool, hub: Hub, mut queue: mpsc::Receiver<Pending>) {
+async fn write(
+    pool: AnyPool,
+    hub: Hub,
+    membership: MembershipCache,
+    mut queue: mpsc::Receiver<Pending>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let pending = std::mem::take(&mut batch);
@@ -86,7 +91,7 @@ async fn write(pool: AnyPool, hub: Hub, mut queue: mpsc::Receiver<Pending>) {
             Ok(results) => {
                 if !hub.relays_messages() {
                     let stored = results.iter().flatten().cloned();
-                    if let Err(error) = push(&pool, &hub, stored).await {
+                    if let Err(error) = push(&pool, &hub, &membership, stored).await {
                         tracing::error!(%error, "cannot push stored messages");
                         // Their recipients would miss them: have every client catch up.
                         hub.close_all();
@@ -109,13 +114,15 @@ async fn write(pool: AnyPool, hub: Hub, mut queue: mpsc::Receiver<Pending>) {
 }
 
 /// Pushes `messages` (in id order) to this instance's connections of their rooms' members,
-/// reading each room's members once.
+/// taking each room's members once from the membership cache
+/// ([`MembershipCache::recipients`]).
 ///
 /// # Errors
 /// A database error reading members; the messages before it were pushed.
 pub async fn push(
     pool: &AnyPool,
     hub: &Hub,
+    membership: &MembershipCache,
     messages: impl IntoIterator<Item = StoredMessage>,
 ) -> ApiResult<()> {
     let mut members: HashMap<RoomId, Vec<String>> = HashMap::new();
@@ -123,7 +130,7 @@ pub async fn push(
         let usernames = match members.entry(message.room_id) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                entry.insert(rooms::member_usernames(pool, &message.room_id).await?)
+                entry.insert(membership.recipients(pool, &message.room_id).await?)
             }
         };
         hub.deliver(

@@ -210,8 +210,12 @@ async fn delete_account(
         request.totp_code.as_deref(),
     )
     .await?;
+    let rooms_before = users::room_ids(&state.pool, &user.username).await?;
+    let change = state.membership.begin_change(rooms_before);
     let (signed_out, room_ids) = users::delete_account(&state.pool, &user.username).await?;
+    // Also a room joined since the rooms were read.
     state.membership.invalidate(room_ids);
+    drop(change);
     state.hub.close_sessions(&user.username, &signed_out);
     tracing::info!(username = %user.username, "account deleted");
     Ok((StatusCode::NO_CONTENT, [session::clearing_cookie(&state)]))

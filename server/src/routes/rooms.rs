@@ -250,8 +250,9 @@ async fn append_log(
     for envelope in &request.envelopes {
         check_envelope(&room_state, &user.username, &room_id, envelope)?;
     }
+    let change = state.membership.begin_change([room_id]);
     let doomed = rooms::append(&state.pool, &entry, &room_state, &request.envelopes).await?;
-    state.membership.invalidate([room_id]);
+    drop(change);
     // The entry cleared the history or deleted the room: its attachments' chunks go too.
     crate::routes::attachments::delete_blobs(&state, &doomed).await;
     let seq = entry.entry().seq;

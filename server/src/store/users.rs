@@ -244,6 +244,30 @@ pub const USER_TABLES: [(&str, &str); 10] = [
     ("user_totp", "username"),
 ];
 
+/// The rooms `username` has a member row in.
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] for a stored room id that is not 32 bytes.
+pub async fn room_ids<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    username: &str,
+) -> ApiResult<Vec<RoomId>> {
+    let room_ids: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT room_id FROM room_members WHERE username = $1")
+            .bind(username)
+            .fetch_all(executor)
+            .await?;
+    room_ids
+        .into_iter()
+        .map(|room_id| {
+            room_id
+                .try_into()
+                .map(RoomId)
+                .map_err(|_| ApiError::CorruptData("room_members.room_id".to_owned()))
+        })
+        .collect()
+}
+
 /// Deletes the account `username` in one transaction: every room it is still a member of
 /// gets `rotation_pending = 1` (the remaining members should rotate the key it held), then
 /// its sessions, its rows in every table of [`USER_TABLES`] and its `users` row are
@@ -259,20 +283,7 @@ pub async fn delete_account(
     username: &str,
 ) -> ApiResult<(Vec<String>, Vec<RoomId>)> {
     let mut transaction = pool.begin().await?;
-    let room_ids: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT room_id FROM room_members WHERE username = $1")
-            .bind(username)
-            .fetch_all(&mut *transaction)
-            .await?;
-    let room_ids = room_ids
-        .into_iter()
-        .map(|room_id| {
-            room_id
-                .try_into()
-                .map(RoomId)
-                .map_err(|_| ApiError::CorruptData("room_members.room_id".to_owned()))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let room_ids = room_ids(&mut *transaction, username).await?;
     super::rooms::announce_changes(&mut transaction, &room_ids).await?;
     sqlx::query(
         "UPDATE rooms SET rotation_pending = 1 \
