@@ -4,7 +4,7 @@ use common::api::StoredMessage;
 use common::membership::RoomId;
 use common::primitives::NONCE_LEN;
 use common::wire::{Base64, Base64Array};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sqlx::{AnyConnection, AnyPool, FromRow};
 
@@ -67,38 +67,57 @@ pub const RATE_WINDOW_MS: i64 = 60_000;
 /// longer the room's current one or the log leaves a rotation pending, or when its
 /// sender already posted the room policy's messages per minute (`rooms.messages_per_minute`,
 /// 0 for no limit) within the [`RATE_WINDOW_MS`] before its `received_at_ms` (the batch's
-/// earlier messages count). Each message's checks and insert are one statement, and on PostgreSQL
-/// the batch first locks the rows of its rooms (in room id order, so two instances' batches
-/// never deadlock): neither concurrent posts nor an entry appended meanwhile get past the
-/// checks, and a room's messages commit in id order. On PostgreSQL the transaction also
-/// announces the stored messages to every instance ([`crate::relay`]), delivered at commit
-/// in commit order.
+/// earlier messages count).
+///
+/// The checks read what they need once per room of the batch ([`RoomChecks::read`]: three
+/// queries at most), decide every message, and the admitted ones are stored by one
+/// multi-row insert, all inside the batch's write transaction: SQLite runs one writer at a
+/// time, and on PostgreSQL the batch first locks the rows of its rooms (in room id order, so
+/// two instances' batches never deadlock), so neither concurrent posts nor an entry appended
+/// meanwhile can change what the checks read before the batch commits, and a room's
+/// messages commit in id order. On PostgreSQL the transaction also announces the stored
+/// messages to every instance ([`crate::relay`]), delivered at commit in commit order.
 ///
 /// # Errors
 /// A database error, which fails the whole batch (nothing of it is stored). A refusal is
 /// per message: [`ApiError::Conflict`] `stale epoch` or `key rotation pending`,
 /// [`ApiError::RateLimited`] with the whole seconds (at least 1) until the oldest counted
 /// message leaves the window, [`ApiError::NotFound`] for a room deleted meanwhile or a
-/// sender removed meanwhile, [`ApiError::Unavailable`] when the reason cannot be read.
+/// sender removed meanwhile.
 pub async fn insert_batch(
     pool: &AnyPool,
     batch: &[NewMessage],
 ) -> ApiResult<Vec<ApiResult<StoredMessage>>> {
     let mut connection = pool.acquire().await?;
     let (mut transaction, backend) = super::begin_write(&mut connection).await?;
-    let rooms: BTreeSet<[u8; 32]> = batch.iter().map(|message| message.room_id.0).collect();
-    for room_id in rooms {
-        super::rooms::lock_for_writing(&mut transaction, &RoomId(room_id)).await?;
-    }
-    let mut ids = Vec::with_capacity(batch.len());
+    let mut rooms: BTreeMap<[u8; 32], Vec<&NewMessage>> = BTreeMap::new();
     for message in batch {
-        ids.push(insert_one(&mut transaction, message).await?);
+        rooms.entry(message.room_id.0).or_default().push(message);
     }
+    let mut checks = HashMap::with_capacity(rooms.len());
+    for (room_id, messages) in &rooms {
+        let read = RoomChecks::read(&mut transaction, backend, &RoomId(*room_id), messages).await?;
+        checks.insert(*room_id, read);
+    }
+    let verdicts: Vec<ApiResult<()>> = batch
+        .iter()
+        .map(|message| match checks.get_mut(&message.room_id.0) {
+            Some(room) => room.admit(message),
+            None => Err(ApiError::not_found("room not found")),
+        })
+        .collect();
+    let admitted: Vec<&NewMessage> = batch
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, verdict)| verdict.is_ok())
+        .map(|(message, _)| message)
+        .collect();
+    let mut ids = insert_rows(&mut transaction, &admitted).await?.into_iter();
     if backend == Backend::Postgres {
-        let stored: Vec<(RoomId, i64)> = batch
+        let stored: Vec<(RoomId, i64)> = admitted
             .iter()
-            .zip(&ids)
-            .filter_map(|(message, id)| id.map(|id| (message.room_id, id)))
+            .zip(ids.clone())
+            .map(|(message, id)| (message.room_id, id))
             .collect();
         for payload in crate::relay::message_payloads(&stored) {
             crate::relay::notify(&mut *transaction, &payload).await?;
@@ -107,9 +126,12 @@ pub async fn insert_batch(
     transaction.commit().await?;
     drop(connection);
     let mut results = Vec::with_capacity(batch.len());
-    for (message, id) in batch.iter().zip(ids) {
-        results.push(match id {
-            Some(id) => Ok(StoredMessage {
+    for (message, verdict) in batch.iter().zip(verdicts) {
+        results.push(verdict.and_then(|()| {
+            let id = ids
+                .next()
+                .ok_or_else(|| ApiError::CorruptData("fewer ids than messages".to_owned()))?;
+            Ok(StoredMessage {
                 id,
                 room_id: message.room_id,
                 epoch: message.epoch,
@@ -117,104 +139,209 @@ pub async fn insert_batch(
                 received_at_ms: message.received_at_ms,
                 nonce: Base64Array(message.nonce),
                 ciphertext: Base64(message.ciphertext.clone()),
-            }),
-            // Not stored: a failure to say why must not fail the messages that were.
-            None => Err(refusal(pool, message).await.unwrap_or_else(|error| {
-                tracing::error!(%error, "cannot tell why a message was refused");
-                ApiError::Unavailable("the message was not stored, try again")
-            })),
-        });
+            })
+        }));
     }
     Ok(results)
 }
 
-/// Inserts one message if its checks pass, returning its id.
-async fn insert_one(
-    connection: &mut AnyConnection,
-    message: &NewMessage,
-) -> ApiResult<Option<i64>> {
-    let epoch =
-        i64::try_from(message.epoch).map_err(|_| ApiError::bad_request("epoch is too large"))?;
-    let window_start = message.received_at_ms.saturating_sub(RATE_WINDOW_MS);
-    let id = sqlx::query_scalar(
-        "INSERT INTO messages (room_id, epoch, sender, received_at_ms, nonce, ciphertext) \
-         SELECT $1, $2, $3, $4, $5, $6 FROM rooms \
-         WHERE rooms.room_id = $1 AND rooms.current_epoch = $2 \
-         AND rooms.log_rotation_pending = 0 \
-         AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND username = $3) \
-         AND (rooms.messages_per_minute = 0 OR (SELECT COUNT(*) FROM messages \
-             WHERE room_id = $1 AND sender = $3 AND received_at_ms > $7) \
-             < rooms.messages_per_minute) \
-         RETURNING id",
-    )
-    .bind(message.room_id.0.as_slice())
-    .bind(epoch)
-    .bind(&message.sender)
-    .bind(message.received_at_ms)
-    .bind(message.nonce.as_slice())
-    .bind(message.ciphertext.as_slice())
-    .bind(window_start)
-    .fetch_optional(&mut *connection)
-    .await?;
-    Ok(id)
+/// What the checks of a batch read of one of its rooms, inside the batch's transaction.
+struct RoomChecks {
+    /// The room's current epoch, pending rotation and messages per minute; `None` when the
+    /// room is gone.
+    rules: Option<(u64, bool, u32)>,
+    /// The batch's senders who are members.
+    members: HashSet<String>,
+    /// For each of the batch's senders, when their messages in the rate window were
+    /// received (only read when the room has a limit); admitted messages are added.
+    recent: HashMap<String, Vec<i64>>,
 }
 
-/// Why a message of a committed batch was not stored: the room is gone or the sender is no
-/// longer a member, the room's epoch moved on or a rotation became pending (an entry was
-/// appended while the message waited), or the sender is over the rate limit.
-async fn refusal(pool: &AnyPool, message: &NewMessage) -> ApiResult<ApiError> {
-    let epoch = i64::try_from(message.epoch).unwrap_or(i64::MAX);
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT current_epoch, log_rotation_pending, messages_per_minute FROM rooms \
-         WHERE room_id = $1",
-    )
-    .bind(message.room_id.0.as_slice())
-    .fetch_optional(pool)
-    .await?;
-    let member: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM room_members WHERE room_id = $1 AND username = $2")
-            .bind(message.room_id.0.as_slice())
-            .bind(&message.sender)
-            .fetch_optional(pool)
-            .await?;
-    Ok(match row {
-        None => ApiError::not_found("room not found"),
-        Some(_) if member.is_none() => ApiError::not_found("room not found"),
-        Some((current, _, _)) if current != epoch => ApiError::conflict("stale epoch"),
-        Some((_, pending, _)) if super::flag(pending) => ApiError::conflict("key rotation pending"),
-        Some((_, _, messages_per_minute)) => {
-            let limit = u32::try_from(messages_per_minute)
-                .map_err(|_| ApiError::CorruptData("rooms.messages_per_minute".to_owned()))?;
-            rate_limited(pool, message, limit).await?
+impl RoomChecks {
+    /// Reads the rules of `room_id` (locking its row on PostgreSQL), which of the senders
+    /// of `messages` are members, and, under a rate limit, their messages in the window of
+    /// the earliest of `messages`.
+    async fn read(
+        connection: &mut AnyConnection,
+        backend: Backend,
+        room_id: &RoomId,
+        messages: &[&NewMessage],
+    ) -> ApiResult<Self> {
+        let lock = match backend {
+            Backend::Postgres => " FOR NO KEY UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT current_epoch, log_rotation_pending, messages_per_minute FROM rooms \
+             WHERE room_id = $1{lock}"
+        ))
+        .bind(room_id.0.as_slice())
+        .fetch_optional(&mut *connection)
+        .await?;
+        let Some((epoch, pending, limit)) = row else {
+            return Ok(Self {
+                rules: None,
+                members: HashSet::new(),
+                recent: HashMap::new(),
+            });
+        };
+        let corrupt = |what: &str| ApiError::CorruptData(format!("rooms.{what}"));
+        let rules = (
+            u64::try_from(epoch).map_err(|_| corrupt("current_epoch"))?,
+            super::flag(pending),
+            u32::try_from(limit).map_err(|_| corrupt("messages_per_minute"))?,
+        );
+        let senders: Vec<&str> = messages
+            .iter()
+            .map(|message| message.sender.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // The senders' names are bound, never written into the statement.
+        let names = placeholders(2, senders.len());
+        let statement = format!(
+            "SELECT username FROM room_members WHERE room_id = $1 AND username IN ({names})"
+        );
+        let mut query = sqlx::query_scalar(&statement)
+            .persistent(false)
+            .bind(room_id.0.as_slice());
+        for sender in &senders {
+            query = query.bind(*sender);
         }
-    })
+        let members: HashSet<String> = query
+            .fetch_all(&mut *connection)
+            .await?
+            .into_iter()
+            .collect();
+        let mut recent: HashMap<String, Vec<i64>> = HashMap::new();
+        if rules.2 > 0 {
+            let window_start = messages
+                .iter()
+                .map(|message| message.received_at_ms.saturating_sub(RATE_WINDOW_MS))
+                .min()
+                .unwrap_or(i64::MAX);
+            let names = placeholders(3, senders.len());
+            let statement = format!(
+                "SELECT sender, received_at_ms FROM messages \
+                 WHERE room_id = $1 AND received_at_ms > $2 AND sender IN ({names})"
+            );
+            let mut query = sqlx::query_as(&statement)
+                .persistent(false)
+                .bind(room_id.0.as_slice())
+                .bind(window_start);
+            for sender in &senders {
+                query = query.bind(*sender);
+            }
+            let rows: Vec<(String, i64)> = query.fetch_all(&mut *connection).await?;
+            for (sender, received_at_ms) in rows {
+                recent.entry(sender).or_default().push(received_at_ms);
+            }
+        }
+        Ok(Self {
+            rules: Some(rules),
+            members,
+            recent,
+        })
+    }
+
+    /// Decides whether `message` may be stored, in the order of [`insert_batch`]'s
+    /// refusals; an admitted message counts against its sender's limit from then on.
+    fn admit(&mut self, message: &NewMessage) -> ApiResult<()> {
+        let Some((epoch, rotation_pending, limit)) = self.rules else {
+            return Err(ApiError::not_found("room not found"));
+        };
+        if !self.members.contains(&message.sender) {
+            return Err(ApiError::not_found("room not found"));
+        }
+        if message.epoch != epoch {
+            return Err(ApiError::conflict("stale epoch"));
+        }
+        if rotation_pending {
+            return Err(ApiError::conflict("key rotation pending"));
+        }
+        if limit > 0 {
+            let recent = self.recent.entry(message.sender.clone()).or_default();
+            let window_start = message.received_at_ms.saturating_sub(RATE_WINDOW_MS);
+            let mut counted: Vec<i64> = recent
+                .iter()
+                .copied()
+                .filter(|received_at_ms| *received_at_ms > window_start)
+                .collect();
+            if counted.len() >= limit as usize {
+                // The limit-th newest message in the window is the one whose leaving makes
+                // room for another.
+                counted.sort_unstable_by(|a, b| b.cmp(a));
+                let oldest_counted = counted[limit as usize - 1];
+                let wait_ms =
+                    oldest_counted.saturating_add(RATE_WINDOW_MS) - message.received_at_ms;
+                return Err(ApiError::RateLimited {
+                    limit,
+                    retry_after_s: retry_after_seconds(wait_ms),
+                });
+            }
+            recent.push(message.received_at_ms);
+        }
+        Ok(())
+    }
 }
 
-/// The refusal of a message over the limit: the limit-th newest message of the sender in the
-/// window is the one whose leaving makes room for another.
-async fn rate_limited(
-    pool: &AnyPool,
-    message: &NewMessage,
-    messages_per_minute: u32,
-) -> ApiResult<ApiError> {
-    let oldest_counted: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(received_at_ms) FROM (SELECT received_at_ms FROM messages \
-         WHERE room_id = $1 AND sender = $2 AND received_at_ms > $3 \
-         ORDER BY received_at_ms DESC LIMIT $4) AS counted",
-    )
-    .bind(message.room_id.0.as_slice())
-    .bind(&message.sender)
-    .bind(message.received_at_ms.saturating_sub(RATE_WINDOW_MS))
-    .bind(i64::from(messages_per_minute))
-    .fetch_one(pool)
-    .await?;
-    let wait_ms = oldest_counted.map_or(0, |oldest| {
-        oldest.saturating_add(RATE_WINDOW_MS) - message.received_at_ms
-    });
-    Ok(ApiError::RateLimited {
-        limit: messages_per_minute,
-        retry_after_s: retry_after_seconds(wait_ms),
-    })
+/// `$first, $first+1, ...`: `count` numbered placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|number| format!("${number}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts `messages` with one statement and returns their ids, in the order given.
+///
+/// Both SQLite and PostgreSQL give the rows of one `INSERT ... VALUES` increasing ids in the
+/// order of the values (the transaction holds the write lock, or the rooms' row locks, so
+/// nothing else writes these rooms meanwhile); `RETURNING` does not promise an order, so the
+/// ids are sorted and each row's nonce is compared with its message's.
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] when the returned rows do not match.
+async fn insert_rows(
+    connection: &mut AnyConnection,
+    messages: &[&NewMessage],
+) -> ApiResult<Vec<i64>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = (0..messages.len())
+        .map(|row| format!("({})", placeholders(row * 6 + 1, 6)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let statement = format!(
+        "INSERT INTO messages (room_id, epoch, sender, received_at_ms, nonce, ciphertext) \
+         VALUES {rows} RETURNING id, nonce"
+    );
+    let mut query = sqlx::query_as(&statement).persistent(false);
+    for message in messages {
+        let epoch = i64::try_from(message.epoch)
+            .map_err(|_| ApiError::bad_request("epoch is too large"))?;
+        query = query
+            .bind(message.room_id.0.as_slice())
+            .bind(epoch)
+            .bind(message.sender.as_str())
+            .bind(message.received_at_ms)
+            .bind(message.nonce.as_slice())
+            .bind(message.ciphertext.as_slice());
+    }
+    let mut returned: Vec<(i64, Vec<u8>)> = query.fetch_all(&mut *connection).await?;
+    returned.sort_unstable_by_key(|(id, _)| *id);
+    if returned.len() != messages.len()
+        || returned
+            .iter()
+            .zip(messages)
+            .any(|((_, nonce), message)| nonce.as_slice() != message.nonce.as_slice())
+    {
+        return Err(ApiError::CorruptData(
+            "the stored messages do not match the batch".to_owned(),
+        ));
+    }
+    Ok(returned.into_iter().map(|(id, _)| id).collect())
 }
 
 /// Whole seconds covering `wait_ms`, at least 1.

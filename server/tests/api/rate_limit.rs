@@ -66,3 +66,49 @@ async fn the_third_message_in_a_minute_is_429_for_its_sender_only() {
     let response = app.post_message(&bob.client, &room.hex(), &body).await;
     expect_status(response, StatusCode::CREATED, "no limit").await;
 }
+
+#[tokio::test]
+async fn posts_sent_at_once_count_against_the_limit_within_their_batch() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let bob = app.register_user("bob").await;
+    let mut room = app.create_test_room(&alice, "bursty").await;
+    app.add_member(&mut room, &alice, &bob, Role::Member).await;
+    app.expect_action(&mut room, &alice, policy(3), StatusCode::CREATED)
+        .await;
+
+    // Twelve posts at once, most of them stored together in one batch: exactly three of
+    // bob's and three of alice's get through.
+    let hex = room.hex();
+    let posts = (1..=6u64).flat_map(|sequence| {
+        [&alice, &bob].map(|user| {
+            let body = TestApp::sealed_text(&room, user, sequence, "burst");
+            let (app, hex) = (&app, hex.clone());
+            async move {
+                let response = app.post_message(&user.client, &hex, &body).await;
+                (user.username.clone(), response.status())
+            }
+        })
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    for user in ["alice", "bob"] {
+        let count = |status| {
+            answers
+                .iter()
+                .filter(|(sender, answer)| sender == user && *answer == status)
+                .count()
+        };
+        assert_eq!(count(StatusCode::CREATED), 3, "{user}: {answers:?}");
+        assert_eq!(
+            count(StatusCode::TOO_MANY_REQUESTS),
+            3,
+            "{user}: {answers:?}"
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE room_id = $1")
+        .bind(room.room_id.0.as_slice())
+        .fetch_one(&app.database().await)
+        .await
+        .unwrap();
+    assert_eq!(stored, 6);
+}
