@@ -23,6 +23,9 @@ use crate::relay::Publisher;
 
 /// Events a connection may have waiting before it is considered too slow and dropped.
 pub const CONNECTION_BUFFER: usize = 256;
+/// The most frames a connection's writer gathers before it flushes them (when that many are
+/// waiting), so one busy connection cannot hold its task for long.
+pub const MAX_FRAMES_PER_FLUSH: usize = 64;
 /// How often the server pings each client to keep the connection (and proxies) alive.
 pub const PING_INTERVAL: Duration = Duration::from_secs(25);
 /// The answer to any text or binary frame a client sends.
@@ -366,39 +369,68 @@ async fn write_frames<S>(
 {
     let mut pings =
         tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
-    let mut close_frame = None;
-    loop {
+    let close_frame = loop {
         let frame = tokio::select! {
             event = events.recv() => match event {
                 Some(Outgoing::Event(text)) => Some(Message::Text(text)),
-                Some(Outgoing::SessionEnded) => {
-                    close_frame = Some(CloseFrame {
-                        code: SESSION_ENDED_CLOSE_CODE,
-                        reason: SESSION_ENDED_REASON.into(),
-                    });
-                    break;
-                }
-                Some(Outgoing::Restarting) => {
-                    close_frame = Some(CloseFrame {
-                        code: RESTART_CLOSE_CODE,
-                        reason: RESTART_REASON.into(),
-                    });
-                    break;
-                }
+                Some(other) => break close_frame_for(other),
                 // The hub dropped this connection (it was too slow).
-                None => break,
+                None => break None,
             },
             Some(reply) = replies.recv() => event_frame(&reply),
             _ = pings.tick() => Some(Message::Ping(Default::default())),
         };
-        if let Some(frame) = frame {
-            if sink.send(frame).await.is_err() {
-                return;
+        let Some(frame) = frame else {
+            continue;
+        };
+        if sink.feed(frame).await.is_err() {
+            return;
+        }
+        // The events already waiting go out with it, in as few writes as the write buffer
+        // allows, then everything is flushed.
+        let mut ending = None;
+        for _ in 1..MAX_FRAMES_PER_FLUSH {
+            match events.try_recv() {
+                Ok(Outgoing::Event(text)) => {
+                    if sink.feed(Message::Text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(other) => {
+                    ending = Some(close_frame_for(other));
+                    break;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    ending = Some(None);
+                    break;
+                }
             }
         }
-    }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        if let Some(close_frame) = ending {
+            break close_frame;
+        }
+    };
     // Best effort: tell the client why the connection ends.
     let _ = sink.send(Message::Close(close_frame)).await;
+}
+
+/// The close frame of an [`Outgoing`] that ends a connection (none for an event).
+fn close_frame_for(outgoing: Outgoing) -> Option<CloseFrame> {
+    match outgoing {
+        Outgoing::Event(_) => None,
+        Outgoing::SessionEnded => Some(CloseFrame {
+            code: SESSION_ENDED_CLOSE_CODE,
+            reason: SESSION_ENDED_REASON.into(),
+        }),
+        Outgoing::Restarting => Some(CloseFrame {
+            code: RESTART_CLOSE_CODE,
+            reason: RESTART_REASON.into(),
+        }),
+    }
 }
 
 #[cfg(test)]

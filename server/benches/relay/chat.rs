@@ -145,7 +145,20 @@ pub async fn deploy(database_url: Option<String>, members: usize) -> BenchResult
     for index in 0..members {
         registered.push(register(&base, &format!("member{index:03}")).await?);
     }
-    let owner = &registered[0];
+    let (state, key) = create_room_of(&base, &registered).await?;
+    Ok(Deployment {
+        base,
+        members: registered,
+        state,
+        key,
+        _data: data,
+    })
+}
+
+/// Creates a room owned by the first of `members` with the others added and no rate limit,
+/// and returns its log and epoch 0 key.
+pub async fn create_room_of(base: &str, members: &[Member]) -> BenchResult<(RoomState, RoomKey)> {
+    let owner = &members[0];
     let room = create_room(
         &owner.name,
         &owner.secrets,
@@ -170,15 +183,15 @@ pub async fn deploy(database_url: Option<String>, members: usize) -> BenchResult
         ..RoomPolicy::default()
     };
     append(
-        &base,
+        base,
         owner,
         &mut state,
         LogAction::SetPolicy { policy: unlimited },
     )
     .await?;
-    for member in &registered[1..] {
+    for member in &members[1..] {
         append(
-            &base,
+            base,
             owner,
             &mut state,
             LogAction::AddMember {
@@ -189,13 +202,69 @@ pub async fn deploy(database_url: Option<String>, members: usize) -> BenchResult
         )
         .await?;
     }
-    Ok(Deployment {
-        base,
-        members: registered,
-        state,
-        key: room.key.clone(),
-        _data: data,
-    })
+    Ok((state, room.key.clone()))
+}
+
+/// The JSON body posting text number `sequence` of `payload` bytes by `member` (writing from
+/// device number `device`), sealed under `key` in epoch 0 of the room `state` describes.
+pub fn sealed_body(
+    state: &RoomState,
+    key: &RoomKey,
+    member: &Member,
+    device: usize,
+    sequence: usize,
+    payload: usize,
+) -> BenchResult<Bytes> {
+    let inner = InnerMessage {
+        room_id: state.room_id(),
+        epoch: 0,
+        sender: member.name.clone(),
+        chain: ChainLink {
+            device: [u8::try_from(device % 256).unwrap_or(0); 16],
+            counter: sequence as u64 + 1,
+            prev_hash: if sequence == 0 { [0; 32] } else { [1; 32] },
+        },
+        log_length: state.length(),
+        log_head: state.head_hash(),
+        sent_at_ms: now_ms() as u64,
+        kind: MessageKind::Text,
+        body: vec![b'x'; payload],
+    };
+    let sealed =
+        seal_message(&inner, key, &member.secrets, &mut OsRng).map_err(|e| e.to_string())?;
+    let body = PostMessageRequest {
+        epoch: 0,
+        nonce: Base64Array(sealed.nonce),
+        ciphertext: Base64(sealed.ciphertext),
+        attachments: Vec::new(),
+    };
+    serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .map_err(|e| e.to_string())
+}
+
+/// Posts `body` to the room `state` describes as `member`.
+pub async fn post_body(
+    base: &str,
+    state: &RoomState,
+    member: &Member,
+    body: Bytes,
+) -> BenchResult<()> {
+    let url = format!("{base}/api/rooms/{}/messages", state.room_id());
+    let response = member
+        .client
+        .post(&url)
+        .header(reqwest::header::COOKIE, &member.cookie)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url}: {}", response.status()))
+    }
 }
 
 impl Deployment {
@@ -207,40 +276,9 @@ impl Deployment {
         messages: usize,
         payload: usize,
     ) -> BenchResult<Prepared> {
-        let (room_id, log_length, log_head) = (
-            self.state.room_id(),
-            self.state.length(),
-            self.state.head_hash(),
-        );
         Prepared::new(senders, messages, |sender, sequence| {
             let member = &self.members[sender % self.members.len()];
-            let device = [u8::try_from(sender % 256).unwrap_or(0); 16];
-            let inner = InnerMessage {
-                room_id,
-                epoch: 0,
-                sender: member.name.clone(),
-                chain: ChainLink {
-                    device,
-                    counter: sequence as u64 + 1,
-                    prev_hash: if sequence == 0 { [0; 32] } else { [1; 32] },
-                },
-                log_length,
-                log_head,
-                sent_at_ms: now_ms() as u64,
-                kind: MessageKind::Text,
-                body: vec![b'x'; payload],
-            };
-            let sealed = seal_message(&inner, &self.key, &member.secrets, &mut OsRng)
-                .map_err(|e| e.to_string())?;
-            let body = PostMessageRequest {
-                epoch: 0,
-                nonce: Base64Array(sealed.nonce),
-                ciphertext: Base64(sealed.ciphertext),
-                attachments: Vec::new(),
-            };
-            serde_json::to_vec(&body)
-                .map(Bytes::from)
-                .map_err(|e| e.to_string())
+            sealed_body(&self.state, &self.key, member, sender, sequence, payload)
         })
     }
 

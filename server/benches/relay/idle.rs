@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::chat::register;
+use crate::chat::{create_room_of, post_body, register, sealed_body};
 use crate::BenchResult;
 
 /// Connections opened at the same time.
@@ -27,12 +27,21 @@ pub struct IdleMemory {
     pub before_kib: u64,
     /// The server's resident set with them, KiB.
     pub after_kib: u64,
+    /// Messages each connection then received.
+    pub burst: usize,
+    /// The server's resident set after they did, KiB.
+    pub after_burst_kib: u64,
 }
 
 impl IdleMemory {
     /// KiB of resident memory per connection.
     pub fn kib_each(&self) -> f64 {
         self.after_kib.saturating_sub(self.before_kib) as f64 / self.connections.max(1) as f64
+    }
+
+    /// KiB of resident memory per connection once each received [`Self::burst`] messages.
+    pub fn kib_each_after_burst(&self) -> f64 {
+        self.after_burst_kib.saturating_sub(self.before_kib) as f64 / self.connections.max(1) as f64
     }
 }
 
@@ -99,7 +108,8 @@ async fn start(server_bin: &Path, data: &Path) -> BenchResult<(ServerProcess, St
 }
 
 /// Opens `connections` idle WebSockets, spread over `users` accounts, to `server_bin` and
-/// returns the server's memory before and with them.
+/// returns the server's memory before and with them, and after `burst` messages posted at
+/// once to a room of all the accounts reached every connection.
 ///
 /// # Errors
 /// A limit on open files too low for the connections, a server that does not start, or a
@@ -108,6 +118,7 @@ pub async fn measure(
     server_bin: &Path,
     connections: usize,
     users: usize,
+    burst: usize,
 ) -> BenchResult<IdleMemory> {
     let needed = connections + 1_000;
     if let Some(limit) = open_file_limit() {
@@ -145,13 +156,55 @@ pub async fn measure(
         .buffer_unordered(OPENING_AT_ONCE)
         .collect()
         .await;
-    let sockets = sockets.into_iter().collect::<BenchResult<Vec<_>>>()?;
+    let mut sockets = sockets.into_iter().collect::<BenchResult<Vec<_>>>()?;
     tokio::time::sleep(SETTLE).await;
     let after_kib = resident_kib(process.0.id())?;
+
+    let (state, key) = create_room_of(&base, &accounts).await?;
+    let owner = &accounts[0];
+    let posts = (0..burst).map(|sequence| {
+        let body = sealed_body(&state, &key, owner, 0, sequence, 256);
+        let (base, state) = (&base, &state);
+        async move { post_body(base, state, owner, body?).await }
+    });
+    for posted in futures_util::future::join_all(posts).await {
+        posted?;
+    }
+    // Every connection reads its messages, then idles.
+    let reads = sockets.iter_mut().map(|socket| async move {
+        let mut messages = 0;
+        while messages < burst {
+            match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+                Ok(Some(Ok(frame))) => {
+                    if frame.to_text().is_ok_and(|text| text.contains("\"nonce\"")) {
+                        messages += 1;
+                    }
+                }
+                _ => break,
+            }
+        }
+        messages
+    });
+    let received: usize = stream::iter(reads)
+        .buffer_unordered(OPENING_AT_ONCE)
+        .collect::<Vec<usize>>()
+        .await
+        .into_iter()
+        .sum();
+    if received < connections * burst {
+        return Err(format!(
+            "only {received} of {} messages reached the connections",
+            connections * burst
+        ));
+    }
+    tokio::time::sleep(SETTLE).await;
+    let after_burst_kib = resident_kib(process.0.id())?;
     drop(sockets);
     Ok(IdleMemory {
         connections,
         before_kib,
         after_kib,
+        burst,
+        after_burst_kib,
     })
 }

@@ -15,7 +15,8 @@
 //!    created there for the run).
 //! 3. **Idle connections**: when `CHAT_SERVER_BIN` names the server binary, it runs as its own
 //!    process and `--idle-connections` authenticated WebSockets open and stay idle; the
-//!    growth of its resident set per connection is printed.
+//!    growth of its resident set per connection is printed, and again once every connection
+//!    received `--idle-burst` messages posted at once (the write buffers they left behind).
 
 mod baseline;
 mod chat;
@@ -59,6 +60,9 @@ struct Flags {
     /// Accounts the idle WebSockets are spread over.
     #[arg(long, default_value_t = 50)]
     idle_users: usize,
+    /// Messages every idle connection then receives at once, before memory is read again.
+    #[arg(long, default_value_t = 10)]
+    idle_burst: usize,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -187,6 +191,7 @@ async fn idle(flags: &Flags) -> BenchResult<()> {
                 &PathBuf::from(server_bin),
                 flags.idle_connections,
                 flags.idle_users,
+                flags.idle_burst,
             )
             .await?;
             println!(
@@ -195,6 +200,12 @@ async fn idle(flags: &Flags) -> BenchResult<()> {
                 memory.before_kib,
                 memory.after_kib,
                 memory.kib_each()
+            );
+            println!(
+                "after {} messages at once to every connection: {} KiB = {:.1} KiB each",
+                memory.burst,
+                memory.after_burst_kib,
+                memory.kib_each_after_burst()
             );
         }
         None => println!(

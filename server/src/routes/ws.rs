@@ -19,9 +19,11 @@ pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
 /// The read buffer of a connection, allocated up front: clients only send control frames,
 /// so 4 KiB rather than tungstenite's 128 KiB (which made an idle connection cost 140 KiB).
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
-/// Bytes of outgoing frames gathered before they are written: 0 writes each frame at once
-/// (and keeps no buffer allocated while idle).
-pub const WRITE_BUFFER_BYTES: usize = 0;
+/// Bytes of outgoing frames gathered before they are written (the hub's writer flushes what
+/// it gathered when no more events wait): events that arrive together go out in a few
+/// writes of up to about this size rather than one write each, and the buffer an active
+/// connection keeps stays small.
+pub const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 
 /// `GET /api/ws` -> 101 and a WebSocket of JSON [`common::api::ServerEvent`] text frames;
 /// 403 for a handshake from another origin, 401 without a session, 400 for a request that
