@@ -466,6 +466,16 @@ mod tests {
         session_id: &str,
         ping_interval: Duration,
     ) -> Client {
+        let (registration, events) = hub.register(username, session_id);
+        serve_registered(registration, events, ping_interval)
+    }
+
+    /// Serves a connection registered already (events may be waiting) over channels.
+    fn serve_registered(
+        registration: Registration,
+        events: mpsc::Receiver<Outgoing>,
+        ping_interval: Duration,
+    ) -> Client {
         let (to_server, mut server_inbox) = mpsc::unbounded_channel::<Message>();
         let (server_outbox, from_server) = mpsc::unbounded_channel::<Message>();
         let stream = futures_util::stream::poll_fn(move |context| server_inbox.poll_recv(context))
@@ -474,7 +484,6 @@ mod tests {
             server_outbox,
             |outbox, frame: Message| async move { outbox.send(frame).map(|()| outbox) },
         ));
-        let (registration, events) = hub.register(username, session_id);
         let task = tokio::spawn(serve_connection(
             sink,
             stream,
@@ -610,6 +619,33 @@ mod tests {
             received += 1;
         }
         assert_eq!(received, CONNECTION_BUFFER);
+    }
+
+    #[tokio::test]
+    async fn waiting_events_go_out_in_order_before_the_close_that_follows_them() {
+        let hub = Hub::default();
+        let (registration, events) = hub.register("alice", "one");
+        let count = MAX_FRAMES_PER_FLUSH * 2 + 3;
+        for index in 0..count {
+            hub.send_to_user("alice", &error_event(&format!("event {index}")));
+        }
+        hub.close_sessions("alice", &["one".to_owned()]);
+        let mut client = serve_registered(registration, events, PING_INTERVAL);
+        for index in 0..count {
+            let expected = format!("event {index}");
+            assert!(
+                matches!(next_event(&mut client).await, ServerEvent::Error { error } if error == expected),
+                "{expected}"
+            );
+        }
+        match next_frame(&mut client).await {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, SESSION_ENDED_CLOSE_CODE),
+            other => panic!("expected the close frame, got {other:?}"),
+        }
+        tokio::time::timeout(Duration::from_secs(5), client.task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]
