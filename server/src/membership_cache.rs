@@ -30,12 +30,13 @@
 //! the log still ask the database who is a member.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::membership::RoomId;
 use sqlx::AnyPool;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::store::rooms::{self, PostingRules};
 
 /// Rooms kept at most; one more evicts an arbitrary one.
@@ -60,12 +61,49 @@ impl RoomSnapshot {
 #[derive(Default)]
 struct Rooms {
     snapshots: HashMap<RoomId, Arc<RoomSnapshot>>,
-    /// Counts invalidations: a read that began before one is not kept, since it may have
-    /// seen the room before the change.
-    invalidations: u64,
+    /// Counts invalidations, never going back.
+    counter: u64,
+    /// The counter at each room's last invalidation: a read of a room that began before an
+    /// invalidation of it is not kept, since it may have seen the room before the change.
+    invalidated: HashMap<RoomId, u64>,
+    /// The counter when the whole cache was last cleared (which no read survives either).
+    cleared: u64,
     /// Rooms with a change in progress on this instance, and how many.
     changing: HashMap<RoomId, usize>,
 }
+
+/// What a read of a room compares before keeping what it read: unchanged means no
+/// invalidation of the room (nor a clear) happened meanwhile.
+type Generation = (u64, Option<u64>);
+
+impl Rooms {
+    fn generation(&self, room_id: &RoomId) -> Generation {
+        (self.cleared, self.invalidated.get(room_id).copied())
+    }
+
+    /// Forgets `room_id` and notes its invalidation.
+    fn invalidate(&mut self, room_id: RoomId) {
+        self.counter += 1;
+        self.snapshots.remove(&room_id);
+        self.invalidated.insert(room_id, self.counter);
+        if self.invalidated.len() > MAX_TRACKED_INVALIDATIONS {
+            // Forgetting the marks would let a read from before one be kept: count it as a
+            // clear instead, which no read in progress survives.
+            self.invalidated.clear();
+            self.cleared = self.counter;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.counter += 1;
+        self.cleared = self.counter;
+        self.snapshots.clear();
+        self.invalidated.clear();
+    }
+}
+
+/// Rooms whose last invalidation is remembered; beyond that the marks are dropped together.
+const MAX_TRACKED_INVALIDATIONS: usize = 4 * CAPACITY;
 
 /// A change to some rooms in progress: dropping it (once the change committed, or failed)
 /// invalidates them and ends the mark.
@@ -79,9 +117,8 @@ pub struct Change {
 impl Drop for Change {
     fn drop(&mut self) {
         let mut rooms = self.cache.lock();
-        rooms.invalidations += 1;
         for room_id in &self.room_ids {
-            rooms.snapshots.remove(room_id);
+            rooms.invalidate(*room_id);
             if let Some(count) = rooms.changing.get_mut(room_id) {
                 *count -= 1;
                 if *count == 0 {
@@ -125,19 +162,19 @@ impl MembershipCache {
         pool: &AnyPool,
         room_id: &RoomId,
     ) -> ApiResult<Option<Arc<RoomSnapshot>>> {
-        let invalidations = {
+        let generation = {
             let rooms = self.lock();
             if let Some(snapshot) = rooms.snapshots.get(room_id) {
                 return Ok(Some(snapshot.clone()));
             }
-            rooms.invalidations
+            rooms.generation(room_id)
         };
         let Some(snapshot) = read(pool, room_id).await? else {
             return Ok(None);
         };
         let snapshot = Arc::new(snapshot);
         let mut rooms = self.lock();
-        if rooms.invalidations == invalidations {
+        if rooms.generation(room_id) == generation {
             if rooms.snapshots.len() >= CAPACITY {
                 if let Some(evicted) = rooms.snapshots.keys().next().copied() {
                     rooms.snapshots.remove(&evicted);
@@ -160,6 +197,28 @@ impl MembershipCache {
     ) -> ApiResult<Option<Arc<RoomSnapshot>>> {
         self.invalidate([*room_id]);
         self.room(pool, room_id).await
+    }
+
+    /// Runs `change`, a future that stores a change of `room_ids`, to its end in a task of
+    /// its own with the rooms marked as changing ([`Self::begin_change`]) until it ends, and
+    /// returns its result: a request given up half-way (its client went away) cannot end the
+    /// mark while the database may still commit the change.
+    ///
+    /// # Errors
+    /// The change's own error, or [`ApiError::Unavailable`] when its task panicked.
+    pub async fn apply_change<T: Send + 'static>(
+        &self,
+        room_ids: impl IntoIterator<Item = RoomId>,
+        change: impl Future<Output = ApiResult<T>> + Send + 'static,
+    ) -> ApiResult<T> {
+        let mark = self.begin_change(room_ids);
+        tokio::spawn(async move {
+            let result = change.await;
+            drop(mark);
+            result
+        })
+        .await
+        .map_err(|_| ApiError::Unavailable("the change was interrupted, try again"))?
     }
 
     /// Marks `room_ids` as changing until the returned [`Change`] is dropped, which also
@@ -200,17 +259,14 @@ impl MembershipCache {
     /// instance, and when the database refused what the cache allowed.
     pub fn invalidate(&self, room_ids: impl IntoIterator<Item = RoomId>) {
         let mut rooms = self.lock();
-        rooms.invalidations += 1;
         for room_id in room_ids {
-            rooms.snapshots.remove(&room_id);
+            rooms.invalidate(room_id);
         }
     }
 
     /// Forgets every room: called when notices of changes may have been lost.
     pub fn clear(&self) {
-        let mut rooms = self.lock();
-        rooms.invalidations += 1;
-        rooms.snapshots.clear();
+        self.lock().clear();
     }
 
     /// Whether `room_id` is cached.
@@ -244,6 +300,8 @@ async fn read(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Option<RoomSnapshot
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
 
     use super::*;
 
@@ -337,6 +395,65 @@ mod tests {
             cache.contains(&ROOM),
             "cached again once no change is in progress"
         );
+    }
+
+    #[test]
+    fn an_invalidation_spoils_reads_of_its_own_room_only() {
+        let mut rooms = Rooms::default();
+        let other = RoomId([1; 32]);
+        let (room_before, other_before) = (rooms.generation(&ROOM), rooms.generation(&other));
+        rooms.invalidate(ROOM);
+        assert_ne!(rooms.generation(&ROOM), room_before);
+        assert_eq!(rooms.generation(&other), other_before);
+        let room_after = rooms.generation(&ROOM);
+        rooms.invalidate(ROOM);
+        assert_ne!(
+            rooms.generation(&ROOM),
+            room_after,
+            "every invalidation counts"
+        );
+        rooms.clear();
+        assert_ne!(
+            rooms.generation(&other),
+            other_before,
+            "a clear spoils every read"
+        );
+    }
+
+    #[test]
+    fn too_many_remembered_invalidations_count_as_a_clear() {
+        let mut rooms = Rooms::default();
+        let other = RoomId([1; 32]);
+        let seen = rooms.generation(&other);
+        for index in 0..=MAX_TRACKED_INVALIDATIONS {
+            let mut id = [0u8; 32];
+            id[8..16].copy_from_slice(&(index as u64).to_le_bytes());
+            rooms.invalidate(RoomId(id));
+        }
+        assert!(rooms.invalidated.len() <= MAX_TRACKED_INVALIDATIONS);
+        assert_ne!(rooms.generation(&other), seen);
+    }
+
+    #[tokio::test]
+    async fn a_change_given_up_by_its_request_stays_marked_until_it_ends() {
+        let cache = MembershipCache::default();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let applying = cache.apply_change([ROOM], async move {
+            let _ = released.await;
+            Ok(())
+        });
+        // The request goes away while the change is under way.
+        let given_up = tokio::time::timeout(Duration::from_millis(20), applying).await;
+        assert!(given_up.is_err());
+        assert!(cache.lock().changing.contains_key(&ROOM));
+        release.send(()).unwrap();
+        for _ in 0..200 {
+            if !cache.lock().changing.contains_key(&ROOM) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the change never ended its mark");
     }
 
     #[tokio::test]

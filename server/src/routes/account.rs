@@ -211,11 +211,20 @@ async fn delete_account(
     )
     .await?;
     let rooms_before = users::room_ids(&state.pool, &user.username).await?;
-    let change = state.membership.begin_change(rooms_before);
-    let (signed_out, room_ids) = users::delete_account(&state.pool, &user.username).await?;
-    // Also a room joined since the rooms were read.
-    state.membership.invalidate(room_ids);
-    drop(change);
+    let (pool, membership, username) = (
+        state.pool.clone(),
+        state.membership.clone(),
+        user.username.clone(),
+    );
+    let signed_out = state
+        .membership
+        .apply_change(rooms_before, async move {
+            let (signed_out, room_ids) = users::delete_account(&pool, &username).await?;
+            // Also a room joined since the rooms were read.
+            membership.invalidate(room_ids);
+            Ok(signed_out)
+        })
+        .await?;
     state.hub.close_sessions(&user.username, &signed_out);
     tracing::info!(username = %user.username, "account deleted");
     Ok((StatusCode::NO_CONTENT, [session::clearing_cookie(&state)]))

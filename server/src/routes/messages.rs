@@ -143,9 +143,11 @@ async fn post_message(
         nonce: request.nonce.0,
         ciphertext: request.ciphertext.0,
     };
-    let stored = state.writer.post(new_message).await.inspect_err(|_| {
-        // The insert refused what the cache allowed: the cache was stale.
-        state.membership.invalidate([room_id]);
+    let stored = state.writer.post(new_message).await.inspect_err(|error| {
+        if matches!(error, ApiError::NotFound(_) | ApiError::Conflict(_)) {
+            // The batch refused what the cache allowed: the cache was stale.
+            state.membership.invalidate([room_id]);
+        }
     })?;
     Ok((StatusCode::CREATED, Json(stored)))
 }

@@ -250,9 +250,16 @@ async fn append_log(
     for envelope in &request.envelopes {
         check_envelope(&room_state, &user.username, &room_id, envelope)?;
     }
-    let change = state.membership.begin_change([room_id]);
-    let doomed = rooms::append(&state.pool, &entry, &room_state, &request.envelopes).await?;
-    drop(change);
+    let doomed = {
+        let (pool, entry, room_state) = (state.pool.clone(), entry.clone(), room_state.clone());
+        let envelopes = request.envelopes.clone();
+        state
+            .membership
+            .apply_change([room_id], async move {
+                rooms::append(&pool, &entry, &room_state, &envelopes).await
+            })
+            .await?
+    };
     // The entry cleared the history or deleted the room: its attachments' chunks go too.
     crate::routes::attachments::delete_blobs(&state, &doomed).await;
     let seq = entry.entry().seq;

@@ -298,7 +298,7 @@ fn placeholders(first: usize, count: usize) -> String {
 /// Both SQLite and PostgreSQL give the rows of one `INSERT ... VALUES` increasing ids in the
 /// order of the values (the transaction holds the write lock, or the rooms' row locks, so
 /// nothing else writes these rooms meanwhile); `RETURNING` does not promise an order, so the
-/// ids are sorted and each row's nonce is compared with its message's.
+/// ids are sorted and each row's room, sender and nonce are compared with its message's.
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] when the returned rows do not match.
@@ -315,7 +315,7 @@ async fn insert_rows(
         .join(", ");
     let statement = format!(
         "INSERT INTO messages (room_id, epoch, sender, received_at_ms, nonce, ciphertext) \
-         VALUES {rows} RETURNING id, nonce"
+         VALUES {rows} RETURNING id, room_id, sender, nonce"
     );
     let mut query = sqlx::query_as(&statement).persistent(false);
     for message in messages {
@@ -329,19 +329,26 @@ async fn insert_rows(
             .bind(message.nonce.as_slice())
             .bind(message.ciphertext.as_slice());
     }
-    let mut returned: Vec<(i64, Vec<u8>)> = query.fetch_all(&mut *connection).await?;
-    returned.sort_unstable_by_key(|(id, _)| *id);
+    let mut returned: Vec<(i64, Vec<u8>, String, Vec<u8>)> =
+        query.fetch_all(&mut *connection).await?;
+    returned.sort_unstable_by_key(|(id, ..)| *id);
+    let matches = |(_, room_id, sender, nonce): &(i64, Vec<u8>, String, Vec<u8>),
+                   message: &&NewMessage| {
+        room_id.as_slice() == message.room_id.0.as_slice()
+            && *sender == message.sender
+            && nonce.as_slice() == message.nonce.as_slice()
+    };
     if returned.len() != messages.len()
         || returned
             .iter()
             .zip(messages)
-            .any(|((_, nonce), message)| nonce.as_slice() != message.nonce.as_slice())
+            .any(|(row, message)| !matches(row, message))
     {
         return Err(ApiError::CorruptData(
             "the stored messages do not match the batch".to_owned(),
         ));
     }
-    Ok(returned.into_iter().map(|(id, _)| id).collect())
+    Ok(returned.into_iter().map(|(id, ..)| id).collect())
 }
 
 /// Whole seconds covering `wait_ms`, at least 1.

@@ -143,8 +143,8 @@ pub async fn connect(database_url: &str) -> Result<AnyPool, StartupError> {
 
 /// Checkpoints a SQLite database every [`CHECKPOINT_PERIOD`], for as long as the process
 /// runs: a passive checkpoint (<https://www.sqlite.org/c3ref/wal_checkpoint_v2.html>) copies
-/// what the write-ahead log holds into the database file and fsyncs it on a connection of
-/// its own, while writers go on appending to the log, so that no commit waits for it (the
+/// what the write-ahead log holds into the database file and fsyncs it (on one of the pool's
+/// connections), while writers go on appending to the log, so that no commit waits for it (the
 /// pool's connections have automatic checkpoints off, see [`connect`]). A failure is logged
 /// and tried again at the next period.
 pub async fn checkpoint_periodically(pool: AnyPool) {

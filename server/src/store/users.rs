@@ -257,7 +257,12 @@ pub async fn room_ids<'e>(
             .bind(username)
             .fetch_all(executor)
             .await?;
-    room_ids
+    to_room_ids(room_ids)
+}
+
+/// Room ids as stored in `room_members.room_id`.
+fn to_room_ids(stored: Vec<Vec<u8>>) -> ApiResult<Vec<RoomId>> {
+    stored
         .into_iter()
         .map(|room_id| {
             room_id
@@ -268,13 +273,16 @@ pub async fn room_ids<'e>(
         .collect()
 }
 
-/// Deletes the account `username` in one transaction: every room it is still a member of
-/// gets `rotation_pending = 1` (the remaining members should rotate the key it held), then
-/// its sessions, its rows in every table of [`USER_TABLES`] and its `users` row are
-/// deleted; on PostgreSQL the transaction announces the change of those rooms to every
-/// instance ([`super::rooms::announce_changes`]). Returns the public ids of the deleted
-/// sessions and the rooms the account was a member of (for the caller to forget from its
-/// own membership cache).
+/// Deletes the account `username` in one write transaction: its member rows first (what
+/// they were is what the function reports, so a room it joined while this ran is among
+/// them), then every one of those rooms gets `rotation_pending = 1` (the remaining members
+/// should rotate the key it held), then its sessions, its rows in every table of
+/// [`USER_TABLES`] and its `users` row are deleted. On PostgreSQL the account's row is
+/// locked first, so that an entry adding it cannot commit meanwhile, and the transaction
+/// announces the change of those rooms to every instance
+/// ([`super::rooms::announce_changes`]). Returns the public ids of the deleted sessions and
+/// the rooms the account was a member of (for the caller to forget from its own membership
+/// cache).
 ///
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a stored room id that is not 32 bytes.
@@ -282,16 +290,27 @@ pub async fn delete_account(
     pool: &AnyPool,
     username: &str,
 ) -> ApiResult<(Vec<String>, Vec<RoomId>)> {
-    let mut transaction = pool.begin().await?;
-    let room_ids = room_ids(&mut *transaction, username).await?;
+    let mut connection = pool.acquire().await?;
+    let (mut transaction, backend) = super::begin_write(&mut connection).await?;
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT 1 FROM users WHERE username = $1 FOR UPDATE")
+            .bind(username)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    let rows: Vec<Vec<u8>> =
+        sqlx::query_scalar("DELETE FROM room_members WHERE username = $1 RETURNING room_id")
+            .bind(username)
+            .fetch_all(&mut *transaction)
+            .await?;
+    let room_ids = to_room_ids(rows)?;
     super::rooms::announce_changes(&mut transaction, &room_ids).await?;
-    sqlx::query(
-        "UPDATE rooms SET rotation_pending = 1 \
-         WHERE room_id IN (SELECT room_id FROM room_members WHERE username = $1)",
-    )
-    .bind(username)
-    .execute(&mut *transaction)
-    .await?;
+    for room_id in &room_ids {
+        sqlx::query("UPDATE rooms SET rotation_pending = 1 WHERE room_id = $1")
+            .bind(room_id.0.as_slice())
+            .execute(&mut *transaction)
+            .await?;
+    }
     let signed_out = sessions::delete_all_of_user(&mut transaction, username, None).await?;
     for (table, column) in USER_TABLES {
         // The table and column names are the constants above, never input.

@@ -166,6 +166,14 @@ async fn a_change_through_one_instance_clears_the_room_from_the_cache_of_the_oth
 }
 
 #[tokio::test]
+async fn a_member_removed_through_one_instance_hears_nothing_more_on_the_other() {
+    let Some((first, second)) = two_instances().await else {
+        return;
+    };
+    crate::membership_cache::a_removed_member_hears_nothing_more(&first, &second).await;
+}
+
+#[tokio::test]
 async fn a_session_made_on_one_instance_works_and_ends_on_the_other() {
     let Some((first, second)) = two_instances().await else {
         return;

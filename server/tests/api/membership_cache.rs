@@ -3,12 +3,15 @@
 //! checked again against a fresh read. So neither a change through the API nor an edit of
 //! the database behind the server's back (which sends no notice) lets a stale entry decide.
 
-use common::api::PostMessageRequest;
+use std::time::Duration;
+
+use common::api::{PostMessageRequest, ServerEvent};
 use common::membership::Role;
 use common::room_key::EpochChange;
 use reqwest::StatusCode;
 
 use crate::helpers::{error_message, spawn_app, TestApp, TestRoom, TestUser};
+use crate::ws_client::{event_within, next_event};
 
 async fn post(
     app: &TestApp,
@@ -143,4 +146,71 @@ async fn the_database_decides_when_the_cache_is_stale() {
         post(&app, &room, &alice, &message).await,
         StatusCode::CREATED
     );
+}
+
+/// A member removed through `through` hears nothing more on a socket of `listening` (the
+/// same instance, or another on PostgreSQL), whose cache held the room before the removal.
+pub async fn a_removed_member_hears_nothing_more(through: &TestApp, listening: &TestApp) {
+    let alice = through.register_user("alice").await;
+    let bob = through.register_user("bob").await;
+    let carol = through.register_user("carol").await;
+    let mut room = through.create_test_room(&alice, "removal").await;
+    through
+        .add_member(&mut room, &alice, &bob, Role::Member)
+        .await;
+    through
+        .add_member(&mut room, &alice, &carol, Role::Member)
+        .await;
+    let mut bob_socket = listening.connect_ws(&bob).await;
+    let mut carol_socket = listening.connect_ws(&carol).await;
+    let before = TestApp::sealed_text(&room, &bob, 1, "before");
+    assert_eq!(
+        post(listening, &room, &bob, &before).await,
+        StatusCode::CREATED
+    );
+    for socket in [&mut bob_socket, &mut carol_socket] {
+        assert!(matches!(
+            next_event(socket).await,
+            ServerEvent::Message { .. }
+        ));
+    }
+    assert!(listening.membership.contains(&room.room_id));
+
+    let response = through
+        .rotate_room_with(
+            &mut room,
+            &alice,
+            EpochChange::RemoveMember("carol".to_owned()),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(matches!(
+        next_event(&mut carol_socket).await,
+        ServerEvent::LogEntry { .. }
+    ));
+    let after = TestApp::sealed_text(&room, &alice, 1, "after");
+    assert_eq!(
+        post(through, &room, &alice, &after).await,
+        StatusCode::CREATED
+    );
+    let again = TestApp::sealed_text(&room, &bob, 2, "again");
+    assert_eq!(
+        post(listening, &room, &bob, &again).await,
+        StatusCode::CREATED
+    );
+    let mut heard = 0;
+    while heard < 2 {
+        if let ServerEvent::Message { message } = next_event(&mut bob_socket).await {
+            assert_eq!(message.epoch, room.state.current_epoch());
+            heard += 1;
+        }
+    }
+    let extra = event_within(&mut carol_socket, Duration::from_millis(500)).await;
+    assert!(extra.is_none(), "carol heard {extra:?}");
+}
+
+#[tokio::test]
+async fn a_removed_member_hears_nothing_more_while_the_room_is_cached() {
+    let app = spawn_app().await;
+    a_removed_member_hears_nothing_more(&app, &app).await;
 }
