@@ -95,7 +95,19 @@ impl Deployment {
         };
         for index in 0..deployment.instances.len() {
             deployment.start_instance(index)?;
-            wait_until_healthy(deployment.instances[index].port)?;
+            let port = deployment.instances[index].port;
+            wait_until_healthy(port).map_err(|error| {
+                // The log goes with the deployment's folder: say what it held.
+                let log =
+                    fs::read_to_string(deployment.workspace.join(format!("instance-{port}.log")))
+                        .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!(
+                    "{error}; the instance's log ends with:\n{}",
+                    tail.join("\n")
+                )
+            })?;
         }
         deployment.start_nginx(&nginx)?;
         wait_until_healthy(deployment.nginx_port)?;

@@ -5,6 +5,7 @@
 
 use std::env;
 use std::fs;
+use std::hash::{BuildHasher, Hasher};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,13 +45,26 @@ fn newest_bin_directory() -> Option<PathBuf> {
 
 /// A port on 127.0.0.1 that nothing listens on (now).
 pub fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|error| format!("cannot find a free port: {error}"))?;
-    listener
-        .local_addr()
-        .map(|address| address.port())
-        .map_err(|error| format!("cannot find a free port: {error}"))
+    // Below Linux's default range of ephemeral ports (32768-60999), which outgoing
+    // connections take their local ports from: a port chosen from that range could be taken
+    // by one of them (PostgreSQL's replication, a client) before its server binds it.
+    for _ in 0..1_000 {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = LOW_PORTS.start + (random % u64::from(LOW_PORTS.end - LOW_PORTS.start)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(format!(
+        "cannot find a free port between {} and {}",
+        LOW_PORTS.start, LOW_PORTS.end
+    ))
 }
+
+/// Where [`free_port`] looks.
+const LOW_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// A new empty directory under the system's temporary directory, owned by the account that
 /// runs PostgreSQL.
