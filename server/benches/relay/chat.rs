@@ -73,12 +73,14 @@ pub async fn register(base: &str, name: &str) -> BenchResult<Member> {
     })
 }
 
-async fn post_json<T: serde::Serialize>(member: &Member, url: &str, body: &T) -> BenchResult<()> {
+/// Posts the JSON `body` (already serialized) to `url` as `member`.
+async fn post_bytes(member: &Member, url: &str, body: Bytes) -> BenchResult<()> {
     let response = member
         .client
         .post(url)
         .header(reqwest::header::COOKIE, &member.cookie)
-        .json(body)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -87,6 +89,11 @@ async fn post_json<T: serde::Serialize>(member: &Member, url: &str, body: &T) ->
     } else {
         Err(format!("{url}: {}", response.status()))
     }
+}
+
+async fn post_json<T: serde::Serialize>(member: &Member, url: &str, body: &T) -> BenchResult<()> {
+    let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    post_bytes(member, url, Bytes::from(body)).await
 }
 
 async fn append(
@@ -251,20 +258,7 @@ pub async fn post_body(
     body: Bytes,
 ) -> BenchResult<()> {
     let url = format!("{base}/api/rooms/{}/messages", state.room_id());
-    let response = member
-        .client
-        .post(&url)
-        .header(reqwest::header::COOKIE, &member.cookie)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("{url}: {}", response.status()))
-    }
+    post_bytes(member, &url, body).await
 }
 
 impl Deployment {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sqlx::{AnyConnection, AnyPool, FromRow};
 
+use super::rooms::PostingRules;
 use super::Backend;
 use crate::error::{ApiError, ApiResult};
 
@@ -96,7 +97,7 @@ pub async fn insert_batch(
     }
     let mut checks = HashMap::with_capacity(rooms.len());
     for (room_id, messages) in &rooms {
-        let read = RoomChecks::read(&mut transaction, backend, &RoomId(*room_id), messages).await?;
+        let read = RoomChecks::read(&mut transaction, &RoomId(*room_id), messages).await?;
         checks.insert(*room_id, read);
     }
     let verdicts: Vec<ApiResult<()>> = batch
@@ -149,7 +150,7 @@ pub async fn insert_batch(
 struct RoomChecks {
     /// The room's current epoch, pending rotation and messages per minute; `None` when the
     /// room is gone.
-    rules: Option<(u64, bool, u32)>,
+    rules: Option<PostingRules>,
     /// The batch's senders who are members.
     members: HashSet<String>,
     /// For each of the batch's senders, when their messages in the rate window were
@@ -163,34 +164,17 @@ impl RoomChecks {
     /// the earliest of `messages`.
     async fn read(
         connection: &mut AnyConnection,
-        backend: Backend,
         room_id: &RoomId,
         messages: &[&NewMessage],
     ) -> ApiResult<Self> {
-        let lock = match backend {
-            Backend::Postgres => " FOR NO KEY UPDATE",
-            Backend::Sqlite => "",
-        };
-        let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT current_epoch, log_rotation_pending, messages_per_minute FROM rooms \
-             WHERE room_id = $1{lock}"
-        ))
-        .bind(room_id.0.as_slice())
-        .fetch_optional(&mut *connection)
-        .await?;
-        let Some((epoch, pending, limit)) = row else {
+        let Some(rules) = super::rooms::posting_rules_for_writing(connection, room_id).await?
+        else {
             return Ok(Self {
                 rules: None,
                 members: HashSet::new(),
                 recent: HashMap::new(),
             });
         };
-        let corrupt = |what: &str| ApiError::CorruptData(format!("rooms.{what}"));
-        let rules = (
-            u64::try_from(epoch).map_err(|_| corrupt("current_epoch"))?,
-            super::flag(pending),
-            u32::try_from(limit).map_err(|_| corrupt("messages_per_minute"))?,
-        );
         let senders: Vec<&str> = messages
             .iter()
             .map(|message| message.sender.as_str())
@@ -214,7 +198,7 @@ impl RoomChecks {
             .into_iter()
             .collect();
         let mut recent: HashMap<String, Vec<i64>> = HashMap::new();
-        if rules.2 > 0 {
+        if rules.messages_per_minute > 0 {
             let window_start = messages
                 .iter()
                 .map(|message| message.received_at_ms.saturating_sub(RATE_WINDOW_MS))
@@ -247,7 +231,12 @@ impl RoomChecks {
     /// Decides whether `message` may be stored, in the order of [`insert_batch`]'s
     /// refusals; an admitted message counts against its sender's limit from then on.
     fn admit(&mut self, message: &NewMessage) -> ApiResult<()> {
-        let Some((epoch, rotation_pending, limit)) = self.rules else {
+        let Some(PostingRules {
+            current_epoch: epoch,
+            rotation_pending,
+            messages_per_minute: limit,
+        }) = self.rules
+        else {
             return Err(ApiError::not_found("room not found"));
         };
         if !self.members.contains(&message.sender) {

@@ -360,22 +360,47 @@ pub struct PostingRules {
 /// # Errors
 /// A database error, or [`ApiError::CorruptData`] for a stored value out of range.
 pub async fn posting_rules(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Option<PostingRules>> {
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT current_epoch, log_rotation_pending, messages_per_minute FROM rooms \
-         WHERE room_id = $1",
-    )
-    .bind(room_id.0.as_slice())
-    .fetch_optional(pool)
-    .await?;
-    row.map(|(epoch, rotation_pending, messages_per_minute)| {
-        Ok(PostingRules {
-            current_epoch: to_u64(epoch, "rooms.current_epoch")?,
-            rotation_pending: super::flag(rotation_pending),
-            messages_per_minute: u32::try_from(messages_per_minute)
-                .map_err(|_| ApiError::CorruptData("rooms.messages_per_minute".to_owned()))?,
-        })
+    let row = sqlx::query_as(POSTING_RULES)
+        .bind(room_id.0.as_slice())
+        .fetch_optional(pool)
+        .await?;
+    row.map(decode_posting_rules).transpose()
+}
+
+/// The posting rules of a room as a write transaction on `connection` sees them, its row
+/// locked on PostgreSQL as [`lock_for_writing`] locks it (SQLite runs one writer at a
+/// time): what a batch of messages is checked against.
+///
+/// # Errors
+/// A database error, or [`ApiError::CorruptData`] for a stored value out of range.
+pub async fn posting_rules_for_writing(
+    connection: &mut AnyConnection,
+    room_id: &RoomId,
+) -> ApiResult<Option<PostingRules>> {
+    let statement = match super::Backend::of_connection(connection) {
+        super::Backend::Postgres => format!("{POSTING_RULES} FOR NO KEY UPDATE"),
+        super::Backend::Sqlite => POSTING_RULES.to_owned(),
+    };
+    let row = sqlx::query_as(&statement)
+        .bind(room_id.0.as_slice())
+        .fetch_optional(&mut *connection)
+        .await?;
+    row.map(decode_posting_rules).transpose()
+}
+
+/// The query of [`posting_rules`], for the room `$1`.
+const POSTING_RULES: &str = "SELECT current_epoch, log_rotation_pending, messages_per_minute \
+     FROM rooms WHERE room_id = $1";
+
+fn decode_posting_rules(
+    (epoch, rotation_pending, messages_per_minute): (i64, i64, i64),
+) -> ApiResult<PostingRules> {
+    Ok(PostingRules {
+        current_epoch: to_u64(epoch, "rooms.current_epoch")?,
+        rotation_pending: super::flag(rotation_pending),
+        messages_per_minute: u32::try_from(messages_per_minute)
+            .map_err(|_| ApiError::CorruptData("rooms.messages_per_minute".to_owned()))?,
     })
-    .transpose()
 }
 
 /// The rooms `username` is a member of, oldest first, with their role, epoch, log length and
