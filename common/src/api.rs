@@ -3,6 +3,8 @@
 //! Byte fields are standard base64 with padding; room ids are 64 lowercase hex digits; times
 //! are milliseconds since the Unix epoch.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use rand_core::CryptoRngCore;
@@ -432,7 +434,7 @@ pub struct LoginResponse {
 }
 
 /// `POST /api/login/totp`: the second login step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TotpLoginRequest {
     /// The challenge from [`LoginResponse`].
@@ -443,7 +445,7 @@ pub struct TotpLoginRequest {
 
 /// Answer to `POST /api/totp/setup`: a pending secret, active only after
 /// `POST /api/totp/enable` with a valid code.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct TotpSetupResponse {
     /// The secret in base32 (RFC 4648, no padding), for typing into an authenticator.
     pub secret_base32: String,
@@ -453,16 +455,19 @@ pub struct TotpSetupResponse {
     pub qr_svg: String,
 }
 
-/// A body carrying one TOTP (or recovery) code: `POST /api/totp/enable`, `/api/totp/disable`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `POST /api/totp/enable` (a code of the pending secret) and `POST /api/totp/disable` (a
+/// current TOTP code or an unused recovery code), with re-authentication.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TotpCodeRequest {
     /// The code.
     pub code: String,
+    /// Re-authentication: the current `auth_key`.
+    pub auth_key: Base64Array<32>,
 }
 
 /// Answer to `POST /api/totp/enable`: the ten recovery codes, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RecoveryCodesResponse {
     /// Each works once instead of a TOTP code.
     pub recovery_codes: Vec<String>,
@@ -523,7 +528,7 @@ pub struct AccountResponse {
 }
 
 /// `PUT /api/account/trusted-networks`: replaces the list (empty allows any network).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedNetworksRequest {
     /// CIDR blocks such as `192.0.2.0/24` or `2001:db8::/32`.
@@ -537,7 +542,7 @@ pub struct TrustedNetworksRequest {
 
 /// `POST /api/account/password`: re-wraps the same identity under a new password in one
 /// transaction; other sessions are signed out.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeRequest {
     /// `auth_key` of the current password.
@@ -556,7 +561,7 @@ pub struct PasswordChangeRequest {
 }
 
 /// `POST /api/account/delete`: deletes the account after re-authentication.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAccountRequest {
     /// The current `auth_key`.
@@ -564,4 +569,145 @@ pub struct DeleteAccountRequest {
     /// A TOTP or recovery code when TOTP is enabled.
     #[serde(default)]
     pub totp_code: Option<String>,
+}
+
+/// What `Debug` prints instead of a secret (a code, a TOTP secret, recovery codes).
+const REDACTED: &str = "[redacted]";
+
+/// `[redacted]` for a present optional secret, `None` for an absent one.
+fn redacted_option(value: &Option<String>) -> Option<&'static str> {
+    value.as_ref().map(|_| REDACTED)
+}
+
+impl fmt::Debug for TotpLoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpLoginRequest")
+            .field("challenge", &self.challenge)
+            .field("code", &REDACTED)
+            .finish()
+    }
+}
+
+impl fmt::Debug for TotpSetupResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TotpSetupResponse([redacted])")
+    }
+}
+
+impl fmt::Debug for TotpCodeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpCodeRequest")
+            .field("code", &REDACTED)
+            .field("auth_key", &self.auth_key)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RecoveryCodesResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RecoveryCodesResponse([{} redacted])",
+            self.recovery_codes.len()
+        )
+    }
+}
+
+impl fmt::Debug for TrustedNetworksRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustedNetworksRequest")
+            .field("networks", &self.networks)
+            .field("auth_key", &self.auth_key)
+            .field("totp_code", &redacted_option(&self.totp_code))
+            .finish()
+    }
+}
+
+impl fmt::Debug for PasswordChangeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChangeRequest")
+            .field("current_auth_key", &self.current_auth_key)
+            .field("totp_code", &redacted_option(&self.totp_code))
+            .field("new_kdf", &self.new_kdf)
+            .field("new_salt", &self.new_salt)
+            .field("new_auth_key", &self.new_auth_key)
+            .field("new_wrapped_identity", &self.new_wrapped_identity)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DeleteAccountRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeleteAccountRequest")
+            .field("auth_key", &self.auth_key)
+            .field("totp_code", &redacted_option(&self.totp_code))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_holds_no_code_or_secret() {
+        let code = "493817".to_owned();
+        let printed = [
+            format!(
+                "{:?}",
+                TotpLoginRequest {
+                    challenge: Base64(vec![1; 32]),
+                    code: code.clone(),
+                }
+            ),
+            format!(
+                "{:?}",
+                TotpSetupResponse {
+                    secret_base32: "JBSWY3DPEHPK3PXP".to_owned(),
+                    otpauth_uri: "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP".to_owned(),
+                    qr_svg: "<svg/>".to_owned(),
+                }
+            ),
+            format!(
+                "{:?}",
+                TotpCodeRequest {
+                    code: code.clone(),
+                    auth_key: Base64Array([2; 32]),
+                }
+            ),
+            format!(
+                "{:?}",
+                RecoveryCodesResponse {
+                    recovery_codes: vec!["493817-recovery".to_owned()],
+                }
+            ),
+            format!(
+                "{:?}",
+                TrustedNetworksRequest {
+                    networks: vec!["192.0.2.0/24".to_owned()],
+                    auth_key: Base64Array([2; 32]),
+                    totp_code: Some(code.clone()),
+                }
+            ),
+            format!(
+                "{:?}",
+                DeleteAccountRequest {
+                    auth_key: Base64Array([2; 32]),
+                    totp_code: Some(code.clone()),
+                }
+            ),
+            format!(
+                "{:?}",
+                LoginRequest {
+                    username: "alice".to_owned(),
+                    auth_key: Base64Array([2; 32]),
+                }
+            ),
+        ];
+        for text in printed {
+            for secret in [code.as_str(), "JBSWY3DPEHPK3PXP", "2, 2", "AgIC"] {
+                assert!(!text.contains(secret), "{text}");
+            }
+        }
+    }
 }

@@ -56,6 +56,9 @@ impl TestServer {
             &database_url,
             "--static-dir",
             &static_dir.to_string_lossy(),
+            // The tests register every account from 127.0.0.1.
+            "--register-attempts",
+            "1000",
         ])
         .map_err(|error| error.to_string())?;
         let application = server::Application::build(config)

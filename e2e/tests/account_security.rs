@@ -131,6 +131,7 @@ async fn two_factor_sessions_password_change_and_page_security() -> E2eResult<()
         first.screenshot(std::path::Path::new(&path)).await?;
     }
     first.fill("totp-code-input", &code(&secret, 0)?).await?;
+    first.fill("totp-enable-password-input", PASSWORD).await?;
     first.click("totp-enable-button").await?;
     first
         .wait_for_text("recovery-codes", "recovery codes")

@@ -10,7 +10,7 @@ use axum::http::HeaderName;
 use clap::Parser;
 use sqlx::sqlite::SqliteConnectOptions;
 
-use crate::server_key::ServerKey;
+use mfa::ServerKey;
 
 /// The reverse proxies trusted by default: loopback.
 pub const DEFAULT_TRUSTED_PROXIES: [&str; 2] = ["127.0.0.0/8", "::1/128"];
@@ -86,6 +86,10 @@ pub struct Config {
     /// one window; each client IP gets three times as many.
     #[arg(long, env = "CHAT_LOGIN_ATTEMPTS", default_value_t = 10)]
     pub login_attempts: u32,
+    /// Accounts that one client address (an IPv4 address or an IPv6 /64) may register within
+    /// one window.
+    #[arg(long, env = "CHAT_REGISTER_ATTEMPTS", default_value_t = 10)]
+    pub register_attempts: u32,
     /// Length of the login throttling window, in seconds.
     #[arg(long, env = "CHAT_LOGIN_WINDOW_SECS", default_value_t = 900)]
     pub login_window_secs: u64,
@@ -96,6 +100,35 @@ pub struct Config {
     /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1); needs `--tls-cert`.
     #[arg(long, env = "CHAT_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Marks the session cookie `Secure`, so browsers send it over HTTPS only: for a server
+    /// behind a TLS-terminating reverse proxy. Implied by `--tls-cert`.
+    #[arg(long, env = "CHAT_COOKIE_SECURE")]
+    pub cookie_secure: bool,
+    /// The second-factor service (`https://HOST:PORT`, see `mfa-service`): TOTP secrets,
+    /// recovery codes and login challenges are then kept there, and the chat database holds
+    /// none. Needs `--mfa-ca`, `--mfa-client-cert` and `--mfa-client-key`. Without it they
+    /// are kept in this process, in `--mfa-database-url`.
+    #[arg(
+        long,
+        env = "CHAT_MFA_URL",
+        requires_all = ["mfa_ca", "mfa_client_cert", "mfa_client_key"]
+    )]
+    pub mfa_url: Option<url::Url>,
+    /// PEM file with the CA that issued the service's certificate: the only one trusted for
+    /// it.
+    #[arg(long, env = "CHAT_MFA_CA", requires = "mfa_url")]
+    pub mfa_ca: Option<PathBuf>,
+    /// PEM file with this server's client certificate chain for the service.
+    #[arg(long, env = "CHAT_MFA_CLIENT_CERT", requires = "mfa_url")]
+    pub mfa_client_cert: Option<PathBuf>,
+    /// PEM file with the private key of `--mfa-client-cert`.
+    #[arg(long, env = "CHAT_MFA_CLIENT_KEY", requires = "mfa_url")]
+    pub mfa_client_key: Option<PathBuf>,
+    /// The database of second factors kept in this process (no `--mfa-url`). Default:
+    /// `mfa.db` next to the SQLite file, memory for an in-memory database, and the schema
+    /// `mfa` of the PostgreSQL database.
+    #[arg(long, env = "CHAT_MFA_DATABASE_URL", conflicts_with = "mfa_url")]
+    pub mfa_database_url: Option<String>,
     /// Where attachment chunks are stored, as an object store URL (`file:///srv/chat/files`,
     /// `memory:///`, or `s3://bucket/prefix` in a build with the `s3` feature). Default: the
     /// folder `attachments` next to the SQLite file (in memory for an in-memory database).
@@ -132,9 +165,16 @@ impl Config {
                 .filter_map(|block| block.parse().ok())
                 .collect(),
             login_attempts: 10,
+            register_attempts: 10,
             login_window_secs: 900,
             tls_cert: None,
             tls_key: None,
+            cookie_secure: false,
+            mfa_url: None,
+            mfa_ca: None,
+            mfa_client_cert: None,
+            mfa_client_key: None,
+            mfa_database_url: None,
             attachments_url: None,
             attachment_quota_mib: 1024,
             attachment_ttl_secs: 86_400,
@@ -209,6 +249,28 @@ impl Config {
         self.tls_cert.is_some() && self.tls_key.is_some()
     }
 
+    /// The database of in-process second factors: `--mfa-database-url`, else `mfa.db` next
+    /// to the SQLite file, else a database in memory (in-memory chat database), else the
+    /// schema `mfa` of the PostgreSQL database.
+    pub fn mfa_database_url(&self) -> String {
+        if let Some(url) = &self.mfa_database_url {
+            return url.clone();
+        }
+        if let Some(directory) = self.database_directory() {
+            return format!("sqlite://{}", directory.join("mfa.db").display());
+        }
+        if self.database_in_memory() {
+            return "sqlite::memory:".to_owned();
+        }
+        mfa::store::postgres_schema_url(&self.database_url, "mfa")
+    }
+
+    /// Whether the session cookie is marked `Secure`: with `--cookie-secure`, or when the
+    /// server speaks TLS itself.
+    pub fn cookie_secure(&self) -> bool {
+        self.cookie_secure || self.tls_enabled()
+    }
+
     /// Where the server key file is: `--server-key-file`, else `server.key` next to the
     /// SQLite file, else `data/server.key`.
     pub fn server_key_path(&self) -> PathBuf {
@@ -248,6 +310,48 @@ mod tests {
         let parsed = Config::try_parse_from(["server", "--database-url", "sqlite://x.db"]).unwrap();
         let built = Config::new("sqlite://x.db", "web-client/dist");
         assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+    }
+
+    #[test]
+    fn in_process_factors_live_beside_the_chat_database() {
+        let mut config = Config::new("sqlite://data/chat.db", "dist");
+        assert_eq!(config.mfa_database_url(), "sqlite://data/mfa.db");
+        config.database_url = "sqlite::memory:".to_owned();
+        assert_eq!(config.mfa_database_url(), "sqlite::memory:");
+        config.database_url = "postgres://chat@db/chat".to_owned();
+        assert_eq!(
+            config.mfa_database_url(),
+            "postgres://chat@db/chat?options=-c%20search_path%3Dmfa"
+        );
+        config.mfa_database_url = Some("sqlite:///srv/mfa.db".to_owned());
+        assert_eq!(config.mfa_database_url(), "sqlite:///srv/mfa.db");
+    }
+
+    #[test]
+    fn the_remote_service_needs_its_three_files() {
+        let partial = Config::try_parse_from([
+            "server",
+            "--mfa-url",
+            "https://mfa.internal:8443",
+            "--mfa-ca",
+            "ca.pem",
+        ]);
+        assert!(partial.is_err());
+        let full = Config::try_parse_from([
+            "server",
+            "--mfa-url",
+            "https://mfa.internal:8443",
+            "--mfa-ca",
+            "ca.pem",
+            "--mfa-client-cert",
+            "chat.pem",
+            "--mfa-client-key",
+            "chat.key",
+        ])
+        .unwrap();
+        assert!(full.mfa_url.is_some());
+        let without_url = Config::try_parse_from(["server", "--mfa-ca", "ca.pem"]);
+        assert!(without_url.is_err());
     }
 
     #[test]

@@ -113,9 +113,6 @@ pub enum ApiError {
     /// 500: a value read back from the database is not what was written.
     #[error("corrupt stored data: {0}")]
     CorruptData(String),
-    /// 500: a QR code could not be drawn.
-    #[error("qr code rendering failed")]
-    QrCode(#[from] qrcode::types::QrError),
     /// 500: the attachment store failed.
     #[error("attachment store failed")]
     Blob(#[from] crate::blobs::BlobError),
@@ -125,6 +122,27 @@ impl From<Throttled> for ApiError {
     fn from(throttled: Throttled) -> Self {
         Self::TooManyAttempts {
             retry_after_s: throttled.retry_after_s,
+        }
+    }
+}
+
+/// The message of a 503 while second factors cannot be checked.
+pub const SECOND_FACTORS_UNAVAILABLE: &str =
+    "two-factor authentication is unavailable right now, try again later";
+
+impl From<mfa::MfaError> for ApiError {
+    /// A wrong code stays 401 `invalid code`, a conflict 409 and a bad request 400 with the
+    /// store's message; a store that cannot be reached is 503
+    /// [`SECOND_FACTORS_UNAVAILABLE`] (the request fails closed); corrupt data and database
+    /// errors are 500.
+    fn from(error: mfa::MfaError) -> Self {
+        match error {
+            mfa::MfaError::InvalidCode => Self::InvalidCode,
+            mfa::MfaError::Conflict(message) => Self::Conflict(message),
+            mfa::MfaError::BadRequest(message) => Self::BadRequest(message),
+            mfa::MfaError::Unavailable(_) => Self::Unavailable(SECOND_FACTORS_UNAVAILABLE),
+            mfa::MfaError::Corrupt(message) => Self::CorruptData(message),
+            mfa::MfaError::Database(error) => Self::Database(error),
         }
     }
 }
@@ -180,7 +198,6 @@ impl ApiError {
             | Self::Password(_)
             | Self::Task(_)
             | Self::CorruptData(_)
-            | Self::QrCode(_)
             | Self::Blob(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

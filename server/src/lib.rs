@@ -22,18 +22,18 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod factors;
 pub mod headers;
 pub mod hub;
 pub mod membership_cache;
+pub mod origin;
 pub mod password;
 pub mod relay;
 pub mod routes;
-pub mod server_key;
 pub mod session;
 pub mod store;
 pub mod throttle;
 pub mod tls;
-pub mod totp;
 pub mod writer;
 
 use std::net::SocketAddr;
@@ -59,11 +59,11 @@ pub use crate::config::Config;
 use crate::headers::SecurityHeaders;
 use crate::hub::Hub;
 use crate::membership_cache::MembershipCache;
-use crate::server_key::{ServerKey, ServerKeyError};
 use crate::store::secrets::ServerSecret;
 use crate::throttle::LoginThrottle;
 use crate::tls::TlsError;
 use crate::writer::MessageWriter;
+use mfa::{SecondFactors, ServerKeyError};
 
 /// Largest request body the API accepts, in bytes (256 KiB); larger bodies get a JSON 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -81,9 +81,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The server's own 32-byte secret (keys the fake salts of unknown usernames).
     pub secret: ServerSecret,
-    /// The server key, kept outside the database (seals TOTP secrets, keys recovery code
-    /// MACs).
-    pub server_key: ServerKey,
+    /// Second factors: in this process, or the remote service ([`factors`]).
+    pub factors: Arc<dyn SecondFactors>,
     /// Attempt counters of logins and code checks.
     pub throttle: Arc<LoginThrottle>,
     /// An Argon2id PHC string of a random key, verified against when a login names an
@@ -127,6 +126,24 @@ pub enum StartupError {
     /// The TLS certificate or key could not be loaded.
     #[error("cannot set up tls")]
     Tls(#[from] TlsError),
+    /// The second-factor store could not be opened.
+    #[error("cannot open the second-factor store")]
+    Factors(#[from] mfa::MfaError),
+    /// The second-factor service's certificates or URL are unusable.
+    #[error("cannot set up the second-factor service client")]
+    RemoteFactors(#[from] mfa::remote::RemoteSetupError),
+    /// Second factors an older version left in the chat database could not be read or
+    /// deleted.
+    #[error("cannot move the second factors of the chat database")]
+    Legacy(#[source] crate::error::ApiError),
+    /// The chat database still holds second factors of an older version, which a remote
+    /// store cannot take.
+    #[error(
+        "the chat database still holds second factors of {0} accounts: start once without \
+         --mfa-url to move them into the in-process store, then move that store and the \
+         server key to the service (see the deploy guide)"
+    )]
+    OldFactors(i64),
     /// The attachment store could not be opened.
     #[error("cannot open the attachment store")]
     Blobs(#[from] blobs::BlobError),
@@ -182,11 +199,7 @@ impl Application {
             }
         };
         let secret = store::secrets::load_or_create(&pool).await?;
-        // A 32-byte file read once at startup: blocking the runtime briefly is harmless.
-        let server_key = match &config.server_key {
-            Some(key) => key.clone(),
-            None => ServerKey::load_or_create(&config.server_key_path())?,
-        };
+        let factors = factors::start(&config, &pool).await?;
         let dummy_auth_hash = password::dummy_hash().await?;
         let blobs = match config.attachment_store() {
             AttachmentStore::Folder(folder) => BlobStore::local(&folder)?,
@@ -197,14 +210,15 @@ impl Application {
             .await
             .map_err(StartupError::Bind)?;
         let port = listener.local_addr().map_err(StartupError::Bind)?.port();
-        let throttle = LoginThrottle::new(config.login_attempts, config.login_window());
+        let throttle = LoginThrottle::new(config.login_attempts, config.login_window())
+            .with_registrations(config.register_attempts);
         let state = AppState {
             writer: MessageWriter::start(pool.clone(), hub.clone(), membership.clone()),
             pool,
             hub,
             config: Arc::new(config),
             secret,
-            server_key,
+            factors,
             throttle: Arc::new(throttle),
             dummy_auth_hash: dummy_auth_hash.into(),
             blobs,
@@ -318,6 +332,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ws::router())
         .route("/api", any(error::api_not_found))
         .route("/api/{*rest}", any(error::api_not_found))
+        .layer(axum::middleware::from_fn(origin::require_same_origin))
         .layer(axum::middleware::map_response(error::json_error_body))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     Router::new()

@@ -123,13 +123,13 @@ pub async fn start(
     };
     sessions::insert(&state.pool, &new_session, now_ms).await?;
     let encoded = Zeroizing::new(URL_SAFE_NO_PAD.encode(token.as_ref()));
-    let secure = state.config.tls_enabled();
+    let secure = state.config.cookie_secure();
     Ok((SET_COOKIE, cookie_header(&encoded, ttl, secure)))
 }
 
 /// The `Set-Cookie` header that removes the session cookie.
 pub fn clearing_cookie(state: &AppState) -> (axum::http::HeaderName, HeaderValue) {
-    let secure = state.config.tls_enabled();
+    let secure = state.config.cookie_secure();
     (SET_COOKIE, cookie_header("", Duration::ZERO, secure))
 }
 

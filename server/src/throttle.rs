@@ -29,6 +29,8 @@ pub enum Endpoint {
     Code,
     /// A logged-in user re-authenticating with their auth key before a sensitive change.
     Reauthenticate,
+    /// `POST /api/register`, counted per address only, against its own limit.
+    Register,
 }
 
 impl Endpoint {
@@ -40,6 +42,7 @@ impl Endpoint {
             Self::LoginTotp => "login_totp",
             Self::Code => "code",
             Self::Reauthenticate => "reauthenticate",
+            Self::Register => "register",
         }
     }
 }
@@ -56,6 +59,7 @@ pub struct Throttled {
 pub struct LoginThrottle {
     per_username: u32,
     per_address: u32,
+    registrations_per_address: u32,
     window: Duration,
 }
 
@@ -71,12 +75,23 @@ fn address_subject(ip: IpAddr) -> String {
 
 impl LoginThrottle {
     /// Counters allowing `per_username` attempts per username and three times as many per
-    /// client address, per endpoint, within `window`.
+    /// client address, per endpoint, within `window`; registrations are allowed as often as
+    /// logins until [`LoginThrottle::with_registrations`] says otherwise.
     pub fn new(per_username: u32, window: Duration) -> Self {
         Self {
             per_username,
             per_address: per_username.saturating_mul(3),
+            registrations_per_address: per_username,
             window,
+        }
+    }
+
+    /// The same limits, with `per_address` registrations per client address within the
+    /// window.
+    pub fn with_registrations(self, per_address: u32) -> Self {
+        Self {
+            registrations_per_address: per_address,
+            ..self
         }
     }
 
@@ -105,10 +120,14 @@ impl LoginThrottle {
         ip: IpAddr,
         now_ms: i64,
     ) -> ApiResult<()> {
+        let per_address = match endpoint {
+            Endpoint::Register => self.registrations_per_address,
+            _ => self.per_address,
+        };
         let mut counters = vec![Counter {
             endpoint: endpoint.as_str(),
             subject: address_subject(ip),
-            limit: self.per_address,
+            limit: per_address,
         }];
         if let Some(username) = username {
             counters.push(Counter {
@@ -212,6 +231,30 @@ mod tests {
         assert_eq!(retry_after(refused), 60);
         throttle
             .attempt_at(&pool, Endpoint::Login, None, ip("2001:db8:0:1::1"), now)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn registrations_count_per_address_against_their_own_limit() {
+        let pool = database().await;
+        let throttle = LoginThrottle::new(2, Duration::from_secs(60)).with_registrations(1);
+        let now = 1_000_000;
+        throttle
+            .attempt_at(&pool, Endpoint::Register, None, ip("192.0.2.1"), now)
+            .await
+            .unwrap();
+        let refused = throttle
+            .attempt_at(&pool, Endpoint::Register, None, ip("192.0.2.1"), now)
+            .await;
+        assert_eq!(retry_after(refused), 60);
+        throttle
+            .attempt_at(&pool, Endpoint::Register, None, ip("192.0.2.2"), now)
+            .await
+            .unwrap();
+        // Logins from the refused address keep their own counters.
+        throttle
+            .attempt_at(&pool, Endpoint::Login, ALICE, ip("192.0.2.1"), now)
             .await
             .unwrap();
     }

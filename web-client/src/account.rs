@@ -145,24 +145,29 @@ impl Chat {
         Ok(http::post("/api/totp/setup", &()).await?)
     }
 
-    /// Confirms enrolment with a valid code; returns the recovery codes, shown once.
-    pub async fn totp_enable(&self, code: &str) -> Result<Vec<String>, ChatError> {
+    /// Confirms enrolment with a valid code and the password (re-authentication); returns
+    /// the recovery codes, shown once.
+    pub async fn totp_enable(&self, code: &str, password: &str) -> Result<Vec<String>, ChatError> {
+        let keys = self.reauthenticate(password).await?;
         let response: RecoveryCodesResponse = http::post(
             "/api/totp/enable",
             &TotpCodeRequest {
                 code: code.trim().to_owned(),
+                auth_key: Base64Array(*keys.auth_key.as_bytes()),
             },
         )
         .await?;
         Ok(response.recovery_codes)
     }
 
-    /// Turns TOTP off; needs a current code.
-    pub async fn totp_disable(&self, code: &str) -> Result<(), ChatError> {
+    /// Turns TOTP off; needs a current code and the password.
+    pub async fn totp_disable(&self, code: &str, password: &str) -> Result<(), ChatError> {
+        let keys = self.reauthenticate(password).await?;
         Ok(http::post_no_content(
             "/api/totp/disable",
             &TotpCodeRequest {
                 code: code.trim().to_owned(),
+                auth_key: Base64Array(*keys.auth_key.as_bytes()),
             },
         )
         .await?)

@@ -139,6 +139,7 @@ pub async fn deploy(database_url: Option<String>, members: usize) -> BenchResult
     let mut config = server::Config::new(database_url, data.path());
     config.bind = "127.0.0.1:0".parse().map_err(|_| "bad address")?;
     config.server_key_file = Some(data.path().join("server.key"));
+    config.register_attempts = u32::MAX;
     let attachments = url::Url::from_directory_path(data.path().join("attachments"))
         .map_err(|()| "bad attachment folder")?;
     config.attachments_url = Some(attachments.to_string());

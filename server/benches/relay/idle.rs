@@ -88,6 +88,8 @@ async fn start(server_bin: &Path, data: &Path) -> BenchResult<(ServerProcess, St
         .arg(format!("sqlite://{}", data.join("idle.db").display()))
         .arg("--static-dir")
         .arg(data)
+        .arg("--register-attempts")
+        .arg(u32::MAX.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -17,10 +17,11 @@ use ipnet::IpNet;
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
+use crate::factors;
 use crate::password;
 use crate::routes::totp::require_user_code;
 use crate::session::{self, AuthUser};
-use crate::store::{login_events, totp, trusted_networks, users};
+use crate::store::{login_events, trusted_networks, users};
 use crate::throttle::Endpoint;
 use crate::AppState;
 
@@ -85,7 +86,7 @@ pub async fn reauthenticate(
     if !password::verify_auth_key(auth_key, record.auth_hash).await? {
         return Err(ApiError::InvalidPassword);
     }
-    if totp::is_enabled(&state.pool, &user.username).await? {
+    if factors::status(state, &user.username).await?.any() {
         let code = totp_code.ok_or(ApiError::InvalidCode)?;
         require_user_code(state, &user.username, client, code).await?;
     }
@@ -97,9 +98,10 @@ async fn account(
     user: AuthUser,
 ) -> ApiResult<Json<AccountResponse>> {
     let username = user.username.as_str();
+    let factors = factors::status(&state, username).await?;
     Ok(Json(AccountResponse {
-        totp_enabled: totp::is_enabled(&state.pool, username).await?,
-        recovery_codes_left: totp::recovery_codes_left(&state.pool, username).await?,
+        totp_enabled: factors.totp_enabled,
+        recovery_codes_left: factors.recovery_codes_left,
         trusted_networks: trusted_networks::list(&state.pool, username)
             .await?
             .iter()
@@ -210,6 +212,15 @@ async fn delete_account(
         request.totp_code.as_deref(),
     )
     .await?;
+    // The second factors go first: an account deleted while its factors stayed behind
+    // would hand them to whoever registers the name next. While the store cannot be
+    // reached, the deletion waits (503).
+    if users::second_factor(&state.pool, &user.username)
+        .await?
+        .unwrap_or(false)
+    {
+        state.factors.delete_user(&user.username).await?;
+    }
     let rooms_before = users::room_ids(&state.pool, &user.username).await?;
     let (pool, membership, username) = (
         state.pool.clone(),

@@ -16,13 +16,15 @@ use crate::extract::ApiJson;
 use crate::password;
 use crate::session::{self, AuthUser};
 use crate::store::{self, login_events, sessions, users};
+use crate::throttle::Endpoint;
 use crate::AppState;
 
 /// Routes of this module:
 ///
 /// - `POST /api/register` [`RegisterRequest`] -> 201 [`SessionResponse`] and the session
 ///   cookie; 400 for a bad username, an identity for another name or weak KDF parameters,
-///   409 for a taken username. The client's network becomes the account's first known
+///   409 for a taken username, 429 beyond `--register-attempts` registrations per client
+///   address within the login window (counted before anything else). The client's network becomes the account's first known
 ///   network.
 /// - `POST /api/logout` -> 204, ends the session (closing its sockets) and clears the
 ///   cookie; 401 without one.
@@ -43,6 +45,12 @@ async fn register(
     client: ClientInfo,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    // Counted first, per address, so that probing names or filling the database costs the
+    // server no hash and no query beyond the counter's.
+    state
+        .throttle
+        .attempt(&state.pool, Endpoint::Register, None, client.ip)
+        .await?;
     validate_username(&request.username)
         .map_err(|error| ApiError::bad_request(error.to_string()))?;
     if request.identity.username() != request.username {

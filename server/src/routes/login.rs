@@ -1,12 +1,14 @@
-//! Logging in: prelogin, the password step, and the TOTP step; with throttling, trusted
-//! networks, login history and new-network notices.
+//! Logging in: prelogin, the password step, and the second-factor step; with throttling,
+//! trusted networks, login history and new-network notices.
 //!
 //! A login is one or two steps. `POST /api/login` checks the auth key, then the account's
-//! trusted networks; without TOTP it starts the session at once, with TOTP it answers a
-//! challenge (32 random bytes, valid [`CHALLENGE_LIFETIME_MS`], for at most
-//! [`CHALLENGE_ATTEMPTS`] codes, stored only as its SHA-256) and `POST /api/login/totp`
-//! starts the session when a code matches. Every attempt on a known account is recorded in
-//! its login history.
+//! trusted networks; without a second factor it starts the session at once, with one it
+//! answers a challenge from the second-factor store ([`mfa::SecondFactors::begin_login`]:
+//! 32 random bytes, valid 5 minutes, for at most 5 codes) and `POST /api/login/totp` starts
+//! the session when the store accepts the code. Every attempt on a known account is
+//! recorded in its login history. An account without a second factor never waits on the
+//! store (see [`crate::factors`]); one with a second factor cannot log in while the store
+//! cannot be reached (503).
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -17,26 +19,18 @@ use common::api::{
     LoginRequest, LoginResponse, PreloginRequest, PreloginResponse, TotpLoginRequest,
 };
 use common::identity::validate_username;
-use common::primitives::sha256;
 use common::wire::{Base64, Base64Array};
-use common::OsRng;
-use rand_core::RngCore;
+use mfa::api::LoginOutcome;
 
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::password;
-use crate::routes::totp::verify_code;
 use crate::session;
 use crate::store::login_events::{self, LoginResult, NewLoginEvent};
-use crate::store::{self, login_challenges, totp, trusted_networks, users};
+use crate::store::{self, trusted_networks, users};
 use crate::throttle::Endpoint;
 use crate::AppState;
-
-/// How long a login challenge stays valid, in milliseconds (5 minutes).
-pub const CHALLENGE_LIFETIME_MS: i64 = 5 * 60 * 1000;
-/// How many codes may be tried against one login challenge.
-pub const CHALLENGE_ATTEMPTS: u32 = 5;
 
 /// Routes of this module. Each counts against the login throttle of its username and of the
 /// client's address (see [`crate::throttle`]): beyond the limit they answer 429
@@ -53,7 +47,7 @@ pub const CHALLENGE_ATTEMPTS: u32 = 5;
 /// - `POST /api/login/totp` [`TotpLoginRequest`] -> 200 [`LoginResponse`] with the session
 ///   cookie; 401 `invalid code` for a wrong or reused code (5 tries per challenge), 401
 ///   `login expired, start again` for an unknown, expired or used-up challenge, 403 as for
-///   login.
+///   login, 503 while the second-factor store cannot be reached.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/prelogin", post(prelogin))
@@ -208,25 +202,21 @@ async fn login(
         None => return Err(ApiError::InvalidCredentials),
     };
     require_trusted_network(&state, &user.username, &client).await?;
-    if !totp::is_enabled(&state.pool, &user.username).await? {
+    let may_have_factor = users::second_factor(&state.pool, &user.username)
+        .await?
+        .unwrap_or(false);
+    let challenge = if may_have_factor {
+        state.factors.begin_login(&user.username).await?
+    } else {
+        None
+    };
+    let Some(challenge) = challenge else {
         return finish_login(&state, &user.username, &client).await;
-    }
-    let mut challenge = [0u8; 32];
-    OsRng.fill_bytes(&mut challenge);
-    let now_ms = store::now_ms();
-    login_challenges::create(
-        &state.pool,
-        &sha256(&challenge),
-        &user.username,
-        now_ms,
-        now_ms.saturating_add(CHALLENGE_LIFETIME_MS),
-        CHALLENGE_ATTEMPTS,
-    )
-    .await?;
+    };
     let body = LoginResponse {
         username: user.username,
         totp_required: true,
-        challenge: Some(Base64(challenge.to_vec())),
+        challenge: Some(Base64(challenge.0.to_vec())),
         new_network: false,
     };
     Ok(Json(body).into_response())
@@ -237,8 +227,7 @@ async fn login_totp(
     client: ClientInfo,
     ApiJson(request): ApiJson<TotpLoginRequest>,
 ) -> ApiResult<Response> {
-    let challenge_hash = sha256(&request.challenge.0);
-    let username = login_challenges::find(&state.pool, &challenge_hash, store::now_ms()).await?;
+    let username = state.factors.challenge_owner(&request.challenge.0).await?;
     match throttle(&state, Endpoint::LoginTotp, username.as_deref(), &client).await {
         Err(refusal @ ApiError::TooManyAttempts { .. }) => {
             if let Some(username) = &username {
@@ -251,14 +240,17 @@ async fn login_totp(
     let username = username.ok_or(ApiError::LoginExpired)?;
     // The address may have changed since the password step.
     require_trusted_network(&state, &username, &client).await?;
-    if !verify_code(&state, &username, &request.code).await? {
-        login_challenges::record_wrong_code(&state.pool, &challenge_hash).await?;
-        record_failure(&state, &username, &client, LoginResult::WrongCode).await?;
-        return Err(ApiError::InvalidCode);
+    let outcome = state
+        .factors
+        .complete_login(&request.challenge.0, request.code.trim())
+        .await?;
+    match outcome {
+        LoginOutcome::Accepted => finish_login(&state, &username, &client).await,
+        LoginOutcome::WrongCode => {
+            record_failure(&state, &username, &client, LoginResult::WrongCode).await?;
+            Err(ApiError::InvalidCode)
+        }
+        // Used up meanwhile, or completed by another request.
+        LoginOutcome::Expired => Err(ApiError::LoginExpired),
     }
-    // Of two requests that complete the same challenge, only one starts a session.
-    if !login_challenges::consume(&state.pool, &challenge_hash).await? {
-        return Err(ApiError::LoginExpired);
-    }
-    finish_login(&state, &username, &client).await
 }

@@ -2,8 +2,7 @@
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::header::{HOST, ORIGIN};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -32,39 +31,17 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/ws", get(connect))
 }
 
-/// Refuses a handshake whose `Origin` names another host than the one it was sent to.
-///
-/// Browsers send cookies on cross-site WebSocket handshakes when `SameSite` allows it and
-/// do not apply CORS to them, so this check is what keeps another site's script from
-/// opening a socket as the user. Requests without `Origin` (non-browser clients) pass.
-fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
-    let Some(origin) = headers.get(ORIGIN) else {
-        return Ok(());
-    };
-    let cross_origin = || ApiError::forbidden("cross-origin websocket refused");
-    let origin = origin.to_str().map_err(|_| cross_origin())?;
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
-        .ok_or_else(cross_origin)?;
-    let host = headers
-        .get(HOST)
-        .and_then(|host| host.to_str().ok())
-        .ok_or_else(cross_origin)?;
-    if origin_host.eq_ignore_ascii_case(host) {
-        Ok(())
-    } else {
-        Err(cross_origin())
-    }
-}
-
 async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: Uri,
     user: Result<AuthUser, ApiError>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    check_origin(&headers)?;
+    // Browsers send cookies on cross-site WebSocket handshakes when `SameSite` allows it and
+    // do not apply CORS to them: this check keeps another site's script from opening a
+    // socket as the user.
+    crate::origin::check(&headers, &uri, "cross-origin websocket refused")?;
     let user = user?;
     let upgrade =
         upgrade.map_err(|_| ApiError::bad_request("expected a websocket upgrade request"))?;
@@ -95,43 +72,4 @@ async fn connect(
             let (sink, stream) = socket.split();
             serve_connection(sink, stream, registration, events, PING_INTERVAL)
         }))
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::HeaderValue;
-
-    use super::*;
-
-    fn headers(origin: Option<&'static str>, host: &'static str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_static(host));
-        if let Some(origin) = origin {
-            headers.insert(ORIGIN, HeaderValue::from_static(origin));
-        }
-        headers
-    }
-
-    #[test]
-    fn same_origin_and_no_origin_pass() {
-        assert!(check_origin(&headers(None, "127.0.0.1:8080")).is_ok());
-        assert!(check_origin(&headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080")).is_ok());
-        assert!(check_origin(&headers(Some("https://Chat.Example"), "chat.example")).is_ok());
-    }
-
-    #[test]
-    fn other_origins_are_refused() {
-        for origin in [
-            "http://evil.example",
-            "http://127.0.0.1:9999",
-            "null",
-            "127.0.0.1:8080",
-        ] {
-            let result = check_origin(&headers(Some(origin), "127.0.0.1:8080"));
-            assert!(
-                matches!(result, Err(ApiError::Forbidden(_))),
-                "{origin} passed"
-            );
-        }
-    }
 }

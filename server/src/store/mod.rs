@@ -10,14 +10,13 @@ pub mod attachments;
 pub mod client_states;
 pub mod envelopes;
 pub mod join_requests;
+pub mod legacy_factors;
 pub mod login_attempts;
-pub mod login_challenges;
 pub mod login_events;
 pub mod messages;
 pub mod rooms;
 pub mod secrets;
 pub mod sessions;
-pub mod totp;
 pub mod trusted_networks;
 pub mod users;
 

@@ -164,6 +164,34 @@ pub async fn find(pool: &AnyPool, username: &str) -> ApiResult<Option<User>> {
     row.map(User::try_from).transpose()
 }
 
+/// Whether `username` may have a second factor (`users.second_factor`): when `false`, a
+/// login needs none and the second-factor store is not asked. `None` for an unknown user.
+///
+/// # Errors
+/// A database error.
+pub async fn second_factor(pool: &AnyPool, username: &str) -> ApiResult<Option<bool>> {
+    let flag: Option<i64> =
+        sqlx::query_scalar("SELECT second_factor FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+    Ok(flag.map(super::flag))
+}
+
+/// Sets `users.second_factor` of `username`: `true` before a factor is enabled, `false`
+/// only once the second-factor store says none is left.
+///
+/// # Errors
+/// A database error.
+pub async fn set_second_factor(pool: &AnyPool, username: &str, may_have: bool) -> ApiResult<()> {
+    sqlx::query("UPDATE users SET second_factor = $1 WHERE username = $2")
+        .bind(i64::from(may_have))
+        .bind(username)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// Loads only the published identity of an account.
 ///
 /// # Errors

@@ -80,6 +80,111 @@ pub async fn create_postgres_database(admin_url: &str) -> String {
     url.to_string()
 }
 
+/// The environment variable that, set to `remote`, runs every test app with its second
+/// factors in a [`TestMfaService`] over mutual TLS instead of in-process. `cargo xtask test`
+/// runs the second-factor tests both ways.
+pub const MFA_VARIABLE: &str = "CHAT_TEST_MFA";
+
+/// Whether this run keeps second factors in a remote service.
+pub fn remote_mfa() -> bool {
+    std::env::var(MFA_VARIABLE).is_ok_and(|value| value == "remote")
+}
+
+/// A second-factor service (`mfa-service`'s code) on port 0 of loopback, with its own
+/// SQLite database and key in a folder of its own, and development certificates.
+pub struct TestMfaService {
+    /// `https://127.0.0.1:PORT`.
+    pub url: url::Url,
+    /// The CA, the service's and the chat server's certificates.
+    pub certificates: mfa::dev_certificates::DevCertificates,
+    /// The folder of its database, key and certificates.
+    pub directory: TempDir,
+    /// The port it listens on (kept across [`TestMfaService::stop`] and
+    /// [`TestMfaService::start_again`]).
+    pub port: u16,
+    running: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+}
+
+impl TestMfaService {
+    /// Makes certificates and starts the service.
+    pub async fn start() -> Self {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let certificates =
+            mfa::dev_certificates::generate(&directory.path().join("tls"), "chat test CA")
+                .expect("certificates");
+        let mut service = Self {
+            url: "https://127.0.0.1:1/".parse().expect("url"),
+            certificates,
+            directory,
+            port: 0,
+            running: None,
+        };
+        service.start_again().await;
+        service
+    }
+
+    /// The service's settings, on `port`.
+    pub fn config(&self, port: u16) -> mfa::ServiceConfig {
+        mfa::ServiceConfig {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            database_url: format!(
+                "sqlite://{}",
+                self.directory.path().join("mfa.db").display()
+            ),
+            key: None,
+            key_file: Some(self.directory.path().join("mfa.key")),
+            tls_cert: self.certificates.service_cert.clone(),
+            tls_key: self.certificates.service_key.clone(),
+            client_ca: self.certificates.ca_cert.clone(),
+        }
+    }
+
+    /// Starts the service (again, after [`TestMfaService::stop`], on the same port and
+    /// database).
+    pub async fn start_again(&mut self) {
+        let service = mfa::config::Service::build(self.config(self.port))
+            .await
+            .expect("the second-factor service starts");
+        self.port = service.port();
+        self.url = format!("https://127.0.0.1:{}/", self.port)
+            .parse()
+            .expect("url");
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(service.run_until(async {
+            let _ = stopped.await;
+        }));
+        self.running = Some((stop, task));
+    }
+
+    /// Stops the service and waits until it no longer listens.
+    pub async fn stop(&mut self) {
+        if let Some((stop, task)) = self.running.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+
+    /// Points a chat server's configuration at this service.
+    pub fn configure(&self, config: &mut Config) {
+        config.mfa_url = Some(self.url.clone());
+        config.mfa_ca = Some(self.certificates.ca_cert.clone());
+        config.mfa_client_cert = Some(self.certificates.client_cert.clone());
+        config.mfa_client_key = Some(self.certificates.client_key.clone());
+    }
+
+    /// The files of its SQLite database.
+    pub fn database_files(&self) -> Vec<PathBuf> {
+        ["mfa.db", "mfa.db-wal", "mfa.db-shm"]
+            .iter()
+            .map(|name| self.directory.path().join(name))
+            .filter(|path| path.exists())
+            .collect()
+    }
+}
+
 /// A running server and the directory holding its database (or, on PostgreSQL, its server
 /// key and attachments) and static files.
 pub struct TestApp {
@@ -95,6 +200,9 @@ pub struct TestApp {
     pub anonymous: Client,
     /// The instance's membership cache.
     pub membership: server::membership_cache::MembershipCache,
+    /// The second-factor service of a remote run ([`remote_mfa`]), or of a test that
+    /// started one with [`spawn_app_with_mfa_service`].
+    pub mfa: Option<TestMfaService>,
     /// Completing this starts a graceful shutdown of the server.
     shutdown: tokio::sync::oneshot::Sender<()>,
     /// The task serving requests.
@@ -157,6 +265,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Starts the app with its second factors in a new [`TestMfaService`], whatever
+/// [`MFA_VARIABLE`] says.
+pub async fn spawn_app_with_mfa_service() -> TestApp {
+    let service = TestMfaService::start().await;
+    let mut app = spawn_app_with(|config| service.configure(config)).await;
+    app.mfa = Some(service);
+    app
+}
+
 /// Starts the app after letting `customize` change the configuration.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     LazyLock::force(&TRACING);
@@ -178,7 +295,19 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     config.bind = "127.0.0.1:0".parse().expect("address");
     // Tests choose their client address with this header.
     config.client_ip_header = Some(reqwest::header::HeaderName::from_static("x-forwarded-for"));
+    // Tests register many accounts from one address; the throttle test sets its own limit.
+    config.register_attempts = 10_000;
+    let mut mfa = None;
+    if remote_mfa() {
+        let service = TestMfaService::start().await;
+        service.configure(&mut config);
+        mfa = Some(service);
+    }
     customize(&mut config);
+    if config.mfa_url.as_ref() != mfa.as_ref().map(|service: &TestMfaService| &service.url) {
+        // Started above, but the test chose otherwise.
+        mfa = None;
+    }
     let database_url = config.database_url.clone();
     let application = Application::build(config).await.expect("app builds");
     let port = application.port();
@@ -199,6 +328,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
         directory,
         anonymous: Client::new(),
         membership,
+        mfa,
         shutdown,
         server,
     }
@@ -214,6 +344,12 @@ pub async fn spawn_instance_of(app: &TestApp) -> TestApp {
     spawn_app_with(|config| {
         config.database_url = database_url;
         keep_files_in(config, &data);
+        // The same second-factor store: the first instance's service, or the schema of
+        // the shared database.
+        match &app.mfa {
+            Some(service) => service.configure(config),
+            None => config.mfa_url = None,
+        }
     })
     .await
 }
@@ -325,11 +461,18 @@ impl TestApp {
                 .collect();
         }
         let database = self.directory.path().join("db");
-        ["chat.db", "chat.db-wal", "chat.db-shm"]
-            .iter()
-            .map(|name| database.join(name))
-            .filter(|path| path.exists())
-            .collect()
+        [
+            "chat.db",
+            "chat.db-wal",
+            "chat.db-shm",
+            "mfa.db",
+            "mfa.db-wal",
+            "mfa.db-shm",
+        ]
+        .iter()
+        .map(|name| database.join(name))
+        .filter(|path| path.exists())
+        .collect()
     }
 
     /// Every (table, column) of the app's schema but the migrations' own table, and but
@@ -580,6 +723,42 @@ impl TestApp {
         sqlx::AnyPool::connect(&self.database_url)
             .await
             .expect("database opens")
+    }
+
+    /// The database of the app's second-factor store: the remote service's, or the
+    /// in-process one (`mfa.db` next to the chat database, or the schema `mfa` of the
+    /// PostgreSQL database).
+    pub async fn factor_store(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = match &self.mfa {
+            Some(service) => service.config(0).database_url,
+            None if self.on_postgres() => {
+                mfa::store::postgres_schema_url(&self.database_url, "mfa")
+            }
+            None => format!(
+                "sqlite://{}",
+                self.directory.path().join("db").join("mfa.db").display()
+            ),
+        };
+        sqlx::AnyPool::connect(&url)
+            .await
+            .expect("the second-factor store opens")
+    }
+
+    /// Rows naming `username` in the second-factor store, over all its tables.
+    pub async fn factor_rows(&self, username: &str) -> i64 {
+        let store = self.factor_store().await;
+        let mut rows = 0;
+        for table in ["user_totp", "recovery_codes", "login_challenges"] {
+            let count: i64 =
+                sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE username = $1"))
+                    .bind(username)
+                    .fetch_one(&store)
+                    .await
+                    .expect("count");
+            rows += count;
+        }
+        rows
     }
 
     /// The registration request a real client would send for `username` and `password`.

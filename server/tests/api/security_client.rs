@@ -223,20 +223,42 @@ impl TestApp {
         .await
     }
 
-    /// `POST /api/totp/enable` with `code`.
-    pub async fn totp_enable(&self, client: &Client, code: &str) -> Response {
-        let body = TotpCodeRequest {
-            code: code.to_owned(),
-        };
-        self.post_as(client, "/api/totp/enable", &body).await
+    /// `POST /api/totp/enable` as `user` with `code` and their auth key.
+    pub async fn totp_enable(&self, user: &TestUser, code: &str) -> Response {
+        self.totp_enable_with_key(user, code, user.auth_key).await
     }
 
-    /// `POST /api/totp/disable` with `code`.
-    pub async fn totp_disable(&self, client: &Client, code: &str) -> Response {
+    /// `POST /api/totp/enable` as `user` with `code` and `auth_key`.
+    pub async fn totp_enable_with_key(
+        &self,
+        user: &TestUser,
+        code: &str,
+        auth_key: [u8; 32],
+    ) -> Response {
         let body = TotpCodeRequest {
             code: code.to_owned(),
+            auth_key: Base64Array(auth_key),
         };
-        self.post_as(client, "/api/totp/disable", &body).await
+        self.post_as(&user.client, "/api/totp/enable", &body).await
+    }
+
+    /// `POST /api/totp/disable` as `user` with `code` and their auth key.
+    pub async fn totp_disable(&self, user: &TestUser, code: &str) -> Response {
+        self.totp_disable_with_key(user, code, user.auth_key).await
+    }
+
+    /// `POST /api/totp/disable` as `user` with `code` and `auth_key`.
+    pub async fn totp_disable_with_key(
+        &self,
+        user: &TestUser,
+        code: &str,
+        auth_key: [u8; 32],
+    ) -> Response {
+        let body = TotpCodeRequest {
+            code: code.to_owned(),
+            auth_key: Base64Array(auth_key),
+        };
+        self.post_as(&user.client, "/api/totp/disable", &body).await
     }
 
     /// Sets TOTP up for `user` and enables it with the current code; returns the
@@ -246,7 +268,7 @@ impl TestApp {
         let mut authenticator = Authenticator::new(&setup.secret_base32);
         authenticator.enabled_step = current_step();
         let code = authenticator.code_at_step(authenticator.enabled_step);
-        let response = self.totp_enable(&user.client, &code).await;
+        let response = self.totp_enable(user, &code).await;
         let codes: RecoveryCodesResponse = json(response).await;
         (authenticator, codes.recovery_codes)
     }

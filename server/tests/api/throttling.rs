@@ -143,3 +143,42 @@ async fn the_totp_step_is_throttled_per_address() {
         .await;
     assert_throttled(response, "the totp step").await;
 }
+
+/// `POST /api/register` of a fresh account named `username` from `ip`.
+async fn register_from(app: &TestApp, username: &str, ip: &str) -> Response {
+    let (request, _, _) = TestApp::registration(username, "a long enough passphrase");
+    app.anonymous
+        .post(app.url("/api/register"))
+        .header("x-forwarded-for", ip)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn registrations_are_counted_per_address_before_any_other_work() {
+    let app = spawn_app_with(|config| {
+        config.register_attempts = 2;
+        config.login_window_secs = WINDOW_SECS;
+    })
+    .await;
+    for name in ["alice", "bob"] {
+        let response = register_from(&app, name, "198.51.100.7").await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{name}");
+    }
+    // Refused before the name is looked at: a taken name gets the same 429, so the
+    // throttle also bounds how fast names can be probed.
+    for name in ["carol", "alice"] {
+        let response = register_from(&app, name, "198.51.100.7").await;
+        assert_throttled(response, name).await;
+    }
+    let response = register_from(&app, "carol", "198.51.100.8").await;
+    assert_eq!(response.status(), StatusCode::CREATED, "another address");
+    // Logins from the throttled address have counters of their own.
+    let response = app.prelogin_from("alice", "198.51.100.7").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_secs(WINDOW_SECS)).await;
+    let response = register_from(&app, "dave", "198.51.100.7").await;
+    assert_eq!(response.status(), StatusCode::CREATED, "after the window");
+}

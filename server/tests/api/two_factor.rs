@@ -30,7 +30,7 @@ async fn setup_shows_a_pending_secret_that_a_valid_code_enables() {
     let second: TotpSetupResponse = json(app.totp_setup(&alice.client).await).await;
     assert_ne!(first.secret_base32, second.secret_base32);
     let stale = Authenticator::new(&first.secret_base32);
-    let response = app.totp_enable(&alice.client, &stale.code(0)).await;
+    let response = app.totp_enable(&alice, &stale.code(0)).await;
     assert_eq!(
         error_message(response, StatusCode::UNAUTHORIZED).await,
         "invalid code"
@@ -39,7 +39,7 @@ async fn setup_shows_a_pending_secret_that_a_valid_code_enables() {
     assert!(!account.totp_enabled, "a pending secret is not enabled");
 
     let authenticator = Authenticator::new(&second.secret_base32);
-    let response = app.totp_enable(&alice.client, &authenticator.code(0)).await;
+    let response = app.totp_enable(&alice, &authenticator.code(0)).await;
     let codes: common::api::RecoveryCodesResponse = json(response).await;
     assert_eq!(codes.recovery_codes.len(), 10);
     for code in &codes.recovery_codes {
@@ -55,7 +55,7 @@ async fn setup_shows_a_pending_secret_that_a_valid_code_enables() {
         error_message(response, StatusCode::CONFLICT).await,
         "totp is already enabled"
     );
-    let response = app.totp_enable(&alice.client, &authenticator.code(1)).await;
+    let response = app.totp_enable(&alice, &authenticator.code(1)).await;
     assert_eq!(
         error_message(response, StatusCode::CONFLICT).await,
         "totp is already enabled"
@@ -66,12 +66,12 @@ async fn setup_shows_a_pending_secret_that_a_valid_code_enables() {
 async fn enabling_without_a_setup_is_409_and_needs_a_session() {
     let app = spawn_app().await;
     let alice = app.register_user("alice").await;
-    let response = app.totp_enable(&alice.client, "123456").await;
+    let response = app.totp_enable(&alice, "123456").await;
     assert_eq!(
         error_message(response, StatusCode::CONFLICT).await,
         "no totp setup in progress"
     );
-    let response = app.totp_disable(&alice.client, "123456").await;
+    let response = app.totp_disable(&alice, "123456").await;
     assert_eq!(
         error_message(response, StatusCode::CONFLICT).await,
         "totp is not enabled"
@@ -235,20 +235,18 @@ async fn disabling_needs_a_valid_code() {
     let alice = app.register_user("alice").await;
     let (authenticator, recovery_codes) = app.enable_totp(&alice).await;
 
-    let response = app
-        .totp_disable(&alice.client, &authenticator.wrong_code())
-        .await;
+    let response = app.totp_disable(&alice, &authenticator.wrong_code()).await;
     assert_eq!(
         error_message(response, StatusCode::UNAUTHORIZED).await,
         "invalid code"
     );
-    let response = app.totp_disable(&alice.client, "not a code").await;
+    let response = app.totp_disable(&alice, "not a code").await;
     assert_eq!(
         error_message(response, StatusCode::UNAUTHORIZED).await,
         "invalid code"
     );
     // A recovery code disables as well as a TOTP code does.
-    let response = app.totp_disable(&alice.client, &recovery_codes[0]).await;
+    let response = app.totp_disable(&alice, &recovery_codes[0]).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let account: AccountResponse = json(app.account(&alice.client).await).await;
     assert!(!account.totp_enabled);
@@ -265,9 +263,7 @@ async fn disabling_needs_a_valid_code() {
 
     // Enabled again, a current code disables it too.
     let (authenticator, _) = app.enable_totp(&alice).await;
-    let response = app
-        .totp_disable(&alice.client, &authenticator.next_code())
-        .await;
+    let response = app.totp_disable(&alice, &authenticator.next_code()).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
 
@@ -278,12 +274,16 @@ async fn secrets_and_recovery_codes_are_not_stored_in_the_clear() {
     let setup: TotpSetupResponse = json(app.totp_setup(&alice.client).await).await;
     let authenticator = Authenticator::new(&setup.secret_base32);
     let codes: common::api::RecoveryCodesResponse =
-        json(app.totp_enable(&alice.client, &authenticator.code(0)).await).await;
+        json(app.totp_enable(&alice, &authenticator.code(0)).await).await;
     let secret = totp_rs::Secret::Encoded(setup.secret_base32.clone())
         .to_bytes()
         .unwrap();
+    let mut files = app.database_files().await;
+    if let Some(service) = &app.mfa {
+        files.extend(service.database_files());
+    }
     let mut bytes = Vec::new();
-    for file in app.database_files().await {
+    for file in files {
         bytes.extend(std::fs::read(file).unwrap());
     }
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|window| window == needle);
@@ -296,8 +296,12 @@ async fn secrets_and_recovery_codes_are_not_stored_in_the_clear() {
             "{code} is stored"
         );
     }
-    // The server key lives next to the database, readable by its owner only.
-    let key_file = app.directory.path().join("db").join("server.key");
+    // The key lives next to the database (the service's with a remote store), readable
+    // by its owner only.
+    let key_file = match &app.mfa {
+        Some(service) => service.directory.path().join("mfa.key"),
+        None => app.directory.path().join("db").join("server.key"),
+    };
     let metadata = std::fs::metadata(&key_file).unwrap();
     assert_eq!(metadata.len(), 32);
     #[cfg(unix)]
@@ -305,4 +309,44 @@ async fn secrets_and_recovery_codes_are_not_stored_in_the_clear() {
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
     }
+}
+
+#[tokio::test]
+async fn enabling_and_disabling_need_the_current_auth_key() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let setup: TotpSetupResponse = json(app.totp_setup(&alice.client).await).await;
+    let authenticator = Authenticator::new(&setup.secret_base32);
+    let mut wrong_key = alice.auth_key;
+    wrong_key[31] ^= 1;
+    let response = app
+        .totp_enable_with_key(&alice, &authenticator.code(0), wrong_key)
+        .await;
+    assert_eq!(
+        error_message(response, StatusCode::UNAUTHORIZED).await,
+        "invalid password"
+    );
+    let account: AccountResponse = json(app.account(&alice.client).await).await;
+    assert!(
+        !account.totp_enabled,
+        "a session alone does not enable totp"
+    );
+
+    let response = app.totp_enable(&alice, &authenticator.code(0)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = app
+        .totp_disable_with_key(&alice, &authenticator.code(1), wrong_key)
+        .await;
+    assert_eq!(
+        error_message(response, StatusCode::UNAUTHORIZED).await,
+        "invalid password"
+    );
+    let account: AccountResponse = json(app.account(&alice.client).await).await;
+    assert!(
+        account.totp_enabled,
+        "a session alone does not disable totp"
+    );
+    // The code was not spent by the refused request.
+    let response = app.totp_disable(&alice, &authenticator.code(1)).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }

@@ -160,6 +160,7 @@ fn EnrolTotp(
     let chat = expect_context::<Chat>();
     let setup = RwSignal::new(None::<TotpSetupResponse>);
     let code = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
     let recovery = RwSignal::new(Vec::<String>::new());
     let start = move |_| {
         error.set(None);
@@ -176,12 +177,14 @@ fn EnrolTotp(
     };
     let enable = move || {
         let entered = code.get_untracked();
+        let typed_password = password.get_untracked();
         error.set(None);
         leptos::task::spawn_local(async move {
-            match chat.totp_enable(&entered).await {
+            match chat.totp_enable(&entered, &typed_password).await {
                 Ok(codes) => {
                     recovery.try_set(codes);
                     setup.try_set(None);
+                    password.try_set(String::new());
                 }
                 Err(failure) => {
                     error.try_set(Some(failure.to_string()));
@@ -215,6 +218,9 @@ fn EnrolTotp(
                                     <input data-testid="totp-code-input" type="text" inputmode="numeric" autocomplete="one-time-code"
                                         placeholder="6-digit code" prop:value=move || code.get()
                                         on:input=move |event| code.set(event_target_value(&event)) />
+                                    <input data-testid="totp-enable-password-input" type="password" placeholder="your password" autocomplete="current-password"
+                                        aria-label="your password" prop:value=move || password.get()
+                                        on:input=move |event| password.set(event_target_value(&event)) />
                                     <button data-testid="totp-enable-button" type="submit">"Turn on"</button>
                                 </form>
                             </div>
@@ -226,19 +232,25 @@ fn EnrolTotp(
     }
 }
 
-/// Turning TOTP off, with a current code.
+/// Turning TOTP off, with a current code and the password.
 #[component]
 fn DisableTotp(run: impl Fn(&'static str, Task) + Copy + Send + Sync + 'static) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let code = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
     view! {
         <form on:submit=move |event| {
             event.prevent_default();
             let entered = code.get_untracked();
-            run("Two-factor authentication is off.", Box::pin(async move { chat.totp_disable(&entered).await }));
+            let typed_password = password.get_untracked();
+            password.set(String::new());
+            run("Two-factor authentication is off.", Box::pin(async move { chat.totp_disable(&entered, &typed_password).await }));
         }>
             <input data-testid="totp-disable-input" type="text" placeholder="current code" prop:value=move || code.get()
                 on:input=move |event| code.set(event_target_value(&event)) />
+            <input data-testid="totp-disable-password-input" type="password" placeholder="your password" autocomplete="current-password"
+                aria-label="your password" prop:value=move || password.get()
+                on:input=move |event| password.set(event_target_value(&event)) />
             <button class="secondary" data-testid="totp-disable-button" type="submit">"Turn off"</button>
         </form>
     }

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
 use zeroize::Zeroizing;
 
-use crate::server_key::ServerKey;
+use crate::key::ServerKey;
 
 /// Digits of a code (RFC 4226 section 5.3 allows 6 to 8).
 pub const DIGITS: usize = 6;

@@ -1,11 +1,12 @@
-//! The server key: 32 random bytes kept outside the database, under which the server seals
-//! TOTP secrets and computes the MACs of recovery codes, so a copy of the database alone
-//! reveals neither.
+//! The key under which second factors are kept: 32 random bytes outside the database, under
+//! which TOTP secrets are sealed and recovery codes MACed, so a copy of the database alone
+//! reveals neither. In the chat server's own process it is the chat server's key
+//! (`--server-key`, or the file `server.key` next to the SQLite file); `mfa-service` has its
+//! own (`--key`, `--key-file`, by default `mfa.key` next to its database). A key file is
+//! created with mode 0600 on first start.
 //!
-//! The key comes from `--server-key` (base64) or a file (`--server-key-file`, by default
-//! `server.key` next to the SQLite file) that is created with mode 0600 on first start. Each
-//! use derives its own subkey with HKDF-SHA256 (RFC 5869) and a label, so a sealing key is
-//! never also a MAC key.
+//! Each use derives its own subkey with HKDF-SHA256 (RFC 5869) and a label, so a sealing key
+//! is never also a MAC key.
 
 use std::fmt;
 use std::io::Write as _;
@@ -22,7 +23,7 @@ use rand_core::RngCore;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-/// Why the server key could not be loaded.
+/// Why the key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerKeyError {
     /// `--server-key` is not standard base64 of exactly 32 bytes.
@@ -42,7 +43,7 @@ pub enum ServerKeyError {
     },
 }
 
-/// The 32-byte server key. Cloning shares it; `Debug` never prints it; it is zeroed when
+/// The 32-byte key. Cloning shares it; `Debug` never prints it; it is zeroed when
 /// the last clone is dropped.
 #[derive(Clone)]
 pub struct ServerKey(Arc<Zeroizing<[u8; KEY_LEN]>>);

@@ -1,0 +1,44 @@
+//! `mfa-service`: the chat's second factors as a service of their own, over mutual TLS.
+
+use clap::Parser;
+use mfa::config::Service;
+use mfa::ServiceConfig;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = ServiceConfig::parse();
+    let service = match Service::build(config).await {
+        Ok(service) => service,
+        Err(error) => {
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            eprintln!("mfa-service: {message}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(port = service.port(), "second-factor service listening");
+    let shutdown = async {
+        // Without a signal handler the service still stops with the process.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    match service.run_until(shutdown).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mfa-service: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
