@@ -38,6 +38,21 @@ pub struct Layout {
     /// nginx's port, then one port per instance; `None` for [`DEPLOY_PORTS`] exactly as
     /// `deploy/nginx/chat.conf` has them.
     pub ports: Option<Vec<u16>>,
+    /// The `mfa-service` binary: when given, second factors are kept by that service in a
+    /// process of its own (on [`MFA_PORT`], or a free port when `ports` is given), reached
+    /// by every instance over mutual TLS with development certificates; otherwise each
+    /// instance keeps them in-process, in the schema `mfa` of the database.
+    pub mfa_service: Option<PathBuf>,
+}
+
+/// The second-factor service's port in a deployment on [`DEPLOY_PORTS`] (its default).
+pub const MFA_PORT: u16 = 8443;
+
+/// The second-factor service of a deployment: its port, certificates and process.
+struct MfaService {
+    port: u16,
+    certificates: dev_certificates::DevCertificates,
+    child: Child,
 }
 
 /// One running server instance.
@@ -60,6 +75,8 @@ pub struct Deployment {
     former: Option<Postgres>,
     /// Server key, attachments, logs, nginx's prefix.
     workspace: PathBuf,
+    /// The second-factor service, when the layout names one.
+    mfa: Option<MfaService>,
 }
 
 impl Deployment {
@@ -92,7 +109,15 @@ impl Deployment {
             former: None,
             workspace,
             layout,
+            mfa: None,
         };
+        if let Some(binary) = deployment.layout.mfa_service.clone() {
+            let port = match &deployment.layout.ports {
+                Some(_) => free_port()?,
+                None => MFA_PORT,
+            };
+            deployment.start_mfa_service(&binary, port)?;
+        }
         for index in 0..deployment.instances.len() {
             deployment.start_instance(index)?;
             let port = deployment.instances[index].port;
@@ -137,6 +162,51 @@ impl Deployment {
             .collect()
     }
 
+    /// Makes development certificates and starts `mfa-service` on `port`, with its SQLite
+    /// database and key in the workspace; waits until it accepts connections (its
+    /// `/healthz` answers only clients with a certificate).
+    fn start_mfa_service(&mut self, binary: &Path, port: u16) -> StepResult {
+        let folder = self.workspace.join("mfa");
+        let certificates = dev_certificates::generate(&folder.join("tls"), "chat cluster CA")
+            .map_err(|error| format!("cannot make the service's certificates: {error}"))?;
+        let log = fs::File::create(self.workspace.join("mfa-service.log"))
+            .map_err(|error| format!("cannot open the service log: {error}"))?;
+        let child = Command::new(binary)
+            .env("MFA_BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "MFA_DATABASE_URL",
+                format!("sqlite://{}", folder.join("mfa.db").display()),
+            )
+            .env("MFA_KEY_FILE", folder.join("mfa.key"))
+            .env("MFA_TLS_CERT", &certificates.service_cert)
+            .env("MFA_TLS_KEY", &certificates.service_key)
+            .env("MFA_CLIENT_CA", &certificates.ca_cert)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
+        self.mfa = Some(MfaService {
+            port,
+            certificates,
+            child,
+        });
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > START_TIMEOUT {
+                return Err(format!(
+                    "the second-factor service never listened on {port}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// The second-factor service's port, when the deployment runs one.
+    pub fn mfa_port(&self) -> Option<u16> {
+        self.mfa.as_ref().map(|service| service.port)
+    }
+
     fn start_instance(&mut self, index: usize) -> StepResult {
         let port = self.instances[index].port;
         let root = &self.layout.root;
@@ -163,6 +233,24 @@ impl Deployment {
             .env("CHAT_TRUSTED_PROXIES", "127.0.0.1/32")
             // The load test registers every account from 127.0.0.1.
             .env("CHAT_REGISTER_ATTEMPTS", "1000000")
+            .envs(self.mfa.iter().flat_map(|service| {
+                let files = &service.certificates;
+                [
+                    (
+                        "CHAT_MFA_URL",
+                        format!("https://127.0.0.1:{}/", service.port),
+                    ),
+                    ("CHAT_MFA_CA", files.ca_cert.display().to_string()),
+                    (
+                        "CHAT_MFA_CLIENT_CERT",
+                        files.client_cert.display().to_string(),
+                    ),
+                    (
+                        "CHAT_MFA_CLIENT_KEY",
+                        files.client_key.display().to_string(),
+                    ),
+                ]
+            }))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -313,6 +401,10 @@ impl Drop for Deployment {
         if let Some(mut nginx) = self.nginx.take() {
             signal(&nginx, "QUIT");
             let _ = nginx.wait();
+        }
+        if let Some(mut service) = self.mfa.take() {
+            signal(&service.child, "TERM");
+            let _ = service.child.wait();
         }
         // The Postgres values stop their servers and delete their folders when dropped.
         let _ = fs::remove_dir_all(&self.workspace);

@@ -72,6 +72,7 @@ fn run(fault: Fault) {
         root,
         server: server.into(),
         ports: Some(free_ports(3).unwrap()),
+        mfa_service: None,
     })
     .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -28,6 +28,15 @@ pub struct TestServer {
     pub base_url: String,
     /// Holds the database; deleted on drop.
     pub data_dir: tempfile::TempDir,
+    /// The second-factor service, for a server started with
+    /// [`TestServer::start_with_mfa_service`].
+    mfa: Option<MfaService>,
+}
+
+/// `mfa-service`'s code running in this process over mutual TLS, for a [`TestServer`].
+struct MfaService {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
@@ -37,6 +46,75 @@ impl TestServer {
     /// # Errors
     /// When the web client is not built or the server does not start.
     pub async fn start() -> E2eResult<Self> {
+        Self::start_with(Vec::new(), None).await
+    }
+
+    /// Like [`TestServer::start`], with the second factors in a second-factor service of
+    /// their own (its code, in this process, on another free port) that the server reaches
+    /// over mutual TLS with development certificates.
+    ///
+    /// # Errors
+    /// As [`TestServer::start`], or when the service does not start.
+    pub async fn start_with_mfa_service() -> E2eResult<Self> {
+        let folder = tempfile::tempdir().map_err(|error| error.to_string())?;
+        let certificates = dev_certificates::generate(folder.path(), "e2e test CA")
+            .map_err(|error| error.to_string())?;
+        let config = mfa::ServiceConfig {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            database_url: format!("sqlite://{}", folder.path().join("mfa.db").display()),
+            key: None,
+            key_file: Some(folder.path().join("mfa.key")),
+            tls_cert: certificates.service_cert.clone(),
+            tls_key: certificates.service_key.clone(),
+            client_ca: certificates.ca_cert.clone(),
+        };
+        let service = mfa::config::Service::build(config)
+            .await
+            .map_err(|error| format!("the second-factor service did not start: {error}"))?;
+        let url = format!("https://127.0.0.1:{}/", service.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(service.run_until(async move {
+            let _ = stopped.await;
+            // The folder of its database lives as long as the service.
+            drop(folder);
+        }));
+        let flags = vec![
+            "--mfa-url".to_owned(),
+            url,
+            "--mfa-ca".to_owned(),
+            certificates.ca_cert.display().to_string(),
+            "--mfa-client-cert".to_owned(),
+            certificates.client_cert.display().to_string(),
+            "--mfa-client-key".to_owned(),
+            certificates.client_key.display().to_string(),
+        ];
+        let service = MfaService {
+            stop: Some(stop),
+            task: Some(task),
+        };
+        Self::start_with(flags, Some(service)).await
+    }
+
+    /// Stops the second-factor service of a server started with
+    /// [`TestServer::start_with_mfa_service`], and waits until it no longer listens.
+    ///
+    /// # Errors
+    /// When the server has no such service.
+    pub async fn stop_mfa_service(&mut self) -> E2eResult<()> {
+        let service = self
+            .mfa
+            .as_mut()
+            .ok_or("this server has no second-factor service")?;
+        if let Some(stop) = service.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = service.task.take() {
+            let _ = task.await;
+        }
+        Ok(())
+    }
+
+    async fn start_with(extra_flags: Vec<String>, mfa: Option<MfaService>) -> E2eResult<Self> {
         let static_dir = std::env::var_os("CHAT_E2E_STATIC_DIR")
             .map(PathBuf::from)
             .ok_or("CHAT_E2E_STATIC_DIR is not set: run these tests with `cargo xtask test`, which builds the web client first")?;
@@ -48,25 +126,34 @@ impl TestServer {
         }
         let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
         let database_url = format!("sqlite://{}", data_dir.path().join("chat.db").display());
-        let config = server::Config::try_parse_from([
-            "server",
-            "--bind",
-            "127.0.0.1:0",
-            "--database-url",
-            &database_url,
-            "--static-dir",
-            &static_dir.to_string_lossy(),
-            // The tests register every account from 127.0.0.1.
-            "--register-attempts",
-            "1000",
-        ])
+        let config = server::Config::try_parse_from(
+            [
+                "server",
+                "--bind",
+                "127.0.0.1:0",
+                "--database-url",
+                &database_url,
+                "--static-dir",
+                &static_dir.to_string_lossy(),
+                // The tests register every account from 127.0.0.1.
+                "--register-attempts",
+                "1000",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(extra_flags),
+        )
         .map_err(|error| error.to_string())?;
         let application = server::Application::build(config)
             .await
             .map_err(|error| format!("server did not start: {error}"))?;
         let base_url = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
-        Ok(Self { base_url, data_dir })
+        Ok(Self {
+            base_url,
+            data_dir,
+            mfa,
+        })
     }
 
     /// Flips one byte of the ciphertext of the oldest stored message, as a malicious server

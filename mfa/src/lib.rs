@@ -14,8 +14,6 @@
 
 pub mod api;
 pub mod config;
-#[cfg(feature = "dev-certificates")]
-pub mod dev_certificates;
 pub mod error;
 pub mod factors;
 pub mod key;

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use dev_certificates::{generate, DevCertificates};
 use mfa::api::{ErrorBody, LoginOutcome};
 use mfa::config::Service;
-use mfa::dev_certificates::{generate, DevCertificates};
 use mfa::{MfaError, RemoteFactors, SecondFactors, ServiceConfig};
 use tempfile::TempDir;
 use totp_rs::{Algorithm, Secret, TOTP};

@@ -24,9 +24,14 @@ tasks:
           http://127.0.0.1:8080 with SQLite; arguments after `--` go to the server, e.g.
           cargo xtask run -- --bind 127.0.0.1:9000 --database-url sqlite:///tmp/x.db
   test    install missing tools, then cargo fmt --check, clippy (native and wasm32), every
-          native test, the server's integration tests again on a throwaway PostgreSQL, the
+          native test, the server's integration tests again with mfa-service over mutual TLS
+          and again on a throwaway PostgreSQL, the
           fault tests (a deployment with nginx, three instances and PostgreSQL with a standby,
           under load, with an instance and then the primary killed), the wasm-pack browser tests of `common` and `client`, and the browser end-to-end tests
+  mfa     make development certificates (a local CA, the service's and a chat server's, with
+          rcgen) in data/mfa-tls/ when missing, and run mfa-service with them on
+          https://127.0.0.1:8443 until Ctrl-C; it prints the flags that point
+          `cargo xtask run -- ...` at it
   cluster install missing tools and packages (nginx, PostgreSQL), build, and run a local
           deployment until Ctrl-C: PostgreSQL with a synchronous standby, three server
           instances and nginx in front (deploy/), at http://127.0.0.1:8080
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => bench(),
         Some("cluster") => deploy::cluster(),
+        Some("mfa") => mfa_service(),
         Some("fuzz") => fuzz(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
@@ -105,6 +111,51 @@ fn run(server_args: &[String]) -> TaskResult {
     run_command(&mut command)
 }
 
+/// `cargo xtask mfa`: development certificates in `data/mfa-tls/` (made when missing), then
+/// `mfa-service` on 127.0.0.1:8443 with its database and key in `data/mfa-service/`.
+fn mfa_service() -> TaskResult {
+    let root = project_root();
+    let folder = root.join("data/mfa-tls");
+    let mut certificates = dev_certificates::DevCertificates::in_folder(&folder);
+    if certificates.exist() {
+        step(&format!("development certificates in {}", folder.display()));
+    } else {
+        step(&format!(
+            "making development certificates in {} (a local CA, the service's, a chat server's)",
+            folder.display()
+        ));
+        certificates = dev_certificates::generate(&folder, "e2ee-chat development CA")
+            .map_err(|error| format!("cannot make the certificates: {error}"))?;
+    }
+    println!(
+        "Point the chat server at the service with:\n  cargo xtask run -- --mfa-url \
+         https://127.0.0.1:8443 --mfa-ca {} --mfa-client-cert {} --mfa-client-key {}",
+        certificates.ca_cert.display(),
+        certificates.client_cert.display(),
+        certificates.client_key.display()
+    );
+    step("starting mfa-service on https://127.0.0.1:8443 (Ctrl-C stops it)");
+    run_command(
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "--package",
+                "mfa",
+                "--bin",
+                "mfa-service",
+                "--",
+            ])
+            .args(["--database-url", "sqlite://data/mfa-service/mfa.db"])
+            .arg("--tls-cert")
+            .arg(&certificates.service_cert)
+            .arg("--tls-key")
+            .arg(&certificates.service_key)
+            .arg("--client-ca")
+            .arg(&certificates.ca_cert),
+    )
+}
+
 fn test() -> TaskResult {
     let started = Instant::now();
     let tools = Tools::ensure_for_test()?;
@@ -140,6 +191,13 @@ fn test() -> TaskResult {
 
     step("native tests");
     run_command(cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;
+
+    step("the server's integration tests again, with the second factors in mfa-service over mutual TLS");
+    run_command(
+        cargo()
+            .args(["test", "--package", "server", "--test", "api"])
+            .env("CHAT_TEST_MFA", "remote"),
+    )?;
 
     step("the server's integration tests again, on a throwaway PostgreSQL");
     {

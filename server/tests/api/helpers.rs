@@ -96,7 +96,7 @@ pub struct TestMfaService {
     /// `https://127.0.0.1:PORT`.
     pub url: url::Url,
     /// The CA, the service's and the chat server's certificates.
-    pub certificates: mfa::dev_certificates::DevCertificates,
+    pub certificates: dev_certificates::DevCertificates,
     /// The folder of its database, key and certificates.
     pub directory: TempDir,
     /// The port it listens on (kept across [`TestMfaService::stop`] and
@@ -113,7 +113,7 @@ impl TestMfaService {
     pub async fn start() -> Self {
         let directory = tempfile::tempdir().expect("temporary directory");
         let certificates =
-            mfa::dev_certificates::generate(&directory.path().join("tls"), "chat test CA")
+            dev_certificates::generate(&directory.path().join("tls"), "chat test CA")
                 .expect("certificates");
         let mut service = Self {
             url: "https://127.0.0.1:1/".parse().expect("url"),

@@ -1,7 +1,7 @@
-//! Certificates for development and tests (feature `dev-certificates`): a local CA, the
-//! service's certificate for `localhost` and `127.0.0.1`, and a chat server's client
-//! certificate, written as PEM files. `cargo xtask` and the tests use them; a deployment
-//! uses certificates of its own CA (see the deploy guide).
+//! Certificates for development and tests of the second-factor service's mutual TLS: a local
+//! CA, the service's certificate for `localhost` and `127.0.0.1`, and a chat server's client
+//! certificate, written as PEM files. `cargo xtask mfa`, `cargo xtask cluster` and the tests
+//! use them; a deployment uses certificates of its own CA (see `deploy/README.md`).
 
 use std::path::{Path, PathBuf};
 
