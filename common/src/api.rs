@@ -417,16 +417,22 @@ pub struct AttachmentStatus {
 }
 
 /// Answer to `POST /api/login`: either a session (cookie set) or a second step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginResponse {
     /// The account.
     pub username: String,
-    /// When true no session was created yet: send a code with `POST /api/login/totp`.
+    /// When true no session was created yet: send a TOTP or recovery code with
+    /// `POST /api/login/totp`, or a passkey assertion with `POST /api/login/passkey`.
     #[serde(default)]
     pub totp_required: bool,
     /// The pending-login challenge to send back with the code (32 bytes, valid 5 minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<Base64>,
+    /// When the account has passkeys: the options for `navigator.credentials.get()`
+    /// (W3C Web Authentication, `PublicKeyCredentialRequestOptions` in base64url JSON),
+    /// whose challenge is bound to this login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey_options: Option<webauthn_rs_proto::RequestChallengeResponse>,
     /// Set when this successful login came from a network (IPv4 /24, IPv6 /48) not seen
     /// before for the account.
     #[serde(default)]
@@ -441,6 +447,66 @@ pub struct TotpLoginRequest {
     pub challenge: Base64,
     /// A 6-digit TOTP code, or one unused recovery code.
     pub code: String,
+}
+
+/// `POST /api/login/passkey`: the second login step with a passkey.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyLoginRequest {
+    /// The challenge from [`LoginResponse`].
+    pub challenge: Base64,
+    /// What `navigator.credentials.get()` returned for its `passkey_options`.
+    pub credential: webauthn_rs_proto::PublicKeyCredential,
+}
+
+impl fmt::Debug for PasskeyLoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasskeyLoginRequest([redacted])")
+    }
+}
+
+/// `POST /api/passkeys/begin` and `POST /api/passkeys/{id}/remove`: re-authentication for
+/// adding or removing a passkey.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyChangeRequest {
+    /// The current `auth_key`.
+    pub auth_key: Base64Array<32>,
+    /// A TOTP or recovery code when TOTP is enabled.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+}
+
+/// `POST /api/passkeys/finish`: the new passkey.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyFinishRequest {
+    /// A name for the list (1 to 64 characters).
+    pub name: String,
+    /// What `navigator.credentials.create()` returned for the options of
+    /// `POST /api/passkeys/begin`.
+    pub credential: webauthn_rs_proto::RegisterPublicKeyCredential,
+}
+
+/// Answer to `POST /api/passkeys/finish`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PasskeyFinishResponse {
+    /// Ten recovery codes, shown once, when the passkey is the account's first second factor.
+    #[serde(default)]
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+/// One passkey of the caller, in [`AccountResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeySummary {
+    /// Its id (the credential id in unpadded base64url), for removing it.
+    pub id: String,
+    /// The name given at registration.
+    pub name: String,
+    /// When it was registered, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// When it last completed a login, if ever.
+    pub last_used_at_ms: Option<i64>,
 }
 
 /// Answer to `POST /api/totp/setup`: a pending secret, active only after
@@ -525,6 +591,9 @@ pub struct AccountResponse {
     pub login_history: Vec<LoginEvent>,
     /// Successful logins from new networks that the user has not dismissed yet.
     pub new_network_notices: Vec<LoginEvent>,
+    /// The account's passkeys, oldest first.
+    #[serde(default)]
+    pub passkeys: Vec<PasskeySummary>,
 }
 
 /// `PUT /api/account/trusted-networks`: replaces the list (empty allows any network).
@@ -641,6 +710,26 @@ impl fmt::Debug for DeleteAccountRequest {
         f.debug_struct("DeleteAccountRequest")
             .field("auth_key", &self.auth_key)
             .field("totp_code", &redacted_option(&self.totp_code))
+            .finish()
+    }
+}
+
+impl fmt::Debug for PasskeyChangeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasskeyChangeRequest")
+            .field("auth_key", &self.auth_key)
+            .field("totp_code", &redacted_option(&self.totp_code))
+            .finish()
+    }
+}
+
+impl fmt::Debug for PasskeyFinishResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasskeyFinishResponse")
+            .field(
+                "recovery_codes",
+                &self.recovery_codes.as_ref().map(|codes| codes.len()),
+            )
             .finish()
     }
 }

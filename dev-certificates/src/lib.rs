@@ -95,13 +95,22 @@ fn leaf(
     Ok((certificate.pem(), key.serialize_pem()))
 }
 
+/// Writes `contents` to `path` (creating its folder), readable by its owner only.
 fn write(path: &Path, contents: &str) -> Result<(), DevCertificateError> {
+    let failed = |error| DevCertificateError::Io(path.to_path_buf(), error);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|error| DevCertificateError::Io(parent.to_path_buf(), error))?;
     }
-    std::fs::write(path, contents)
-        .map_err(|error| DevCertificateError::Io(path.to_path_buf(), error))
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(failed)?;
+    std::io::Write::write_all(&mut file, contents.as_bytes()).map_err(failed)
 }
 
 /// Makes a CA named `ca_name`, the service's certificate and a chat server's client

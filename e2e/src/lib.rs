@@ -67,6 +67,8 @@ impl TestServer {
             tls_cert: certificates.service_cert.clone(),
             tls_key: certificates.service_key.clone(),
             client_ca: certificates.ca_cert.clone(),
+            webauthn_rp_id: "localhost".to_owned(),
+            webauthn_origin: mfa::factors::RelyingParty::localhost().origin,
         };
         let service = mfa::config::Service::build(config)
             .await

@@ -11,18 +11,99 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 /// A user's second factors: `GET /v1/users/{username}/factors`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FactorStatus {
-    /// Whether a TOTP code is required at login.
+    /// Whether TOTP is on.
     pub totp_enabled: bool,
     /// Unused recovery codes left.
     pub recovery_codes_left: u32,
+    /// The user's passkeys, oldest first.
+    #[serde(default)]
+    pub passkeys: Vec<PasskeyInfo>,
 }
 
 impl FactorStatus {
     /// Whether the user has any second factor, so that logging in needs one.
     pub fn any(&self) -> bool {
-        self.totp_enabled
+        self.totp_enabled || !self.passkeys.is_empty()
+    }
+}
+
+/// One passkey, as its owner sees it listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyInfo {
+    /// The credential id in unpadded base64url: names the passkey for removal.
+    pub id: String,
+    /// The name its owner gave it.
+    pub name: String,
+    /// When it was registered, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// When it last completed a login, if ever.
+    pub last_used_at_ms: Option<i64>,
+}
+
+/// The second half of a passkey registration: `POST .../passkeys/finish`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRegistration {
+    /// A name for the list (1 to 64 characters), e.g. "laptop".
+    pub name: String,
+    /// What `navigator.credentials.create()` returned.
+    pub credential: webauthn_rs_proto::RegisterPublicKeyCredential,
+}
+
+/// The answer to a finished passkey registration.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct PasskeyRegistered {
+    /// Ten fresh recovery codes when this passkey is the user's first second factor (shown
+    /// once); `None` when the user had recovery codes already.
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+impl fmt::Debug for PasskeyRegistered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasskeyRegistered")
+            .field(
+                "recovery_codes",
+                &self.recovery_codes.as_ref().map(|codes| codes.len()),
+            )
+            .finish()
+    }
+}
+
+/// A login's second step as the store starts it: the challenge, and the WebAuthn request
+/// options when the user has passkeys.
+#[derive(Clone)]
+pub struct LoginChallenge {
+    /// The challenge the client sends back.
+    pub challenge: Challenge,
+    /// Options for `navigator.credentials.get()`, whose WebAuthn challenge is bound to this
+    /// login.
+    pub passkey_options: Option<webauthn_rs_proto::RequestChallengeResponse>,
+}
+
+impl fmt::Debug for LoginChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginChallenge")
+            .field("challenge", &self.challenge)
+            .field("passkey", &self.passkey_options.is_some())
+            .finish()
+    }
+}
+
+/// A challenge and the passkey assertion answering it: `POST /v1/logins/complete-passkey`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyLoginRequest {
+    /// The challenge of [`LoginStart`].
+    pub challenge: Base64,
+    /// What `navigator.credentials.get()` returned.
+    pub credential: webauthn_rs_proto::PublicKeyCredential,
+}
+
+impl fmt::Debug for PasskeyLoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasskeyLoginRequest([redacted])")
     }
 }
 
@@ -85,12 +166,16 @@ pub struct LoginStart {
     /// 32 random bytes the client sends back with its code; the store keeps only their
     /// SHA-256.
     pub challenge: Option<Base64>,
+    /// Options for `navigator.credentials.get()` when the user has passkeys.
+    #[serde(default)]
+    pub passkey_options: Option<webauthn_rs_proto::RequestChallengeResponse>,
 }
 
 impl fmt::Debug for LoginStart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoginStart")
             .field("challenge", &self.challenge.as_ref().map(|_| "[redacted]"))
+            .field("passkey", &self.passkey_options.is_some())
             .finish()
     }
 }
@@ -196,7 +281,8 @@ mod tests {
             format!(
                 "{:?}",
                 LoginStart {
-                    challenge: Some(Base64(b"challenge-bytes".to_vec()))
+                    challenge: Some(Base64(b"challenge-bytes".to_vec())),
+                    passkey_options: None,
                 }
             ),
             format!(

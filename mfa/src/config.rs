@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use tokio::net::TcpListener;
 
 use crate::error::MfaError;
-use crate::factors::Factors;
+use crate::factors::{Factors, RelyingParty};
 use crate::key::{ServerKey, ServerKeyError};
 use crate::tls::MutualTlsError;
 
@@ -47,6 +47,18 @@ pub struct ServiceConfig {
     /// refused during the TLS handshake.
     #[arg(long, env = "MFA_CLIENT_CA")]
     pub client_ca: PathBuf,
+    /// The WebAuthn relying party id of the chat's web client: its domain (never an IP
+    /// address), e.g. `chat.example.org`.
+    #[arg(long, env = "MFA_WEBAUTHN_RP_ID", default_value = "localhost")]
+    pub webauthn_rp_id: String,
+    /// The origin the web client runs at, e.g. `https://chat.example.org` (with the id
+    /// `localhost`, any port is accepted).
+    #[arg(
+        long,
+        env = "MFA_WEBAUTHN_ORIGIN",
+        default_value = "http://localhost:8080"
+    )]
+    pub webauthn_origin: url::Url,
 }
 
 /// Why the service could not start.
@@ -107,7 +119,11 @@ impl Service {
             Some(key) => key.clone(),
             None => ServerKey::load_or_create(&config.key_path())?,
         };
-        let factors = Factors::open(&config.database_url, key).await?;
+        let relying_party = RelyingParty {
+            id: config.webauthn_rp_id.clone(),
+            origin: config.webauthn_origin.clone(),
+        };
+        let factors = Factors::open(&config.database_url, key, &relying_party).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(ServiceStartError::Bind)?;

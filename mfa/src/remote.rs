@@ -21,7 +21,8 @@ use zeroize::Zeroizing;
 
 use crate::api::{
     Challenge, ChallengeOwner, ChallengeRequest, CodeRequest, CompleteLoginRequest, ErrorBody,
-    FactorStatus, LoginOutcome, LoginStart, RecoveryCodes, TotpSetup, Verdict,
+    FactorStatus, LoginChallenge, LoginOutcome, LoginStart, PasskeyLoginRequest, PasskeyRegistered,
+    PasskeyRegistration, RecoveryCodes, TotpSetup, Verdict,
 };
 use crate::error::{MfaError, MfaResult};
 use crate::factors::SecondFactors;
@@ -87,6 +88,8 @@ impl RemoteFactors {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            // Straight to the service: never through a proxy from the environment.
+            .no_proxy()
             .build()?;
         let mut base = base.clone();
         if !base.path().ends_with('/') {
@@ -267,10 +270,57 @@ impl SecondFactors for RemoteFactors {
         Ok(verdict.valid)
     }
 
-    async fn begin_login(&self, username: &str) -> MfaResult<Option<Challenge>> {
+    async fn begin_login(&self, username: &str) -> MfaResult<Option<LoginChallenge>> {
         let url = self.user_url(username, "logins")?;
         let start: LoginStart = self.call(Method::POST, url, None::<&()>).await?;
-        challenge_from_wire(start.challenge)
+        Ok(
+            challenge_from_wire(start.challenge)?.map(|challenge| LoginChallenge {
+                challenge,
+                passkey_options: start.passkey_options,
+            }),
+        )
+    }
+
+    async fn complete_login_passkey(
+        &self,
+        challenge: &[u8],
+        credential: &webauthn_rs_proto::PublicKeyCredential,
+    ) -> MfaResult<LoginOutcome> {
+        let body = PasskeyLoginRequest {
+            challenge: Base64(challenge.to_vec()),
+            credential: credential.clone(),
+        };
+        self.call(
+            Method::POST,
+            self.url("v1/logins/complete-passkey")?,
+            Some(&body),
+        )
+        .await
+    }
+
+    async fn passkey_register_begin(
+        &self,
+        username: &str,
+    ) -> MfaResult<webauthn_rs_proto::CreationChallengeResponse> {
+        let url = self.user_url(username, "passkeys/begin")?;
+        self.call(Method::POST, url, None::<&()>).await
+    }
+
+    async fn passkey_register_finish(
+        &self,
+        username: &str,
+        registration: &PasskeyRegistration,
+    ) -> MfaResult<PasskeyRegistered> {
+        let url = self.user_url(username, "passkeys/finish")?;
+        self.call(Method::POST, url, Some(registration)).await
+    }
+
+    async fn passkey_remove(&self, username: &str, id: &str) -> MfaResult<()> {
+        let mut url = self.user_url(username, "passkeys")?;
+        url.path_segments_mut()
+            .map_err(|()| MfaError::BadRequest("bad service url".to_owned()))?
+            .push(id);
+        self.call_empty(Method::DELETE, url).await
     }
 
     async fn challenge_owner(&self, challenge: &[u8]) -> MfaResult<Option<String>> {

@@ -9,14 +9,24 @@
 //!   `invalid_code`, 409.
 //! - `POST /v1/users/{username}/totp/disable` -> 204; 409.
 //! - `POST /v1/users/{username}/codes/verify` [`CodeRequest`] -> 200 [`Verdict`].
+//! - `POST /v1/users/{username}/passkeys/begin` -> 200 `CreationChallengeResponse` (the
+//!   options for `navigator.credentials.create()`); 409 beyond 16 passkeys.
+//! - `POST /v1/users/{username}/passkeys/finish` [`PasskeyRegistration`] -> 200
+//!   [`PasskeyRegistered`]; 401 `invalid_code` for a credential that does not answer the
+//!   registration, 400 for a bad name, 409 with no registration in progress or for a
+//!   credential registered already.
+//! - `DELETE /v1/users/{username}/passkeys/{id}` -> 204; 409 `no such passkey`.
 //! - `POST /v1/users/{username}/logins` -> 200 [`LoginStart`].
 //! - `POST /v1/logins/owner` [`ChallengeRequest`] -> 200 [`ChallengeOwner`].
 //! - `POST /v1/logins/complete` [`CompleteLoginRequest`] -> 200 [`LoginOutcome`].
+//! - `POST /v1/logins/complete-passkey` [`PasskeyLoginRequest`] -> 200 [`LoginOutcome`].
 //! - `DELETE /v1/users/{username}` -> 204.
 //!
 //! [`FactorStatus`]: crate::api::FactorStatus
 //! [`TotpSetup`]: crate::api::TotpSetup
 //! [`RecoveryCodes`]: crate::api::RecoveryCodes
+//! [`PasskeyRegistration`]: crate::api::PasskeyRegistration
+//! [`PasskeyRegistered`]: crate::api::PasskeyRegistered
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +46,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{
     ChallengeOwner, ChallengeRequest, CodeRequest, CompleteLoginRequest, ErrorBody, LoginStart,
-    Verdict,
+    PasskeyLoginRequest, PasskeyRegistration, Verdict,
 };
 use crate::error::MfaError;
 use crate::factors::{challenge_to_wire, Factors, SecondFactors};
@@ -126,6 +136,10 @@ pub fn router(factors: Factors) -> Router {
         .route("/v1/users/{username}/totp/disable", post(totp_disable))
         .route("/v1/users/{username}/codes/verify", post(verify_code))
         .route("/v1/users/{username}/logins", post(begin_login))
+        .route("/v1/users/{username}/passkeys/begin", post(passkey_begin))
+        .route("/v1/users/{username}/passkeys/finish", post(passkey_finish))
+        .route("/v1/users/{username}/passkeys/{id}", delete(passkey_remove))
+        .route("/v1/logins/complete-passkey", post(complete_login_passkey))
         .route("/v1/users/{username}", delete(delete_user))
         .route("/v1/logins/owner", post(challenge_owner))
         .route("/v1/logins/complete", post(complete_login))
@@ -198,10 +212,54 @@ async fn begin_login(
     State(factors): State<Shared>,
     Path(username): Path<String>,
 ) -> ServiceResult<Json<LoginStart>> {
-    let challenge = factors.begin_login(checked(&username)?).await?;
-    Ok(Json(LoginStart {
-        challenge: challenge.as_ref().map(challenge_to_wire),
+    let start = factors.begin_login(checked(&username)?).await?;
+    Ok(Json(match start {
+        Some(start) => LoginStart {
+            challenge: Some(challenge_to_wire(&start.challenge)),
+            passkey_options: start.passkey_options,
+        },
+        None => LoginStart {
+            challenge: None,
+            passkey_options: None,
+        },
     }))
+}
+
+async fn passkey_begin(
+    State(factors): State<Shared>,
+    Path(username): Path<String>,
+) -> ServiceResult<Response> {
+    let options = factors.passkey_register_begin(checked(&username)?).await?;
+    Ok(Json(options).into_response())
+}
+
+async fn passkey_finish(
+    State(factors): State<Shared>,
+    Path(username): Path<String>,
+    Body(registration): Body<PasskeyRegistration>,
+) -> ServiceResult<Response> {
+    let registered = factors
+        .passkey_register_finish(checked(&username)?, &registration)
+        .await?;
+    Ok(Json(registered).into_response())
+}
+
+async fn passkey_remove(
+    State(factors): State<Shared>,
+    Path((username, id)): Path<(String, String)>,
+) -> ServiceResult<StatusCode> {
+    factors.passkey_remove(checked(&username)?, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn complete_login_passkey(
+    State(factors): State<Shared>,
+    Body(request): Body<PasskeyLoginRequest>,
+) -> ServiceResult<Response> {
+    let outcome = factors
+        .complete_login_passkey(&request.challenge.0, &request.credential)
+        .await?;
+    Ok(Json(outcome).into_response())
 }
 
 async fn delete_user(

@@ -3,8 +3,10 @@
 //! epoch; steps are RFC 6238 time steps.
 //!
 //! Tables: `user_totp` (each user's sealed TOTP secrets and the last step a code was
-//! accepted for), `recovery_codes` (MACs of unused recovery codes) and `login_challenges`
-//! (logins waiting for their second factor, keyed by the SHA-256 of the challenge).
+//! accepted for), `recovery_codes` (MACs of unused recovery codes), `passkeys` (WebAuthn
+//! credentials: public keys and counters), `passkey_registrations` (registrations between
+//! their two halves) and `login_challenges` (logins waiting for their second factor, keyed by
+//! the SHA-256 of the challenge, with the passkey ceremony's state when there is one).
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -294,17 +296,54 @@ async fn delete_rows(pool: &AnyPool, username: &str, tables: &[&str]) -> MfaResu
     Ok(())
 }
 
-/// Turns TOTP off for `username`: deletes their TOTP row, recovery codes and pending logins.
+/// Turns TOTP off for `username`: deletes their TOTP row and pending logins.
 ///
 /// # Errors
 /// A database error.
 pub async fn disable_totp(pool: &AnyPool, username: &str) -> MfaResult<()> {
-    delete_rows(
-        pool,
-        username,
-        &["recovery_codes", "user_totp", "login_challenges"],
-    )
-    .await
+    delete_rows(pool, username, &["user_totp", "login_challenges"]).await
+}
+
+/// Deletes the recovery codes of `username` (when no factor is left for them to stand in
+/// for).
+///
+/// # Errors
+/// A database error.
+pub async fn delete_recovery_codes(pool: &AnyPool, username: &str) -> MfaResult<()> {
+    delete_rows(pool, username, &["recovery_codes"]).await
+}
+
+/// Deletes the pending logins of `username`.
+///
+/// # Errors
+/// A database error.
+pub async fn delete_login_challenges(pool: &AnyPool, username: &str) -> MfaResult<()> {
+    delete_rows(pool, username, &["login_challenges"]).await
+}
+
+/// Stores `recovery_code_macs` as the only recovery codes of `username`.
+///
+/// # Errors
+/// A database error.
+pub async fn replace_recovery_codes(
+    pool: &AnyPool,
+    username: &str,
+    recovery_code_macs: &[[u8; 32]],
+) -> MfaResult<()> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("DELETE FROM recovery_codes WHERE username = $1")
+        .bind(username)
+        .execute(&mut *transaction)
+        .await?;
+    for mac in recovery_code_macs {
+        sqlx::query("INSERT INTO recovery_codes (username, code_mac) VALUES ($1, $2)")
+            .bind(username)
+            .bind(mac.as_slice())
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(())
 }
 
 /// Forgets everything of `username`.
@@ -312,34 +351,206 @@ pub async fn disable_totp(pool: &AnyPool, username: &str) -> MfaResult<()> {
 /// # Errors
 /// A database error.
 pub async fn delete_user(pool: &AnyPool, username: &str) -> MfaResult<()> {
-    disable_totp(pool, username).await
+    delete_rows(
+        pool,
+        username,
+        &[
+            "recovery_codes",
+            "user_totp",
+            "login_challenges",
+            "passkeys",
+            "passkey_registrations",
+        ],
+    )
+    .await
 }
 
-/// Stores a challenge for `username` that expires at `expires_at` and allows `attempts`
-/// wrong codes; expired challenges of every user are swept at the same time.
+/// A stored passkey.
+#[derive(Debug, Clone, FromRow)]
+pub struct PasskeyRow {
+    /// The credential id.
+    pub credential_id: Vec<u8>,
+    /// The name its owner gave it.
+    pub name: String,
+    /// webauthn-rs' `Passkey` as JSON (public key, counter).
+    pub passkey: String,
+    /// When it was registered (milliseconds since the Unix epoch).
+    pub created_at: i64,
+    /// When it last completed a login, if ever.
+    pub last_used_at: Option<i64>,
+}
+
+/// The passkeys of `username`, oldest first.
+///
+/// # Errors
+/// A database error.
+pub async fn passkeys(pool: &AnyPool, username: &str) -> MfaResult<Vec<PasskeyRow>> {
+    Ok(sqlx::query_as(
+        "SELECT credential_id, name, passkey, created_at, last_used_at FROM passkeys \
+         WHERE username = $1 ORDER BY created_at, credential_id",
+    )
+    .bind(username)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Stores a new passkey of `username`.
+///
+/// # Errors
+/// [`MfaError::Conflict`] when the credential is registered already (to anyone); a database
+/// error otherwise.
+pub async fn insert_passkey(
+    pool: &AnyPool,
+    username: &str,
+    credential_id: &[u8],
+    name: &str,
+    passkey: &str,
+    now_ms: i64,
+) -> MfaResult<()> {
+    let inserted = sqlx::query(
+        "INSERT INTO passkeys (credential_id, username, name, passkey, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (credential_id) DO NOTHING",
+    )
+    .bind(credential_id)
+    .bind(username)
+    .bind(name)
+    .bind(passkey)
+    .bind(now_ms)
+    .execute(pool)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(MfaError::conflict("this passkey is registered already"));
+    }
+    Ok(())
+}
+
+/// Records a login with a passkey: its new state (counter) and the time.
+///
+/// # Errors
+/// A database error.
+pub async fn passkey_used(
+    pool: &AnyPool,
+    username: &str,
+    credential_id: &[u8],
+    passkey: &str,
+    now_ms: i64,
+) -> MfaResult<()> {
+    sqlx::query(
+        "UPDATE passkeys SET passkey = $1, last_used_at = $2 \
+         WHERE credential_id = $3 AND username = $4",
+    )
+    .bind(passkey)
+    .bind(now_ms)
+    .bind(credential_id)
+    .bind(username)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a passkey of `username`; returns whether it was there.
+///
+/// # Errors
+/// A database error.
+pub async fn delete_passkey(
+    pool: &AnyPool,
+    username: &str,
+    credential_id: &[u8],
+) -> MfaResult<bool> {
+    let deleted = sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND username = $2")
+        .bind(credential_id)
+        .bind(username)
+        .execute(pool)
+        .await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Stores the state of `username`'s registration in progress (replacing an earlier one).
+///
+/// # Errors
+/// A database error.
+pub async fn set_registration(
+    pool: &AnyPool,
+    username: &str,
+    state: &str,
+    expires_at: i64,
+) -> MfaResult<()> {
+    sqlx::query(
+        "INSERT INTO passkey_registrations (username, state, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (username) DO UPDATE SET state = excluded.state, \
+         expires_at = excluded.expires_at",
+    )
+    .bind(username)
+    .bind(state)
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Takes (reads and deletes) `username`'s registration state, if it has not expired.
+///
+/// # Errors
+/// A database error.
+pub async fn take_registration(
+    pool: &AnyPool,
+    username: &str,
+    now_ms: i64,
+) -> MfaResult<Option<String>> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "DELETE FROM passkey_registrations WHERE username = $1 RETURNING state, expires_at",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row
+        .filter(|(_, expires_at)| *expires_at > now_ms)
+        .map(|(state, _)| state))
+}
+
+/// A login challenge as [`create_challenge`] stores it.
+#[derive(Clone)]
+pub struct NewChallenge<'a> {
+    /// SHA-256 of the challenge.
+    pub challenge_hash: &'a [u8; 32],
+    /// Whose login it is.
+    pub username: &'a str,
+    /// When it stops being valid (milliseconds since the Unix epoch).
+    pub expires_at: i64,
+    /// How many wrong answers it allows.
+    pub attempts: u32,
+    /// The passkey ceremony's state (`PasskeyAuthentication` as JSON), when the user has
+    /// passkeys.
+    pub passkey_state: Option<&'a str>,
+}
+
+/// Stores a challenge; expired challenges of every user are swept at the same time, and so
+/// are expired passkey registrations.
 ///
 /// # Errors
 /// A database error.
 pub async fn create_challenge(
     pool: &AnyPool,
-    challenge_hash: &[u8; 32],
-    username: &str,
+    challenge: &NewChallenge<'_>,
     now_ms: i64,
-    expires_at: i64,
-    attempts: u32,
 ) -> MfaResult<()> {
-    sqlx::query("DELETE FROM login_challenges WHERE expires_at <= $1")
-        .bind(now_ms)
-        .execute(pool)
-        .await?;
+    for table in ["login_challenges", "passkey_registrations"] {
+        // The table names are constants of this module, never input.
+        sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+    }
     sqlx::query(
-        "INSERT INTO login_challenges (challenge_hash, username, expires_at, attempts_left) \
-         VALUES ($1, $2, $3, $4)",
+        "INSERT INTO login_challenges \
+         (challenge_hash, username, expires_at, attempts_left, passkey_state) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(challenge_hash.as_slice())
-    .bind(username)
-    .bind(expires_at)
-    .bind(i64::from(attempts))
+    .bind(challenge.challenge_hash.as_slice())
+    .bind(challenge.username)
+    .bind(challenge.expires_at)
+    .bind(i64::from(challenge.attempts))
+    .bind(challenge.passkey_state)
     .execute(pool)
     .await?;
     Ok(())
@@ -365,18 +576,34 @@ pub async fn challenge_owner(
     .await?)
 }
 
-/// Counts a wrong code against a challenge, deleting it when no attempt is left.
+/// Takes one attempt of a live challenge with attempts left, before its answer is checked,
+/// so that requests racing on one challenge cannot try more answers than it allows.
+/// Returns the challenge's user and its passkey ceremony's state (when it has one), or
+/// `None` for an unknown, expired or used-up challenge.
 ///
 /// # Errors
 /// A database error.
-pub async fn record_wrong_code(pool: &AnyPool, challenge_hash: &[u8; 32]) -> MfaResult<()> {
-    sqlx::query(
+pub async fn take_attempt(
+    pool: &AnyPool,
+    challenge_hash: &[u8; 32],
+    now_ms: i64,
+) -> MfaResult<Option<(String, Option<String>)>> {
+    Ok(sqlx::query_as(
         "UPDATE login_challenges SET attempts_left = attempts_left - 1 \
-         WHERE challenge_hash = $1 AND attempts_left > 0",
+         WHERE challenge_hash = $1 AND expires_at > $2 AND attempts_left > 0 \
+         RETURNING username, passkey_state",
     )
     .bind(challenge_hash.as_slice())
-    .execute(pool)
-    .await?;
+    .bind(now_ms)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Deletes a challenge whose attempts are all taken (after a wrong answer).
+///
+/// # Errors
+/// A database error.
+pub async fn delete_if_used_up(pool: &AnyPool, challenge_hash: &[u8; 32]) -> MfaResult<()> {
     sqlx::query("DELETE FROM login_challenges WHERE challenge_hash = $1 AND attempts_left = 0")
         .bind(challenge_hash.as_slice())
         .execute(pool)
@@ -420,11 +647,12 @@ impl std::fmt::Debug for ImportedFactors {
 }
 
 /// Stores imported factors in one transaction; a user already in the store keeps what it
-/// has (so running an import twice changes nothing).
+/// has (so running an import twice changes nothing). Returns the users it stored.
 ///
 /// # Errors
 /// A database error.
-pub async fn import(pool: &AnyPool, users: &[ImportedFactors]) -> MfaResult<()> {
+pub async fn import(pool: &AnyPool, users: &[ImportedFactors]) -> MfaResult<Vec<String>> {
+    let mut imported = Vec::new();
     let mut transaction = pool.begin().await?;
     for user in users {
         let inserted = sqlx::query(
@@ -440,6 +668,7 @@ pub async fn import(pool: &AnyPool, users: &[ImportedFactors]) -> MfaResult<()> 
         if inserted.rows_affected() == 0 {
             continue;
         }
+        imported.push(user.username.clone());
         for mac in &user.recovery_code_macs {
             sqlx::query(
                 "INSERT INTO recovery_codes (username, code_mac) VALUES ($1, $2) \
@@ -452,7 +681,7 @@ pub async fn import(pool: &AnyPool, users: &[ImportedFactors]) -> MfaResult<()> 
         }
     }
     transaction.commit().await?;
-    Ok(())
+    Ok(imported)
 }
 
 #[cfg(test)]

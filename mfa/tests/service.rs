@@ -31,6 +31,8 @@ async fn start_service() -> TestService {
         tls_cert: certificates.service_cert.clone(),
         tls_key: certificates.service_key.clone(),
         client_ca: certificates.ca_cert.clone(),
+        webauthn_rp_id: "localhost".to_owned(),
+        webauthn_origin: mfa::factors::RelyingParty::localhost().origin,
     };
     let service = Service::build(config).await.unwrap();
     let url = format!("https://127.0.0.1:{}/", service.port())
@@ -118,7 +120,12 @@ async fn a_chat_server_of_its_ca_uses_every_operation() {
         .unwrap());
 
     // A login: the owner of the challenge, a wrong code, the right one, then no more.
-    let challenge = factors.begin_login("alice").await.unwrap().unwrap();
+    let challenge = factors
+        .begin_login("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .challenge;
     assert_eq!(
         factors
             .challenge_owner(challenge.0.as_slice())

@@ -129,6 +129,19 @@ pub struct Config {
     /// `mfa` of the PostgreSQL database.
     #[arg(long, env = "CHAT_MFA_DATABASE_URL", conflicts_with = "mfa_url")]
     pub mfa_database_url: Option<String>,
+    /// The WebAuthn relying party id for passkeys kept in this process: the web client's
+    /// domain, never an IP address (browsers refuse passkeys on `http://127.0.0.1`; open
+    /// `http://localhost:8080` instead). With `--mfa-url` the service's own setting applies.
+    #[arg(long, env = "CHAT_WEBAUTHN_RP_ID", default_value = "localhost")]
+    pub webauthn_rp_id: String,
+    /// The origin the web client runs at, e.g. `https://chat.example.org` (with the id
+    /// `localhost`, any port is accepted).
+    #[arg(
+        long,
+        env = "CHAT_WEBAUTHN_ORIGIN",
+        default_value = "http://localhost:8080"
+    )]
+    pub webauthn_origin: url::Url,
     /// Where attachment chunks are stored, as an object store URL (`file:///srv/chat/files`,
     /// `memory:///`, or `s3://bucket/prefix` in a build with the `s3` feature). Default: the
     /// folder `attachments` next to the SQLite file (in memory for an in-memory database).
@@ -175,6 +188,8 @@ impl Config {
             mfa_client_cert: None,
             mfa_client_key: None,
             mfa_database_url: None,
+            webauthn_rp_id: "localhost".to_owned(),
+            webauthn_origin: mfa::factors::RelyingParty::localhost().origin,
             attachments_url: None,
             attachment_quota_mib: 1024,
             attachment_ttl_secs: 86_400,

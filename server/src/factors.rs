@@ -42,7 +42,11 @@ pub async fn start(
             Some(key) => key.clone(),
             None => ServerKey::load_or_create(&config.server_key_path())?,
         };
-        let factors = Factors::open(&config.mfa_database_url(), server_key).await?;
+        let relying_party = mfa::factors::RelyingParty {
+            id: config.webauthn_rp_id.clone(),
+            origin: config.webauthn_origin.clone(),
+        };
+        let factors = Factors::open(&config.mfa_database_url(), server_key, &relying_party).await?;
         move_old_factors(pool, &factors).await?;
         return Ok(Arc::new(factors));
     };
@@ -69,11 +73,30 @@ async fn move_old_factors(pool: &AnyPool, factors: &Factors) -> Result<(), Start
     if old.is_empty() {
         return Ok(());
     }
-    factors.import(&old).await?;
-    let usernames: Vec<String> = old.into_iter().map(|user| user.username).collect();
-    legacy_factors::delete(pool, &usernames)
+    let imported = factors.import(&old).await?;
+    let enabled: Vec<String> = old
+        .iter()
+        .filter(|user| user.totp.sealed_secret.is_some() && imported.contains(&user.username))
+        .map(|user| user.username.clone())
+        .collect();
+    // The flag first: an account whose factor has moved must never be without it.
+    users::mark_second_factor(pool, &enabled)
         .await
         .map_err(StartupError::Legacy)?;
+    for user in &old {
+        if !imported.contains(&user.username) {
+            tracing::error!(
+                username = %user.username,
+                "the second-factor store holds factors of this account already: its older \
+                 factors stay in the chat database (user_totp, recovery_codes) until an \
+                 operator decides"
+            );
+        }
+    }
+    legacy_factors::delete(pool, &imported)
+        .await
+        .map_err(StartupError::Legacy)?;
+    let usernames = imported;
     tracing::info!(
         accounts = usernames.len(),
         "moved second factors into the second-factor store"
@@ -97,18 +120,35 @@ pub async fn status(state: &AppState, username: &str) -> ApiResult<FactorStatus>
 }
 
 /// Clears the account's flag when the store says no factor is left (after a factor was
-/// turned off).
+/// turned off), unless an enabling is under way or began meanwhile (see
+/// [`users::clear_second_factor`]).
 ///
 /// # Errors
 /// A database error, or the store's.
 pub async fn clear_flag_if_none_left(state: &AppState, username: &str) -> ApiResult<()> {
+    // The epoch is read before the store is asked: an enabling that begins after this read
+    // changes it, and one under way keeps `second_factor_pending` raised.
+    let epoch = users::factor_epoch(&state.pool, username).await?;
     if !state.factors.status(username).await?.any() {
-        users::set_second_factor(&state.pool, username, false).await?;
+        users::clear_second_factor(&state.pool, username, epoch).await?;
     }
     Ok(())
 }
 
-/// Whether an error of the store means it could not be asked (so the request fails closed).
-pub fn is_unavailable(error: &MfaError) -> bool {
-    matches!(error, MfaError::Unavailable(_))
+/// Runs `enabling` (a call to the store that may add a factor) between
+/// [`users::begin_factor_change`] and [`users::end_factor_change`], so that the account's
+/// flag is set before the factor can exist and cannot be cleared while it is being added.
+/// A request given up half-way leaves the change marked as pending: the flag stays set.
+///
+/// # Errors
+/// A database error, or `enabling`'s.
+pub async fn enabling<T>(
+    state: &AppState,
+    username: &str,
+    enabling: impl std::future::Future<Output = Result<T, MfaError>>,
+) -> ApiResult<T> {
+    users::begin_factor_change(&state.pool, username).await?;
+    let result = enabling.await;
+    users::end_factor_change(&state.pool, username).await?;
+    Ok(result?)
 }

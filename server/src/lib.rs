@@ -318,6 +318,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::accounts::router())
         .merge(routes::login::router())
         .merge(routes::totp::router())
+        .merge(routes::passkeys::router())
         .merge(routes::sessions::router())
         .merge(routes::account::router())
         .merge(routes::rooms::router())

@@ -10,7 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use common::api::{
-    AccountResponse, DeleteAccountRequest, PasswordChangeRequest, TrustedNetworksRequest,
+    AccountResponse, DeleteAccountRequest, PasskeySummary, PasswordChangeRequest,
+    TrustedNetworksRequest,
 };
 use ipnet::IpNet;
 
@@ -86,7 +87,10 @@ pub async fn reauthenticate(
     if !password::verify_auth_key(auth_key, record.auth_hash).await? {
         return Err(ApiError::InvalidPassword);
     }
-    if factors::status(state, &user.username).await?.any() {
+    // A code when TOTP is on. Accounts whose only factors are passkeys re-authenticate
+    // with the password (a passkey assertion here is not built yet), so that adding a
+    // second passkey does not spend a recovery code.
+    if factors::status(state, &user.username).await?.totp_enabled {
         let code = totp_code.ok_or(ApiError::InvalidCode)?;
         require_user_code(state, &user.username, client, code).await?;
     }
@@ -109,6 +113,16 @@ async fn account(
             .collect(),
         login_history: login_events::history(&state.pool, username, LOGIN_HISTORY_LENGTH).await?,
         new_network_notices: login_events::new_network_notices(&state.pool, username).await?,
+        passkeys: factors
+            .passkeys
+            .into_iter()
+            .map(|passkey| PasskeySummary {
+                id: passkey.id,
+                name: passkey.name,
+                created_at_ms: passkey.created_at_ms,
+                last_used_at_ms: passkey.last_used_at_ms,
+            })
+            .collect(),
     }))
 }
 
@@ -212,15 +226,10 @@ async fn delete_account(
         request.totp_code.as_deref(),
     )
     .await?;
-    // The second factors go first: an account deleted while its factors stayed behind
-    // would hand them to whoever registers the name next. While the store cannot be
-    // reached, the deletion waits (503).
-    if users::second_factor(&state.pool, &user.username)
-        .await?
-        .unwrap_or(false)
-    {
-        state.factors.delete_user(&user.username).await?;
-    }
+    // The second factors go first, whatever the flag says (a pending TOTP setup has none):
+    // an account deleted while its factors stayed behind would hand them to whoever
+    // registers the name next. While the store cannot be reached, the deletion waits (503).
+    state.factors.delete_user(&user.username).await?;
     let rooms_before = users::room_ids(&state.pool, &user.username).await?;
     let (pool, membership, username) = (
         state.pool.clone(),

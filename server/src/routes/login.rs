@@ -16,7 +16,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use common::account::KdfParams;
 use common::api::{
-    LoginRequest, LoginResponse, PreloginRequest, PreloginResponse, TotpLoginRequest,
+    LoginRequest, LoginResponse, PasskeyLoginRequest, PreloginRequest, PreloginResponse,
+    TotpLoginRequest,
 };
 use common::identity::validate_username;
 use common::wire::{Base64, Base64Array};
@@ -48,11 +49,15 @@ use crate::AppState;
 ///   cookie; 401 `invalid code` for a wrong or reused code (5 tries per challenge), 401
 ///   `login expired, start again` for an unknown, expired or used-up challenge, 403 as for
 ///   login, 503 while the second-factor store cannot be reached.
+/// - `POST /api/login/passkey` [`PasskeyLoginRequest`] -> as `/api/login/totp`, answered
+///   with a passkey assertion for the login's `passkey_options` instead of a code (a refused
+///   assertion is 401 `invalid code` and counts as a wrong code).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/prelogin", post(prelogin))
         .route("/api/login", post(login))
         .route("/api/login/totp", post(login_totp))
+        .route("/api/login/passkey", post(login_passkey))
 }
 
 /// Counts an attempt on `endpoint`, or refuses it with 429.
@@ -130,6 +135,7 @@ async fn finish_login(
         username: username.to_owned(),
         totp_required: false,
         challenge: None,
+        passkey_options: None,
         new_network,
     };
     Ok(([cookie], Json(body)).into_response())
@@ -205,33 +211,54 @@ async fn login(
     let may_have_factor = users::second_factor(&state.pool, &user.username)
         .await?
         .unwrap_or(false);
-    let challenge = if may_have_factor {
+    let started = if may_have_factor {
         state.factors.begin_login(&user.username).await?
     } else {
         None
     };
-    let Some(challenge) = challenge else {
+    let Some(started) = started else {
         return finish_login(&state, &user.username, &client).await;
     };
     let body = LoginResponse {
         username: user.username,
         totp_required: true,
-        challenge: Some(Base64(challenge.0.to_vec())),
+        challenge: Some(Base64(started.challenge.0.to_vec())),
+        passkey_options: started.passkey_options,
         new_network: false,
     };
     Ok(Json(body).into_response())
 }
 
-async fn login_totp(
-    State(state): State<AppState>,
-    client: ClientInfo,
-    ApiJson(request): ApiJson<TotpLoginRequest>,
+/// The longest code the second step passes on to the store (a recovery code typed with
+/// spaces fits easily).
+const MAX_CODE_CHARS: usize = 64;
+
+/// How the second step is answered.
+enum SecondFactorProof {
+    /// A TOTP or recovery code.
+    Code(String),
+    /// A passkey assertion.
+    Passkey(Box<webauthn_rs_proto::PublicKeyCredential>),
+}
+
+/// The second step of a login: the challenge's owner (before the throttle counts the
+/// attempt for them), the trusted networks again, then the store's verdict.
+async fn second_step(
+    state: &AppState,
+    client: &ClientInfo,
+    challenge: &[u8],
+    proof: SecondFactorProof,
 ) -> ApiResult<Response> {
-    let username = state.factors.challenge_owner(&request.challenge.0).await?;
-    match throttle(&state, Endpoint::LoginTotp, username.as_deref(), &client).await {
+    // Malformed input never reaches the store: a challenge is 32 bytes.
+    let username = if challenge.len() == 32 {
+        state.factors.challenge_owner(challenge).await?
+    } else {
+        None
+    };
+    match throttle(state, Endpoint::LoginTotp, username.as_deref(), client).await {
         Err(refusal @ ApiError::TooManyAttempts { .. }) => {
             if let Some(username) = &username {
-                record_failure(&state, username, &client, LoginResult::Throttled).await?;
+                record_failure(state, username, client, LoginResult::Throttled).await?;
             }
             return Err(refusal);
         }
@@ -239,18 +266,46 @@ async fn login_totp(
     }
     let username = username.ok_or(ApiError::LoginExpired)?;
     // The address may have changed since the password step.
-    require_trusted_network(&state, &username, &client).await?;
-    let outcome = state
-        .factors
-        .complete_login(&request.challenge.0, request.code.trim())
-        .await?;
+    require_trusted_network(state, &username, client).await?;
+    let outcome = match proof {
+        SecondFactorProof::Code(code) if code.chars().count() > MAX_CODE_CHARS => {
+            LoginOutcome::WrongCode
+        }
+        SecondFactorProof::Code(code) => {
+            state.factors.complete_login(challenge, code.trim()).await?
+        }
+        SecondFactorProof::Passkey(credential) => {
+            state
+                .factors
+                .complete_login_passkey(challenge, &credential)
+                .await?
+        }
+    };
     match outcome {
-        LoginOutcome::Accepted => finish_login(&state, &username, &client).await,
+        LoginOutcome::Accepted => finish_login(state, &username, client).await,
         LoginOutcome::WrongCode => {
-            record_failure(&state, &username, &client, LoginResult::WrongCode).await?;
+            record_failure(state, &username, client, LoginResult::WrongCode).await?;
             Err(ApiError::InvalidCode)
         }
         // Used up meanwhile, or completed by another request.
         LoginOutcome::Expired => Err(ApiError::LoginExpired),
     }
+}
+
+async fn login_totp(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<TotpLoginRequest>,
+) -> ApiResult<Response> {
+    let proof = SecondFactorProof::Code(request.code);
+    second_step(&state, &client, &request.challenge.0, proof).await
+}
+
+async fn login_passkey(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<PasskeyLoginRequest>,
+) -> ApiResult<Response> {
+    let proof = SecondFactorProof::Passkey(Box::new(request.credential));
+    second_step(&state, &client, &request.challenge.0, proof).await
 }

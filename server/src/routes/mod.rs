@@ -8,6 +8,7 @@ pub mod health;
 pub mod join_requests;
 pub mod login;
 pub mod messages;
+pub mod passkeys;
 pub mod rooms;
 pub mod sessions;
 pub mod totp;

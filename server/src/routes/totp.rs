@@ -14,7 +14,6 @@ use crate::extract::ApiJson;
 use crate::factors;
 use crate::routes::account::reauthenticate;
 use crate::session::AuthUser;
-use crate::store::users;
 use crate::throttle::Endpoint;
 use crate::AppState;
 
@@ -90,27 +89,18 @@ async fn enable(
         .throttle
         .attempt(&state.pool, Endpoint::Code, Some(&user.username), client.ip)
         .await?;
-    // Set before the factor exists, so that no account has a factor its flag hides.
-    users::set_second_factor(&state.pool, &user.username, true).await?;
-    let enabled = state
-        .factors
-        .totp_enable(&user.username, request.code.trim())
-        .await;
-    match enabled {
-        Ok(codes) => {
-            tracing::info!(username = %user.username, "totp enabled");
-            Ok(Json(RecoveryCodesResponse {
-                recovery_codes: codes.recovery_codes,
-            }))
-        }
-        Err(error) => {
-            // The flag only makes logins ask the store; clearing it is a courtesy.
-            if let Err(clearing) = factors::clear_flag_if_none_left(&state, &user.username).await {
-                tracing::debug!(error = %clearing, "second-factor flag left set");
-            }
-            Err(error.into())
-        }
-    }
+    let codes = factors::enabling(
+        &state,
+        &user.username,
+        state
+            .factors
+            .totp_enable(&user.username, request.code.trim()),
+    )
+    .await?;
+    tracing::info!(username = %user.username, "totp enabled");
+    Ok(Json(RecoveryCodesResponse {
+        recovery_codes: codes.recovery_codes,
+    }))
 }
 
 async fn disable(

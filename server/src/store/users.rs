@@ -178,17 +178,82 @@ pub async fn second_factor(pool: &AnyPool, username: &str) -> ApiResult<Option<b
     Ok(flag.map(super::flag))
 }
 
-/// Sets `users.second_factor` of `username`: `true` before a factor is enabled, `false`
-/// only once the second-factor store says none is left.
+/// Marks the start of enabling a factor of `username`: sets `users.second_factor`, and
+/// raises `second_factor_epoch` and `second_factor_pending` (see the migration
+/// `20261206000000_second_factor_changes.sql`). Call [`end_factor_change`] once the store
+/// has answered.
 ///
 /// # Errors
 /// A database error.
-pub async fn set_second_factor(pool: &AnyPool, username: &str, may_have: bool) -> ApiResult<()> {
-    sqlx::query("UPDATE users SET second_factor = $1 WHERE username = $2")
-        .bind(i64::from(may_have))
-        .bind(username)
-        .execute(pool)
-        .await?;
+pub async fn begin_factor_change(pool: &AnyPool, username: &str) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE users SET second_factor = 1, second_factor_epoch = second_factor_epoch + 1, \
+         second_factor_pending = second_factor_pending + 1 WHERE username = $1",
+    )
+    .bind(username)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Marks the end of an enabling that [`begin_factor_change`] started.
+///
+/// # Errors
+/// A database error.
+pub async fn end_factor_change(pool: &AnyPool, username: &str) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE users SET second_factor_pending = second_factor_pending - 1 \
+         WHERE username = $1 AND second_factor_pending > 0",
+    )
+    .bind(username)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// `second_factor_epoch` of `username` (0 for an unknown user): read before asking the
+/// store whether any factor is left, and given to [`clear_second_factor`].
+///
+/// # Errors
+/// A database error.
+pub async fn factor_epoch(pool: &AnyPool, username: &str) -> ApiResult<i64> {
+    let epoch: Option<i64> =
+        sqlx::query_scalar("SELECT second_factor_epoch FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+    Ok(epoch.unwrap_or_default())
+}
+
+/// Clears `users.second_factor` of `username` unless an enabling is under way or began
+/// since `epoch` was read; returns whether it was cleared.
+///
+/// # Errors
+/// A database error.
+pub async fn clear_second_factor(pool: &AnyPool, username: &str, epoch: i64) -> ApiResult<bool> {
+    let cleared = sqlx::query(
+        "UPDATE users SET second_factor = 0 WHERE username = $1 \
+         AND second_factor_epoch = $2 AND second_factor_pending = 0",
+    )
+    .bind(username)
+    .bind(epoch)
+    .execute(pool)
+    .await?;
+    Ok(cleared.rows_affected() == 1)
+}
+
+/// Sets `users.second_factor` of the accounts whose factors were moved into the store from
+/// the chat database's old tables.
+///
+/// # Errors
+/// A database error.
+pub async fn mark_second_factor(pool: &AnyPool, usernames: &[String]) -> ApiResult<()> {
+    for username in usernames {
+        sqlx::query("UPDATE users SET second_factor = 1 WHERE username = $1")
+            .bind(username)
+            .execute(pool)
+            .await?;
+    }
     Ok(())
 }
 

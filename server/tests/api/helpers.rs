@@ -139,6 +139,8 @@ impl TestMfaService {
             tls_cert: self.certificates.service_cert.clone(),
             tls_key: self.certificates.service_key.clone(),
             client_ca: self.certificates.ca_cert.clone(),
+            webauthn_rp_id: "localhost".to_owned(),
+            webauthn_origin: mfa::factors::RelyingParty::localhost().origin,
         }
     }
 

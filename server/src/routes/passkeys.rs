@@ -1,0 +1,102 @@
+//! `/api/passkeys/*`: registering and removing passkeys (WebAuthn) as a second login factor,
+//! through the second-factor store ([`crate::factors`]). Logging in with one is
+//! `POST /api/login/passkey` ([`crate::routes::login`]).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use common::api::{PasskeyChangeRequest, PasskeyFinishRequest, PasskeyFinishResponse};
+use mfa::api::PasskeyRegistration;
+
+use crate::client::ClientInfo;
+use crate::error::ApiResult;
+use crate::extract::ApiJson;
+use crate::factors;
+use crate::routes::account::reauthenticate;
+use crate::session::AuthUser;
+use crate::AppState;
+
+/// Routes of this module (all need a session, else 401; 503 while the second-factor store
+/// cannot be reached):
+///
+/// - `POST /api/passkeys/begin` [`PasskeyChangeRequest`] (re-authentication) -> 200 the
+///   options for `navigator.credentials.create()` (webauthn-rs' `CreationChallengeResponse`:
+///   user verification required, the account's passkeys excluded), valid 5 minutes; 401
+///   `invalid password` or `invalid code`, 409 beyond 16 passkeys.
+/// - `POST /api/passkeys/finish` [`PasskeyFinishRequest`] -> 200 [`PasskeyFinishResponse`]
+///   (recovery codes when this is the account's first second factor); 401 `invalid code` for
+///   a credential that does not answer the registration, 400 for a name that is empty or
+///   over 64 characters, 409 `no passkey registration in progress` or `this passkey is
+///   registered already`.
+/// - `POST /api/passkeys/{id}/remove` [`PasskeyChangeRequest`] -> 204; 401 as for begin,
+///   409 `no such passkey`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/passkeys/begin", post(begin))
+        .route("/api/passkeys/finish", post(finish))
+        .route("/api/passkeys/{id}/remove", post(remove))
+}
+
+async fn begin(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    ApiJson(request): ApiJson<PasskeyChangeRequest>,
+) -> ApiResult<Response> {
+    reauthenticate(
+        &state,
+        &user,
+        &client,
+        request.auth_key.0,
+        request.totp_code.as_deref(),
+    )
+    .await?;
+    let options = state.factors.passkey_register_begin(&user.username).await?;
+    Ok(Json(options).into_response())
+}
+
+async fn finish(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(request): ApiJson<PasskeyFinishRequest>,
+) -> ApiResult<Json<PasskeyFinishResponse>> {
+    let registration = PasskeyRegistration {
+        name: request.name,
+        credential: request.credential,
+    };
+    let registered = factors::enabling(
+        &state,
+        &user.username,
+        state
+            .factors
+            .passkey_register_finish(&user.username, &registration),
+    )
+    .await?;
+    tracing::info!(username = %user.username, "passkey registered");
+    Ok(Json(PasskeyFinishResponse {
+        recovery_codes: registered.recovery_codes,
+    }))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    user: AuthUser,
+    client: ClientInfo,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<PasskeyChangeRequest>,
+) -> ApiResult<StatusCode> {
+    reauthenticate(
+        &state,
+        &user,
+        &client,
+        request.auth_key.0,
+        request.totp_code.as_deref(),
+    )
+    .await?;
+    state.factors.passkey_remove(&user.username, &id).await?;
+    factors::clear_flag_if_none_left(&state, &user.username).await?;
+    tracing::info!(username = %user.username, "passkey removed");
+    Ok(StatusCode::NO_CONTENT)
+}
