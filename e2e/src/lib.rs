@@ -26,6 +26,9 @@ pub type E2eResult<T> = Result<T, String>;
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// `http://localhost:PORT`: the same server under a name, for passkeys (browsers refuse
+    /// them on an IP address). Cookies of one do not reach the other: a browser keeps to one.
+    pub localhost_url: String,
     /// Holds the database; deleted on drop.
     pub data_dir: tempfile::TempDir,
     /// The second-factor service, for a server started with
@@ -150,9 +153,11 @@ impl TestServer {
             .await
             .map_err(|error| format!("server did not start: {error}"))?;
         let base_url = format!("http://127.0.0.1:{}", application.port());
+        let localhost_url = format!("http://localhost:{}", application.port());
         tokio::spawn(application.run_until_stopped());
         Ok(Self {
             base_url,
+            localhost_url,
             data_dir,
             mfa,
         })
@@ -455,6 +460,37 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
         (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+/// Adds a virtual authenticator to the session (W3C Web Authentication, section 11.3,
+/// `POST /session/{id}/webauthn/authenticator`): a CTAP2 platform authenticator with
+/// resident keys and user verification, which verifies and consents on its own.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "isUserConsenting": true,
+        });
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
@@ -822,6 +858,18 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Gives this browser a virtual passkey authenticator (see [`AddVirtualAuthenticator`]),
+    /// which answers `navigator.credentials.create()` and `.get()` without a person; returns
+    /// its id. The page must be on `http://localhost` or `https://`.
+    pub async fn add_virtual_authenticator(&self) -> E2eResult<String> {
+        let id = self
+            .client
+            .issue_cmd(AddVirtualAuthenticator)
+            .await
+            .map_err(|error| self.context(&format!("no virtual authenticator: {error}")))?;
+        Ok(id.as_str().unwrap_or_default().to_owned())
     }
 
     /// Lets this browser save downloads into `folder` (headless Chromium refuses them

@@ -1,7 +1,8 @@
 //! Second factors kept by the separate second-factor service, reached by the chat server
-//! over mutual TLS: TOTP enrolment and a login with a code through it, then, with the
-//! service stopped, a clear error for the user with a second factor while a user without
-//! one logs in as usual.
+//! over mutual TLS: TOTP enrolment and a login with a code through it, a passkey registered
+//! from the Security screen and a login with it (Chromium's virtual authenticator, on
+//! `http://localhost`), then, with the service stopped, a clear error for the user with a
+//! second factor while a user without one logs in as usual.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,13 +39,13 @@ async fn the_remote_service_keeps_second_factors_and_fails_closed() -> E2eResult
     let driver = Driver::start()?;
     let alice = driver.browser("alice").await?;
     let bob = driver.browser("bob").await?;
-    bob.register(&server.base_url, "bob", BOB_PASSWORD).await?;
+    // Passkeys need a name, not an IP address: both browsers use localhost.
+    let url = server.localhost_url.clone();
+    bob.register(&url, "bob", BOB_PASSWORD).await?;
     bob.click("logout-button").await?;
 
     // Enrolment goes through the service: the chat database never sees the secret.
-    alice
-        .register(&server.base_url, "alice", ALICE_PASSWORD)
-        .await?;
+    alice.register(&url, "alice", ALICE_PASSWORD).await?;
     alice.click("security-button").await?;
     alice.click("totp-setup-button").await?;
     let secret = alice
@@ -61,6 +62,7 @@ async fn the_remote_service_keeps_second_factors_and_fails_closed() -> E2eResult
     alice
         .wait_for_text("recovery-codes", "recovery codes")
         .await?;
+    let recovery = alice.texts("recovery-code").await?;
     alice.click("recovery-codes-done").await?;
     alice.wait_for_text("totp-status", "On.").await?;
     assert!(
@@ -78,6 +80,23 @@ async fn the_remote_service_keeps_second_factors_and_fails_closed() -> E2eResult
     alice.fill("totp-login-input", &code(&secret, 1)?).await?;
     alice.click("totp-login-button").await?;
     alice.element("logout-button").await?;
+
+    // A passkey from the Security screen (re-authenticated with the password and, TOTP
+    // being on, a recovery code), then a login with it instead of a code.
+    alice.add_virtual_authenticator().await?;
+    alice.click("security-button").await?;
+    alice.fill("passkey-name-input", "laptop").await?;
+    alice.fill("passkey-password-input", ALICE_PASSWORD).await?;
+    alice.fill("passkey-code-input", &recovery[0]).await?;
+    alice.click("passkey-add-button").await?;
+    alice.wait_for_text("passkey-item", "laptop").await?;
+    alice.wait_for_text("passkey-item", "never used").await?;
+    alice.click("logout-button").await?;
+    submit_login(&alice, "alice", ALICE_PASSWORD).await?;
+    alice.click("passkey-login-button").await?;
+    alice.element("logout-button").await?;
+    alice.click("security-button").await?;
+    alice.wait_for_text("passkey-item", "last used").await?;
     alice.click("logout-button").await?;
 
     // The service goes away: alice is told why she cannot log in; bob logs in as usual.

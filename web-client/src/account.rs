@@ -11,6 +11,7 @@ use client::{Account, ClientState, KdfRecord, Machine, StateKey};
 use common::account::{self, AccountKeys, KdfParams, WrapKey, SALT_LEN};
 use common::api::{
     AccountResponse, DeleteAccountRequest, LoginRequest, LoginResponse, MeResponse,
+    PasskeyChangeRequest, PasskeyFinishRequest, PasskeyFinishResponse, PasskeyLoginRequest,
     PasswordChangeRequest, PreloginRequest, PreloginResponse, RecoveryCodesResponse,
     RegisterRequest, SessionResponse, SessionStatus, SessionsResponse, TotpCodeRequest,
     TotpLoginRequest, TotpSetupResponse, TrustedNetworksRequest,
@@ -23,7 +24,7 @@ use common::OsRng;
 use leptos::prelude::*;
 
 use crate::chat::{Chat, ChatError, PendingLogin, Session};
-use crate::{http, storage};
+use crate::{http, passkeys, storage};
 
 impl Chat {
     /// Finishes the password step of logging in: either the session exists, or a TOTP code
@@ -44,6 +45,7 @@ impl Chat {
                 challenge,
                 keys,
                 kdf,
+                passkey_options: response.passkey_options,
             })));
             return Ok(());
         }
@@ -67,6 +69,84 @@ impl Chat {
         self.pending_login.set(None);
         self.unlock_with(&pending.username, pending.keys.clone(), pending.kdf)
             .await
+    }
+
+    /// Answers a pending login with a passkey: the browser asks the user for one of the
+    /// account's passkeys, and the server checks the assertion; then unlocks the keys.
+    pub async fn submit_login_passkey(&self) -> Result<(), ChatError> {
+        let pending = self
+            .pending_login
+            .get_untracked()
+            .ok_or_else(|| ChatError::Other("no login is waiting for a passkey".into()))?;
+        let options = pending
+            .passkey_options
+            .clone()
+            .ok_or_else(|| ChatError::Other("this account has no passkey".into()))?;
+        let credential = passkeys::get(options).await?;
+        let _: LoginResponse = http::post(
+            "/api/login/passkey",
+            &PasskeyLoginRequest {
+                challenge: pending.challenge.clone(),
+                credential,
+            },
+        )
+        .await?;
+        self.pending_login.set(None);
+        self.unlock_with(&pending.username, pending.keys.clone(), pending.kdf)
+            .await
+    }
+
+    /// Registers a passkey named `name` after re-authenticating (the password, and a code
+    /// when TOTP is on): the server's options, the browser's ceremony, the server's check.
+    /// Returns the recovery codes when this is the account's first second factor.
+    pub async fn add_passkey(
+        &self,
+        name: &str,
+        password: &str,
+        code: &str,
+    ) -> Result<Option<Vec<String>>, ChatError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(ChatError::Other("give the passkey a name".into()));
+        }
+        let keys = self.reauthenticate(password).await?;
+        let options: webauthn_rs_proto::CreationChallengeResponse = http::post(
+            "/api/passkeys/begin",
+            &PasskeyChangeRequest {
+                auth_key: Base64Array(*keys.auth_key.as_bytes()),
+                totp_code: optional_code(code),
+            },
+        )
+        .await?;
+        let credential = passkeys::create(options).await?;
+        let response: PasskeyFinishResponse = http::post(
+            "/api/passkeys/finish",
+            &PasskeyFinishRequest {
+                name: name.to_owned(),
+                credential,
+            },
+        )
+        .await?;
+        Ok(response.recovery_codes)
+    }
+
+    /// Removes the passkey `id` after re-authenticating.
+    pub async fn remove_passkey(
+        &self,
+        id: &str,
+        password: &str,
+        code: &str,
+    ) -> Result<(), ChatError> {
+        let keys = self.reauthenticate(password).await?;
+        // The id is unpadded base64url: safe in a path as it is.
+        Ok(http::post_no_content(
+            &format!("/api/passkeys/{id}/remove"),
+            &PasskeyChangeRequest {
+                auth_key: Base64Array(*keys.auth_key.as_bytes()),
+                totp_code: optional_code(code),
+            },
+        )
+        .await?)
     }
 
     /// With a valid session: fetches the wrapped identity and unwraps it with `keys`.

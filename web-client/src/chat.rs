@@ -117,6 +117,8 @@ pub struct PendingLogin {
     pub keys: AccountKeys,
     /// The salt and KDF parameters they were derived with.
     pub kdf: KdfRecord,
+    /// The options for a passkey assertion, when the account has passkeys.
+    pub passkey_options: Option<webauthn_rs_proto::RequestChallengeResponse>,
 }
 
 impl std::fmt::Debug for PendingLogin {

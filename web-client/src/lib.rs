@@ -11,6 +11,7 @@ pub mod attachments;
 pub mod chat;
 pub mod components;
 pub mod http;
+pub mod passkeys;
 pub mod rooms;
 pub mod socket;
 pub mod storage;

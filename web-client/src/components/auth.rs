@@ -62,7 +62,28 @@ pub fn AuthScreen() -> impl IntoView {
             }
         });
     };
+    let use_passkey = move |_| {
+        if progress.get_untracked().is_some() {
+            return;
+        }
+        error.set(None);
+        progress.set(Some("Waiting for your passkey, then unlocking your keys…"));
+        leptos::task::spawn_local(async move {
+            let result = chat.submit_login_passkey().await;
+            progress.try_set(None);
+            if let Err(failure) = result {
+                error.try_set(Some(failure.to_string()));
+            }
+        });
+    };
     let waiting_for_code = move || chat.pending_login.with(Option::is_some);
+    let passkey_offered = move || {
+        chat.pending_login.with(|pending| {
+            pending
+                .as_ref()
+                .is_some_and(|p| p.passkey_options.is_some())
+        })
+    };
 
     view! {
         <section class="auth card">
@@ -91,6 +112,12 @@ pub fn AuthScreen() -> impl IntoView {
                         <button data-testid="totp-login-button" type="submit" disabled=move || progress.get().is_some()>
                             "Verify"
                         </button>
+                        <Show when=passkey_offered>
+                            <button data-testid="passkey-login-button" type="button" disabled=move || progress.get().is_some()
+                                on:click=use_passkey>
+                                "Use a passkey"
+                            </button>
+                        </Show>
                         <button type="button" class="secondary" on:click=move |_| chat.pending_login.set(None)>
                             "Cancel"
                         </button>

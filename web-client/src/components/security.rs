@@ -96,6 +96,7 @@ pub fn SecurityScreen() -> impl IntoView {
                     view! { <EnrolTotp error=error reload=reload /> }.into_any()
                 }}
             </section>
+            <Passkeys loaded=loaded run=run reload=reload />
             <Sessions loaded=loaded run=run />
             <section>
                 <h2>"Login history"</h2>
@@ -253,6 +254,116 @@ fn DisableTotp(run: impl Fn(&'static str, Task) + Copy + Send + Sync + 'static) 
                 on:input=move |event| password.set(event_target_value(&event)) />
             <button class="secondary" data-testid="totp-disable-button" type="submit">"Turn off"</button>
         </form>
+    }
+}
+
+/// Passkeys: the list with remove buttons, and adding one (with the password, and a code
+/// when TOTP is on); the recovery codes when the first passkey is the account's first second
+/// factor.
+#[component]
+fn Passkeys(
+    loaded: RwSignal<Loaded>,
+    run: impl Fn(&'static str, Task) + Copy + Send + Sync + 'static,
+    reload: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let name = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let code = RwSignal::new(String::new());
+    let recovery = RwSignal::new(Vec::<String>::new());
+    let adding = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let passkeys = move || {
+        loaded.with(|l| {
+            l.account
+                .as_ref()
+                .map(|a| a.passkeys.clone())
+                .unwrap_or_default()
+        })
+    };
+    let totp_enabled = move || loaded.with(|l| l.account.as_ref().is_some_and(|a| a.totp_enabled));
+    let add = move || {
+        let (typed_name, typed_password, typed_code) = (
+            name.get_untracked(),
+            password.get_untracked(),
+            code.get_untracked(),
+        );
+        error.set(None);
+        adding.set(true);
+        leptos::task::spawn_local(async move {
+            match chat
+                .add_passkey(&typed_name, &typed_password, &typed_code)
+                .await
+            {
+                Ok(codes) => {
+                    name.try_set(String::new());
+                    password.try_set(String::new());
+                    code.try_set(String::new());
+                    recovery.try_set(codes.unwrap_or_default());
+                    reload();
+                }
+                Err(failure) => {
+                    error.try_set(Some(failure.to_string()));
+                }
+            }
+            adding.try_set(false);
+        });
+    };
+    view! {
+        <section>
+            <h2>"Passkeys"</h2>
+            <p class="hint">"A passkey on this device or a security key can stand in for the code at login. Passkeys work on https:// pages and on http://localhost."</p>
+            <Show when=move || error.get().is_some()>
+                <p class="error" role="alert" data-testid="passkey-error">{move || error.get()}</p>
+            </Show>
+            <Show when=move || !recovery.with(Vec::is_empty)>
+                <div class="notice-card" data-testid="recovery-codes">
+                    <div>
+                        <p><strong>"Your first second factor is on."</strong>" Save these recovery codes somewhere safe: each works once instead of a passkey or code, and they are shown only now."</p>
+                        <div class="recovery-codes">
+                            {move || recovery.get().into_iter().map(|code| view! { <code data-testid="recovery-code">{code}</code> }).collect_view()}
+                        </div>
+                        <button class="secondary" data-testid="recovery-codes-done" on:click=move |_| recovery.set(Vec::new())>"I saved them"</button>
+                    </div>
+                </div>
+            </Show>
+            <ul data-testid="passkey-list">
+                {move || passkeys().into_iter().map(|passkey| {
+                    let id = passkey.id.clone();
+                    let used = passkey.last_used_at_ms.map_or_else(|| "never used".to_owned(), |at| format!("last used {}", format_time(at)));
+                    view! {
+                        <li data-testid="passkey-item">
+                            <span>{passkey.name.clone()}</span>
+                            <span class="hint">{format!("added {}, {used}", format_time(passkey.created_at_ms))}</span>
+                            <button class="secondary" data-testid="passkey-remove-button" aria-label=format!("Remove the passkey {}", passkey.name)
+                                on:click=move |_| {
+                                    let id = id.clone();
+                                    let (typed_password, typed_code) = (password.get_untracked(), code.get_untracked());
+                                    password.set(String::new());
+                                    run("Passkey removed.", Box::pin(async move { chat.remove_passkey(&id, &typed_password, &typed_code).await }));
+                                }>
+                                "Remove"
+                            </button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <form on:submit=move |event| { event.prevent_default(); add(); }>
+                <input data-testid="passkey-name-input" type="text" placeholder="name, e.g. laptop" aria-label="passkey name"
+                    maxlength="64" prop:value=move || name.get() on:input=move |event| name.set(event_target_value(&event)) />
+                <input data-testid="passkey-password-input" type="password" placeholder="your password" aria-label="your password"
+                    autocomplete="current-password" prop:value=move || password.get()
+                    on:input=move |event| password.set(event_target_value(&event)) />
+                <Show when=totp_enabled>
+                    <input data-testid="passkey-code-input" type="text" inputmode="numeric" placeholder="current code" aria-label="current code"
+                        prop:value=move || code.get() on:input=move |event| code.set(event_target_value(&event)) />
+                </Show>
+                <button data-testid="passkey-add-button" type="submit" disabled=move || adding.get()>
+                    {move || if adding.get() { "Waiting for the passkey…" } else { "Add a passkey" }}
+                </button>
+            </form>
+            <p class="hint">"Removing a passkey also asks for your password above."</p>
+        </section>
     }
 }
 
