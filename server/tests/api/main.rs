@@ -22,6 +22,7 @@ mod membership_cache;
 mod messages;
 mod mfa_service;
 mod networks;
+mod passkeys;
 mod password_change;
 mod rate_limit;
 mod removal;
