@@ -28,11 +28,29 @@ async fn main() -> std::process::ExitCode {
         }
     };
     tracing::info!(port = service.port(), "second-factor service listening");
+    // Ctrl-C or SIGTERM (systemd's stop) end it after the requests in flight.
     let shutdown = async {
-        // Without a signal handler the service still stops with the process.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+        let interrupt = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = interrupt => {}
+            () = terminate => {}
         }
+        tracing::info!("stopping");
     };
     match service.run_until(shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

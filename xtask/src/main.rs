@@ -37,7 +37,8 @@ tasks:
           instances and nginx in front (deploy/), at http://127.0.0.1:8080
   bench   run the criterion benchmarks of the crypto core, the relay benchmark (fan-out
           against a bare broadcast baseline, durable posts on SQLite and a throwaway
-          PostgreSQL, idle connections) and the attachment throughput benchmark
+          PostgreSQL, idle connections), the latency the second-factor service adds, and the
+          attachment throughput benchmark
   fuzz    run every cargo-fuzz target of fuzz/ (nightly) for a bounded time each, growing
           fuzz/corpus/; `cargo xtask fuzz -- 300` gives each target 300 s (default 60)
 ";
@@ -327,6 +328,8 @@ fn bench() -> TaskResult {
                 ),
         )?;
     }
+    step("second factors: 1,000 code verifications in-process and through mfa-service over mutual TLS");
+    run_command(cargo().args(["bench", "--package", "mfa", "--bench", "latency"]))?;
     step("attachment throughput, 100 MiB each way (loopback only)");
     run_command(cargo().args(["bench", "--package", "server", "--bench", "attachments"]))?;
     let tools = Tools::ensure_for_test()?;
