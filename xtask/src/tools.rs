@@ -29,8 +29,10 @@ pub struct Tools {
 }
 
 impl Tools {
-    /// What `cargo xtask run` needs: target, Trunk, wasm-bindgen, wasm-opt.
+    /// What `cargo xtask run` needs: OpenSSL's headers, target, Trunk, wasm-bindgen,
+    /// wasm-opt.
     pub fn ensure_for_build() -> Result<Self, String> {
+        ensure_openssl_headers()?;
         ensure_wasm_target()?;
         let binaryen_bin = ensure_wasm_opt()?;
         let path = path_with(Some(&binaryen_bin))?;
@@ -226,6 +228,29 @@ fn ensure_wasm_opt() -> Result<PathBuf, String> {
         &format!("binaryen@{BINARYEN_VERSION}"),
     ]))?;
     Ok(bin)
+}
+
+/// Makes sure OpenSSL's headers and pkg-config are there (webauthn-rs, which checks passkeys
+/// in `mfa`, builds against OpenSSL 3), installing Debian's packages when run as root.
+fn ensure_openssl_headers() -> Result<(), String> {
+    let found = || {
+        Command::new("pkg-config")
+            .args(["--exists", "openssl"])
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if found() {
+        return Ok(());
+    }
+    apt_install(
+        &["libssl-dev", "pkg-config"],
+        "OpenSSL's headers and pkg-config are needed to build the passkey checks (webauthn-rs)",
+    )?;
+    if found() {
+        Ok(())
+    } else {
+        Err("OpenSSL's headers are still missing after apt-get install".into())
+    }
 }
 
 /// Finds Chromium and chromedriver, installing Debian's packages when run as root.
