@@ -442,80 +442,70 @@ impl Drop for Driver {
     }
 }
 
-/// chromedriver's command for the browser console log (`POST /session/{id}/se/log`).
+/// A `POST` of a JSON body to a path below `/session/{id}/`: chromedriver's commands that
+/// fantoccini has no method for.
 #[derive(Debug)]
-struct BrowserLog;
+struct SessionCommand {
+    /// The path below the session, e.g. `se/log`.
+    path: &'static str,
+    /// The JSON body.
+    body: serde_json::Value,
+}
 
-impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
-        ))
+impl SessionCommand {
+    /// The browser console log (`se/log`, chromedriver's own).
+    fn browser_log() -> Self {
+        Self {
+            path: "se/log",
+            body: json!({ "type": "browser" }),
+        }
     }
 
-    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    /// A virtual authenticator (W3C Web Authentication, section 11.3): a CTAP2 platform
+    /// authenticator with resident keys and user verification, which verifies and consents
+    /// on its own.
+    fn add_virtual_authenticator() -> Self {
+        Self {
+            path: "webauthn/authenticator",
+            body: json!({
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserVerified": true,
+                "isUserConsenting": true,
+            }),
+        }
+    }
+
+    /// `Browser.setDownloadBehavior` through chromedriver's DevTools endpoint: downloads go
+    /// into `folder`.
+    fn allow_downloads(folder: String) -> Self {
+        Self {
+            path: "goog/cdp/execute",
+            body: json!({
+                "cmd": "Browser.setDownloadBehavior",
+                "params": {"behavior": "allow", "downloadPath": folder},
+            }),
+        }
     }
 }
 
-/// Adds a virtual authenticator to the session (W3C Web Authentication, section 11.3,
-/// `POST /session/{id}/webauthn/authenticator`): a CTAP2 platform authenticator with
-/// resident keys and user verification, which verifies and consents on its own.
-#[derive(Debug)]
-struct AddVirtualAuthenticator;
-
-impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+impl fantoccini::wd::WebDriverCompatibleCommand for SessionCommand {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/webauthn/authenticator",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        let body = json!({
-            "protocol": "ctap2",
-            "transport": "internal",
-            "hasResidentKey": true,
-            "hasUserVerification": true,
-            "isUserVerified": true,
-            "isUserConsenting": true,
-        });
-        (http::Method::POST, Some(body.to_string()))
-    }
-}
-
-/// `Browser.setDownloadBehavior` through chromedriver's DevTools endpoint.
-#[derive(Debug)]
-struct AllowDownloads(String);
-
-impl fantoccini::wd::WebDriverCompatibleCommand for AllowDownloads {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        let body = serde_json::json!({
-            "cmd": "Browser.setDownloadBehavior",
-            "params": {"behavior": "allow", "downloadPath": self.0},
-        });
-        (http::Method::POST, Some(body.to_string()))
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
 
@@ -794,7 +784,7 @@ impl Browser {
     pub async fn console_errors(&self) -> E2eResult<Vec<String>> {
         let log = self
             .client
-            .issue_cmd(BrowserLog)
+            .issue_cmd(SessionCommand::browser_log())
             .await
             .map_err(|error| self.context(&format!("cannot read the console log: {error}")))?;
         Ok(log
@@ -860,13 +850,14 @@ impl Browser {
         }
     }
 
-    /// Gives this browser a virtual passkey authenticator (see [`AddVirtualAuthenticator`]),
+    /// Gives this browser a virtual passkey authenticator (see
+    /// [`SessionCommand::add_virtual_authenticator`]),
     /// which answers `navigator.credentials.create()` and `.get()` without a person; returns
     /// its id. The page must be on `http://localhost` or `https://`.
     pub async fn add_virtual_authenticator(&self) -> E2eResult<String> {
         let id = self
             .client
-            .issue_cmd(AddVirtualAuthenticator)
+            .issue_cmd(SessionCommand::add_virtual_authenticator())
             .await
             .map_err(|error| self.context(&format!("no virtual authenticator: {error}")))?;
         Ok(id.as_str().unwrap_or_default().to_owned())
@@ -876,7 +867,9 @@ impl Browser {
     /// otherwise), through the DevTools protocol command `Browser.setDownloadBehavior`.
     pub async fn allow_downloads(&self, folder: &std::path::Path) -> E2eResult<()> {
         self.client
-            .issue_cmd(AllowDownloads(folder.to_string_lossy().into_owned()))
+            .issue_cmd(SessionCommand::allow_downloads(
+                folder.to_string_lossy().into_owned(),
+            ))
             .await
             .map(|_| ())
             .map_err(|error| self.context(&format!("cannot allow downloads: {error}")))
@@ -924,6 +917,32 @@ impl Browser {
     pub async fn close(self) -> E2eResult<()> {
         self.client.close().await.map_err(|error| error.to_string())
     }
+}
+
+/// The TOTP code of the base32 `secret` for `offset_steps` 30-second steps from now (RFC 6238:
+/// HMAC-SHA1, 6 digits), as an authenticator app shows it.
+///
+/// # Errors
+/// A secret that is not base32.
+pub fn totp_code(secret: &str, offset_steps: i64) -> E2eResult<String> {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .map_err(|error| format!("bad secret: {error:?}"))?;
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        None,
+        String::new(),
+    )
+    .map_err(|error| format!("bad totp: {error}"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|error| error.to_string())?
+        .as_secs() as i64;
+    Ok(totp.generate((now + offset_steps * 30).max(0) as u64))
 }
 
 /// Whether `haystack` contains `needle` anywhere, byte for byte.

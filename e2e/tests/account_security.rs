@@ -3,36 +3,13 @@
 //! change after which old messages stay readable, and the page running under its strict
 //! Content-Security-Policy and Subresource Integrity with no console errors.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use e2e::{Browser, Driver, E2eResult, TestServer};
-use totp_rs::{Algorithm, Secret, TOTP};
 
 const PASSWORD: &str = "first-password-2931";
 const NEW_PASSWORD: &str = "second-password-8830";
 const NOTE: &str = "old secret note 5d1e";
-
-/// The TOTP code of `secret` for `offset_steps` 30-second steps from now (RFC 6238).
-fn code(secret: &str, offset_steps: i64) -> E2eResult<String> {
-    let bytes = Secret::Encoded(secret.to_owned())
-        .to_bytes()
-        .map_err(|error| format!("bad secret: {error:?}"))?;
-    let totp = TOTP::new(
-        Algorithm::SHA1,
-        6,
-        1,
-        30,
-        bytes,
-        Some("e2ee-chat".into()),
-        "alice".into(),
-    )
-    .map_err(|error| format!("bad totp: {error}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|error| error.to_string())?
-        .as_secs() as i64;
-    Ok(totp.generate((now + offset_steps * 30).max(0) as u64))
-}
 
 /// Logs in with the password, then answers the second step with `second_factor`.
 async fn login_with_code(browser: &Browser, password: &str, second_factor: &str) -> E2eResult<()> {
@@ -130,7 +107,9 @@ async fn two_factor_sessions_password_change_and_page_security() -> E2eResult<()
     if let Some(path) = std::env::var_os("CHAT_E2E_SECURITY_SCREENSHOT") {
         first.screenshot(std::path::Path::new(&path)).await?;
     }
-    first.fill("totp-code-input", &code(&secret, 0)?).await?;
+    first
+        .fill("totp-code-input", &e2e::totp_code(&secret, 0)?)
+        .await?;
     first.fill("totp-enable-password-input", PASSWORD).await?;
     first.click("totp-enable-button").await?;
     first
@@ -143,7 +122,7 @@ async fn two_factor_sessions_password_change_and_page_security() -> E2eResult<()
 
     // Log out and in with a code (of the next step: the current one was just used).
     first.click("logout-button").await?;
-    login_with_code(&first, PASSWORD, &code(&secret, 1)?).await?;
+    login_with_code(&first, PASSWORD, &e2e::totp_code(&secret, 1)?).await?;
     // A wrong code is refused; a recovery code works once.
     first.click("logout-button").await?;
     first.fill("username-input", "alice").await?;

@@ -4,27 +4,10 @@
 //! `http://localhost`), then, with the service stopped, a clear error for the user with a
 //! second factor while a user without one logs in as usual.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use e2e::{Browser, Driver, E2eResult, TestServer};
-use totp_rs::{Algorithm, Secret, TOTP};
 
 const ALICE_PASSWORD: &str = "alice-passphrase-5150";
 const BOB_PASSWORD: &str = "bob-passphrase-7321";
-
-/// The TOTP code of `secret` for `offset_steps` 30-second steps from now (RFC 6238).
-fn code(secret: &str, offset_steps: i64) -> E2eResult<String> {
-    let bytes = Secret::Encoded(secret.to_owned())
-        .to_bytes()
-        .map_err(|error| format!("bad secret: {error:?}"))?;
-    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, None, String::new())
-        .map_err(|error| format!("bad totp: {error}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|error| error.to_string())?
-        .as_secs() as i64;
-    Ok(totp.generate((now + offset_steps * 30).max(0) as u64))
-}
 
 /// Fills the log-in form and submits it.
 async fn submit_login(browser: &Browser, username: &str, password: &str) -> E2eResult<()> {
@@ -54,7 +37,9 @@ async fn the_remote_service_keeps_second_factors_and_fails_closed() -> E2eResult
         .text()
         .await
         .map_err(|error| error.to_string())?;
-    alice.fill("totp-code-input", &code(&secret, 0)?).await?;
+    alice
+        .fill("totp-code-input", &e2e::totp_code(&secret, 0)?)
+        .await?;
     alice
         .fill("totp-enable-password-input", ALICE_PASSWORD)
         .await?;
@@ -77,7 +62,9 @@ async fn the_remote_service_keeps_second_factors_and_fails_closed() -> E2eResult
     // A login with a code, checked by the service.
     alice.click("logout-button").await?;
     submit_login(&alice, "alice", ALICE_PASSWORD).await?;
-    alice.fill("totp-login-input", &code(&secret, 1)?).await?;
+    alice
+        .fill("totp-login-input", &e2e::totp_code(&secret, 1)?)
+        .await?;
     alice.click("totp-login-button").await?;
     alice.element("logout-button").await?;
 

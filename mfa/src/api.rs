@@ -29,18 +29,9 @@ impl FactorStatus {
     }
 }
 
-/// One passkey, as its owner sees it listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PasskeyInfo {
-    /// The credential id in unpadded base64url: names the passkey for removal.
-    pub id: String,
-    /// The name its owner gave it.
-    pub name: String,
-    /// When it was registered, milliseconds since the Unix epoch.
-    pub created_at_ms: i64,
-    /// When it last completed a login, if ever.
-    pub last_used_at_ms: Option<i64>,
-}
+/// One passkey, as its owner sees it listed: the chat API's own type, so that the chat
+/// server hands the list on as it is.
+pub use common::api::PasskeySummary as PasskeyInfo;
 
 /// The second half of a passkey registration: `POST .../passkeys/finish`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -218,18 +218,28 @@ pub async fn enable_totp(
     if updated.rows_affected() != 1 {
         return Err(MfaError::conflict("totp setup changed, start again"));
     }
+    set_recovery_codes(&mut transaction, username, recovery_code_macs).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Makes `recovery_code_macs` the only recovery codes of `username`, within `transaction`.
+async fn set_recovery_codes(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    username: &str,
+    recovery_code_macs: &[[u8; 32]],
+) -> MfaResult<()> {
     sqlx::query("DELETE FROM recovery_codes WHERE username = $1")
         .bind(username)
-        .execute(&mut *transaction)
+        .execute(&mut **transaction)
         .await?;
     for mac in recovery_code_macs {
         sqlx::query("INSERT INTO recovery_codes (username, code_mac) VALUES ($1, $2)")
             .bind(username)
             .bind(mac.as_slice())
-            .execute(&mut *transaction)
+            .execute(&mut **transaction)
             .await?;
     }
-    transaction.commit().await?;
     Ok(())
 }
 
@@ -331,17 +341,7 @@ pub async fn replace_recovery_codes(
     recovery_code_macs: &[[u8; 32]],
 ) -> MfaResult<()> {
     let mut transaction = pool.begin().await?;
-    sqlx::query("DELETE FROM recovery_codes WHERE username = $1")
-        .bind(username)
-        .execute(&mut *transaction)
-        .await?;
-    for mac in recovery_code_macs {
-        sqlx::query("INSERT INTO recovery_codes (username, code_mac) VALUES ($1, $2)")
-            .bind(username)
-            .bind(mac.as_slice())
-            .execute(&mut *transaction)
-            .await?;
-    }
+    set_recovery_codes(&mut transaction, username, recovery_code_macs).await?;
     transaction.commit().await?;
     Ok(())
 }

@@ -1,12 +1,10 @@
 //! TLS for serving HTTPS and WSS directly: a rustls server configuration on the `ring`
 //! provider from PEM files, offering HTTP/2 and HTTP/1.1 by ALPN.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum_server::tls_rustls::RustlsConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
 /// Why the TLS configuration could not be built.
@@ -15,20 +13,9 @@ pub enum TlsError {
     /// Only one of `--tls-cert` and `--tls-key` was given.
     #[error("--tls-cert and --tls-key must be given together")]
     Incomplete,
-    /// A PEM file could not be read or holds no usable item.
-    #[error("cannot read {what} from {path}")]
-    Pem {
-        /// `certificates` or `a private key`.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        #[source]
-        source: rustls::pki_types::pem::Error,
-    },
-    /// The certificate file holds no certificate.
-    #[error("no certificate in {0}")]
-    NoCertificate(PathBuf),
+    /// A PEM file could not be read, or holds no certificate or key.
+    #[error(transparent)]
+    Pem(#[from] mfa::tls::MutualTlsError),
     /// rustls refused the certificate chain or the key (e.g. they do not match).
     #[error("invalid certificate or key")]
     Rustls(#[from] rustls::Error),
@@ -41,21 +28,8 @@ pub enum TlsError {
 /// # Errors
 /// [`TlsError`] naming the file or check that failed.
 pub fn load(cert_path: &Path, key_path: &Path) -> Result<RustlsConfig, TlsError> {
-    let certificates = CertificateDer::pem_file_iter(cert_path)
-        .and_then(|items| items.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsError::Pem {
-            what: "certificates",
-            path: cert_path.to_path_buf(),
-            source,
-        })?;
-    if certificates.is_empty() {
-        return Err(TlsError::NoCertificate(cert_path.to_path_buf()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|source| TlsError::Pem {
-        what: "a private key",
-        path: key_path.to_path_buf(),
-        source,
-    })?;
+    let certificates = mfa::tls::read_certificates(cert_path)?;
+    let key = mfa::tls::read_private_key(key_path)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -42,6 +42,19 @@ fn credentials() -> Result<web_sys::CredentialsContainer, ChatError> {
         .ok_or_else(|| ChatError::Other("no browser window".into()))
 }
 
+/// The credential a `navigator.credentials` promise resolves to.
+#[cfg(target_family = "wasm")]
+async fn credential_of(
+    promise: js_sys::Promise,
+) -> Result<web_sys::PublicKeyCredential, ChatError> {
+    use wasm_bindgen::JsCast as _;
+    wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(failure)?
+        .dyn_into()
+        .map_err(|_| ChatError::Other("the browser returned no passkey".into()))
+}
+
 /// Asks the browser to create a passkey for `options` (from `POST /api/passkeys/begin`).
 ///
 /// # Errors
@@ -50,18 +63,13 @@ fn credentials() -> Result<web_sys::CredentialsContainer, ChatError> {
 pub async fn create(
     options: CreationChallengeResponse,
 ) -> Result<RegisterPublicKeyCredential, ChatError> {
-    use wasm_bindgen::JsCast as _;
     let options: web_sys::CredentialCreationOptions = options.into();
     let promise = credentials()?
         .create_with_options(&options)
         .map_err(failure)?;
-    let credential = wasm_bindgen_futures::JsFuture::from(promise)
-        .await
-        .map_err(failure)?;
-    let credential: web_sys::PublicKeyCredential = credential
-        .dyn_into()
-        .map_err(|_| ChatError::Other("the browser returned no passkey".into()))?;
-    Ok(RegisterPublicKeyCredential::from(credential))
+    Ok(RegisterPublicKeyCredential::from(
+        credential_of(promise).await?,
+    ))
 }
 
 /// Asks the browser for an assertion of one of the passkeys `options` allows (from the
@@ -71,16 +79,9 @@ pub async fn create(
 /// [`ChatError::Other`] saying why the browser refused or the user cancelled.
 #[cfg(target_family = "wasm")]
 pub async fn get(options: RequestChallengeResponse) -> Result<PublicKeyCredential, ChatError> {
-    use wasm_bindgen::JsCast as _;
     let options: web_sys::CredentialRequestOptions = options.into();
     let promise = credentials()?.get_with_options(&options).map_err(failure)?;
-    let credential = wasm_bindgen_futures::JsFuture::from(promise)
-        .await
-        .map_err(failure)?;
-    let credential: web_sys::PublicKeyCredential = credential
-        .dyn_into()
-        .map_err(|_| ChatError::Other("the browser returned no passkey".into()))?;
-    Ok(PublicKeyCredential::from(credential))
+    Ok(PublicKeyCredential::from(credential_of(promise).await?))
 }
 
 /// Outside a browser there are no passkeys.

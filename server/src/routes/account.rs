@@ -10,8 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use common::api::{
-    AccountResponse, DeleteAccountRequest, PasskeySummary, PasswordChangeRequest,
-    TrustedNetworksRequest,
+    AccountResponse, DeleteAccountRequest, PasswordChangeRequest, TrustedNetworksRequest,
 };
 use ipnet::IpNet;
 
@@ -113,16 +112,7 @@ async fn account(
             .collect(),
         login_history: login_events::history(&state.pool, username, LOGIN_HISTORY_LENGTH).await?,
         new_network_notices: login_events::new_network_notices(&state.pool, username).await?,
-        passkeys: factors
-            .passkeys
-            .into_iter()
-            .map(|passkey| PasskeySummary {
-                id: passkey.id,
-                name: passkey.name,
-                created_at_ms: passkey.created_at_ms,
-                last_used_at_ms: passkey.last_used_at_ms,
-            })
-            .collect(),
+        passkeys: factors.passkeys,
     }))
 }
 

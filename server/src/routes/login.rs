@@ -4,7 +4,8 @@
 //! A login is one or two steps. `POST /api/login` checks the auth key, then the account's
 //! trusted networks; without a second factor it starts the session at once, with one it
 //! answers a challenge from the second-factor store ([`mfa::SecondFactors::begin_login`]:
-//! 32 random bytes, valid 5 minutes, for at most 5 codes) and `POST /api/login/totp` starts
+//! 32 random bytes, valid 5 minutes, for at most 5 codes) followed by a 16-byte tag that
+//! binds it to the account ([`crate::store::secrets::ServerSecret::login_challenge_tag`]) and `POST /api/login/totp` starts
 //! the session when the store accepts the code. Every attempt on a known account is
 //! recorded in its login history. An account without a second factor never waits on the
 //! store (see [`crate::factors`]); one with a second factor cannot log in while the store
@@ -219,15 +220,21 @@ async fn login(
     let Some(started) = started else {
         return finish_login(&state, &user.username, &client).await;
     };
+    // The client holds the store's challenge and a tag binding it to this account.
+    let mut challenge = started.challenge.0.to_vec();
+    challenge.extend_from_slice(&state.secret.login_challenge_tag(&user.username, &challenge));
     let body = LoginResponse {
         username: user.username,
         totp_required: true,
-        challenge: Some(Base64(started.challenge.0.to_vec())),
+        challenge: Some(Base64(challenge)),
         passkey_options: started.passkey_options,
         new_network: false,
     };
     Ok(Json(body).into_response())
 }
+
+/// Bytes of the second-factor store's login challenge (the client holds them and a tag).
+const STORE_CHALLENGE_BYTES: usize = 32;
 
 /// The longest code the second step passes on to the store (a recovery code typed with
 /// spaces fits easily).
@@ -249,9 +256,18 @@ async fn second_step(
     challenge: &[u8],
     proof: SecondFactorProof,
 ) -> ApiResult<Response> {
-    // Malformed input never reaches the store: a challenge is 32 bytes.
-    let username = if challenge.len() == 32 {
-        state.factors.challenge_owner(challenge).await?
+    // Malformed input never reaches the store: a challenge is the store's 32 bytes and a
+    // 16-byte tag, which must name the account the store says the challenge is for.
+    let (challenge, tag) = challenge.split_at(challenge.len().min(STORE_CHALLENGE_BYTES));
+    let username = if challenge.len() == STORE_CHALLENGE_BYTES && tag.len() == 16 {
+        state
+            .factors
+            .challenge_owner(challenge)
+            .await?
+            .filter(|owner| {
+                let expected = state.secret.login_challenge_tag(owner, challenge);
+                bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_slice(), tag))
+            })
     } else {
         None
     };

@@ -39,20 +39,30 @@ pub fn router() -> Router<AppState> {
         .route("/api/passkeys/{id}/remove", post(remove))
 }
 
+/// Re-authenticates the caller with the body of a passkey change.
+async fn reauthenticate_for(
+    state: &AppState,
+    user: &AuthUser,
+    client: &ClientInfo,
+    request: &PasskeyChangeRequest,
+) -> ApiResult<()> {
+    reauthenticate(
+        state,
+        user,
+        client,
+        request.auth_key.0,
+        request.totp_code.as_deref(),
+    )
+    .await
+}
+
 async fn begin(
     State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
     ApiJson(request): ApiJson<PasskeyChangeRequest>,
 ) -> ApiResult<Response> {
-    reauthenticate(
-        &state,
-        &user,
-        &client,
-        request.auth_key.0,
-        request.totp_code.as_deref(),
-    )
-    .await?;
+    reauthenticate_for(&state, &user, &client, &request).await?;
     let options = state.factors.passkey_register_begin(&user.username).await?;
     Ok(Json(options).into_response())
 }
@@ -87,14 +97,7 @@ async fn remove(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<PasskeyChangeRequest>,
 ) -> ApiResult<StatusCode> {
-    reauthenticate(
-        &state,
-        &user,
-        &client,
-        request.auth_key.0,
-        request.totp_code.as_deref(),
-    )
-    .await?;
+    reauthenticate_for(&state, &user, &client, &request).await?;
     state.factors.passkey_remove(&user.username, &id).await?;
     factors::clear_flag_if_none_left(&state, &user.username).await?;
     tracing::info!(username = %user.username, "passkey removed");

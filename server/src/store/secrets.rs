@@ -11,6 +11,8 @@ use sqlx::AnyPool;
 use zeroize::Zeroizing;
 
 /// Name of the row that holds the HMAC key for fake salts.
+/// Label of [`ServerSecret::login_challenge_tag`].
+const LOGIN_CHALLENGE_LABEL: &[u8] = b"e2ee-chat/v1/login-challenge";
 const FAKE_SALT_KEY_NAME: &str = "fake_salt_hmac_key";
 /// Domain-separation label of the fake salt HMAC input.
 const FAKE_SALT_LABEL: &[u8] = b"e2ee-chat/v1/fake-salt";
@@ -44,6 +46,27 @@ impl ServerSecret {
         let mut salt = [0u8; 16];
         salt.copy_from_slice(&digest[..16]);
         salt
+    }
+
+    /// The tag that binds a login challenge of the second-factor store to the account whose
+    /// password step issued it: the first 16 bytes of `HMAC-SHA256(secret,
+    /// "e2ee-chat/v1/login-challenge" || u32be(len) || username || challenge)`. The client
+    /// holds `challenge || tag`; a second step whose challenge the store says belongs to
+    /// another account than the tag names is refused, so the store alone (a compromised
+    /// service, say) cannot turn a challenge into a session for an account whose password
+    /// was not given.
+    pub fn login_challenge_tag(&self, username: &str, challenge: &[u8]) -> [u8; 16] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_slice())
+            .unwrap_or_else(|_| unreachable!("hmac accepts any key length"));
+        mac.update(LOGIN_CHALLENGE_LABEL);
+        let length = u32::try_from(username.len()).unwrap_or(u32::MAX);
+        mac.update(&length.to_be_bytes());
+        mac.update(username.as_bytes());
+        mac.update(challenge);
+        let digest = mac.finalize().into_bytes();
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&digest[..16]);
+        tag
     }
 }
 

@@ -104,7 +104,11 @@ async fn with_totp_a_login_needs_a_code_that_works_once() {
     let body: LoginResponse = json(response).await;
     assert!(body.totp_required);
     let challenge = body.challenge.expect("a challenge");
-    assert_eq!(challenge.0.len(), 32);
+    assert_eq!(
+        challenge.0.len(),
+        48,
+        "the store's 32 bytes and the account's tag"
+    );
     app.assert_logged_out(&client, "the password step alone")
         .await;
 
@@ -349,4 +353,60 @@ async fn enabling_and_disabling_need_the_current_auth_key() {
     // The code was not spent by the refused request.
     let response = app.totp_disable(&alice, &authenticator.code(1)).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_store_that_reassigns_a_challenge_does_not_log_anyone_in() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let bob = app.register_user("bob").await;
+    app.enable_totp(&alice).await;
+    let (bob_authenticator, _) = app.enable_totp(&bob).await;
+    // alice passes her password step; the store then claims her challenge is bob's, as a
+    // compromised second-factor service (or an edit of its database) could.
+    let challenge = app.password_step(&app.anonymous, &alice).await;
+    assert_eq!(
+        challenge.0.len(),
+        48,
+        "the store's 32 bytes and a 16-byte tag"
+    );
+    let store = app.factor_store().await;
+    let moved =
+        sqlx::query("UPDATE login_challenges SET username = 'bob' WHERE username = 'alice'")
+            .execute(&store)
+            .await
+            .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
+    let response = app
+        .login_totp(
+            &app.anonymous,
+            &challenge,
+            &bob_authenticator.next_code(),
+            HOME_IP,
+        )
+        .await;
+    assert_eq!(
+        error_message(response, StatusCode::UNAUTHORIZED).await,
+        "login expired, start again"
+    );
+    assert_eq!(
+        app.get(&app.anonymous, "/api/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A tag changed by the client is refused the same way.
+    let mut challenge = app.password_step(&app.anonymous, &bob).await;
+    challenge.0[40] ^= 1;
+    let response = app
+        .login_totp(
+            &app.anonymous,
+            &challenge,
+            &bob_authenticator.next_code(),
+            HOME_IP,
+        )
+        .await;
+    assert_eq!(
+        error_message(response, StatusCode::UNAUTHORIZED).await,
+        "login expired, start again"
+    );
 }
