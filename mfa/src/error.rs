@@ -4,7 +4,7 @@
 ///
 /// The chat server turns these into its API errors: [`MfaError::InvalidCode`] into 401,
 /// [`MfaError::Conflict`] into 409, [`MfaError::BadRequest`] into 400, and
-/// [`MfaError::Unavailable`] into 503, so that a login needing a second factor fails closed
+/// [`MfaError::Unavailable`] and [`MfaError::UnknownUser`] into 503, so that a login needing a second factor fails closed
 /// while the store cannot be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum MfaError {
@@ -17,6 +17,11 @@ pub enum MfaError {
     /// The request is malformed (an invalid username, say).
     #[error("{0}")]
     BadRequest(String),
+    /// The store has never heard of an account whose login the chat server says needs a
+    /// second factor: the wrong database, or an emptied or restored one. The login must not
+    /// pass on this store's word (the chat server answers 503 and logs an error).
+    #[error("the second-factor store does not know this account")]
+    UnknownUser,
     /// The remote service could not be reached, timed out, or answered badly.
     #[error("the second-factor service is unavailable: {0}")]
     Unavailable(String),
@@ -42,6 +47,7 @@ impl MfaError {
             Self::Conflict(_) => "conflict",
             Self::BadRequest(_) => "bad_request",
             Self::Unavailable(_) => "unavailable",
+            Self::UnknownUser => "unknown_user",
             Self::Corrupt(_) | Self::Database(_) => "internal",
         }
     }

@@ -115,7 +115,8 @@ pub trait SecondFactors: Send + Sync + std::fmt::Debug {
 
     /// Starts the second step of a login whose password was right: a challenge (with
     /// passkey options when the user has passkeys) when the user has a second factor, `None`
-    /// when they have none.
+    /// when they have none; [`MfaError::UnknownUser`] when the store never heard of them
+    /// (the chat server asks only about accounts it believes have one).
     async fn begin_login(&self, username: &str) -> MfaResult<Option<LoginChallenge>>;
 
     /// The user a live challenge (with attempts left) belongs to, if any.
@@ -302,6 +303,7 @@ impl SecondFactors for Factors {
         if self.status(username).await?.totp_enabled {
             return Err(MfaError::conflict("totp is already enabled"));
         }
+        store::mark_enrolled(&self.pool, username, store::now_ms()).await?;
         let secret = TotpSecret::generate();
         let otpauth_uri = secret.otpauth_uri(username);
         let qr_svg = totp::qr_svg(&otpauth_uri)
@@ -316,6 +318,7 @@ impl SecondFactors for Factors {
     }
 
     async fn totp_enable(&self, username: &str, code: &str) -> MfaResult<RecoveryCodes> {
+        store::mark_enrolled(&self.pool, username, store::now_ms()).await?;
         let pending = match store::find_totp(&self.pool, username).await? {
             Some(record) if record.sealed_secret.is_some() => {
                 return Err(MfaError::conflict("totp is already enabled"));
@@ -375,7 +378,11 @@ impl SecondFactors for Factors {
 
     async fn begin_login(&self, username: &str) -> MfaResult<Option<LoginChallenge>> {
         if !self.status(username).await?.any() {
-            return Ok(None);
+            return if store::is_enrolled(&self.pool, username).await? {
+                Ok(None)
+            } else {
+                Err(MfaError::UnknownUser)
+            };
         }
         let passkeys: Vec<Passkey> = self
             .passkeys(username)
@@ -480,6 +487,7 @@ impl SecondFactors for Factors {
     }
 
     async fn passkey_register_begin(&self, username: &str) -> MfaResult<CreationChallengeResponse> {
+        store::mark_enrolled(&self.pool, username, store::now_ms()).await?;
         let existing = self.passkeys(username).await?;
         if existing.len() >= MAX_PASSKEYS {
             return Err(MfaError::conflict(format!(
@@ -518,6 +526,7 @@ impl SecondFactors for Factors {
             )));
         }
         let now_ms = store::now_ms();
+        store::mark_enrolled(&self.pool, username, now_ms).await?;
         let state = store::take_registration(&self.pool, username, now_ms)
             .await?
             .ok_or_else(|| MfaError::conflict("no passkey registration in progress"))?;

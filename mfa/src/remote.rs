@@ -214,6 +214,7 @@ async fn remote_error(status: StatusCode, response: reqwest::Response) -> MfaErr
             MfaError::InvalidCode
         }
         (StatusCode::CONFLICT, Some(body)) => MfaError::Conflict(body.error),
+        (StatusCode::NOT_FOUND, Some(body)) if body.code == "unknown_user" => MfaError::UnknownUser,
         (StatusCode::BAD_REQUEST, Some(body)) => MfaError::BadRequest(body.error),
         (status, body) => unavailable(format!(
             "answered {status}{}",

@@ -16,7 +16,8 @@
 //!   registration, 400 for a bad name, 409 with no registration in progress or for a
 //!   credential registered already.
 //! - `DELETE /v1/users/{username}/passkeys/{id}` -> 204; 409 `no such passkey`.
-//! - `POST /v1/users/{username}/logins` -> 200 [`LoginStart`].
+//! - `POST /v1/users/{username}/logins` -> 200 [`LoginStart`] (no challenge for an account
+//!   without a factor); 404 `unknown_user` for an account that never began setting one up.
 //! - `POST /v1/logins/owner` [`ChallengeRequest`] -> 200 [`ChallengeOwner`].
 //! - `POST /v1/logins/complete` [`CompleteLoginRequest`] -> 200 [`LoginOutcome`].
 //! - `POST /v1/logins/complete-passkey` [`PasskeyLoginRequest`] -> 200 [`LoginOutcome`].
@@ -71,6 +72,7 @@ impl IntoResponse for ServiceError {
             MfaError::InvalidCode => StatusCode::UNAUTHORIZED,
             MfaError::Conflict(_) => StatusCode::CONFLICT,
             MfaError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            MfaError::UnknownUser => StatusCode::NOT_FOUND,
             MfaError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             MfaError::Corrupt(_) | MfaError::Database(_) => {
                 tracing::error!(error = %self.0, "request failed");

@@ -346,6 +346,36 @@ pub async fn replace_recovery_codes(
     Ok(())
 }
 
+/// Records that `username` began setting up a second factor here (see the migration
+/// `20261207000000_enrolled_users.sql`).
+///
+/// # Errors
+/// A database error.
+pub async fn mark_enrolled(pool: &AnyPool, username: &str, now_ms: i64) -> MfaResult<()> {
+    sqlx::query(
+        "INSERT INTO enrolled_users (username, since) VALUES ($1, $2) \
+         ON CONFLICT (username) DO NOTHING",
+    )
+    .bind(username)
+    .bind(now_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Whether `username` ever began setting up a second factor here (and was not deleted).
+///
+/// # Errors
+/// A database error.
+pub async fn is_enrolled(pool: &AnyPool, username: &str) -> MfaResult<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT since FROM enrolled_users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// Forgets everything of `username`.
 ///
 /// # Errors
@@ -360,6 +390,7 @@ pub async fn delete_user(pool: &AnyPool, username: &str) -> MfaResult<()> {
             "login_challenges",
             "passkeys",
             "passkey_registrations",
+            "enrolled_users",
         ],
     )
     .await
@@ -668,6 +699,13 @@ pub async fn import(pool: &AnyPool, users: &[ImportedFactors]) -> MfaResult<Vec<
         if inserted.rows_affected() == 0 {
             continue;
         }
+        sqlx::query(
+            "INSERT INTO enrolled_users (username, since) VALUES ($1, 0) \
+             ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(&user.username)
+        .execute(&mut *transaction)
+        .await?;
         imported.push(user.username.clone());
         for mac in &user.recovery_code_macs {
             sqlx::query(

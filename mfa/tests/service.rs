@@ -78,7 +78,9 @@ async fn a_chat_server_of_its_ca_uses_every_operation() {
     let factors = client_of(&service);
     factors.health().await.unwrap();
     assert!(!factors.status("alice").await.unwrap().any());
-    assert!(factors.begin_login("alice").await.unwrap().is_none());
+    // An account the store never heard of is not one without a factor.
+    let unknown = factors.begin_login("alice").await.unwrap_err();
+    assert!(matches!(unknown, MfaError::UnknownUser), "{unknown:?}");
 
     let setup = factors.totp_setup("alice").await.unwrap();
     assert!(setup

@@ -132,8 +132,8 @@ pub const SECOND_FACTORS_UNAVAILABLE: &str =
 
 impl From<mfa::MfaError> for ApiError {
     /// A wrong code stays 401 `invalid code`, a conflict 409 and a bad request 400 with the
-    /// store's message; a store that cannot be reached is 503
-    /// [`SECOND_FACTORS_UNAVAILABLE`] (the request fails closed); corrupt data and database
+    /// store's message; a store that cannot be reached, or does not know an account it
+    /// should, is 503 [`SECOND_FACTORS_UNAVAILABLE`] (the request fails closed); corrupt data and database
     /// errors are 500.
     fn from(error: mfa::MfaError) -> Self {
         match error {
@@ -141,6 +141,15 @@ impl From<mfa::MfaError> for ApiError {
             mfa::MfaError::Conflict(message) => Self::Conflict(message),
             mfa::MfaError::BadRequest(message) => Self::BadRequest(message),
             mfa::MfaError::Unavailable(_) => Self::Unavailable(SECOND_FACTORS_UNAVAILABLE),
+            mfa::MfaError::UnknownUser => {
+                tracing::error!(
+                    "the second-factor store does not know an account whose flag says it has \
+                     a second factor: is it the wrong, an emptied or a restored database? \
+                     Logins of that account fail until it is fixed (or, once checked, \
+                     users.second_factor is cleared)"
+                );
+                Self::Unavailable(SECOND_FACTORS_UNAVAILABLE)
+            }
             mfa::MfaError::Corrupt(message) => Self::CorruptData(message),
             mfa::MfaError::Database(error) => Self::Database(error),
         }

@@ -236,3 +236,59 @@ async fn a_remote_store_does_not_start_over_old_factors_in_the_chat_database() {
     // Nothing was lost meanwhile.
     assert_eq!(rows(&app, "user_totp").await, 1);
 }
+
+#[tokio::test]
+async fn a_store_that_lost_an_account_with_a_second_factor_fails_closed() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let bob = app.register_user("bob").await;
+    app.enable_totp(&alice).await;
+    // The store is emptied (or swapped for the wrong database) behind the chat's back.
+    let store = app.factor_store().await;
+    for table in [
+        "user_totp",
+        "recovery_codes",
+        "login_challenges",
+        "enrolled_users",
+    ] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&store)
+            .await
+            .unwrap();
+    }
+    let response = app
+        .login_from(&app.anonymous, "alice", alice.auth_key, HOME_IP)
+        .await;
+    assert_eq!(
+        error_message(response, StatusCode::SERVICE_UNAVAILABLE).await,
+        SECOND_FACTORS_UNAVAILABLE,
+        "alice's login must not pass without her second factor"
+    );
+    let login: LoginResponse = json(
+        app.login_from(&app.anonymous, "bob", bob.auth_key, HOME_IP)
+            .await,
+    )
+    .await;
+    assert!(!login.totp_required, "bob has no second factor and logs in");
+}
+
+#[tokio::test]
+async fn an_account_whose_enabling_failed_still_logs_in() {
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    // A setup, then a wrong code: the flag is set, no factor exists.
+    app.totp_setup(&alice.client).await;
+    let response = app.totp_enable(&alice, "000000").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let flag: i64 = sqlx::query_scalar("SELECT second_factor FROM users WHERE username = 'alice'")
+        .fetch_one(&app.database().await)
+        .await
+        .unwrap();
+    assert_eq!(flag, 1, "set before the store was asked");
+    let login: LoginResponse = json(
+        app.login_from(&app.anonymous, "alice", alice.auth_key, HOME_IP)
+            .await,
+    )
+    .await;
+    assert!(!login.totp_required, "the store knows alice has no factor");
+}
