@@ -4,8 +4,10 @@
 //! away from the store, so that they keep working while a remote store is down.
 //!
 //! The flag is set before a factor is enabled and cleared only once the store says no
-//! factor is left, so no account has a factor while its flag is clear. A set flag only
-//! means "ask the store"; the store has the last word.
+//! factor is left and no enabling is under way ([`enabling`], [`clear_flag_if_none_left`]),
+//! so no account has a factor while its flag is clear. A set flag means "ask the store",
+//! which has the last word, except that a store which never heard of the account fails the
+//! login closed (`MfaError::UnknownUser`): it is the wrong, an emptied or a restored one.
 
 use std::sync::Arc;
 

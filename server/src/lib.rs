@@ -7,8 +7,9 @@
 //! it can check without them: the self-signature of identities, the replay of each room's
 //! signed membership log, the signatures of key envelopes, and who may read or write a room.
 //!
-//! Accounts are guarded by the auth key, optionally a TOTP code ([`routes::totp`]) and a
-//! list of trusted networks, with login throttling, history and new-network notices
+//! Accounts are guarded by the auth key, optionally a second factor (a TOTP code or a
+//! passkey: [`routes::totp`], [`routes::passkeys`], kept by the `mfa` store in this process
+//! or in `mfa-service`, see [`factors`]) and a list of trusted networks, with login throttling, history and new-network notices
 //! ([`routes::login`], [`routes::account`]); sessions can be listed and revoked
 //! ([`routes::sessions`]), which closes their WebSockets. Every response carries the
 //! security headers of [`headers`]; with `--tls-cert` and `--tls-key` the server speaks
