@@ -28,6 +28,7 @@
 //! [`RecoveryCodes`]: crate::api::RecoveryCodes
 //! [`PasskeyRegistration`]: crate::api::PasskeyRegistration
 //! [`PasskeyRegistered`]: crate::api::PasskeyRegistered
+//! [`LoginOutcome`]: crate::api::LoginOutcome
 
 use std::net::SocketAddr;
 use std::sync::Arc;
