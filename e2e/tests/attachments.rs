@@ -154,6 +154,7 @@ async fn attachments_are_encrypted_in_one_browser_and_open_in_the_other() -> E2e
 
     // Clearing the history removes every chunk.
     alice.click("clear-history-button").await?;
+    alice.click("confirm-button").await?;
     bob.wait_until_none("attachment").await?;
     let (_, count) = folder_bytes(&folder);
     assert_eq!(count, 0, "the attachment folder still holds {count} files");

@@ -124,9 +124,20 @@ async fn room_administration_in_three_browsers() -> E2eResult<()> {
     alice.login("alice", PASSWORD).await?;
     open_room(&alice, "Ops").await?;
     alice.wait_for_text("room-epoch", "key epoch 0").await?;
+    // Removing asks first: "Cancel" changes nothing, "Yes, remove" removes.
     alice
         .click_in(&member("carol"), "remove-member-button")
         .await?;
+    alice
+        .wait_for_text("confirm-dialog", "Remove carol")
+        .await?;
+    alice.click_in(&member("carol"), "cancel-button").await?;
+    alice.wait_for_text("member-list", "carol").await?;
+    alice.wait_for_text("room-epoch", "key epoch 0").await?;
+    alice
+        .click_in(&member("carol"), "remove-member-button")
+        .await?;
+    alice.click_in(&member("carol"), "confirm-button").await?;
     alice.wait_for_text("room-epoch", "key epoch 1").await?;
     bob.wait_for_text("room-epoch", "key epoch 1").await?;
     carol.element("removed-notice").await?;
@@ -197,6 +208,7 @@ async fn room_administration_in_three_browsers() -> E2eResult<()> {
     // alice writes next is at an epoch whose key carol never held. ---
     open_room(&carol, "Full").await?;
     carol.click("leave-room-button").await?;
+    carol.click("confirm-button").await?;
     open_room(&alice, "Full").await?;
     alice.wait_for_text("room-epoch", "key epoch 2").await?;
     send(&alice, "full after carol left").await?;

@@ -10,6 +10,12 @@ const BOB_PASSWORD: &str = "bob-battery-staple-9052";
 const ROOM_NAME: &str = "Midnight plans";
 const ALICE_MESSAGE: &str = "The eagle lands at midnight, pier 7f3a";
 const BOB_REPLY: &str = "Copy that, bringing snacks 91c2";
+/// The second line of bob's reply, after a Shift+Enter.
+const BOB_SECOND_LINE: &str = "and a thermos 7e4a";
+/// WebDriver key codes (W3C WebDriver, "Keyboard actions"): Shift held over Enter, then
+/// released with the NULL key; and Enter alone.
+const SHIFT_ENTER: &str = "\u{E008}\u{E007}\u{E000}";
+const ENTER: &str = "\u{E007}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_chat_end_to_end_encrypted() -> E2eResult<()> {
@@ -51,9 +57,16 @@ async fn two_browsers_chat_end_to_end_encrypted() -> E2eResult<()> {
     alice.click("send-button").await?;
     alice.wait_for_text("message", ALICE_MESSAGE).await?;
     bob.wait_for_text("message", ALICE_MESSAGE).await?;
-    bob.fill("message-input", BOB_REPLY).await?;
-    bob.click("send-button").await?;
+    // bob answers from the keyboard: Shift+Enter breaks the line, Enter sends.
+    bob.fill(
+        "message-input",
+        &format!("{BOB_REPLY}{SHIFT_ENTER}{BOB_SECOND_LINE}{ENTER}"),
+    )
+    .await?;
     alice.wait_for_text("message", BOB_REPLY).await?;
+    alice
+        .wait_for_text("message", &format!("{BOB_REPLY}\n{BOB_SECOND_LINE}"))
+        .await?;
     for browser in [&alice, &bob] {
         let warnings = browser.texts("message-warning").await?;
         assert!(
@@ -112,6 +125,7 @@ async fn two_browsers_chat_end_to_end_encrypted() -> E2eResult<()> {
     for secret in [
         ALICE_MESSAGE,
         BOB_REPLY,
+        BOB_SECOND_LINE,
         ALICE_PASSWORD,
         BOB_PASSWORD,
         ROOM_NAME,

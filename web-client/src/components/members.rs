@@ -7,6 +7,7 @@ use common::trust::{safety_number_of, PinCheck};
 use leptos::prelude::*;
 
 use crate::chat::Chat;
+use crate::components::confirm::ConfirmButton;
 
 /// One member as the list shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,14 +105,18 @@ pub fn MemberList(
                             </button>
                         })}
                         {can_remove.then(|| view! {
-                            <button class="link" data-testid="remove-member-button" on:click=move |_| {
-                                let name = name_remove.clone();
-                                run(Box::pin(async move { chat.remove_member(room_id, &name, false).await }));
-                            }>"remove"</button>
-                            <button class="link danger" data-testid="ban-member-button" on:click=move |_| {
-                                let name = name_ban.clone();
-                                run(Box::pin(async move { chat.remove_member(room_id, &name, true).await }));
-                            }>"ban"</button>
+                            <ConfirmButton label="Remove" class="link" testid="remove-member-button"
+                                question=format!("Remove {name_remove} from the room? A new key epoch starts.")
+                                on_confirm=Callback::new(move |()| {
+                                    let name = name_remove.clone();
+                                    run(Box::pin(async move { chat.remove_member(room_id, &name, false).await }));
+                                }) />
+                            <ConfirmButton label="Ban" class="link danger" testid="ban-member-button"
+                                question=format!("Ban {name_ban}? They are removed and cannot ask to join again.")
+                                on_confirm=Callback::new(move |()| {
+                                    let name = name_ban.clone();
+                                    run(Box::pin(async move { chat.remove_member(room_id, &name, true).await }));
+                                }) />
                         })}
                     </div>
                     {

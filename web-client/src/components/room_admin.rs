@@ -6,6 +6,7 @@ use common::membership::{HistoryPolicy, Role, RoomId, RoomPolicy, RotationSchedu
 use leptos::prelude::*;
 
 use crate::chat::{Chat, ChatError};
+use crate::components::confirm::ConfirmButton;
 
 type Task = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ChatError>>>>;
 
@@ -48,26 +49,23 @@ pub fn RoomAdmin(
                     on:click=move |_| run(error, Box::pin(async move { chat.rotate_room(room_id).await }))>
                     "Rotate key"
                 </button>
-                <button class="secondary" data-testid="clear-history-button"
-                    on:click=move |_| run(error, Box::pin(async move { chat.clear_history(room_id).await }))>
-                    "Clear history"
-                </button>
+                <ConfirmButton label="Clear history" class="secondary" testid="clear-history-button"
+                    question="Clear the history for everyone? Messages and attachments so far are deleted from the server."
+                    on_confirm=Callback::new(move |()| run(error, Box::pin(async move { chat.clear_history(room_id).await }))) />
             </div>
         })}
         <div class="admin-buttons">
             {if my_role == Role::Owner {
                 view! {
-                    <button class="danger" data-testid="delete-room-button"
-                        on:click=move |_| run(error, Box::pin(async move { chat.delete_room(room_id).await }))>
-                        "Delete room"
-                    </button>
+                    <ConfirmButton label="Delete room" class="danger" testid="delete-room-button"
+                        question="Delete this room for every member, with all of its messages?"
+                        on_confirm=Callback::new(move |()| run(error, Box::pin(async move { chat.delete_room(room_id).await }))) />
                 }.into_any()
             } else {
                 view! {
-                    <button class="secondary" data-testid="leave-room-button"
-                        on:click=move |_| run(error, Box::pin(async move { chat.leave(room_id).await }))>
-                        "Leave room"
-                    </button>
+                    <ConfirmButton label="Leave room" class="secondary" testid="leave-room-button"
+                        question="Leave this room? You will need to be added again to come back."
+                        on_confirm=Callback::new(move |()| run(error, Box::pin(async move { chat.leave(room_id).await }))) />
                 }.into_any()
             }}
         </div>

@@ -262,15 +262,24 @@ fn Composer(room_id: RoomId, enabled: bool) -> impl IntoView {
             event.prevent_default();
             send();
         }>
-            <input
+            // Enter sends; Shift+Enter breaks the line (and Enter while an input method is
+            // composing a character does neither).
+            <textarea
                 data-testid="message-input"
-                type="text"
-                placeholder=if enabled { "Write an encrypted message" } else { "Waiting for the room key" }
+                rows="1"
+                aria-label="message"
+                placeholder=if enabled { "Write an encrypted message (Shift+Enter for a new line)" } else { "Waiting for the room key" }
                 disabled=!enabled
                 maxlength="16000"
                 prop:value=move || text.get()
                 on:input=move |event| text.set(event_target_value(&event))
-            />
+                on:keydown=move |event: leptos::ev::KeyboardEvent| {
+                    if event.key() == "Enter" && !event.shift_key() && !event.is_composing() {
+                        event.prevent_default();
+                        send();
+                    }
+                }
+            ></textarea>
             <button data-testid="send-button" type="submit" disabled=move || !enabled || sending.get()>
                 "Send"
             </button>
