@@ -10,6 +10,18 @@ use common::wire::Base64;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+/// The chat API's own types, used as they are where the service carries the same thing, so
+/// that the chat server hands them on unchanged: a pending TOTP secret
+/// (`POST /v1/users/{username}/totp/setup`), fresh recovery codes (`.../totp/enable`), and a
+/// login challenge with the code or the passkey assertion answering it
+/// (`POST /v1/logins/complete`, `POST /v1/logins/complete-passkey`). None prints a secret in
+/// its `Debug` output.
+pub use common::api::{
+    PasskeyFinishRequest as PasskeyRegistration, PasskeyFinishResponse as PasskeyRegistered,
+    PasskeyLoginRequest, RecoveryCodesResponse as RecoveryCodes,
+    TotpLoginRequest as CompleteLoginRequest, TotpSetupResponse as TotpSetup,
+};
+
 /// A user's second factors: `GET /v1/users/{username}/factors`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FactorStatus {
@@ -33,35 +45,6 @@ impl FactorStatus {
 /// server hands the list on as it is.
 pub use common::api::PasskeySummary as PasskeyInfo;
 
-/// The second half of a passkey registration: `POST .../passkeys/finish`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PasskeyRegistration {
-    /// A name for the list (1 to 64 characters), e.g. "laptop".
-    pub name: String,
-    /// What `navigator.credentials.create()` returned.
-    pub credential: webauthn_rs_proto::RegisterPublicKeyCredential,
-}
-
-/// The answer to a finished passkey registration.
-#[derive(Clone, Default, Serialize, Deserialize)]
-pub struct PasskeyRegistered {
-    /// Ten fresh recovery codes when this passkey is the user's first second factor (shown
-    /// once); `None` when the user had recovery codes already.
-    pub recovery_codes: Option<Vec<String>>,
-}
-
-impl fmt::Debug for PasskeyRegistered {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasskeyRegistered")
-            .field(
-                "recovery_codes",
-                &self.recovery_codes.as_ref().map(|codes| codes.len()),
-            )
-            .finish()
-    }
-}
-
 /// A login's second step as the store starts it: the challenge, and the WebAuthn request
 /// options when the user has passkeys.
 #[derive(Clone)]
@@ -82,40 +65,6 @@ impl fmt::Debug for LoginChallenge {
     }
 }
 
-/// A challenge and the passkey assertion answering it: `POST /v1/logins/complete-passkey`.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PasskeyLoginRequest {
-    /// The challenge of [`LoginStart`].
-    pub challenge: Base64,
-    /// What `navigator.credentials.get()` returned.
-    pub credential: webauthn_rs_proto::PublicKeyCredential,
-}
-
-impl fmt::Debug for PasskeyLoginRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PasskeyLoginRequest([redacted])")
-    }
-}
-
-/// A pending TOTP secret, active only once a code of it is confirmed:
-/// `POST /v1/users/{username}/totp/setup`.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct TotpSetup {
-    /// The secret in base32 (RFC 4648, no padding), for typing into an authenticator.
-    pub secret_base32: String,
-    /// `otpauth://totp/ISSUER:USERNAME?secret=...&issuer=ISSUER` (SHA-1, 6 digits, 30 s).
-    pub otpauth_uri: String,
-    /// The URI as a QR code, an SVG document.
-    pub qr_svg: String,
-}
-
-impl fmt::Debug for TotpSetup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TotpSetup([redacted])")
-    }
-}
-
 /// A body carrying one code: `POST .../totp/enable`, `.../codes/verify`.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,19 +76,6 @@ pub struct CodeRequest {
 impl fmt::Debug for CodeRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("CodeRequest([redacted])")
-    }
-}
-
-/// Fresh recovery codes, shown to the user once: the answer to `.../totp/enable`.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct RecoveryCodes {
-    /// Each works once instead of a TOTP code.
-    pub recovery_codes: Vec<String>,
-}
-
-impl fmt::Debug for RecoveryCodes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RecoveryCodes([{} redacted])", self.recovery_codes.len())
     }
 }
 
@@ -190,22 +126,6 @@ impl fmt::Debug for ChallengeRequest {
 pub struct ChallengeOwner {
     /// `None` for an unknown, expired or used-up challenge.
     pub username: Option<String>,
-}
-
-/// A challenge and the code answering it: `POST /v1/logins/complete`.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompleteLoginRequest {
-    /// The challenge of [`LoginStart`].
-    pub challenge: Base64,
-    /// A 6-digit TOTP code or a recovery code.
-    pub code: String,
-}
-
-impl fmt::Debug for CompleteLoginRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CompleteLoginRequest([redacted])")
-    }
 }
 
 /// How a login's second step ended: the answer to `POST /v1/logins/complete`.

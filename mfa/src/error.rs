@@ -55,3 +55,16 @@ impl MfaError {
 
 /// The result of a second-factor operation.
 pub type MfaResult<T> = Result<T, MfaError>;
+
+/// An error and its sources, joined as `error: source: source` (reqwest's and rustls' own
+/// messages leave their causes out).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

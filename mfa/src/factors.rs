@@ -269,11 +269,6 @@ impl Factors {
         Ok(())
     }
 
-    /// The database (tests, diagnostics).
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
     /// Takes in the factors an older chat database held, sealed under this store's key
     /// (the chat server's `server.key`, which the in-process store shares). Users already in
     /// the store keep what they have; returns the users taken in.
@@ -594,6 +589,30 @@ mod tests {
         )
         .await
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_user_handle_matches_the_worked_example() {
+        // docs/PROTOCOL.md section 12: key 00..1f, "alice" (computed independently with
+        // Python's hmac module: HKDF-SHA256, then HMAC-SHA256 of the length-prefixed name).
+        let factors = Factors::open(
+            "sqlite::memory:",
+            ServerKey::from_bytes(std::array::from_fn(|index| index as u8)),
+            &RelyingParty::localhost(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            factors.user_handle("alice").as_bytes().as_slice(),
+            hex_decode("23752430b84fd755b55c1dfed9184eb7").as_slice()
+        );
+    }
+
+    fn hex_decode(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|index| u8::from_str_radix(&text[index..index + 2], 16).unwrap())
+            .collect()
     }
 
     #[tokio::test]

@@ -17,14 +17,7 @@ async fn main() -> std::process::ExitCode {
     let service = match Service::build(config).await {
         Ok(service) => service,
         Err(error) => {
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            eprintln!("mfa-service: {message}");
+            eprintln!("mfa-service: {}", mfa::error::error_chain(&error));
             return std::process::ExitCode::FAILURE;
         }
     };

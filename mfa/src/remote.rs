@@ -24,7 +24,7 @@ use crate::api::{
     FactorStatus, LoginChallenge, LoginOutcome, LoginStart, PasskeyLoginRequest, PasskeyRegistered,
     PasskeyRegistration, RecoveryCodes, TotpSetup, Verdict,
 };
-use crate::error::{MfaError, MfaResult};
+use crate::error::{error_chain, MfaError, MfaResult};
 use crate::factors::SecondFactors;
 use crate::tls::{self, MutualTlsError};
 
@@ -191,18 +191,6 @@ impl RemoteFactors {
 fn unavailable(detail: String) -> MfaError {
     tracing::warn!(%detail, "second-factor service unavailable");
     MfaError::Unavailable(detail)
-}
-
-/// An error and its sources, joined (reqwest's own message leaves out the TLS cause).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The error an unsuccessful answer stands for: the service's own for 4xx answers with an

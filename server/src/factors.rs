@@ -140,10 +140,11 @@ pub async fn clear_flag_if_none_left(state: &AppState, username: &str) -> ApiRes
 /// Runs `enabling` (a call to the store that may add a factor) between
 /// [`users::begin_factor_change`] and [`users::end_factor_change`], so that the account's
 /// flag is set before the factor can exist and cannot be cleared while it is being added.
-/// A request given up half-way leaves the change marked as pending: the flag stays set.
+/// A request given up half-way, or a mark that cannot be lowered (logged), leaves the
+/// change marked as pending: the flag stays set.
 ///
 /// # Errors
-/// A database error, or `enabling`'s.
+/// A database error before the store is asked, or `enabling`'s.
 pub async fn enabling<T>(
     state: &AppState,
     username: &str,
@@ -151,6 +152,10 @@ pub async fn enabling<T>(
 ) -> ApiResult<T> {
     users::begin_factor_change(&state.pool, username).await?;
     let result = enabling.await;
-    users::end_factor_change(&state.pool, username).await?;
+    // The store's answer matters more than the mark: fresh recovery codes are shown only
+    // now. A mark left raised keeps the flag set, the safe side.
+    if let Err(error) = users::end_factor_change(&state.pool, username).await {
+        tracing::warn!(%username, %error, "an enabling stays marked as under way");
+    }
     Ok(result?)
 }

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use common::api::{PasskeyChangeRequest, PasskeyFinishRequest, PasskeyFinishResponse};
-use mfa::api::PasskeyRegistration;
 
 use crate::client::ClientInfo;
 use crate::error::ApiResult;
@@ -72,22 +71,16 @@ async fn finish(
     user: AuthUser,
     ApiJson(request): ApiJson<PasskeyFinishRequest>,
 ) -> ApiResult<Json<PasskeyFinishResponse>> {
-    let registration = PasskeyRegistration {
-        name: request.name,
-        credential: request.credential,
-    };
     let registered = factors::enabling(
         &state,
         &user.username,
         state
             .factors
-            .passkey_register_finish(&user.username, &registration),
+            .passkey_register_finish(&user.username, &request),
     )
     .await?;
     tracing::info!(username = %user.username, "passkey registered");
-    Ok(Json(PasskeyFinishResponse {
-        recovery_codes: registered.recovery_codes,
-    }))
+    Ok(Json(registered))
 }
 
 async fn remove(

@@ -66,12 +66,7 @@ async fn setup(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> ApiResult<Json<TotpSetupResponse>> {
-    let setup = state.factors.totp_setup(&user.username).await?;
-    Ok(Json(TotpSetupResponse {
-        secret_base32: setup.secret_base32,
-        otpauth_uri: setup.otpauth_uri,
-        qr_svg: setup.qr_svg,
-    }))
+    Ok(Json(state.factors.totp_setup(&user.username).await?))
 }
 
 async fn enable(
@@ -98,9 +93,7 @@ async fn enable(
     )
     .await?;
     tracing::info!(username = %user.username, "totp enabled");
-    Ok(Json(RecoveryCodesResponse {
-        recovery_codes: codes.recovery_codes,
-    }))
+    Ok(Json(codes))
 }
 
 async fn disable(

@@ -97,3 +97,19 @@ pub async fn load_or_create(pool: &AnyPool) -> Result<ServerSecret, sqlx::Error>
         .map_err(|_| sqlx::Error::Decode("server secret must be 32 bytes".into()))?;
     Ok(ServerSecret::from_bytes(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_challenge_tag_matches_the_worked_example() {
+        // docs/PROTOCOL.md section 12: secret 00..1f, "alice", challenge 20..3f (computed
+        // independently with Python's hmac module).
+        let secret = ServerSecret::from_bytes(std::array::from_fn(|index| index as u8));
+        let challenge: [u8; 32] = std::array::from_fn(|index| 0x20 + index as u8);
+        let tag = secret.login_challenge_tag("alice", &challenge);
+        assert_eq!(hex::encode(tag), "71ce425f5580eaaef2013a5166219d39");
+        assert_ne!(tag, secret.login_challenge_tag("alicf", &challenge));
+    }
+}
