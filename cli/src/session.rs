@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use client::state::reconcile;
 use client::{
-    Account, AppendOutcome, ClientState, Command, Effect, Input, LocalCopy, Machine, PostOutcome,
-    RemoteState, Room, ShownMessage, StateKey, SyncAnswers, Ticket, Timer, TrustWarning,
+    Account, AppendOutcome, Change, ClientState, Command, Effect, Input, ItemContent, LocalCopy,
+    Machine, PostOutcome, RemoteState, Room, StateKey, SyncAnswers, Ticket, Timer, TrustWarning,
     MAX_CATCH_UP_PAGES,
 };
 use common::account::{self, derive_account_keys, KdfParams};
@@ -359,6 +359,12 @@ impl Session {
             .into_iter()
             .map(|summary| summary.room_id)
             .collect())
+    }
+
+    /// The account's identity secrets. What a modified client would sign with: the browser
+    /// tests use them to forge what an honest client core refuses to send.
+    pub fn identity_secrets(&self) -> &IdentitySecrets {
+        &self.secrets
     }
 
     /// The room as the client core knows it.
@@ -763,7 +769,7 @@ impl Session {
         out: &mut impl Write,
     ) -> Result<i64, CliError> {
         let ran = self
-            .command(connection, room_id, Command::Send(text.to_owned()), out)
+            .command(connection, room_id, Command::Send(text.into()), out)
             .await?;
         ran.stored
             .ok_or_else(|| CliError::Refused("the server did not store the message".into()))
@@ -925,31 +931,57 @@ struct Ran {
     stored: Option<i64>,
 }
 
-/// Prints the room's messages not printed yet: `sender: text`, or `! warning (claimed
-/// sender): reason` for a message that failed a check.
+/// Prints the room's messages not printed yet: `sender: text` (a reply starts with the
+/// message it answers), or `! warning (claimed sender): reason` for a message that failed a
+/// check or a refused edit or deletion; then edits, deletions and reactions as they arrive.
 fn print_new(
     room: &Room,
     printed: &mut BTreeSet<i64>,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    for shown in &room.messages {
-        if !printed.insert(shown.id()) {
+    for item in client::timeline(room) {
+        if !printed.insert(item.id) {
             continue;
         }
-        match shown {
-            ShownMessage::Verified { sender, text, .. } => writeln!(out, "{sender}: {text}"),
-            ShownMessage::Attachment {
-                sender, attachment, ..
-            } => writeln!(
+        let sender = &item.sender;
+        let quote = item
+            .reply_to
+            .as_ref()
+            .map(|reply| match &reply.quoted {
+                Some(quoted) => format!("(to {}: {}) ", quoted.sender, quoted.excerpt),
+                None => "(to an older message) ".to_owned(),
+            })
+            .unwrap_or_default();
+        match &item.content {
+            ItemContent::Text(text) => writeln!(out, "{sender}: {quote}{text}"),
+            ItemContent::Attachment(attachment) => writeln!(
                 out,
                 "{sender}: [attachment {} ({} bytes, {})]",
                 attachment.name, attachment.cipher.layout.size, attachment.mime
             ),
-            ShownMessage::Warning {
-                claimed_sender,
-                reason,
-                ..
-            } => writeln!(out, "! warning (claimed sender {claimed_sender}): {reason}"),
+            ItemContent::Deleted => writeln!(out, "{sender}: (deleted)"),
+            ItemContent::Warning(reason) => {
+                writeln!(out, "! warning (claimed sender {sender}): {reason}")
+            }
+        }
+        .map_err(write_error)?;
+    }
+    for relation in &room.relations {
+        if !printed.insert(relation.id) {
+            continue;
+        }
+        let sender = &relation.sender;
+        match &relation.change {
+            Change::Edit(text) => writeln!(out, "{sender} edited a message: {text}"),
+            Change::Delete => writeln!(out, "{sender} deleted a message"),
+            Change::Reaction {
+                reaction,
+                added: true,
+            } => writeln!(out, "{sender} reacted {reaction}"),
+            Change::Reaction {
+                reaction,
+                added: false,
+            } => writeln!(out, "{sender} withdrew {reaction}"),
         }
         .map_err(write_error)?;
     }

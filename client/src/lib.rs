@@ -16,6 +16,8 @@
 //! - [`room`]: one room as the client knows it: log, keys, messages shown and waiting;
 //!   opening envelopes and messages and the warnings that raises.
 //! - [`rotation`]: when an epoch is due for scheduled rotation.
+//! - [`timeline`]: a room's messages as a reader sees them, with edits, deletions, reactions
+//!   and replies applied.
 //! - [`warning`]: [`TrustWarning`], what the user is told when the server lied.
 
 pub mod chains;
@@ -23,6 +25,7 @@ pub mod machine;
 pub mod room;
 pub mod rotation;
 pub mod state;
+pub mod timeline;
 pub mod warning;
 
 pub use chains::{ChainError, ChainHead, ChainKey, LogHeadCheck, RoomChains};
@@ -30,10 +33,11 @@ pub use machine::{
     Account, AppendOutcome, Command, Effect, Input, Machine, PostOutcome, Ticket, Timer,
 };
 pub use room::{
-    EnvelopeOutcome, MembershipChange, Processed, Room, RoomError, RotationDuty, ShownMessage,
-    SyncAnswers, Synced, MAX_CATCH_UP_PAGES,
+    Change, EnvelopeOutcome, MembershipChange, Processed, Relation, Room, RoomError, RotationDuty,
+    ShownMessage, SyncAnswers, Synced, MAX_CATCH_UP_PAGES,
 };
 pub use state::{
     ClientState, KdfRecord, LocalCopy, LogMemory, Reconciled, RemoteState, StateError, StateKey,
 };
+pub use timeline::{timeline, ItemContent, Quoted, ReactionCount, ReplyPreview, TimelineItem};
 pub use warning::TrustWarning;

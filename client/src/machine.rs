@@ -17,10 +17,9 @@ use common::api::{
     AppendLogRequest, KeyRequestBody, PostMessageRequest, PutEnvelopesRequest, ServerEvent,
     StoredMessage,
 };
-use common::attachment::AttachmentRef;
 use common::identity::{IdentitySecrets, MemberKeys, PublicIdentity};
 use common::membership::{replay_bytes, LogAction, Role, RoomId, RoomState, SignedLogEntry};
-use common::message::{seal_message, InnerMessage, MessageKind, DEVICE_ID_LEN};
+use common::message::{seal_message, InnerMessage, MessageBody, MessageHash, DEVICE_ID_LEN};
 use common::room_key::{seal_metadata, EpochChange, KeyEnvelope, RoomKey, RoomMetadata};
 use common::trust::PinCheck;
 use common::wire::{Base64, Base64Array};
@@ -28,7 +27,8 @@ use rand_core::CryptoRngCore;
 
 use crate::chains::RoomChains;
 use crate::room::{
-    EnvelopeOutcome, MembershipChange, Processed, Room, RotationDuty, SyncAnswers, MAX_LOG_RETRIES,
+    EnvelopeOutcome, MembershipChange, Processed, Room, RotationDuty, ShownMessage, SyncAnswers,
+    MAX_LOG_RETRIES,
 };
 use crate::state::ClientState;
 use crate::warning::TrustWarning;
@@ -72,12 +72,12 @@ pub type Ticket = u64;
 /// What the user asks of a room.
 #[derive(Debug, Clone)]
 pub enum Command {
-    /// Send a text message (the members are pinned first: writing is acting on their keys;
-    /// a pending rotation is completed first).
-    Send(String),
-    /// Send a message announcing an attachment whose chunks the driver has uploaded; refused
-    /// when the room's policy (from the signed log) forbids its kind or size.
-    SendAttachment(Box<AttachmentRef>),
+    /// Send a message (the members are pinned first: writing is acting on their keys; a
+    /// pending rotation is completed first): text, an attachment whose chunks the driver has
+    /// uploaded (refused when the room's policy, from the signed log, forbids its kind or
+    /// size), a reply, or an edit, deletion or reaction of a loaded message (edits and
+    /// deletions of the user's own messages only, as every reader checks).
+    Send(MessageBody),
     /// Add a person (admins), with the identity the server's directory gave for them; it is
     /// pinned on first use and must match the pin after.
     Add {
@@ -1102,7 +1102,7 @@ impl Run<'_> {
         }
         let command = queued.command.clone();
         match command {
-            Command::Send(_) | Command::SendAttachment(_) => {
+            Command::Send(_) => {
                 if state.rotation_pending() {
                     // After a leave the current key is one the former member holds: the
                     // rotation comes first, by whoever is quickest.
@@ -1122,8 +1122,14 @@ impl Run<'_> {
                     });
                     return Ok(None);
                 }
-                let (kind, body, attachments) = match queued.command {
-                    Command::SendAttachment(attachment) => {
+                let Command::Send(body) = queued.command else {
+                    return Ok(None);
+                };
+                if let Some(target) = body.target() {
+                    check_target(room, &me, &body, target).map_err(fail)?;
+                }
+                let attachments = match &body {
+                    MessageBody::Attachment(attachment) => {
                         let policy = state.policy();
                         if policy.allowed_media & attachment.kind.policy_bit() == 0 {
                             return Err(fail(format!(
@@ -1137,15 +1143,11 @@ impl Run<'_> {
                                 policy.max_attachment_bytes
                             )));
                         }
-                        (
-                            MessageKind::Attachment,
-                            attachment.to_bytes(),
-                            vec![Base64Array(attachment.cipher.id)],
-                        )
+                        vec![Base64Array(attachment.cipher.id)]
                     }
-                    Command::Send(text) => (MessageKind::Text, text.into_bytes(), Vec::new()),
-                    _ => return Ok(None),
+                    _ => Vec::new(),
                 };
+                let (kind, body) = (body.kind(), body.to_bytes());
                 self.pin_members(room_id).map_err(fail)?;
                 let room = &self.machine.rooms[&room_id];
                 let (inner, key) = room
@@ -1494,5 +1496,32 @@ impl Run<'_> {
             }
         }
         self.drive(room_id, rng);
+    }
+}
+
+/// Whether `me` may send `body`, which names `target`: the target must be a message of the
+/// room this client has loaded and verified, and one of `me`'s own, with text, for an edit (a
+/// deletion: one of `me`'s own). Readers refuse the rest anyway; this says so before sending.
+fn check_target(
+    room: &Room,
+    me: &str,
+    body: &MessageBody,
+    target: &MessageHash,
+) -> Result<(), String> {
+    let Some(shown) = room
+        .messages
+        .iter()
+        .find(|message| message.hash().as_ref() == Some(target))
+    else {
+        return Err("that message is not loaded here".into());
+    };
+    match body {
+        MessageBody::Edit { .. } if !matches!(shown, ShownMessage::Verified { .. }) => {
+            Err("only a text message can be edited".into())
+        }
+        MessageBody::Edit { .. } | MessageBody::Delete { .. } if shown.sender() != me => {
+            Err("only the sender of a message may edit or delete it".into())
+        }
+        _ => Ok(()),
     }
 }

@@ -12,7 +12,9 @@ use common::identity::{IdentitySecrets, MemberKeys};
 use common::membership::{
     replay_bytes, HistoryPolicy, LogAction, LogErrorKind, Role, RoomId, RoomState, SignedLogEntry,
 };
-use common::message::{open_message, ChainLink, InnerMessage, MessageKind, DEVICE_ID_LEN};
+use common::message::{
+    open_message, ChainLink, InnerMessage, MessageBody, MessageHash, MessageKind, DEVICE_ID_LEN,
+};
 use common::room_key::{
     envelopes_for_member, key_commitment, open_metadata, rotate_with, EnvelopeError, EpochChange,
     KeyEnvelope, RoomKey, RoomMetadata, Rotation,
@@ -34,7 +36,7 @@ pub const MAX_RECEIVED_KEPT: usize = 200;
 /// One line of a room's message list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShownMessage {
-    /// A message that passed every check.
+    /// A text message or reply that passed every check.
     Verified {
         /// Server id.
         id: i64,
@@ -42,8 +44,12 @@ pub enum ShownMessage {
         sender: String,
         /// Sender's clock, milliseconds since the Unix epoch.
         sent_at_ms: u64,
-        /// The text.
+        /// The text as sent (edits are applied by [`crate::timeline`]).
         text: String,
+        /// The message's own hash, by which replies, edits and reactions name it.
+        hash: MessageHash,
+        /// The message it answers, for a reply.
+        reply_to: Option<MessageHash>,
     },
     /// An attachment that passed every check, with what the message says of it (the file
     /// itself is fetched and checked when the user opens it).
@@ -56,6 +62,8 @@ pub enum ShownMessage {
         sent_at_ms: u64,
         /// The file's id, key, layout, hash, kind, type, name and preview.
         attachment: Box<AttachmentRef>,
+        /// The message's own hash, by which replies and reactions name it.
+        hash: MessageHash,
     },
     /// A message that failed a check: shown as a warning, never as text.
     Warning {
@@ -68,7 +76,56 @@ pub enum ShownMessage {
     },
 }
 
+/// What a verified edit, deletion or reaction does to the message it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new text.
+    Edit(String),
+    /// The message is taken back.
+    Delete,
+    /// A reaction added, or withdrawn when `added` is false.
+    Reaction {
+        /// The reaction, usually one emoji.
+        reaction: String,
+        /// Added rather than withdrawn.
+        added: bool,
+    },
+}
+
+/// A verified message that changes another (an edit, deletion or reaction): kept beside the
+/// shown messages and applied by [`crate::timeline`], which checks that only a message's
+/// sender edits or deletes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// Server id.
+    pub id: i64,
+    /// Sender, as verified.
+    pub sender: String,
+    /// Sender's clock, milliseconds since the Unix epoch.
+    pub sent_at_ms: u64,
+    /// The message it changes.
+    pub target: MessageHash,
+    /// What it does.
+    pub change: Change,
+}
+
 impl ShownMessage {
+    /// The message's hash; `None` for a warning.
+    pub fn hash(&self) -> Option<MessageHash> {
+        match self {
+            Self::Verified { hash, .. } | Self::Attachment { hash, .. } => Some(*hash),
+            Self::Warning { .. } => None,
+        }
+    }
+
+    /// The sender: verified, or the one the server claims for a warning.
+    pub fn sender(&self) -> &str {
+        match self {
+            Self::Verified { sender, .. } | Self::Attachment { sender, .. } => sender,
+            Self::Warning { claimed_sender, .. } => claimed_sender,
+        }
+    }
+
     /// The server id.
     pub fn id(&self) -> i64 {
         match self {
@@ -94,6 +151,8 @@ pub struct Room {
     pub keys: BTreeMap<u64, RoomKey>,
     /// Messages shown, in id order.
     pub messages: Vec<ShownMessage>,
+    /// Verified edits, deletions and reactions, in id order.
+    pub relations: Vec<Relation>,
     /// Messages waiting for the key of their epoch.
     pub pending: Vec<StoredMessage>,
     /// Messages from before this user joined that the room's policy does not share.
@@ -133,6 +192,7 @@ impl Room {
             state: Err("loading".into()),
             keys: BTreeMap::new(),
             messages: Vec::new(),
+            relations: Vec::new(),
             pending: Vec::new(),
             not_shared: 0,
             chains: RoomChains::default(),
@@ -457,37 +517,74 @@ impl Room {
                 view.messages.push(warning(reason));
                 continue;
             }
-            let shown = match inner.kind {
-                MessageKind::Text => ShownMessage::Verified {
+            let hash = inner.chain_hash();
+            let relation = |target, change| Relation {
+                id: stored.id,
+                sender: inner.sender.clone(),
+                sent_at_ms: inner.sent_at_ms,
+                target,
+                change,
+            };
+            // `open_message` checked that the body decodes.
+            let shown = match inner.content() {
+                Ok(MessageBody::Text(text)) => ShownMessage::Verified {
                     id: stored.id,
                     sender: inner.sender.clone(),
                     sent_at_ms: inner.sent_at_ms,
-                    text: inner.text().unwrap_or_default().to_owned(),
+                    text,
+                    hash,
+                    reply_to: None,
                 },
-                MessageKind::Attachment => match inner.attachment() {
-                    // The room's policy (from the signed log) forbids this kind: its sender's
-                    // client should not have sent it, and this one does not show it.
-                    Some(attachment)
-                        if state.policy().allowed_media & attachment.kind.policy_bit() == 0 =>
-                    {
-                        warning(format!(
-                            "an attachment of a kind this room does not allow ({:?})",
-                            attachment.kind
-                        ))
-                    }
-                    Some(attachment) => ShownMessage::Attachment {
-                        id: stored.id,
-                        sender: inner.sender.clone(),
-                        sent_at_ms: inner.sent_at_ms,
-                        attachment: Box::new(attachment),
-                    },
-                    None => warning("an unreadable attachment description".into()),
+                Ok(MessageBody::Reply { target, text }) => ShownMessage::Verified {
+                    id: stored.id,
+                    sender: inner.sender.clone(),
+                    sent_at_ms: inner.sent_at_ms,
+                    text,
+                    hash,
+                    reply_to: Some(target),
                 },
+                // The room's policy (from the signed log) forbids this kind: its sender's
+                // client should not have sent it, and this one does not show it.
+                Ok(MessageBody::Attachment(attachment))
+                    if state.policy().allowed_media & attachment.kind.policy_bit() == 0 =>
+                {
+                    warning(format!(
+                        "an attachment of a kind this room does not allow ({:?})",
+                        attachment.kind
+                    ))
+                }
+                Ok(MessageBody::Attachment(attachment)) => ShownMessage::Attachment {
+                    id: stored.id,
+                    sender: inner.sender.clone(),
+                    sent_at_ms: inner.sent_at_ms,
+                    attachment,
+                    hash,
+                },
+                Ok(MessageBody::Edit { target, text }) => {
+                    view.relations.push(relation(target, Change::Edit(text)));
+                    continue;
+                }
+                Ok(MessageBody::Delete { target }) => {
+                    view.relations.push(relation(target, Change::Delete));
+                    continue;
+                }
+                Ok(MessageBody::Reaction {
+                    target,
+                    reaction,
+                    added,
+                }) => {
+                    view.relations
+                        .push(relation(target, Change::Reaction { reaction, added }));
+                    continue;
+                }
+                Err(error) => warning(format!("an unreadable message body ({error})")),
             };
             view.messages.push(shown);
         }
         view.messages.sort_by_key(ShownMessage::id);
         view.messages.dedup_by_key(|shown| shown.id());
+        view.relations.sort_by_key(|relation| relation.id);
+        view.relations.dedup_by_key(|relation| relation.id);
         // Each gap is reported once: again only when more go missing.
         for warning in view.chains.withheld(room_id, view.oldest_loaded_id) {
             if let TrustWarning::MessagesWithheld { sender, count, .. } = &warning {

@@ -487,6 +487,88 @@ fn an_added_member_syncs_the_room_and_both_read_each_other() {
 }
 
 #[test]
+fn edits_and_deletions_go_only_to_ones_own_loaded_messages_and_reach_both() {
+    use client::ItemContent;
+    use common::message::MessageBody;
+    let mut world = World::new(&["alice", "bob"]);
+    let room_id = room_with_bob(&mut world);
+    let sent = world.command("bob", room_id, Command::Send("bob's words".into()));
+    assert_eq!(world.outcome("bob", sent), Ok(()));
+    let hash = world
+        .client("alice")
+        .machine
+        .room(&room_id)
+        .and_then(|room| room.messages.last()?.hash())
+        .expect("alice shows bob's message");
+
+    let mut refused = |body: MessageBody| {
+        let ticket = world.command("alice", room_id, Command::Send(body));
+        world.outcome("alice", ticket).expect_err("refused")
+    };
+    let edit = refused(MessageBody::Edit {
+        target: hash,
+        text: "alice's words".into(),
+    });
+    assert!(edit.contains("only the sender"), "{edit}");
+    let delete = refused(MessageBody::Delete { target: hash });
+    assert!(delete.contains("only the sender"), "{delete}");
+    let unknown = refused(MessageBody::Reaction {
+        target: [9; 32],
+        reaction: "👍".into(),
+        added: true,
+    });
+    assert!(unknown.contains("not loaded"), "{unknown}");
+
+    for (who, body) in [
+        (
+            "alice",
+            MessageBody::Reaction {
+                target: hash,
+                reaction: "👍".into(),
+                added: true,
+            },
+        ),
+        (
+            "alice",
+            MessageBody::Reply {
+                target: hash,
+                text: "agreed".into(),
+            },
+        ),
+        (
+            "bob",
+            MessageBody::Edit {
+                target: hash,
+                text: "bob's better words".into(),
+            },
+        ),
+    ] {
+        let ticket = world.command(who, room_id, Command::Send(body));
+        assert_eq!(world.outcome(who, ticket), Ok(()));
+    }
+    for who in ["alice", "bob"] {
+        let room = world.client(who).machine.room(&room_id).expect("room");
+        let items = client::timeline(room);
+        assert_eq!(items.len(), 2, "{who}: {items:?}");
+        assert_eq!(
+            items[0].content,
+            ItemContent::Text("bob's better words".into()),
+            "{who}"
+        );
+        assert!(items[0].edited);
+        assert_eq!(items[0].reactions[0].senders, ["alice"]);
+        let quoted = items[1]
+            .reply_to
+            .as_ref()
+            .and_then(|reply| reply.quoted.clone());
+        assert_eq!(
+            quoted.map(|quoted| quoted.excerpt).as_deref(),
+            Some("bob's better words")
+        );
+    }
+}
+
+#[test]
 fn an_admin_completes_the_rotation_a_leave_leaves_pending_at_once() {
     let mut world = World::new(&["alice", "bob"]);
     let room_id = room_with_bob(&mut world);
@@ -972,7 +1054,7 @@ fn a_command_not_sent_yet_can_be_cancelled_and_one_in_flight_cannot() {
 fn an_attachment_of_a_kind_the_room_forbids_is_a_warning_never_shown() {
     use common::attachment::{AttachmentCipher, AttachmentRef, MediaKind};
     use common::membership::{MEDIA_FILES, MEDIA_IMAGES};
-    use common::message::{seal_message, MessageKind};
+    use common::message::{seal_message, MessageBody, MessageKind};
     let mut world = World::new(&["alice", "bob"]);
     let room_id = room_with_bob(&mut world);
     // The room allows images and plain files, no video.
@@ -1000,7 +1082,7 @@ fn an_attachment_of_a_kind_the_room_forbids_is_a_warning_never_shown() {
     let refused = world.command(
         "alice",
         room_id,
-        Command::SendAttachment(Box::new(video.clone())),
+        Command::Send(MessageBody::Attachment(Box::new(video.clone()))),
     );
     assert!(world
         .outcome("alice", refused)

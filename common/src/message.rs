@@ -34,7 +34,10 @@ pub const MAX_BODY_LEN: usize = 16 * 1024;
 /// Largest ciphertext a valid message can have, in bytes: what the server accepts.
 pub const MAX_CIPHERTEXT_LEN: usize = MAX_BODY_LEN + 2 * PADDING_BUCKET + TAG_LEN;
 
-/// What a message body holds.
+/// Largest reaction, in bytes of UTF-8 (an emoji with its modifiers fits many times over).
+pub const MAX_REACTION_LEN: usize = 32;
+
+/// What a message body holds (docs/PROTOCOL.md section 7.1 gives each body's layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
     /// UTF-8 text (tag 1).
@@ -42,6 +45,15 @@ pub enum MessageKind {
     /// An attachment (tag 2): the body is a [`crate::attachment::AttachmentRef`], which
     /// names the file's id, key, layout, ciphertext hash, kind, type, name and preview.
     Attachment = 2,
+    /// A text reply to another message (tag 3): `target(32) || bytes(text)`.
+    Reply = 3,
+    /// A new text for one of the sender's own messages (tag 4): `target(32) || bytes(text)`.
+    Edit = 4,
+    /// The sender takes back one of their own messages (tag 5): `target(32)`.
+    Delete = 5,
+    /// A reaction to a message, or its withdrawal (tag 6):
+    /// `target(32) || u8 added (1 or 0) || str(reaction)`.
+    Reaction = 6,
 }
 
 impl MessageKind {
@@ -49,12 +61,186 @@ impl MessageKind {
         match tag {
             1 => Ok(Self::Text),
             2 => Ok(Self::Attachment),
+            3 => Ok(Self::Reply),
+            4 => Ok(Self::Edit),
+            5 => Ok(Self::Delete),
+            6 => Ok(Self::Reaction),
             _ => Err(DecodeError::UnknownTag {
                 what: "message kind",
                 tag,
             }),
         }
     }
+}
+
+/// Names a message of the same room: its [`InnerMessage::chain_hash`], which covers its room,
+/// epoch, sender, device, chain position and body. Unlike the server's id it is fixed by the
+/// sender's signed bytes, so the server cannot point a reply, edit, deletion or reaction at
+/// another message.
+pub type MessageHash = [u8; 32];
+
+/// A message body, decoded ([`InnerMessage::body`] holds it encoded, [`InnerMessage::kind`]
+/// says which).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageBody {
+    /// Text.
+    Text(String),
+    /// An attachment's description.
+    Attachment(Box<crate::attachment::AttachmentRef>),
+    /// Text answering `target`.
+    Reply {
+        /// The message answered.
+        target: MessageHash,
+        /// The answer.
+        text: String,
+    },
+    /// A new text for `target`; readers apply it only when both have the same sender.
+    Edit {
+        /// The message edited: a text or a reply.
+        target: MessageHash,
+        /// Its new text, not empty.
+        text: String,
+    },
+    /// Takes back `target`; readers apply it only when both have the same sender.
+    Delete {
+        /// The message taken back.
+        target: MessageHash,
+    },
+    /// Adds (or with `added` false withdraws) the sender's `reaction` to `target`.
+    Reaction {
+        /// The message reacted to.
+        target: MessageHash,
+        /// Usually one emoji: 1 to [`MAX_REACTION_LEN`] bytes, no control characters.
+        reaction: String,
+        /// Whether the reaction is added rather than withdrawn.
+        added: bool,
+    },
+}
+
+impl From<&str> for MessageBody {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
+impl From<String> for MessageBody {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl MessageBody {
+    /// The kind tag that goes with this body.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Self::Text(_) => MessageKind::Text,
+            Self::Attachment(_) => MessageKind::Attachment,
+            Self::Reply { .. } => MessageKind::Reply,
+            Self::Edit { .. } => MessageKind::Edit,
+            Self::Delete { .. } => MessageKind::Delete,
+            Self::Reaction { .. } => MessageKind::Reaction,
+        }
+    }
+
+    /// The message this body refers to, for replies, edits, deletions and reactions.
+    pub fn target(&self) -> Option<&MessageHash> {
+        match self {
+            Self::Text(_) | Self::Attachment(_) => None,
+            Self::Reply { target, .. }
+            | Self::Edit { target, .. }
+            | Self::Delete { target }
+            | Self::Reaction { target, .. } => Some(target),
+        }
+    }
+
+    /// The encoded body (section 7.1): text as its UTF-8 bytes, an attachment as
+    /// [`crate::attachment::AttachmentRef::to_bytes`], the others as their kind says.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut encoder = Encoder::unlabelled();
+        match self {
+            Self::Text(text) => return text.as_bytes().to_vec(),
+            Self::Attachment(attachment) => return attachment.to_bytes(),
+            Self::Reply { target, text } | Self::Edit { target, text } => {
+                encoder.fixed(target).bytes(text.as_bytes());
+            }
+            Self::Delete { target } => {
+                encoder.fixed(target);
+            }
+            Self::Reaction {
+                target,
+                reaction,
+                added,
+            } => {
+                encoder.fixed(target).u8(u8::from(*added)).string(reaction);
+            }
+        }
+        encoder.finish()
+    }
+
+    /// Decodes a body of `kind`.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for a body that does not follow its kind's layout: text that is not
+    /// UTF-8, an edit with empty text, an `added` byte other than 0 or 1, a reaction that is
+    /// empty, longer than [`MAX_REACTION_LEN`] or holds a control character, trailing bytes.
+    pub fn decode(kind: MessageKind, body: &[u8]) -> Result<Self, DecodeError> {
+        let text_of = |bytes: &[u8]| {
+            std::str::from_utf8(bytes)
+                .map(str::to_owned)
+                .map_err(|_| DecodeError::InvalidValue("text is not UTF-8"))
+        };
+        if let MessageKind::Text = kind {
+            return text_of(body).map(Self::Text);
+        }
+        if let MessageKind::Attachment = kind {
+            return crate::attachment::AttachmentRef::from_bytes(body)
+                .map(|attachment| Self::Attachment(Box::new(attachment)))
+                .map_err(|_| DecodeError::InvalidValue("attachment description"));
+        }
+        let mut decoder = Decoder::new(body);
+        let target: MessageHash = decoder.fixed()?;
+        let decoded = match kind {
+            MessageKind::Reply => Self::Reply {
+                target,
+                text: text_of(decoder.bytes()?)?,
+            },
+            MessageKind::Edit => {
+                let text = text_of(decoder.bytes()?)?;
+                if text.is_empty() {
+                    return Err(DecodeError::InvalidValue("an edit with no text"));
+                }
+                Self::Edit { target, text }
+            }
+            MessageKind::Delete => Self::Delete { target },
+            MessageKind::Reaction => {
+                let added = match decoder.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::InvalidValue("reaction added flag")),
+                };
+                let reaction = decoder.string()?.to_owned();
+                if !valid_reaction(&reaction) {
+                    return Err(DecodeError::InvalidValue("reaction"));
+                }
+                Self::Reaction {
+                    target,
+                    reaction,
+                    added,
+                }
+            }
+            MessageKind::Text | MessageKind::Attachment => unreachable!("decoded above"),
+        };
+        decoder.finish()?;
+        Ok(decoded)
+    }
+}
+
+/// Whether `reaction` may be sent: 1 to [`MAX_REACTION_LEN`] bytes, no control characters
+/// and not only white space.
+pub fn valid_reaction(reaction: &str) -> bool {
+    !reaction.trim().is_empty()
+        && reaction.len() <= MAX_REACTION_LEN
+        && !reaction.chars().any(char::is_control)
 }
 
 /// Where a message stands in its sender's chain: one chain per sender, device and epoch of a
@@ -188,7 +374,7 @@ impl InnerMessage {
     pub fn text(&self) -> Option<&str> {
         match self.kind {
             MessageKind::Text => std::str::from_utf8(&self.body).ok(),
-            MessageKind::Attachment => None,
+            _ => None,
         }
     }
 
@@ -198,8 +384,16 @@ impl InnerMessage {
             MessageKind::Attachment => {
                 crate::attachment::AttachmentRef::from_bytes(&self.body).ok()
             }
-            MessageKind::Text => None,
+            _ => None,
         }
+    }
+
+    /// The decoded body.
+    ///
+    /// # Errors
+    /// As [`MessageBody::decode`].
+    pub fn content(&self) -> Result<MessageBody, DecodeError> {
+        MessageBody::decode(self.kind, &self.body)
     }
 }
 
@@ -225,9 +419,10 @@ pub struct SealedMessage {
 /// Why a message could not be shown.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MessageError {
-    /// The body is larger than [`MAX_BODY_LEN`], text is not UTF-8, or an attachment
-    /// description is malformed.
-    #[error("message body is too large or not valid text")]
+    /// The body is larger than [`MAX_BODY_LEN`] or does not follow its kind's layout
+    /// ([`MessageBody::decode`]): text that is not UTF-8, a malformed attachment
+    /// description, reply, edit, deletion or reaction.
+    #[error("message body is too large or malformed for its kind")]
     InvalidBody,
     /// No key is held for the message's epoch.
     #[error("no room key for epoch {0}")]
@@ -275,7 +470,8 @@ fn pad(content: &mut Vec<u8>) {
 /// signature covers `label || inner`.
 ///
 /// # Errors
-/// [`MessageError::InvalidBody`] for a body over [`MAX_BODY_LEN`];
+/// [`MessageError::InvalidBody`] for a body over [`MAX_BODY_LEN`] or one its kind does not
+/// decode ([`MessageBody::decode`]);
 /// [`MessageError::MissingChainOrHead`] for a counter or log length of 0, or a `prev_hash`
 /// that is zeros exactly when the counter is not 1.
 pub fn seal_message(
@@ -284,7 +480,7 @@ pub fn seal_message(
     sender_secrets: &IdentitySecrets,
     rng: &mut impl CryptoRngCore,
 ) -> Result<SealedMessage, MessageError> {
-    if inner.body.len() > MAX_BODY_LEN {
+    if inner.body.len() > MAX_BODY_LEN || inner.content().is_err() {
         return Err(MessageError::InvalidBody);
     }
     if inner.chain.counter == 0
@@ -363,11 +559,7 @@ pub fn open_message(
         &signature,
     )
     .map_err(|_| MessageError::BadSignature)?;
-    let body_valid = match inner.kind {
-        MessageKind::Text => inner.text().is_some(),
-        MessageKind::Attachment => inner.attachment().is_some(),
-    };
-    if !body_valid {
+    if inner.content().is_err() {
         return Err(MessageError::InvalidBody);
     }
     Ok(inner)

@@ -9,7 +9,8 @@ use common::membership::{
     replay, replay_bytes, LogAction, LogErrorKind, Role, RoomState, SignedLogEntry,
 };
 use common::message::{
-    open_message, seal_message, ChainLink, InnerMessage, MessageError, MessageKind, PADDING_BUCKET,
+    open_message, seal_message, ChainLink, InnerMessage, MessageBody, MessageError, MessageKind,
+    PADDING_BUCKET,
 };
 use common::primitives::{self, PrimitiveError};
 use common::room_key::{
@@ -552,6 +553,143 @@ fn message_round_trip_and_padding() {
         seal_message(&too_long, &room.key, &bob.secrets, &mut OsRng),
         Err(MessageError::InvalidBody)
     );
+}
+
+#[test]
+fn replies_edits_deletions_and_reactions_round_trip_with_their_layouts() {
+    let alice = person("alice");
+    let bob = person("bob");
+    let (room, _, state) = room_with_bob(&alice, &bob);
+    let target = text_message(&state, &alice, 1, "hello bob").chain_hash();
+    let bodies = [
+        (
+            MessageBody::Reply {
+                target,
+                text: "hi".into(),
+            },
+            [&target[..], &[0, 0, 0, 2], b"hi"].concat(),
+        ),
+        (
+            MessageBody::Edit {
+                target,
+                text: "hey".into(),
+            },
+            [&target[..], &[0, 0, 0, 3], b"hey"].concat(),
+        ),
+        (MessageBody::Delete { target }, target.to_vec()),
+        (
+            MessageBody::Reaction {
+                target,
+                reaction: "👍".into(),
+                added: true,
+            },
+            [&target[..], &[1, 0, 0, 0, 4], "👍".as_bytes()].concat(),
+        ),
+    ];
+    for (counter, (body, layout)) in (2..).zip(bodies) {
+        assert_eq!(body.to_bytes(), layout, "{body:?}");
+        let mut inner = text_message(&state, &bob, counter, "");
+        inner.kind = body.kind();
+        inner.body = body.to_bytes();
+        let sealed = seal_message(&inner, &room.key, &bob.secrets, &mut OsRng).expect("seals");
+        let opened = open_message(&sealed, bob.name, &room.key, &state).expect("opens");
+        assert_eq!(opened.content(), Ok(body.clone()));
+        assert_eq!(body.target(), Some(&target));
+    }
+}
+
+#[test]
+fn malformed_relation_bodies_are_refused_when_sealing_and_opening() {
+    let alice = person("alice");
+    let bob = person("bob");
+    let (room, _, state) = room_with_bob(&alice, &bob);
+    let target = [3u8; 32];
+    let reaction = |added: u8, reaction: &str| {
+        let mut body = target.to_vec();
+        body.push(added);
+        body.extend_from_slice(&u32::try_from(reaction.len()).expect("short").to_be_bytes());
+        body.extend_from_slice(reaction.as_bytes());
+        body
+    };
+    let cases: [(MessageKind, Vec<u8>, &str); 8] = [
+        (MessageKind::Reply, target[..31].to_vec(), "a short target"),
+        (
+            MessageKind::Edit,
+            [&target[..], &[0, 0, 0, 0]].concat(),
+            "an empty edit",
+        ),
+        (
+            MessageKind::Edit,
+            [&target[..], &[0, 0, 0, 1], &[0xff]].concat(),
+            "an edit that is not UTF-8",
+        ),
+        (
+            MessageKind::Delete,
+            [&target[..], &[0]].concat(),
+            "trailing bytes",
+        ),
+        (
+            MessageKind::Reaction,
+            reaction(2, "👍"),
+            "an added flag of 2",
+        ),
+        (MessageKind::Reaction, reaction(1, ""), "an empty reaction"),
+        (
+            MessageKind::Reaction,
+            reaction(1, "a\u{7}"),
+            "a control character",
+        ),
+        (
+            MessageKind::Reaction,
+            reaction(1, &"🎉".repeat(9)),
+            "36 bytes",
+        ),
+    ];
+    for (counter, (kind, body, what)) in (1..).zip(cases) {
+        let mut inner = text_message(&state, &bob, counter, "");
+        inner.kind = kind;
+        inner.body = body;
+        assert_eq!(
+            seal_message(&inner, &room.key, &bob.secrets, &mut OsRng),
+            Err(MessageError::InvalidBody),
+            "sealing {what}"
+        );
+        // A client that seals it anyway (by hand, bypassing the check) is refused by readers.
+        let sealed = seal_unchecked(&inner, &room.key, &bob.secrets);
+        assert_eq!(
+            open_message(&sealed, bob.name, &room.key, &state),
+            Err(MessageError::InvalidBody),
+            "opening {what}"
+        );
+    }
+}
+
+/// Seals `inner` as section 7 lays out, without [`seal_message`]'s checks of the body: what
+/// a modified client could send.
+fn seal_unchecked(
+    inner: &InnerMessage,
+    key: &RoomKey,
+    secrets: &IdentitySecrets,
+) -> common::message::SealedMessage {
+    use common::encoding::Encoder;
+    let inner_bytes = inner.to_bytes();
+    let signature = secrets.sign(
+        &Encoder::new(common::message::MESSAGE_LABEL)
+            .fixed(&inner_bytes)
+            .finish(),
+    );
+    let mut padded = Encoder::unlabelled()
+        .bytes(&inner_bytes)
+        .fixed(&signature.to_bytes())
+        .finish();
+    padded.resize(padded.len().div_ceil(PADDING_BUCKET) * PADDING_BUCKET, 0);
+    let nonce = [4u8; 24];
+    common::message::SealedMessage {
+        room_id: inner.room_id,
+        epoch: inner.epoch,
+        nonce,
+        ciphertext: common::primitives::secretbox_encrypt(key.as_bytes(), &nonce, &padded),
+    }
 }
 
 fn sealed_hello(

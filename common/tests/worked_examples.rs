@@ -8,7 +8,7 @@ use common::account::{self, derive_master_key, KdfParams};
 use common::encoding::Encoder;
 use common::identity::{safety_number, IdentitySecrets, PublicIdentity};
 use common::membership::{LogAction, LogEntry, Role, RoomId, RoomState};
-use common::message::{seal_message, InnerMessage, MessageKind};
+use common::message::{seal_message, InnerMessage, MessageBody, MessageKind};
 use common::room_key::{key_commitment, seal_metadata, KeyEnvelope, RoomKey, RoomMetadata};
 
 #[cfg(target_family = "wasm")]
@@ -197,6 +197,17 @@ fn message_example() {
     };
     examples.check("message_inner", &inner.to_bytes());
     examples.check("message_chain_hash", &inner.chain_hash());
+    let reaction = MessageBody::Reaction {
+        target: inner.chain_hash(),
+        reaction: "👍".into(),
+        added: true,
+    };
+    examples.check("reaction_body", &reaction.to_bytes());
+    let edit = MessageBody::Edit {
+        target: inner.chain_hash(),
+        text: "hello bob!".into(),
+    };
+    examples.check("edit_body", &edit.to_bytes());
     let sealed = seal_message(&inner, &key, &alice(), &mut CountingRng(0x50)).expect("seals");
     examples.check("message_nonce", &sealed.nonce);
     examples.check("message_ciphertext", &sealed.ciphertext);

@@ -697,6 +697,31 @@ impl Browser {
         }
     }
 
+    /// Clicks the element `id` inside the first message (`data-testid="message"`) whose text
+    /// contains `needle`: a message's Reply, React, Edit or Delete button.
+    pub async fn click_in_message(&self, needle: &str, id: &str) -> E2eResult<()> {
+        self.wait_for_text("message", needle).await?;
+        let messages = self
+            .client
+            .find_all(Locator::Css(&testid("message")))
+            .await
+            .map_err(|error| self.context(&error.to_string()))?;
+        for message in messages {
+            if !message.text().await.unwrap_or_default().contains(needle) {
+                continue;
+            }
+            let button = message
+                .find(Locator::Css(&testid(id)))
+                .await
+                .map_err(|error| self.context(&format!("no {id} in {needle:?}: {error}")))?;
+            return button
+                .click()
+                .await
+                .map_err(|error| self.context(&format!("cannot click {id}: {error}")));
+        }
+        Err(self.context(&format!("message {needle:?} vanished")))
+    }
+
     /// Clicks the element `id` inside the element matched by the CSS selector `scope`.
     pub async fn click_in(&self, scope: &str, id: &str) -> E2eResult<()> {
         let selector = format!("{scope} {}", testid(id));

@@ -1,6 +1,6 @@
 //! Attachments in the browser: a file the user picks is read slice by slice
 //! (`Blob.slice`), each chunk sealed in the format of `common::attachment` and uploaded, then
-//! a message describing it goes through the client core ([`client::Command::SendAttachment`]),
+//! a message describing it goes through the client core ([`client::Command::Send`]),
 //! which refuses kinds and sizes the room's policy forbids. A download fetches the chunks one
 //! HTTP range at a time, opens and hashes each, checks the hash the message names, and hands
 //! the view a `blob:` URL of the plaintext. Neither direction holds the whole file in wasm
@@ -13,6 +13,7 @@ use common::attachment::{
     DEFAULT_CHUNK_SIZE, MAX_NAME_LEN, MAX_THUMBNAIL_LEN,
 };
 use common::membership::RoomId;
+use common::message::MessageBody;
 use common::wire::Base64Array;
 use common::OsRng;
 use leptos::prelude::*;
@@ -306,8 +307,11 @@ impl Chat {
             },
             thumbnail,
         };
-        self.command(room_id, Command::SendAttachment(Box::new(attachment)))
-            .await
+        self.command(
+            room_id,
+            Command::Send(MessageBody::Attachment(Box::new(attachment))),
+        )
+        .await
     }
 
     /// Downloads an attachment chunk by chunk (HTTP ranges), opening and hashing each, and

@@ -11,6 +11,7 @@ use common::api::{
     MessagesResponse, RoomListResponse, ServerEvent, StoredMessage,
 };
 use common::membership::{Role, RoomId};
+use common::message::MessageBody;
 use common::room_key::{create_room, RoomMetadata};
 use common::wire::Base64;
 use common::OsRng;
@@ -305,10 +306,12 @@ impl Chat {
             .map(|_| ())
     }
 
-    /// Sends a text message: the core pins the members (a changed key stops it), completes
-    /// a pending rotation first, and writes the next link of this browser's chain.
-    pub async fn send(&self, room_id: RoomId, text: &str) -> Result<(), ChatError> {
-        self.command(room_id, Command::Send(text.to_owned())).await
+    /// Sends a message (text, a reply, an edit, a deletion or a reaction): the core pins the
+    /// members (a changed key stops it), completes a pending rotation first, checks that an
+    /// edit or deletion is of the user's own loaded message, and writes the next link of
+    /// this browser's chain.
+    pub async fn send(&self, room_id: RoomId, body: MessageBody) -> Result<(), ChatError> {
+        self.command(room_id, Command::Send(body)).await
     }
 
     /// Starts the next epoch with a fresh key, sealed to every member whose keys match the

@@ -6,8 +6,12 @@ use common::membership::{Role, RoomId, RoomPolicy, RotationSchedule};
 use leptos::html;
 use leptos::prelude::*;
 
-use crate::chat::{Chat, ShownMessage};
+use client::{ItemContent, TimelineItem};
+use common::message::{MessageBody, MessageHash};
+
+use crate::chat::Chat;
 use crate::components::attachment::{dropped_file, AttachButton, AttachmentView, DroppedFiles};
+use crate::components::confirm::ConfirmButton;
 use crate::components::members::{MemberLine, MemberList};
 use crate::components::notices::TrustWarnings;
 use crate::components::room_admin::RoomAdmin;
@@ -92,7 +96,7 @@ pub fn RoomPanel() -> impl IntoView {
     let messages = Memo::new(move |_| {
         let room_id = chat.selected.get()?;
         chat.rooms
-            .with(|rooms| rooms.get(&room_id).map(|view| view.messages.clone()))
+            .with(|rooms| rooms.get(&room_id).map(client::timeline))
     });
 
     view! {
@@ -114,11 +118,15 @@ pub fn RoomPanel() -> impl IntoView {
 ///
 /// `room` is the summary at render time; `messages` is the live list of the selected room.
 #[component]
-fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<ShownMessage>>>) -> impl IntoView {
+fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<TimelineItem>>>) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let room_id = room.room_id;
     let can_write = room.has_key && !room.removed && room.log_error.is_none();
     provide_context(DroppedFiles(RwSignal::new_local(None)));
+    provide_context(ComposerState {
+        text: RwSignal::new(String::new()),
+        draft: RwSignal::new(None),
+    });
     view! {
         <header class="room-header">
             <h2 data-testid="room-title">{room.name.clone()}</h2>
@@ -170,9 +178,66 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<ShownMessage>>>) -> 
     }
 }
 
-/// The live list of messages; failed checks show as warnings, never as text.
+/// What the composer is writing besides a plain message: a reply to a message, or a new
+/// text for one of the user's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Draft {
+    /// A reply to `target`, quoting `sender` and `excerpt` above the input.
+    Reply {
+        target: MessageHash,
+        sender: String,
+        excerpt: String,
+    },
+    /// An edit of `target`.
+    Edit { target: MessageHash },
+}
+
+/// The composer's text and draft, shared with the message list (whose Reply and Edit buttons
+/// fill them).
+#[derive(Clone, Copy)]
+struct ComposerState {
+    text: RwSignal<String>,
+    draft: RwSignal<Option<Draft>>,
+}
+
+/// Reactions offered by the picker; readers accept any short reaction.
+const REACTIONS: [&str; 6] = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
+
+/// Puts the keyboard focus in the composer.
+fn focus_composer() {
+    let input = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| {
+            document
+                .query_selector("[data-testid=\"message-input\"]")
+                .ok()
+                .flatten()
+        });
+    if let Some(input) = input
+        .and_then(|element| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(element).ok())
+    {
+        let _ = input.focus();
+    }
+}
+
+/// Scrolls the message `id` into view and gives it the focus (a reply's quote jumps to what it
+/// answers).
+fn jump_to_message(id: i64) {
+    let element = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| document.get_element_by_id(&format!("message-{id}")));
+    if let Some(element) = element
+        .and_then(|element| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(element).ok())
+    {
+        element.scroll_into_view();
+        let _ = element.focus();
+    }
+}
+
+/// The live list of messages with their edits, deletions and reactions applied; failed
+/// checks and refused edits show as warnings, never as text.
 #[component]
-fn MessageList(room_id: RoomId, messages: Memo<Option<Vec<ShownMessage>>>) -> impl IntoView {
+fn MessageList(room_id: RoomId, messages: Memo<Option<Vec<TimelineItem>>>) -> impl IntoView {
     let list = NodeRef::<html::Ol>::new();
     Effect::new(move |_| {
         messages.track();
@@ -184,6 +249,7 @@ fn MessageList(room_id: RoomId, messages: Memo<Option<Vec<ShownMessage>>>) -> im
         <ol
             class="messages"
             data-testid="message-list"
+            aria-label="messages"
             node_ref=list
             on:dragover=move |event: web_sys::DragEvent| event.prevent_default()
             on:drop=move |event: web_sys::DragEvent| {
@@ -194,61 +260,207 @@ fn MessageList(room_id: RoomId, messages: Memo<Option<Vec<ShownMessage>>>) -> im
         >
             <For
                 each=move || messages.get().unwrap_or_default()
-                key=ShownMessage::id
-                children=move |message| match message {
-                    ShownMessage::Verified { sender, sent_at_ms, text, .. } => view! {
-                        <li class="message" data-testid="message">
-                            <div class="meta">
-                                <span class="sender">{sender}</span>
-                                <time>{format_time(sent_at_ms)}</time>
-                            </div>
-                            <p class="body">{text}</p>
-                        </li>
-                    }
-                    .into_any(),
-                    ShownMessage::Attachment { sender, sent_at_ms, attachment, .. } => view! {
-                        <li class="message" data-testid="message">
-                            <div class="meta">
-                                <span class="sender">{sender}</span>
-                                <time>{format_time(sent_at_ms)}</time>
-                            </div>
-                            <AttachmentView room_id=room_id attachment=*attachment />
-                        </li>
-                    }
-                    .into_any(),
-                    ShownMessage::Warning { claimed_sender, reason, .. } => view! {
-                        <li class="message warning" data-testid="message-warning" role="alert">
-                            <strong>"⚠ Unverified message hidden"</strong>
-                            <span>
-                                {format!(" (claimed sender {claimed_sender}): {reason}")}
-                            </span>
-                        </li>
-                    }
-                    .into_any(),
-                }
+                key=|item| (item.id, item.revision)
+                children=move |item| view! { <MessageItem room_id=room_id item=item /> }
             />
         </ol>
     }
 }
 
-/// The message input and send button.
+/// One message: sender, time, what it answers, its text or attachment (or the placeholder of
+/// a deleted one, or a warning), its reactions, and the actions on it.
+#[component]
+fn MessageItem(room_id: RoomId, item: TimelineItem) -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let me = chat.me();
+    let id = item.id;
+    let element_id = format!("message-{id}");
+    let (Some(hash), Some(sent_at_ms)) = (item.hash, item.sent_at_ms) else {
+        let reason = match &item.content {
+            ItemContent::Warning(reason) => reason.clone(),
+            _ => String::new(),
+        };
+        return view! {
+            <li class="message warning" data-testid="message-warning" role="alert" id=element_id>
+                <strong>"⚠ Unverified message hidden"</strong>
+                <span>{format!(" (claimed sender {}): {reason}", item.sender)}</span>
+            </li>
+        }
+        .into_any();
+    };
+    let composer = expect_context::<ComposerState>();
+    let failure = RwSignal::new(None::<String>);
+    let picking = RwSignal::new(false);
+    let send = move |body: MessageBody| {
+        failure.set(None);
+        leptos::task::spawn_local(async move {
+            if let Err(error) = chat.send(room_id, body).await {
+                failure.try_set(Some(error.to_string()));
+            }
+        });
+    };
+    let own = item.sender == me;
+    let deleted = matches!(item.content, ItemContent::Deleted);
+    let text = match &item.content {
+        ItemContent::Text(text) => Some(text.clone()),
+        _ => None,
+    };
+    let excerpt = match &item.content {
+        ItemContent::Text(text) => text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(80)
+            .collect(),
+        ItemContent::Attachment(attachment) => format!("📎 {}", attachment.name),
+        _ => String::new(),
+    };
+    let reply_sender = item.sender.clone();
+    let edit_text = text.clone();
+    let quote = item.reply_to.clone().map(|reply| match reply.quoted {
+        Some(quoted) => view! {
+            <button class="reply-quote" data-testid="reply-quote" type="button"
+                aria-label=format!("reply to {}: {}; show that message", quoted.sender, quoted.excerpt)
+                on:click=move |_| jump_to_message(quoted.id)>
+                <span class="quoted-sender">{quoted.sender.clone()}</span>
+                <span class="quoted-text">{quoted.excerpt.clone()}</span>
+            </button>
+        }
+        .into_any(),
+        None => view! {
+            <span class="reply-quote" data-testid="reply-quote">"reply to an older message"</span>
+        }
+        .into_any(),
+    });
+    let reactions = item
+        .reactions
+        .iter()
+        .map(|count| {
+            let mine = count.senders.contains(&me);
+            let reaction = count.reaction.clone();
+            let who = count.senders.join(", ");
+            view! {
+                <button class="reaction" class:mine=mine data-testid="reaction" type="button"
+                    aria-pressed=if mine { "true" } else { "false" }
+                    aria-label=format!("{reaction} by {who}")
+                    title=who.clone()
+                    disabled=deleted
+                    on:click=move |_| send(MessageBody::Reaction {
+                        target: hash,
+                        reaction: reaction.clone(),
+                        added: !mine,
+                    })>
+                    {count.reaction.clone()}" "
+                    <span data-testid="reaction-count">{count.senders.len()}</span>
+                </button>
+            }
+        })
+        .collect_view();
+    view! {
+        <li class="message" data-testid="message" id=element_id tabindex="-1">
+            <div class="meta">
+                <span class="sender">{item.sender.clone()}</span>
+                <time>{format_time(sent_at_ms)}</time>
+                {item.edited.then(|| view! { <span class="edited" data-testid="message-edited">"(edited)"</span> })}
+            </div>
+            {quote}
+            {match item.content.clone() {
+                ItemContent::Text(text) => view! { <p class="body" data-testid="message-body">{text}</p> }.into_any(),
+                ItemContent::Attachment(attachment) => view! { <AttachmentView room_id=room_id attachment=*attachment /> }.into_any(),
+                ItemContent::Deleted => view! {
+                    <p class="body deleted" data-testid="message-deleted">"This message was deleted."</p>
+                }
+                .into_any(),
+                ItemContent::Warning(_) => ().into_any(),
+            }}
+            <div class="reactions">{reactions}</div>
+            {(!deleted).then(|| view! {
+                <div class="actions" role="toolbar" aria-label="message actions">
+                    <button class="link" data-testid="reply-button" type="button" on:click=move |_| {
+                        composer.draft.set(Some(Draft::Reply {
+                            target: hash,
+                            sender: reply_sender.clone(),
+                            excerpt: excerpt.clone(),
+                        }));
+                        focus_composer();
+                    }>"Reply"</button>
+                    <button class="link" data-testid="react-button" type="button"
+                        aria-expanded=move || if picking.get() { "true" } else { "false" }
+                        on:click=move |_| picking.update(|open| *open = !*open)>"React"</button>
+                    {(own && text.is_some()).then(|| view! {
+                        <button class="link" data-testid="edit-button" type="button" on:click=move |_| {
+                            composer.text.set(edit_text.clone().unwrap_or_default());
+                            composer.draft.set(Some(Draft::Edit { target: hash }));
+                            focus_composer();
+                        }>"Edit"</button>
+                    })}
+                    {own.then(|| view! {
+                        <ConfirmButton label="Delete" class="link danger" testid="delete-message-button"
+                            question="Delete this message for everyone?"
+                            on_confirm=Callback::new(move |()| send(MessageBody::Delete { target: hash })) />
+                    })}
+                </div>
+                <Show when=move || picking.get()>
+                    <div class="reaction-picker" data-testid="reaction-picker" role="group" aria-label="pick a reaction">
+                        {REACTIONS.iter().map(|reaction| view! {
+                            <button class="secondary" data-testid="reaction-option" type="button" aria-label=*reaction
+                                on:click=move |_| {
+                                    picking.set(false);
+                                    send(MessageBody::Reaction {
+                                        target: hash,
+                                        reaction: (*reaction).to_owned(),
+                                        added: true,
+                                    });
+                                }>{*reaction}</button>
+                        }).collect_view()}
+                    </div>
+                </Show>
+            })}
+            <Show when=move || failure.get().is_some()>
+                <p class="error" role="alert" data-testid="message-action-error">{move || failure.get()}</p>
+            </Show>
+        </li>
+    }
+    .into_any()
+}
+
+/// The message input and send button, with the reply or edit under way above them.
 #[component]
 fn Composer(room_id: RoomId, enabled: bool) -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let text = RwSignal::new(String::new());
+    let ComposerState { text, draft } = expect_context::<ComposerState>();
     let sending = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
+    let cancel = move || {
+        if matches!(draft.get_untracked(), Some(Draft::Edit { .. })) {
+            text.set(String::new());
+        }
+        draft.set(None);
+    };
     let send = move || {
-        let body = text.get_untracked();
-        if body.trim().is_empty() || sending.get_untracked() {
+        let written = text.get_untracked();
+        if written.trim().is_empty() || sending.get_untracked() {
             return;
         }
+        let body = match draft.get_untracked() {
+            None => MessageBody::Text(written),
+            Some(Draft::Reply { target, .. }) => MessageBody::Reply {
+                target,
+                text: written,
+            },
+            Some(Draft::Edit { target }) => MessageBody::Edit {
+                target,
+                text: written,
+            },
+        };
         sending.set(true);
         error.set(None);
         leptos::task::spawn_local(async move {
-            match chat.send(room_id, &body).await {
+            match chat.send(room_id, body).await {
                 Ok(()) => {
                     text.try_set(String::new());
+                    draft.try_set(None);
                 }
                 Err(failure) => {
                     error.try_set(Some(failure.to_string()));
@@ -258,12 +470,25 @@ fn Composer(room_id: RoomId, enabled: bool) -> impl IntoView {
         });
     };
     view! {
+        {move || draft.get().map(|current| {
+            let what = match current {
+                Draft::Reply { sender, excerpt, .. } => format!("Replying to {sender}: {excerpt}"),
+                Draft::Edit { .. } => "Editing your message".to_owned(),
+            };
+            view! {
+                <div class="composer-context" data-testid="composer-context" role="status">
+                    <span>{what}</span>
+                    <button class="link" data-testid="composer-cancel-button" type="button"
+                        on:click=move |_| cancel()>"Cancel"</button>
+                </div>
+            }
+        })}
         <form class="composer" on:submit=move |event| {
             event.prevent_default();
             send();
         }>
             // Enter sends; Shift+Enter breaks the line (and Enter while an input method is
-            // composing a character does neither).
+            // composing a character does neither); Escape drops a reply or edit.
             <textarea
                 data-testid="message-input"
                 rows="1"
@@ -277,11 +502,13 @@ fn Composer(room_id: RoomId, enabled: bool) -> impl IntoView {
                     if event.key() == "Enter" && !event.shift_key() && !event.is_composing() {
                         event.prevent_default();
                         send();
+                    } else if event.key() == "Escape" {
+                        cancel();
                     }
                 }
             ></textarea>
             <button data-testid="send-button" type="submit" disabled=move || !enabled || sending.get()>
-                "Send"
+                {move || if matches!(draft.get(), Some(Draft::Edit { .. })) { "Save" } else { "Send" }}
             </button>
             <AttachButton room_id=room_id enabled=enabled />
         </form>
