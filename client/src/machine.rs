@@ -157,6 +157,17 @@ pub enum Input {
     },
     /// An event pushed over the WebSocket.
     Event(ServerEvent),
+    /// An older page of a room's history, which the driver fetched because the user scrolled
+    /// up: the messages with an id below [`Machine::older_page_before`] (ascending), and
+    /// whether still older ones exist. Messages not older than what is loaded are ignored.
+    OlderPage {
+        /// The room.
+        room_id: RoomId,
+        /// The page, in ascending id order.
+        messages: Vec<StoredMessage>,
+        /// Whether older messages than the first of the page exist.
+        has_more: bool,
+    },
     /// The answer to an [`Effect::Append`].
     Appended {
         /// The room.
@@ -400,6 +411,12 @@ impl Machine {
             .oldest_head_id()
     }
 
+    /// The id below which the next older page of `room_id`'s history lies, for scrolling
+    /// back ([`Input::OlderPage`]); `None` once the whole history is loaded.
+    pub fn older_page_before(&self, room_id: &RoomId) -> Option<i64> {
+        self.rooms.get(room_id)?.oldest_loaded_id
+    }
+
     /// Whether a write of the room is queued or in flight.
     pub fn is_writing(&self, room_id: &RoomId) -> bool {
         self.writes
@@ -492,6 +509,11 @@ impl Run<'_> {
                 self.effects.push(Effect::RoomChanged(room_id));
             }
             Input::Forget(room_id) => self.forget_room(room_id),
+            Input::OlderPage {
+                room_id,
+                messages,
+                has_more,
+            } => self.older_page(room_id, messages, has_more),
             Input::Cancel(ticket) => {
                 let mut dropped = false;
                 for writes in self.machine.writes.values_mut() {
@@ -863,6 +885,31 @@ impl Run<'_> {
 
     /// Opens a message that arrived live (an event, or the answer to this client's own post)
     /// unless it is already shown, and acts on what opening it found.
+    /// Opens an older page of history below what is loaded, and checks it against the
+    /// chains as any other message (older messages complete the chains seen, so they raise no
+    /// warning unless the server withheld, replayed or reordered some).
+    fn older_page(&mut self, room_id: RoomId, messages: Vec<StoredMessage>, has_more: bool) {
+        let me = self.me();
+        let Some(room) = self.machine.rooms.get_mut(&room_id) else {
+            return;
+        };
+        let Some(before) = room.oldest_loaded_id else {
+            return;
+        };
+        let mut older: Vec<StoredMessage> = messages
+            .into_iter()
+            .filter(|message| message.id < before && message.room_id == room_id)
+            .collect();
+        older.sort_by_key(|message| message.id);
+        // An empty page ends the scrollback even if the server says there is more.
+        room.oldest_loaded_id = older.first().map(|message| message.id).filter(|_| has_more);
+        room.pending.extend(older);
+        let processed = room.process_pending(&me, false);
+        let retries = room.log_retries;
+        self.after_messages(room_id, processed, retries);
+        self.effects.push(Effect::RoomChanged(room_id));
+    }
+
     fn deliver(&mut self, message: StoredMessage) {
         let me = self.me();
         let room_id = message.room_id;

@@ -59,6 +59,8 @@ struct World {
     conflicts: BTreeMap<String, u32>,
     /// Serve this many log entries at most to the named user.
     truncated_log: Option<(String, usize)>,
+    /// Serve history in pages of this many messages (a sync gets the newest page).
+    page_size: Option<usize>,
 }
 
 impl World {
@@ -97,6 +99,7 @@ impl World {
             withheld: Vec::new(),
             conflicts: BTreeMap::new(),
             truncated_log: None,
+            page_size: None,
         }
     }
 
@@ -312,14 +315,10 @@ impl World {
                 log.truncate(*length);
             }
         }
+        let (history, has_more) = self.page(name, room_id, i64::MAX);
         SyncAnswers {
-            history: room
-                .messages
-                .iter()
-                .filter(|message| !self.withheld.contains(&(name.to_owned(), message.id)))
-                .cloned()
-                .collect(),
-            has_more: false,
+            history,
+            has_more,
             log,
             envelopes: room
                 .envelopes
@@ -328,6 +327,41 @@ impl World {
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// The newest page (of `page_size`, or everything) of the messages below `before` that
+    /// `name` is served, ascending, and whether older ones exist.
+    fn page(&self, name: &str, room_id: RoomId, before: i64) -> (Vec<StoredMessage>, bool) {
+        let served: Vec<StoredMessage> = self.rooms[&room_id]
+            .messages
+            .iter()
+            .filter(|message| message.id < before)
+            .filter(|message| !self.withheld.contains(&(name.to_owned(), message.id)))
+            .cloned()
+            .collect();
+        let size = self.page_size.unwrap_or(usize::MAX);
+        let start = served.len().saturating_sub(size);
+        (served[start..].to_vec(), start > 0)
+    }
+
+    /// `name` scrolls back to the start of the room's history, a page at a time; returns
+    /// how many pages it loaded.
+    fn scroll_back(&mut self, name: &str, room_id: RoomId) -> usize {
+        let mut pages = 0;
+        while let Some(before) = self.client(name).machine.older_page_before(&room_id) {
+            let (messages, has_more) = self.page(name, room_id, before);
+            self.input(
+                name,
+                Input::OlderPage {
+                    room_id,
+                    messages,
+                    has_more,
+                },
+            );
+            pages += 1;
+            assert!(pages < 100, "scrollback never ends");
+        }
+        pages
     }
 
     fn append(
@@ -566,6 +600,78 @@ fn edits_and_deletions_go_only_to_ones_own_loaded_messages_and_reach_both() {
             Some("bob's better words")
         );
     }
+}
+
+#[test]
+fn scrolling_back_loads_older_pages_applies_waiting_edits_and_judges_gaps() {
+    use common::message::MessageBody;
+    let mut world = World::new(&["alice", "bob"]);
+    let room_id = room_with_bob(&mut world);
+    world.clients.get_mut("bob").expect("bob").online = false;
+    for number in 1..=25 {
+        let sent = world.command("alice", room_id, Command::Send(format!("m{number}").into()));
+        assert_eq!(world.outcome("alice", sent), Ok(()));
+    }
+    // An edit of the third message lands on the newest page; the message itself is older.
+    let third = world
+        .client("alice")
+        .machine
+        .room(&room_id)
+        .and_then(|room| room.messages.get(2)?.hash())
+        .expect("alice shows m3");
+    let edit = world.command(
+        "alice",
+        room_id,
+        Command::Send(MessageBody::Edit {
+            target: third,
+            text: "m3, edited".into(),
+        }),
+    );
+    assert_eq!(world.outcome("alice", edit), Ok(()));
+    // The server withholds m5 from bob.
+    let m5 = world.rooms[&room_id].messages[4].id;
+    world.withheld.push(("bob".into(), m5));
+
+    world.page_size = Some(10);
+    world.clients.get_mut("bob").expect("bob").online = true;
+    let answers = world.answers("bob", room_id);
+    world.input("bob", Input::Synced { room_id, answers });
+    let newest = world.shown("bob", &room_id);
+    assert_eq!(newest.len(), 9, "the newest page: nine texts and the edit");
+    assert_eq!(newest.last().map(String::as_str), Some("alice: m25"));
+    assert!(world.client("bob").warnings.is_empty());
+
+    let pages = world.scroll_back("bob", room_id);
+    assert_eq!(pages, 2, "24 served messages and an edit in pages of 10");
+    let room = world.client("bob").machine.room(&room_id).expect("room");
+    let texts: Vec<String> = client::timeline(room)
+        .iter()
+        .map(|item| match &item.content {
+            client::ItemContent::Text(text) => text.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<String> = (1..=25)
+        .filter(|number| *number != 5)
+        .map(|number| match number {
+            3 => "m3, edited".to_owned(),
+            number => format!("m{number}"),
+        })
+        .collect();
+    assert_eq!(texts, expected);
+    assert_eq!(
+        world.client("bob").machine.older_page_before(&room_id),
+        None
+    );
+    // The gap the older page shows is reported once it is loaded.
+    assert!(
+        world.client("bob").warnings.iter().any(|warning| matches!(
+            warning,
+            TrustWarning::MessagesWithheld { sender, count: 1, .. } if sender == "alice"
+        )),
+        "{:?}",
+        world.client("bob").warnings
+    );
 }
 
 #[test]

@@ -91,6 +91,45 @@ impl Chat {
         Ok(answers)
     }
 
+    /// Loads the page of history before the oldest message loaded (the user scrolled up) and
+    /// hands it to the client core, which opens and checks it like any other; `before_feed`
+    /// runs just before (the view notes its scroll position there). Returns whether older
+    /// messages remain.
+    ///
+    /// # Errors
+    /// The server's refusal.
+    pub async fn load_older(
+        &self,
+        room_id: RoomId,
+        before_feed: impl FnOnce(),
+    ) -> Result<bool, ChatError> {
+        let before = self.machine.with_untracked(|machine| {
+            machine
+                .as_ref()
+                .and_then(|machine| machine.older_page_before(&room_id))
+        });
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        let older: MessagesResponse = http::get(&room_path(
+            &room_id,
+            &format!("messages?limit={PAGE_SIZE}&before={before}"),
+        ))
+        .await?;
+        before_feed();
+        self.feed(Input::OlderPage {
+            room_id,
+            messages: older.messages,
+            has_more: older.has_more,
+        })
+        .await;
+        Ok(self.machine.with_untracked(|machine| {
+            machine
+                .as_ref()
+                .is_some_and(|machine| machine.older_page_before(&room_id).is_some())
+        }))
+    }
+
     /// Hands one WebSocket event to the client core.
     pub async fn handle_event(&self, event: ServerEvent) {
         self.feed(Input::Event(event)).await;

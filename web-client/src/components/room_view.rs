@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use client::{ItemContent, TimelineItem};
 use common::message::{MessageBody, MessageHash};
 
-use crate::chat::Chat;
+use crate::chat::{now_ms, Chat};
 use crate::components::attachment::{dropped_file, AttachButton, AttachmentView, DroppedFiles};
 use crate::components::confirm::ConfirmButton;
 use crate::components::members::{MemberLine, MemberList};
@@ -95,8 +95,10 @@ pub fn RoomPanel() -> impl IntoView {
     });
     let messages = Memo::new(move |_| {
         let room_id = chat.selected.get()?;
-        chat.rooms
-            .with(|rooms| rooms.get(&room_id).map(client::timeline))
+        let items = chat
+            .rooms
+            .with(|rooms| rooms.get(&room_id).map(client::timeline))?;
+        Some(rows(items, now_ms()))
     });
 
     view! {
@@ -118,7 +120,7 @@ pub fn RoomPanel() -> impl IntoView {
 ///
 /// `room` is the summary at render time; `messages` is the live list of the selected room.
 #[component]
-fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<TimelineItem>>>) -> impl IntoView {
+fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<Row>>>) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let room_id = room.room_id;
     let can_write = room.has_key && !room.removed && room.log_error.is_none();
@@ -157,7 +159,7 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<TimelineItem>>>) -> 
                         {format!("{} earlier messages are from before you joined; this room does not share them.", room.not_shared)}
                     </p>
                 })}
-                <MessageList room_id=room_id messages=messages />
+                <MessageList room_id=room_id rows=messages />
                 {(!room.has_key && room.log_error.is_none() && !room.removed).then(|| view! {
                     <p class="notice">
                         "Waiting for the room key from a member"
@@ -234,43 +236,226 @@ fn jump_to_message(id: i64) {
     }
 }
 
+/// One line of the message list: a timeline item, the day it starts (its label) when it is
+/// the first of its day, and whether it follows a message of the same sender closely enough
+/// to be grouped under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The message, warning or refused relation.
+    pub item: TimelineItem,
+    /// "Today", "Yesterday" or the date, above the first message of a day.
+    pub day: Option<String>,
+    /// Same sender as the message before, on the same day, within [`GROUP_GAP_MS`].
+    pub grouped: bool,
+}
+
+/// Messages of one sender less than this many milliseconds apart are grouped.
+pub const GROUP_GAP_MS: u64 = 5 * 60 * 1000;
+
+/// The local calendar day of `millis` (since the Unix epoch), as a sortable number.
+fn local_day(millis: u64) -> u32 {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64));
+    date.get_full_year() * 10_000 + (date.get_month() + 1) * 100 + date.get_date()
+}
+
+/// "Today", "Yesterday", or the date in the browser's language ("Monday, 30 November 2026").
+fn day_label(millis: u64, today: u32, yesterday: u32) -> String {
+    match local_day(millis) {
+        day if day == today => "Today".to_owned(),
+        day if day == yesterday => "Yesterday".to_owned(),
+        _ => {
+            let options = js_sys::Object::new();
+            for (key, value) in [
+                ("weekday", "long"),
+                ("day", "numeric"),
+                ("month", "long"),
+                ("year", "numeric"),
+            ] {
+                let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
+            }
+            js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(millis as f64))
+                .to_locale_date_string("default", &options)
+                .into()
+        }
+    }
+}
+
+/// The rows of `items`: day separators and grouping, in the browser's time zone.
+pub fn rows(items: Vec<TimelineItem>, now_ms: u64) -> Vec<Row> {
+    let today = local_day(now_ms);
+    let yesterday = local_day(now_ms.saturating_sub(24 * 60 * 60 * 1000));
+    let mut rows = Vec::with_capacity(items.len());
+    // The sender, time and day of the message before, when it was a message.
+    let mut previous: Option<(String, u64, u32)> = None;
+    for item in items {
+        let Some(sent_at_ms) = item.sent_at_ms else {
+            previous = None;
+            rows.push(Row {
+                item,
+                day: None,
+                grouped: false,
+            });
+            continue;
+        };
+        let day = local_day(sent_at_ms);
+        let new_day = previous
+            .as_ref()
+            .is_none_or(|(_, _, before)| *before != day);
+        let grouped = previous.as_ref().is_some_and(|(sender, time, before)| {
+            *sender == item.sender
+                && *before == day
+                && sent_at_ms.saturating_sub(*time) < GROUP_GAP_MS
+        });
+        previous = Some((item.sender.clone(), sent_at_ms, day));
+        rows.push(Row {
+            day: new_day.then(|| day_label(sent_at_ms, today, yesterday)),
+            grouped,
+            item,
+        });
+    }
+    rows
+}
+
+/// How close to the bottom (in pixels) the list counts as showing the latest messages, and
+/// how close to the top a scroll loads the older page.
+const BOTTOM_SLACK_PX: i32 = 48;
+const LOAD_OLDER_PX: i32 = 400;
+
 /// The live list of messages with their edits, deletions and reactions applied; failed
-/// checks and refused edits show as warnings, never as text.
+/// checks and refused edits show as warnings, never as text. It opens at the newest page,
+/// loads older pages when scrolled near the top (keeping what is on screen in place), stays
+/// at the bottom while the user is there, and offers "Jump to latest" otherwise.
 #[component]
-fn MessageList(room_id: RoomId, messages: Memo<Option<Vec<TimelineItem>>>) -> impl IntoView {
+fn MessageList(room_id: RoomId, rows: Memo<Option<Vec<Row>>>) -> impl IntoView {
+    let chat = expect_context::<Chat>();
     let list = NodeRef::<html::Ol>::new();
+    let at_bottom = RwSignal::new(true);
+    let loading = RwSignal::new(false);
+    let load_error = RwSignal::new(None::<String>);
+    // The distance from the list's bottom to what was on screen when an older page was
+    // handed to the client core: restored once it is drawn.
+    let keep_from_bottom = StoredValue::new(None::<i32>);
+    let has_older = Memo::new(move |_| {
+        chat.rooms.with(|rooms| {
+            rooms
+                .get(&room_id)
+                .is_some_and(|room| room.oldest_loaded_id.is_some())
+        })
+    });
     Effect::new(move |_| {
-        messages.track();
-        if let Some(element) = list.get() {
+        rows.track();
+        request_animation_frame(move || {
+            let Some(element) = list.get_untracked() else {
+                return;
+            };
+            if let Some(distance) = keep_from_bottom.get_value() {
+                keep_from_bottom.set_value(None);
+                element.set_scroll_top(element.scroll_height() - distance);
+            } else if at_bottom.get_untracked() {
+                element.set_scroll_top(element.scroll_height());
+            }
+        });
+    });
+    let load_older = move || {
+        if loading.get_untracked() || !has_older.get_untracked() {
+            return;
+        }
+        loading.set(true);
+        load_error.set(None);
+        leptos::task::spawn_local(async move {
+            let keep = move || {
+                if let Some(element) = list.get_untracked() {
+                    keep_from_bottom
+                        .set_value(Some(element.scroll_height() - element.scroll_top()));
+                }
+            };
+            if let Err(error) = chat.load_older(room_id, keep).await {
+                keep_from_bottom.set_value(None);
+                load_error.try_set(Some(format!("Older messages could not be loaded: {error}")));
+            }
+            loading.try_set(false);
+        });
+    };
+    let jump_to_latest = move || {
+        at_bottom.set(true);
+        if let Some(element) = list.get_untracked() {
             element.set_scroll_top(element.scroll_height());
         }
-    });
+    };
     view! {
-        <ol
-            class="messages"
-            data-testid="message-list"
-            aria-label="messages"
-            node_ref=list
-            on:dragover=move |event: web_sys::DragEvent| event.prevent_default()
-            on:drop=move |event: web_sys::DragEvent| {
-                if let (Some(file), Some(drops)) = (dropped_file(&event), use_context::<DroppedFiles>()) {
-                    drops.0.set(Some(file));
+        <div class="message-scroller">
+            <ol
+                class="messages"
+                data-testid="message-list"
+                aria-label="messages"
+                aria-busy=move || if loading.get() { "true" } else { "false" }
+                node_ref=list
+                on:scroll=move |_| {
+                    let Some(element) = list.get_untracked() else {
+                        return;
+                    };
+                    let from_bottom = element.scroll_height() - element.scroll_top() - element.client_height();
+                    at_bottom.set(from_bottom < BOTTOM_SLACK_PX);
+                    if element.scroll_top() < LOAD_OLDER_PX {
+                        load_older();
+                    }
                 }
-            }
-        >
-            <For
-                each=move || messages.get().unwrap_or_default()
-                key=|item| (item.id, item.revision)
-                children=move |item| view! { <MessageItem room_id=room_id item=item /> }
-            />
-        </ol>
+                on:dragover=move |event: web_sys::DragEvent| event.prevent_default()
+                on:drop=move |event: web_sys::DragEvent| {
+                    if let (Some(file), Some(drops)) = (dropped_file(&event), use_context::<DroppedFiles>()) {
+                        drops.0.set(Some(file));
+                    }
+                }
+            >
+                <li class="history-edge">
+                    {move || if has_older.get() {
+                        view! {
+                            <button class="secondary" data-testid="load-older-button" type="button"
+                                disabled=move || loading.get() on:click=move |_| load_older()>
+                                {move || if loading.get() { "Loading older messages…" } else { "Load older messages" }}
+                            </button>
+                        }
+                        .into_any()
+                    } else if rows.with(|rows| rows.as_ref().is_some_and(|rows| !rows.is_empty())) {
+                        view! {
+                            <span class="history-start" data-testid="history-start">"This is the start of the room's history."</span>
+                        }
+                        .into_any()
+                    } else {
+                        view! {
+                            <span class="history-start" data-testid="empty-room">"No messages yet. Write the first one below: it is encrypted before it leaves this browser."</span>
+                        }
+                        .into_any()
+                    }}
+                    <Show when=move || load_error.get().is_some()>
+                        <p class="error" role="alert" data-testid="load-older-error">{move || load_error.get()}</p>
+                    </Show>
+                </li>
+                <For
+                    each=move || rows.get().unwrap_or_default()
+                    key=|row| (row.item.id, row.item.revision, row.grouped, row.day.clone())
+                    children=move |row| view! {
+                        {row.day.clone().map(|day| view! {
+                            <li class="day-separator" data-testid="day-separator">
+                                <span>{day}</span>
+                            </li>
+                        })}
+                        <MessageItem room_id=room_id item=row.item grouped=row.grouped />
+                    }
+                />
+            </ol>
+            <Show when=move || !at_bottom.get()>
+                <button class="jump-to-latest" data-testid="jump-to-latest-button" type="button"
+                    on:click=move |_| jump_to_latest()>"↓ Jump to latest"</button>
+            </Show>
+        </div>
     }
 }
 
 /// One message: sender, time, what it answers, its text or attachment (or the placeholder of
 /// a deleted one, or a warning), its reactions, and the actions on it.
 #[component]
-fn MessageItem(room_id: RoomId, item: TimelineItem) -> impl IntoView {
+fn MessageItem(room_id: RoomId, item: TimelineItem, grouped: bool) -> impl IntoView {
     let chat = expect_context::<Chat>();
     let me = chat.me();
     let id = item.id;
@@ -358,9 +543,9 @@ fn MessageItem(room_id: RoomId, item: TimelineItem) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <li class="message" data-testid="message" id=element_id tabindex="-1">
+        <li class="message" class:grouped=grouped data-testid="message" id=element_id tabindex="-1">
             <div class="meta">
-                <span class="sender">{item.sender.clone()}</span>
+                <span class="sender" class:visually-hidden=grouped>{item.sender.clone()}</span>
                 <time>{format_time(sent_at_ms)}</time>
                 {item.edited.then(|| view! { <span class="edited" data-testid="message-edited">"(edited)"</span> })}
             </div>
