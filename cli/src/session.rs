@@ -526,7 +526,8 @@ impl Session {
                     }
                     Effect::LoadJoinRequests(_)
                     | Effect::RoomChanged(_)
-                    | Effect::RoomDeleted(_) => {}
+                    | Effect::RoomDeleted(_)
+                    | Effect::NewMessage { .. } => {}
                 }
             }
         }

@@ -34,7 +34,7 @@ pub use machine::{
 };
 pub use room::{
     Change, EnvelopeOutcome, MembershipChange, Processed, Relation, Room, RoomError, RotationDuty,
-    ShownMessage, SyncAnswers, Synced, MAX_CATCH_UP_PAGES,
+    ShownMessage, SyncAnswers, Synced, Unread, MAX_CATCH_UP_PAGES,
 };
 pub use state::{
     ClientState, KdfRecord, LocalCopy, LogMemory, Reconciled, RemoteState, StateError, StateKey,

@@ -293,6 +293,16 @@ pub enum Effect {
     },
     /// The client state changed: seal it and save it (a driver may gather several).
     SaveState,
+    /// A message of someone else arrived live and passed every check: a driver may notify
+    /// the user when the room is not in view.
+    NewMessage {
+        /// The room.
+        room_id: RoomId,
+        /// The message's server id.
+        message_id: i64,
+        /// Its sender, as verified.
+        sender: String,
+    },
     /// A [`Input::Command`] ended.
     Finished {
         /// The driver's number for it.
@@ -919,10 +929,27 @@ impl Run<'_> {
         if room.messages.iter().any(|shown| shown.id() == message.id) {
             return;
         }
+        let message_id = message.id;
         room.remember_received(&message);
         room.pending.push(message);
         let processed = room.process_pending(&me, false);
         let retries = room.log_retries;
+        let arrived = room
+            .messages
+            .iter()
+            .rev()
+            .find(|shown| shown.id() == message_id);
+        if let Some(shown @ (ShownMessage::Verified { .. } | ShownMessage::Attachment { .. })) =
+            arrived
+        {
+            if shown.sender() != me {
+                self.effects.push(Effect::NewMessage {
+                    room_id,
+                    message_id,
+                    sender: shown.sender().to_owned(),
+                });
+            }
+        }
         self.after_messages(room_id, processed, retries);
         self.effects.push(Effect::RoomChanged(room_id));
     }

@@ -183,6 +183,44 @@ pub struct Room {
     pub removed: bool,
 }
 
+/// How many messages of a room this account has not read ([`Room::unread`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unread {
+    /// Unread messages of others among those loaded (edits, deletions and reactions do not
+    /// count).
+    pub count: usize,
+    /// Whether older unread messages may exist beyond those loaded: the count is a minimum.
+    pub more: bool,
+}
+
+impl Room {
+    /// The messages of others after `read_up_to` (the account's read marker for the room, a
+    /// server id; `None` when it never read the room). Own messages do not count, nor do
+    /// messages the log refused.
+    pub fn unread(&self, me: &str, read_up_to: Option<i64>) -> Unread {
+        let after = read_up_to.unwrap_or(0);
+        let count = self
+            .messages
+            .iter()
+            .rev()
+            .take_while(|shown| shown.id() > after)
+            .filter(|shown| shown.sender() != me)
+            .count();
+        let more = self
+            .oldest_loaded_id
+            .is_some_and(|oldest| oldest > after.saturating_add(1));
+        Unread {
+            count,
+            more: more && count > 0,
+        }
+    }
+
+    /// The newest message shown: what reading the room up to its end marks read.
+    pub fn newest_id(&self) -> Option<i64> {
+        self.messages.last().map(ShownMessage::id)
+    }
+}
+
 impl Room {
     /// A room known only by id, before its log is read.
     pub fn new(room_id: RoomId) -> Self {

@@ -28,8 +28,10 @@ use crate::warning::TrustWarning;
 pub const STATE_LABEL: &[u8] = b"e2ee-chat/v2/client-state";
 /// HKDF `info` deriving the state key from the identity secrets.
 pub const STATE_KEY_INFO: &[u8] = b"e2ee-chat/v2/client-state-key";
-/// Layout version of the plaintext, after the label.
-pub const STATE_FORMAT: u32 = 1;
+/// Layout version of the plaintext written now, after the label: 2 adds the read markers.
+pub const STATE_FORMAT: u32 = 2;
+/// The previous layout (no read markers), still read.
+pub const STATE_FORMAT_WITHOUT_READ_MARKERS: u32 = 1;
 /// Most rooms one state remembers.
 pub const MAX_ROOMS: usize = 100_000;
 /// Most message chains one state remembers, over all rooms.
@@ -145,6 +147,10 @@ pub struct ClientState {
     pub chains: BTreeMap<RoomId, BTreeMap<ChainKey, ChainHead>>,
     /// The account's own salt and KDF parameters, once known.
     pub kdf: Option<KdfRecord>,
+    /// Per room, the id of the newest message this account has read (in any browser): what
+    /// unread counts and the "new messages" line start from. Kept here, sealed, rather than
+    /// told to the server, which then learns nothing of who read what when.
+    pub read_markers: BTreeMap<RoomId, i64>,
 }
 
 impl ClientState {
@@ -263,7 +269,8 @@ impl ClientState {
     /// accepted log is kept; two copies that accepted different entries at the same length
     /// mean the server showed this account's browsers different logs
     /// ([`TrustWarning::LogForked`]). Chain heads keep the furthest of the two; the KDF record
-    /// the newer copy's. The version becomes the higher of the two.
+    /// the newer copy's; read markers the further of the two. The version becomes the higher
+    /// of the two.
     pub fn merge(&mut self, other: &ClientState) -> Vec<TrustWarning> {
         let mut warnings = Vec::new();
         for (username, theirs) in other.pins.iter() {
@@ -304,6 +311,9 @@ impl ClientState {
         if other.kdf.is_some() && (other_newer || self.kdf.is_none()) {
             self.kdf = other.kdf;
         }
+        for (room_id, read) in &other.read_markers {
+            self.mark_read(*room_id, *read);
+        }
         self.version = self.version.max(other.version);
         warnings
     }
@@ -312,8 +322,9 @@ impl ClientState {
     /// room count || (room_id(32) || u64 length || head_hash(32) || u64 highest_epoch)* || u32
     /// chain count || (room_id(32) || str(sender) || device(16) || u64 epoch || u64 counter ||
     /// hash(32) || u64 message_id)* || u8 has_kdf || [salt(16) || u32 m_kib || u32 t || u32
-    /// p]`, rooms and chains in (room id, sender, device, epoch) order, pins as
-    /// [`Pins::encode`] (docs/PROTOCOL.md section 11).
+    /// p] || u32 marker count || (room_id(32) || u64 read message id)*`, rooms, chains and
+    /// markers in (room id, sender, device, epoch) order, pins as [`Pins::encode`]
+    /// (docs/PROTOCOL.md section 11). Format 1 ended before the markers.
     pub fn to_bytes(&self, owner: &str) -> Vec<u8> {
         let mut encoder = Encoder::new(STATE_LABEL);
         encoder.u32(STATE_FORMAT).string(owner).u64(self.version);
@@ -353,7 +364,20 @@ impl ClientState {
                     .u32(record.params.p);
             }
         }
+        encoder.u32(self.read_markers.len() as u32);
+        for (room_id, read) in &self.read_markers {
+            encoder.fixed(&room_id.0).u64(read.max(&0).unsigned_abs());
+        }
         encoder.finish()
+    }
+
+    /// Records that this account has read `room_id` up to message `id`; a marker only moves
+    /// forward. Returns whether it moved (and the state needs saving).
+    pub fn mark_read(&mut self, room_id: RoomId, id: i64) -> bool {
+        let marker = self.read_markers.entry(room_id).or_insert(0);
+        let moved = id > *marker;
+        *marker = (*marker).max(id);
+        moved
     }
 
     /// Reads what [`ClientState::to_bytes`] wrote for `owner`.
@@ -364,7 +388,8 @@ impl ClientState {
     pub fn from_bytes(owner: &str, bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut decoder = Decoder::new(bytes);
         decoder.label(STATE_LABEL)?;
-        if decoder.u32()? != STATE_FORMAT {
+        let format = decoder.u32()?;
+        if format != STATE_FORMAT && format != STATE_FORMAT_WITHOUT_READ_MARKERS {
             return Err(DecodeError::InvalidValue("client state format"));
         }
         let named = decoder.string()?;
@@ -437,6 +462,25 @@ impl ClientState {
             }),
             _ => return Err(DecodeError::InvalidValue("kdf flag")),
         };
+        let mut read_markers = BTreeMap::new();
+        if format == STATE_FORMAT {
+            let marker_count = decoder.u32()? as usize;
+            if marker_count > MAX_ROOMS {
+                return Err(DecodeError::InvalidValue("read marker count"));
+            }
+            for _ in 0..marker_count {
+                let room_id = RoomId(decoder.fixed()?);
+                let read = i64::try_from(decoder.u64()?)
+                    .map_err(|_| DecodeError::InvalidValue("read marker"))?;
+                if read_markers
+                    .last_key_value()
+                    .is_some_and(|(last, _)| *last >= room_id)
+                {
+                    return Err(DecodeError::InvalidValue("read marker order"));
+                }
+                read_markers.insert(room_id, read);
+            }
+        }
         decoder.finish()?;
         Ok(Self {
             version,
@@ -444,6 +488,7 @@ impl ClientState {
             logs,
             chains,
             kdf,
+            read_markers,
         })
     }
 

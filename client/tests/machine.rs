@@ -43,6 +43,8 @@ struct Client {
     timers: Vec<Timer>,
     /// Whether the client is connected: events for it are dropped otherwise.
     online: bool,
+    /// The live messages of others the machine announced ([`Effect::NewMessage`]).
+    arrived: Vec<(RoomId, i64, String)>,
 }
 
 /// The server, the clients, and the lies the server is told to tell.
@@ -86,6 +88,7 @@ impl World {
                     errors: Vec::new(),
                     timers: Vec::new(),
                     online: true,
+                    arrived: Vec::new(),
                 },
             );
         }
@@ -300,6 +303,16 @@ impl World {
                 .expect("client")
                 .errors
                 .push(error),
+            Effect::NewMessage {
+                room_id,
+                message_id,
+                sender,
+            } => self
+                .clients
+                .get_mut(name)
+                .expect("client")
+                .arrived
+                .push((room_id, message_id, sender)),
             Effect::LoadJoinRequests(_)
             | Effect::RoomChanged(_)
             | Effect::RoomDeleted(_)
@@ -580,6 +593,30 @@ fn edits_and_deletions_go_only_to_ones_own_loaded_messages_and_reach_both() {
         let ticket = world.command(who, room_id, Command::Send(body));
         assert_eq!(world.outcome(who, ticket), Ok(()));
     }
+    // Only messages of others are announced, and not edits or reactions.
+    let announced: Vec<(i64, &str)> = world
+        .client("alice")
+        .arrived
+        .iter()
+        .map(|(_, id, sender)| (*id, sender.as_str()))
+        .collect();
+    let bobs_first = world.rooms[&room_id].messages[0].id;
+    assert_eq!(announced, [(bobs_first, "bob")]);
+    let bob_announced: Vec<&str> = world
+        .client("bob")
+        .arrived
+        .iter()
+        .map(|(_, _, sender)| sender.as_str())
+        .collect();
+    assert_eq!(bob_announced, ["alice"], "alice's reply only");
+    let room = world.client("bob").machine.room(&room_id).expect("room");
+    assert_eq!(room.unread("bob", None).count, 1, "alice's reply");
+    assert_eq!(room.unread("bob", room.newest_id()).count, 0);
+    assert_eq!(
+        room.unread("alice", None).count,
+        1,
+        "bob's message, seen as alice"
+    );
     for who in ["alice", "bob"] {
         let room = world.client(who).machine.room(&room_id).expect("room");
         let items = client::timeline(room);
@@ -640,8 +677,31 @@ fn scrolling_back_loads_older_pages_applies_waiting_edits_and_judges_gaps() {
     assert_eq!(newest.len(), 9, "the newest page: nine texts and the edit");
     assert_eq!(newest.last().map(String::as_str), Some("alice: m25"));
     assert!(world.client("bob").warnings.is_empty());
+    let unread = |world: &World| {
+        world
+            .client("bob")
+            .machine
+            .room(&room_id)
+            .expect("room")
+            .unread("bob", None)
+    };
+    assert_eq!(
+        unread(&world),
+        client::Unread {
+            count: 9,
+            more: true
+        },
+        "at least the page loaded is unread"
+    );
 
     let pages = world.scroll_back("bob", room_id);
+    assert_eq!(
+        unread(&world),
+        client::Unread {
+            count: 24,
+            more: false
+        }
+    );
     assert_eq!(pages, 2, "24 served messages and an edit in pages of 10");
     let room = world.client("bob").machine.room(&room_id).expect("room");
     let texts: Vec<String> = client::timeline(room)

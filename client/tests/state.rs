@@ -73,6 +73,7 @@ fn sample_state(version: u64) -> (ClientState, RoomId) {
         salt: [7; 16],
         params: KdfParams::DEFAULT,
     });
+    assert!(state.mark_read(log.room_id(), 12));
     (state, log.room_id())
 }
 
@@ -113,18 +114,50 @@ fn sealed_state_opens_for_its_owner_only() {
 fn plaintext_is_strict() {
     let (state, _) = sample_state(1);
     let bytes = state.to_bytes("alice");
-    assert_eq!(ClientState::from_bytes("alice", &bytes), Ok(state));
+    assert_eq!(ClientState::from_bytes("alice", &bytes), Ok(state.clone()));
     let mut trailing = bytes.clone();
     trailing.push(0);
     assert!(ClientState::from_bytes("alice", &trailing).is_err());
     assert!(ClientState::from_bytes("alice", &bytes[..bytes.len() - 1]).is_err());
     // The layout version follows the label: any other is refused.
     let mut format = bytes.clone();
-    format[4 + STATE_LABEL.len() + 3] = 2;
+    format[4 + STATE_LABEL.len() + 3] = 3;
     assert_eq!(
         ClientState::from_bytes("alice", &format),
         Err(DecodeError::InvalidValue("client state format"))
     );
+    // Format 1, written before read markers, is still read (without them).
+    let mut older = bytes[..bytes.len() - 4 - 40].to_vec();
+    older[4 + STATE_LABEL.len() + 3] = 1;
+    let read = ClientState::from_bytes("alice", &older).expect("format 1 reads");
+    assert!(read.read_markers.is_empty());
+    assert_eq!(read.pins, state.pins);
+    // Markers out of order are refused.
+    let mut twice = bytes[..bytes.len() - 4 - 40].to_vec();
+    twice.extend_from_slice(&2u32.to_be_bytes());
+    twice.extend_from_slice(&bytes[bytes.len() - 40..]);
+    twice.extend_from_slice(&bytes[bytes.len() - 40..]);
+    assert_eq!(
+        ClientState::from_bytes("alice", &twice),
+        Err(DecodeError::InvalidValue("read marker order"))
+    );
+}
+
+#[test]
+fn read_markers_only_move_forward_and_merge_to_the_furthest() {
+    let (mut here, room_id) = sample_state(4);
+    let mut there = here.clone();
+    there.version = 6;
+    assert!(!here.mark_read(room_id, 3), "a marker never moves back");
+    assert_eq!(here.read_markers[&room_id], 12);
+    assert!(there.mark_read(room_id, 30));
+    let other_room = RoomId([9; 32]);
+    assert!(here.mark_read(other_room, 5));
+    assert!(here.merge(&there).is_empty());
+    assert_eq!(here.read_markers[&room_id], 30);
+    assert_eq!(here.read_markers[&other_room], 5);
+    assert!(there.merge(&here).is_empty());
+    assert_eq!(there.read_markers, here.read_markers);
 }
 
 #[test]

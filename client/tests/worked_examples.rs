@@ -58,6 +58,7 @@ fn client_state_example() {
                 message_id: 41,
             },
         );
+    state.read_markers.insert(RoomId(counting(0xa0)), 42);
     state.kdf = Some(KdfRecord {
         salt: counting(0x00),
         params: KdfParams {
