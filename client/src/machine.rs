@@ -890,6 +890,8 @@ impl Run<'_> {
                 }
             }
             ServerEvent::Error { error } => self.effects.push(Effect::Error(error)),
+            // The driver fetches and merges the client state itself.
+            ServerEvent::ClientStateChanged { .. } => {}
         }
     }
 

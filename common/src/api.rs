@@ -296,6 +296,13 @@ pub enum ServerEvent {
         /// The room.
         room_id: RoomId,
     },
+    /// One of the caller's browsers saved the sealed client state at `version` (sent to all
+    /// the caller's connections): the others fetch and merge it, so pins and read markers
+    /// stay in step.
+    ClientStateChanged {
+        /// The version now stored.
+        version: u64,
+    },
     /// A frame from the client was refused.
     Error {
         /// What was wrong.

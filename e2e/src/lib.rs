@@ -478,6 +478,16 @@ impl SessionCommand {
         }
     }
 
+    /// WebDriver "Set Permission" (W3C Permissions, section "Automation"): the page's
+    /// `name` permission (e.g. `notifications`) becomes `state` (`granted`, `denied`,
+    /// `prompt`).
+    fn set_permission(name: &str, state: &str) -> Self {
+        Self {
+            path: "permissions",
+            body: json!({"descriptor": {"name": name}, "state": state}),
+        }
+    }
+
     /// `Browser.setDownloadBehavior` through chromedriver's DevTools endpoint: downloads go
     /// into `folder`.
     fn allow_downloads(folder: String) -> Self {
@@ -886,6 +896,43 @@ impl Browser {
             .await
             .map_err(|error| self.context(&format!("no virtual authenticator: {error}")))?;
         Ok(id.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Sets the page's permission `name` to `state` (`granted`, `denied` or `prompt`), as a
+    /// user answering the browser's prompt would.
+    pub async fn set_permission(&self, name: &str, state: &str) -> E2eResult<()> {
+        self.client
+            .issue_cmd(SessionCommand::set_permission(name, state))
+            .await
+            .map(|_| ())
+            .map_err(|error| self.context(&format!("cannot set permission {name}: {error}")))
+    }
+
+    /// Records every notification the page shows from now on into `window.__notifications`
+    /// (`{title, body}`): the page's `Notification` is replaced by a subclass that notes each
+    /// one and then shows it as the browser would. Read them with [`Browser::notifications`].
+    pub async fn record_notifications(&self) -> E2eResult<()> {
+        self.run_script(
+            r#"window.__notifications = [];
+            const Shown = window.Notification;
+            window.Notification = class extends Shown {
+                constructor(title, options) {
+                    super(title, options);
+                    window.__notifications.push({title, body: options ? options.body : ""});
+                }
+            };
+            return null;"#,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The notifications recorded since [`Browser::record_notifications`], as `(title, body)`.
+    pub async fn notifications(&self) -> E2eResult<Vec<(String, String)>> {
+        let shown = self
+            .run_script("return (window.__notifications || []).map(n => [n.title, n.body]);")
+            .await?;
+        serde_json::from_value(shown).map_err(|error| self.context(&error.to_string()))
     }
 
     /// Lets this browser save downloads into `folder` (headless Chromium refuses them

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod admin;
 pub mod attachments;
+pub mod attention;
 pub mod chat;
 pub mod components;
 pub mod http;

@@ -130,8 +130,20 @@ impl Chat {
         }))
     }
 
-    /// Hands one WebSocket event to the client core.
+    /// Hands one WebSocket event to the client core; a client state saved by another of the
+    /// user's browsers is fetched and merged here (read markers and pins stay in step).
     pub async fn handle_event(&self, event: ServerEvent) {
+        if let ServerEvent::ClientStateChanged { version } = event {
+            if version > self.server_version.get_untracked()
+                && self.state_ready.get_untracked()
+                && !self.saving.get_untracked()
+            {
+                if let Err(error) = self.merge_newer_remote().await {
+                    self.error.set(Some(error.to_string()));
+                }
+            }
+            return;
+        }
         self.feed(Input::Event(event)).await;
     }
 
@@ -277,6 +289,14 @@ impl Chat {
                 None
             }
             Effect::RoomChanged(_) => None,
+            Effect::NewMessage {
+                room_id,
+                message_id,
+                sender,
+            } => {
+                self.notify(room_id, message_id, &sender);
+                None
+            }
             Effect::RoomDeleted(room_id) => {
                 if self.selected.get_untracked() == Some(room_id) {
                     self.selected.set(None);

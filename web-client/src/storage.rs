@@ -171,3 +171,24 @@ pub async fn forget(username: &str) -> Result<(), StorageError> {
     database.close();
     Ok(())
 }
+
+/// A value this browser keeps in `localStorage` (preferences that are not secret and belong
+/// to the browser, not the account); `None` when absent or storage is unavailable.
+pub fn local_get(key: &str) -> Option<String> {
+    web_sys::window()?
+        .local_storage()
+        .ok()
+        .flatten()?
+        .get_item(key)
+        .ok()
+        .flatten()
+}
+
+/// Keeps `value` under `key` in `localStorage`; nothing happens when storage is unavailable
+/// (a private window that refuses it), the preference then lasting for the tab only.
+pub fn local_set(key: &str, value: &str) {
+    let storage = web_sys::window().and_then(|window| window.local_storage().ok().flatten());
+    if let Some(storage) = storage {
+        let _ = storage.set_item(key, value);
+    }
+}

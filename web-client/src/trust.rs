@@ -317,9 +317,10 @@ impl Chat {
         ))
     }
 
-    /// After a 409: takes in the server's copy (another browser saved), raising
-    /// `pins rolled back` if it is older than what the server already confirmed here.
-    async fn merge_newer_remote(&self) -> Result<(), ChatError> {
+    /// After a 409 or a `client_state_changed` event: takes in the server's copy (another
+    /// browser saved), raising `pins rolled back` if it is older than what the server already
+    /// confirmed here.
+    pub(crate) async fn merge_newer_remote(&self) -> Result<(), ChatError> {
         let confirmed = self.server_version.get_untracked();
         let (remote_version, remote) = self.fetch_remote_state().await?;
         match remote {

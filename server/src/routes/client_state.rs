@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use common::api::{ClientStateBody, PutClientStateRequest};
+use common::api::{ClientStateBody, PutClientStateRequest, ServerEvent};
 use common::wire::Base64;
 
 use crate::error::{ApiError, ApiResult};
@@ -20,7 +20,8 @@ use crate::AppState;
 ///
 /// - `GET /api/me/state` -> 200 [`ClientStateBody`]; `version` 0 and no `sealed` before the
 ///   first upload.
-/// - `PUT /api/me/state` [`PutClientStateRequest`] -> 204, replacing the stored state; 400
+/// - `PUT /api/me/state` [`PutClientStateRequest`] -> 204, replacing the stored state, and
+///   [`ServerEvent::ClientStateChanged`] to every connection of the user; 400
 ///   when `sealed` is empty or `version` is not above `base_version`, 409 when the stored
 ///   version is not `base_version` (another browser saved meanwhile), 413 for a body over
 ///   [`crate::MAX_BODY_BYTES`] (256 KiB).
@@ -62,5 +63,13 @@ async fn put_state(
         store::now_ms(),
     )
     .await?;
+    // The account's other browsers fetch it (they learn nothing the sealed blob does not
+    // already say, and the server nothing it did not already see).
+    state.hub.send_to_user(
+        &user.username,
+        &ServerEvent::ClientStateChanged {
+            version: request.version,
+        },
+    );
     Ok(StatusCode::NO_CONTENT)
 }

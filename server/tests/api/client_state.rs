@@ -343,3 +343,36 @@ async fn fetched_state(app: &TestApp, user: &TestUser, room: &str) -> RoomState 
     let entries: Vec<Vec<u8>> = log.entries.into_iter().map(|entry| entry.0).collect();
     replay_bytes(&entries).expect("the served log replays")
 }
+
+#[tokio::test]
+async fn an_upload_tells_the_users_other_connections_and_no_one_else() {
+    use crate::ws_client::{event_within, next_event};
+    use common::api::ServerEvent;
+    let app = spawn_app().await;
+    let alice = app.register_user("alice").await;
+    let bob = app.register_user("bob").await;
+    let mut alices_other_browser = app.connect_ws(&alice).await;
+    let mut bobs = app.connect_ws(&bob).await;
+    let state = ClientState {
+        version: 3,
+        ..ClientState::default()
+    };
+    upload(&app, &alice, 0, &state).await;
+    match next_event(&mut alices_other_browser).await {
+        ServerEvent::ClientStateChanged { version } => assert_eq!(version, 3),
+        other => panic!("expected the state change, got {other:?}"),
+    }
+    let stray = event_within(&mut bobs, std::time::Duration::from_millis(300)).await;
+    assert!(stray.is_none(), "bob heard of alice's state: {stray:?}");
+    // A refused upload tells no one.
+    let refused = app
+        .put_client_state(&alice.client, &body(0, 4, b"sealed"))
+        .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let stray = event_within(
+        &mut alices_other_browser,
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    assert!(stray.is_none(), "a refused upload was announced: {stray:?}");
+}

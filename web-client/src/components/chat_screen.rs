@@ -23,6 +23,7 @@ pub fn ChatScreen() -> impl IntoView {
             .unwrap_or_default()
     };
     let showing_security = RwSignal::new(false);
+    crate::attention::keep_title_current(chat);
     let kdf_time = move || {
         chat.kdf_millis
             .get()

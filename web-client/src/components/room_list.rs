@@ -96,6 +96,7 @@ pub fn RoomList() -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get()}</p>
             </Show>
+            <crate::attention::NotificationSetting />
             <ul class="room-list" data-testid="room-list">
                 <For
                     each=rooms
@@ -113,8 +114,23 @@ pub fn RoomList() -> impl IntoView {
                                     });
                                 }
                             >
-                                <span class="room-icon">{if direct { "@" } else { "#" }}</span>
-                                {room_name}
+                                <span class="room-icon" aria-hidden="true">{if direct { "@" } else { "#" }}</span>
+                                <span class=move || { if chat.unread(&room_id).count > 0 { "room-name unread" } else { "room-name" } }>{room_name}</span>
+                                {move || {
+                                    let unread = chat.unread(&room_id);
+                                    (unread.count > 0).then(|| {
+                                        let shown = if unread.more {
+                                            format!("{}+", unread.count)
+                                        } else {
+                                            unread.count.to_string()
+                                        };
+                                        view! {
+                                            <span class="unread-count" data-testid="unread-count">
+                                                {shown}<span class="visually-hidden">" unread"</span>
+                                            </span>
+                                        }
+                                    })
+                                }}
                             </li>
                         }
                     }

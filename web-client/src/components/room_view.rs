@@ -93,12 +93,22 @@ pub fn RoomPanel() -> impl IntoView {
             Some(summary)
         })
     });
+    // The read marker of the room when it was opened, so that the "new messages" line stays
+    // put while the user reads on (which moves the marker).
+    let opened_at = Memo::new(move |_| {
+        let room_id = chat.selected.get()?;
+        Some((room_id, untrack(|| chat.read_marker(&room_id))))
+    });
     let messages = Memo::new(move |_| {
         let room_id = chat.selected.get()?;
         let items = chat
             .rooms
             .with(|rooms| rooms.get(&room_id).map(client::timeline))?;
-        Some(rows(items, now_ms()))
+        let read_up_to = opened_at
+            .get()
+            .filter(|(opened, _)| *opened == room_id)
+            .and_then(|(_, marker)| marker);
+        Some(rows(items, now_ms(), read_up_to, &chat.me()))
     });
 
     view! {
@@ -247,6 +257,9 @@ pub struct Row {
     pub day: Option<String>,
     /// Same sender as the message before, on the same day, within [`GROUP_GAP_MS`].
     pub grouped: bool,
+    /// The first message of others after the read marker the room had when it was opened:
+    /// the "new messages" line goes above it.
+    pub first_unread: bool,
 }
 
 /// Messages of one sender less than this many milliseconds apart are grouped.
@@ -280,20 +293,28 @@ fn day_label(millis: u64, today: u32, yesterday: u32) -> String {
     }
 }
 
-/// The rows of `items`: day separators and grouping, in the browser's time zone.
-pub fn rows(items: Vec<TimelineItem>, now_ms: u64) -> Vec<Row> {
+/// The rows of `items`: day separators and grouping, in the browser's time zone, and where
+/// the messages of others after `read_up_to` (a read marker; `None` for a room never read)
+/// start, for `me`.
+pub fn rows(items: Vec<TimelineItem>, now_ms: u64, read_up_to: Option<i64>, me: &str) -> Vec<Row> {
     let today = local_day(now_ms);
     let yesterday = local_day(now_ms.saturating_sub(24 * 60 * 60 * 1000));
     let mut rows = Vec::with_capacity(items.len());
     // The sender, time and day of the message before, when it was a message.
     let mut previous: Option<(String, u64, u32)> = None;
+    // A room never read is unread from its start.
+    let read_up_to = read_up_to.unwrap_or(0);
+    let mut unread_found = false;
     for item in items {
+        let first_unread = !unread_found && item.id > read_up_to && item.sender != me;
+        unread_found |= first_unread;
         let Some(sent_at_ms) = item.sent_at_ms else {
             previous = None;
             rows.push(Row {
                 item,
                 day: None,
                 grouped: false,
+                first_unread,
             });
             continue;
         };
@@ -309,7 +330,8 @@ pub fn rows(items: Vec<TimelineItem>, now_ms: u64) -> Vec<Row> {
         previous = Some((item.sender.clone(), sent_at_ms, day));
         rows.push(Row {
             day: new_day.then(|| day_label(sent_at_ms, today, yesterday)),
-            grouped,
+            grouped: grouped && !first_unread,
+            first_unread,
             item,
         });
     }
@@ -335,6 +357,24 @@ fn MessageList(room_id: RoomId, rows: Memo<Option<Vec<Row>>>) -> impl IntoView {
     // The distance from the list's bottom to what was on screen when an older page was
     // handed to the client core: restored once it is drawn.
     let keep_from_bottom = StoredValue::new(None::<i32>);
+    // Reading: while the end of the list is on screen in a visible tab, the room is read up
+    // to its newest message.
+    let visible = RwSignal::new(crate::attention::page_visible());
+    let listener = window_event_listener_untyped("visibilitychange", move |_| {
+        visible.set(crate::attention::page_visible());
+    });
+    on_cleanup(move || listener.remove());
+    Effect::new(move |_| {
+        rows.track();
+        if at_bottom.get() && visible.get() {
+            let newest = chat
+                .rooms
+                .with_untracked(|rooms| rooms.get(&room_id).and_then(client::Room::newest_id));
+            if let Some(newest) = newest {
+                chat.mark_read(room_id, newest);
+            }
+        }
+    });
     let has_older = Memo::new(move |_| {
         chat.rooms.with(|rooms| {
             rooms
@@ -344,14 +384,16 @@ fn MessageList(room_id: RoomId, rows: Memo<Option<Vec<Row>>>) -> impl IntoView {
     });
     Effect::new(move |_| {
         rows.track();
+        // After the list is drawn; by then the room may have been closed (its signals
+        // disposed), hence the `try_` reads.
         request_animation_frame(move || {
-            let Some(element) = list.get_untracked() else {
+            let Some(element) = list.try_get_untracked().flatten() else {
                 return;
             };
-            if let Some(distance) = keep_from_bottom.get_value() {
-                keep_from_bottom.set_value(None);
+            if let Some(distance) = keep_from_bottom.try_get_value().flatten() {
+                keep_from_bottom.try_set_value(None);
                 element.set_scroll_top(element.scroll_height() - distance);
-            } else if at_bottom.get_untracked() {
+            } else if at_bottom.try_get_untracked() == Some(true) {
                 element.set_scroll_top(element.scroll_height());
             }
         });
@@ -364,13 +406,13 @@ fn MessageList(room_id: RoomId, rows: Memo<Option<Vec<Row>>>) -> impl IntoView {
         load_error.set(None);
         leptos::task::spawn_local(async move {
             let keep = move || {
-                if let Some(element) = list.get_untracked() {
+                if let Some(element) = list.try_get_untracked().flatten() {
                     keep_from_bottom
-                        .set_value(Some(element.scroll_height() - element.scroll_top()));
+                        .try_set_value(Some(element.scroll_height() - element.scroll_top()));
                 }
             };
             if let Err(error) = chat.load_older(room_id, keep).await {
-                keep_from_bottom.set_value(None);
+                keep_from_bottom.try_set_value(None);
                 load_error.try_set(Some(format!("Older messages could not be loaded: {error}")));
             }
             loading.try_set(false);
@@ -433,8 +475,11 @@ fn MessageList(room_id: RoomId, rows: Memo<Option<Vec<Row>>>) -> impl IntoView {
                 </li>
                 <For
                     each=move || rows.get().unwrap_or_default()
-                    key=|row| (row.item.id, row.item.revision, row.grouped, row.day.clone())
+                    key=|row| (row.item.id, row.item.revision, row.grouped, row.day.clone(), row.first_unread)
                     children=move |row| view! {
+                        {row.first_unread.then(|| view! {
+                            <li class="new-messages" data-testid="new-messages-line"><span>"New messages"</span></li>
+                        })}
                         {row.day.clone().map(|day| view! {
                             <li class="day-separator" data-testid="day-separator">
                                 <span>{day}</span>
