@@ -898,6 +898,37 @@ impl Browser {
         Ok(id.as_str().unwrap_or_default().to_owned())
     }
 
+    /// Resizes the browser window (in headless Chromium, the viewport) to `width` x `height`
+    /// CSS pixels, e.g. 390 x 844 for a phone.
+    pub async fn resize(&self, width: u32, height: u32) -> E2eResult<()> {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .map_err(|error| self.context(&format!("cannot resize: {error}")))
+    }
+
+    /// Whether the element `id` is on screen: present, with a size, not hidden by CSS.
+    pub async fn shown(&self, id: &str) -> E2eResult<bool> {
+        let script = format!(
+            r#"return [...document.querySelectorAll('[data-testid="{id}"]')].some(e => {{
+                const box = e.getBoundingClientRect();
+                return box.width > 0 && box.height > 0 && getComputedStyle(e).visibility !== "hidden";
+            }});"#
+        );
+        Ok(self.run_script(&script).await?.as_bool().unwrap_or(false))
+    }
+
+    /// How many CSS pixels the page is wider than the window (0 when nothing scrolls
+    /// sideways).
+    pub async fn horizontal_overflow(&self) -> E2eResult<i64> {
+        let overflow = self
+            .run_script(
+                "return Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)                  - window.innerWidth;",
+            )
+            .await?;
+        Ok(overflow.as_i64().unwrap_or(i64::MAX))
+    }
+
     /// Sets the page's permission `name` to `state` (`granted`, `denied` or `prompt`), as a
     /// user answering the browser's prompt would.
     pub async fn set_permission(&self, name: &str, state: &str) -> E2eResult<()> {

@@ -168,6 +168,7 @@ impl Chat {
                 let _ = window.focus();
             }
             chat.selected.set(Some(room_id));
+            chat.room_open.set(true);
         });
         notification.set_onclick(Some(on_click.as_ref().unchecked_ref()));
         on_click.forget();

@@ -69,6 +69,11 @@ pub struct Chat {
     pub next_ticket: RwSignal<Ticket>,
     /// The room on screen.
     pub selected: RwSignal<Option<RoomId>>,
+    /// On a phone-width screen, whether the room is shown rather than the room list (they
+    /// are separate screens there; wider screens show both and ignore it).
+    pub room_open: RwSignal<bool>,
+    /// On a phone-width screen, whether the members and administration drawer is open.
+    pub members_open: RwSignal<bool>,
     /// The last error to show in the main screen.
     pub error: RwSignal<Option<String>>,
     /// How long the last key derivation took, in milliseconds.
@@ -218,6 +223,8 @@ impl Chat {
             finished: RwSignal::new(BTreeMap::new()),
             next_ticket: RwSignal::new(0),
             selected: RwSignal::new(None),
+            room_open: RwSignal::new(false),
+            members_open: RwSignal::new(false),
             error: RwSignal::new(None),
             kdf_millis: RwSignal::new(None),
             generation: RwSignal::new(0),
@@ -260,6 +267,8 @@ impl Chat {
         self.machine.set(None);
         self.finished.set(BTreeMap::new());
         self.selected.set(None);
+        self.room_open.set(false);
+        self.members_open.set(false);
         self.state_ready.set(false);
         self.trust_warnings.set(Vec::new());
         self.key_warnings.set(BTreeMap::new());

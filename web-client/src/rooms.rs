@@ -355,6 +355,7 @@ impl Chat {
         })
         .await;
         self.selected.set(Some(created.room_id));
+        self.room_open.set(true);
         Ok(created.room_id)
     }
 

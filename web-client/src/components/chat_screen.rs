@@ -67,8 +67,8 @@ pub fn ChatScreen() -> impl IntoView {
         <JoinInvite />
         <Show
             when=move || showing_security.get()
-            fallback=|| view! {
-                <div class="layout">
+            fallback=move || view! {
+                <div class="layout" class:room-open=move || chat.room_open.get()>
                     <RoomList />
                     <RoomPanel />
                 </div>

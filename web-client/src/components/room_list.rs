@@ -108,6 +108,8 @@ pub fn RoomList() -> impl IntoView {
                                 class:selected=move || chat.selected.get() == Some(room_id)
                                 on:click=move |_| {
                                     chat.selected.set(Some(room_id));
+                                    chat.room_open.set(true);
+                                    chat.members_open.set(false);
                                     // Opening a room is acting in it: its members are pinned.
                                     leptos::task::spawn_local(async move {
                                         chat.open_room(room_id).await;

@@ -141,11 +141,22 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<Row>>>) -> impl Into
     });
     view! {
         <header class="room-header">
+            <button class="secondary phone-only back" data-testid="back-button" type="button"
+                aria-label="back to the rooms" on:click=move |_| {
+                    chat.room_open.set(false);
+                    chat.members_open.set(false);
+                }>"←"</button>
             <h2 data-testid="room-title">{room.name.clone()}</h2>
             {(!room.topic.is_empty()).then(|| view! { <span class="topic" data-testid="room-topic">{room.topic.clone()}</span> })}
             <span class="epoch" data-testid="room-epoch">
                 {room.epoch.map(|epoch| format!("key epoch {epoch}")).unwrap_or_default()}
             </span>
+            <button class="secondary phone-only members-toggle" data-testid="members-button" type="button"
+                aria-expanded=move || if chat.members_open.get() { "true" } else { "false" }
+                aria-controls="room-members"
+                on:click=move |_| chat.members_open.update(|open| *open = !*open)>
+                {format!("Members ({})", room.members.len())}
+            </button>
             {room.rotation_pending.then(|| view! {
                 <span class="badge warning" data-testid="rotation-pending"
                     title="A member left or was removed; until an admin rotates the key, they could still read new messages">
@@ -179,8 +190,14 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<Row>>>) -> impl Into
                 })}
                 <Composer room_id=room_id enabled=can_write />
             </div>
-            <aside class="members">
-                <h3>"Members"</h3>
+            <aside class="members" id="room-members" class:open=move || chat.members_open.get()
+                aria-label="members and administration">
+                <div class="drawer-head">
+                    <h3>"Members"</h3>
+                    <button class="secondary phone-only" data-testid="close-members-button" type="button"
+                        aria-label="close the members panel"
+                        on:click=move |_| chat.members_open.set(false)>"✕"</button>
+                </div>
                 <MemberList room_id=room_id members=room.members.clone() my_role=room.my_role me=chat.me() />
                 {room.my_role.filter(|_| !room.removed).map(|role| view! {
                     <RoomAdmin room_id=room_id my_role=role policy=room.policy schedule=room.schedule requests=room.join_requests.clone() />
