@@ -842,6 +842,46 @@ impl Browser {
             .map_err(|error| self.context(&format!("script failed: {error}")))
     }
 
+    /// Runs axe-core's rules (WCAG 2.x A and AA, and best practices: labels, contrast of
+    /// 4.5:1, landmarks, ARIA use…) on the page as it is now and returns each violation as
+    /// `rule (impact): help; first nodes`. axe-core's `axe.min.js` is found at
+    /// `CHAT_E2E_AXE_SCRIPT` (`cargo xtask test` installs it from npm) or in
+    /// `target/tools/axe-core`.
+    pub async fn axe_violations(&self) -> E2eResult<Vec<String>> {
+        let path = std::env::var_os("CHAT_E2E_AXE_SCRIPT")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../target/tools/axe-core/node_modules/axe-core/axe.min.js")
+            });
+        let source = std::fs::read_to_string(&path).map_err(|error| {
+            format!(
+                "axe-core is needed at {} (cargo xtask test installs it): {error}",
+                path.display()
+            )
+        })?;
+        let loaded = self
+            .run_script("return typeof window.axe === 'object';")
+            .await?;
+        if loaded.as_bool() != Some(true) {
+            self.run_script(&format!("{source}\nreturn null;")).await?;
+        }
+        let found = self
+            .client
+            .execute_async(
+                r#"const done = arguments[arguments.length - 1];
+                axe.run(document, { resultTypes: ["violations"] })
+                    .then(result => done(result.violations.map(v =>
+                        `${v.id} (${v.impact}): ${v.help}; ` +
+                        v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(" | "))))
+                    .catch(error => done([`axe failed: ${error}`]));"#,
+                Vec::new(),
+            )
+            .await
+            .map_err(|error| self.context(&format!("axe did not run: {error}")))?;
+        serde_json::from_value(found).map_err(|error| self.context(&error.to_string()))
+    }
+
     /// Saves a PNG screenshot of the page to `path`.
     pub async fn screenshot(&self, path: &std::path::Path) -> E2eResult<()> {
         let png = self

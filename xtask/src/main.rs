@@ -257,7 +257,8 @@ fn test() -> TaskResult {
                 project_root().join("web-client/dist"),
             )
             .env("CHROMEDRIVER", &tools.chromedriver)
-            .env("CHROME", &tools.chromium),
+            .env("CHROME", &tools.chromium)
+            .env("CHAT_E2E_AXE_SCRIPT", &tools.axe_script),
     )?;
     let _ = std::fs::remove_dir_all(&browser_scratch);
 

@@ -17,6 +17,8 @@ use crate::{project_root, run_command, step, TaskResult};
 const TRUNK_VERSION: &str = "0.21.14";
 /// binaryen release whose wasm-opt produces working modules (Debian's 108 does not).
 const BINARYEN_VERSION: &str = "132.0.0";
+/// axe-core release whose rules the browser tests check every screen against.
+const AXE_CORE_VERSION: &str = "4.11.0";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// Where the tools are, and the `PATH` that finds them.
@@ -26,6 +28,8 @@ pub struct Tools {
     pub chromedriver: PathBuf,
     /// The Chromium binary.
     pub chromium: PathBuf,
+    /// axe-core's `axe.min.js`, which the browser tests inject into each screen.
+    pub axe_script: PathBuf,
 }
 
 impl Tools {
@@ -57,6 +61,7 @@ impl Tools {
             path,
             chromedriver: PathBuf::new(),
             chromium: PathBuf::new(),
+            axe_script: PathBuf::new(),
         })
     }
 
@@ -70,6 +75,7 @@ impl Tools {
         let (chromium, chromedriver) = ensure_chromium(&tools.path)?;
         tools.chromium = chromium;
         tools.chromedriver = chromedriver;
+        tools.axe_script = ensure_axe_core()?;
         Ok(tools)
     }
 
@@ -92,6 +98,7 @@ impl Tools {
             path,
             chromedriver: PathBuf::new(),
             chromium: PathBuf::new(),
+            axe_script: PathBuf::new(),
         })
     }
 
@@ -228,6 +235,38 @@ fn ensure_wasm_opt() -> Result<PathBuf, String> {
         &format!("binaryen@{BINARYEN_VERSION}"),
     ]))?;
     Ok(bin)
+}
+
+/// axe-core (npm) in `target/tools/axe-core`; returns the path of its `axe.min.js`.
+fn ensure_axe_core() -> Result<PathBuf, String> {
+    let prefix = project_root().join("target/tools/axe-core");
+    let package = prefix.join("node_modules/axe-core");
+    let script = package.join("axe.min.js");
+    let installed = fs::read_to_string(package.join("package.json"))
+        .is_ok_and(|text| text.contains(&format!("\"version\": \"{AXE_CORE_VERSION}\"")));
+    if installed && script.is_file() {
+        return Ok(script);
+    }
+    if output_of("npm", &["--version"], None).is_none() {
+        return Err(format!(
+            "axe-core {AXE_CORE_VERSION} (the accessibility rules of the browser tests) is \
+             installed with npm, which is missing: install Node.js and npm"
+        ));
+    }
+    step(&format!(
+        "installing axe-core (npm install axe-core@{AXE_CORE_VERSION} into target/tools)"
+    ));
+    fs::create_dir_all(&prefix)
+        .map_err(|error| format!("cannot create {}: {error}", prefix.display()))?;
+    run_command(Command::new("npm").args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        &prefix.to_string_lossy(),
+        &format!("axe-core@{AXE_CORE_VERSION}"),
+    ]))?;
+    Ok(script)
 }
 
 /// Makes sure OpenSSL's headers and pkg-config are there (webauthn-rs, which checks passkeys

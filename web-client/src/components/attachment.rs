@@ -94,6 +94,7 @@ pub fn AttachButton(
             type="file"
             class="attach-input"
             data-testid="attach-input"
+            aria-label="attach a file"
             node_ref=input
             disabled=!enabled
             on:change=on_change

@@ -31,6 +31,7 @@ pub fn ChatScreen() -> impl IntoView {
     };
     view! {
         <header class="top">
+            <h1 class="visually-hidden">"End-to-end encrypted chat"</h1>
             <div class="me">
                 <strong data-testid="current-user">{username}</strong>
                 <span class="kdf-time" data-testid="kdf-time">{kdf_time}</span>

@@ -101,6 +101,7 @@ fn AddByUsername(room_id: RoomId, error: RwSignal<Option<String>>) -> impl IntoV
         }>
             <input
                 data-testid="member-username-input"
+                aria-label="username to add"
                 type="text"
                 placeholder="Add by username"
                 autocapitalize="none"

@@ -67,6 +67,7 @@ pub fn RoomList() -> impl IntoView {
             }>
                 <input
                     data-testid="room-name-input"
+                    aria-label="new room name"
                     type="text"
                     placeholder="New room name"
                     maxlength="100"
@@ -83,6 +84,7 @@ pub fn RoomList() -> impl IntoView {
             }>
                 <input
                     data-testid="dm-username-input"
+                    aria-label="username to message"
                     type="text"
                     placeholder="Message a person"
                     autocapitalize="none"
