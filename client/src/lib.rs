@@ -16,6 +16,7 @@
 //! - [`room`]: one room as the client knows it: log, keys, messages shown and waiting;
 //!   opening envelopes and messages and the warnings that raises.
 //! - [`rotation`]: when an epoch is due for scheduled rotation.
+//! - [`search`]: full-text search over decrypted history, an index kept on the device only.
 //! - [`timeline`]: a room's messages as a reader sees them, with edits, deletions, reactions
 //!   and replies applied.
 //! - [`warning`]: [`TrustWarning`], what the user is told when the server lied.
@@ -24,6 +25,7 @@ pub mod chains;
 pub mod machine;
 pub mod room;
 pub mod rotation;
+pub mod search;
 pub mod state;
 pub mod timeline;
 pub mod warning;

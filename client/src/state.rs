@@ -65,6 +65,11 @@ pub enum StateError {
 pub struct StateKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl StateKey {
+    /// The key's bytes, for keys derived from it within the client (the search index's).
+    pub(crate) fn secret_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
     /// Derives the key of the account whose identity secrets these are.
     pub fn derive(secrets: &IdentitySecrets) -> Self {
         let mut ikm = Zeroizing::new([0u8; 2 * KEY_LEN]);

@@ -528,6 +528,7 @@ impl Chat {
             if let Err(error) = chat.load_client_state().await {
                 chat.error.set(Some(error.to_string()));
             }
+            chat.load_search_index().await;
             crate::socket::start(chat);
             if let Err(error) = chat.load_rooms().await {
                 chat.error.set(Some(error.to_string()));

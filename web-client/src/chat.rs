@@ -110,6 +110,8 @@ pub struct Chat {
     pub locked: RwSignal<Option<Arc<MeResponse>>>,
     /// A message for the log-in screen, such as why the session ended.
     pub notice: RwSignal<Option<String>>,
+    /// The search index of the logged-in account (this device only).
+    pub search: crate::search::Search,
 }
 
 /// A login waiting for its second factor: the password step succeeded.
@@ -241,6 +243,7 @@ impl Chat {
             pending_login: RwSignal::new(None),
             locked: RwSignal::new(None),
             notice: RwSignal::new(None),
+            search: crate::search::Search::new(),
         }
     }
 
@@ -272,6 +275,7 @@ impl Chat {
         self.state_ready.set(false);
         self.trust_warnings.set(Vec::new());
         self.key_warnings.set(BTreeMap::new());
+        self.search.clear();
         self.notice.set(notice);
     }
 }

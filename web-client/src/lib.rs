@@ -14,6 +14,7 @@ pub mod components;
 pub mod http;
 pub mod passkeys;
 pub mod rooms;
+pub mod search;
 pub mod socket;
 pub mod storage;
 pub mod trust;

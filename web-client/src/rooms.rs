@@ -288,7 +288,10 @@ impl Chat {
                 });
                 None
             }
-            Effect::RoomChanged(_) => None,
+            Effect::RoomChanged(room_id) => {
+                self.index_room(room_id);
+                None
+            }
             Effect::NewMessage {
                 room_id,
                 message_id,
@@ -301,6 +304,7 @@ impl Chat {
                 if self.selected.get_untracked() == Some(room_id) {
                     self.selected.set(None);
                 }
+                self.unindex_room(room_id);
                 None
             }
             Effect::Warn(warnings) => {

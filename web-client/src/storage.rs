@@ -3,7 +3,8 @@
 //! and Argon2id parameters, which the log-in screen checks before deriving anything.
 //!
 //! One database, `e2ee-chat`, with one object store, `client`, keyed by strings:
-//! `state/<username>` holds the sealed state, `kdf/<username>` the 28-byte KDF record
+//! `state/<username>` holds the sealed state, `search/<username>` the sealed search index
+//! (`client::search`, kept on this device only), `kdf/<username>` the 28-byte KDF record
 //! `salt(16) || u32 m_kib || u32 t || u32 p` (big-endian), and `confirmed/<username>` the
 //! highest client-state version the server confirmed to this browser (`u64`). The KDF record is not secret (the
 //! server knows it too); it is kept in the clear because it is needed before the password
@@ -79,6 +80,22 @@ pub async fn load_state(username: &str) -> Result<Option<Vec<u8>>, StorageError>
 /// [`StorageError`] when IndexedDB fails.
 pub async fn save_state(username: &str, sealed: &[u8]) -> Result<(), StorageError> {
     put(&format!("state/{username}"), sealed).await
+}
+
+/// The sealed search index this browser keeps for `username` (never uploaded), if any.
+///
+/// # Errors
+/// [`StorageError`] when IndexedDB fails.
+pub async fn load_search_index(username: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    get(&format!("search/{username}")).await
+}
+
+/// Saves the sealed search index of `username`, replacing the earlier one.
+///
+/// # Errors
+/// [`StorageError`] when IndexedDB fails.
+pub async fn save_search_index(username: &str, sealed: &[u8]) -> Result<(), StorageError> {
+    put(&format!("search/{username}"), sealed).await
 }
 
 /// The highest client-state version the server confirmed to this browser for `username`
@@ -164,6 +181,7 @@ pub async fn forget(username: &str) -> Result<(), StorageError> {
         format!("state/{username}"),
         format!("kdf/{username}"),
         format!("confirmed/{username}"),
+        format!("search/{username}"),
     ] {
         store.delete(JsValue::from_str(&key)).await?;
     }

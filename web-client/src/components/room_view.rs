@@ -249,18 +249,25 @@ fn focus_composer() {
     }
 }
 
-/// Scrolls the message `id` into view and gives it the focus (a reply's quote jumps to what it
-/// answers).
-fn jump_to_message(id: i64) {
+/// Scrolls the message `id` into view, marks it for a moment and gives it the focus (a
+/// reply's quote and a search result jump there); whether it is on the page.
+pub fn jump_to_message(id: i64) -> bool {
     let element = web_sys::window()
         .and_then(|window| window.document())
         .and_then(|document| document.get_element_by_id(&format!("message-{id}")));
-    if let Some(element) = element
+    let Some(element) = element
         .and_then(|element| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(element).ok())
-    {
-        element.scroll_into_view();
-        let _ = element.focus();
-    }
+    else {
+        return false;
+    };
+    element.scroll_into_view();
+    let _ = element.focus();
+    let _ = element.class_list().add_1("jumped");
+    leptos::task::spawn_local(async move {
+        gloo_timers::future::TimeoutFuture::new(2_000).await;
+        let _ = element.class_list().remove_1("jumped");
+    });
+    true
 }
 
 /// One line of the message list: a timeline item, the day it starts (its label) when it is
@@ -569,7 +576,7 @@ fn MessageItem(room_id: RoomId, item: TimelineItem, grouped: bool) -> impl IntoV
         Some(quoted) => view! {
             <button class="reply-quote" data-testid="reply-quote" type="button"
                 aria-label=format!("reply to {}: {}; show that message", quoted.sender, quoted.excerpt)
-                on:click=move |_| jump_to_message(quoted.id)>
+                on:click=move |_| { jump_to_message(quoted.id); }>
                 <span class="quoted-sender">{quoted.sender.clone()}</span>
                 <span class="quoted-text">{quoted.excerpt.clone()}</span>
             </button>
