@@ -35,6 +35,19 @@ impl Search {
         }
     }
 
+    /// Indexes what a room's timeline now shows ([`SearchIndex::index_timeline`]); whether
+    /// anything changed.
+    pub fn index_timeline(&self, room_id: RoomId, items: &[client::TimelineItem]) -> bool {
+        let changed = self
+            .index
+            .try_update_value(|index| index.index_timeline(room_id, items))
+            .unwrap_or(false);
+        if changed {
+            self.changed.update(|changed| *changed += 1);
+        }
+        changed
+    }
+
     /// Forgets the index (logging out): no decrypted text stays in the tab.
     pub fn clear(&self) {
         self.index.set_value(SearchIndex::default());
@@ -94,13 +107,7 @@ impl Chat {
         else {
             return;
         };
-        let changed = self
-            .search
-            .index
-            .try_update_value(|index| index.index_timeline(room_id, &items))
-            .unwrap_or(false);
-        if changed {
-            self.search.changed.update(|changed| *changed += 1);
+        if self.search.index_timeline(room_id, &items) {
             self.schedule_search_save();
         }
     }

@@ -232,14 +232,21 @@ fn test() -> TaskResult {
     let _ = std::fs::remove_dir_all(&browser_scratch);
     std::fs::create_dir_all(&browser_scratch)
         .map_err(|error| format!("cannot create {}: {error}", browser_scratch.display()))?;
-    for package in ["common", "client"] {
+    for package in ["common", "client", "web-client"] {
         step(&format!(
             "wasm-pack test --headless --chrome {package} (its tests in Chromium)"
         ));
+        // The web client's component tests print figures (search, rows) worth seeing.
+        let capture: &[&str] = if package == "web-client" {
+            &["--", "--nocapture"]
+        } else {
+            &[]
+        };
         run_command(
             tools
                 .command("wasm-pack")
                 .args(["test", "--headless", "--chrome", package])
+                .args(capture)
                 .env("CHROMEDRIVER", &tools.chromedriver)
                 .env("TMPDIR", &browser_scratch)
                 .env("WASM_BINDGEN_TEST_TIMEOUT", "300"),
