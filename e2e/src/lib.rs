@@ -882,6 +882,15 @@ impl Browser {
         serde_json::from_value(found).map_err(|error| self.context(&error.to_string()))
     }
 
+    /// Runs `script` as an asynchronous script: it ends by calling its last argument
+    /// (`arguments[arguments.length - 1]`) with the result.
+    pub async fn run_async_script(&self, script: &str) -> E2eResult<serde_json::Value> {
+        self.client
+            .execute_async(script, Vec::new())
+            .await
+            .map_err(|error| self.context(&format!("script failed: {error}")))
+    }
+
     /// Saves a PNG screenshot of the page to `path`.
     pub async fn screenshot(&self, path: &std::path::Path) -> E2eResult<()> {
         let png = self

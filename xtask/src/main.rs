@@ -321,6 +321,8 @@ fn fuzz(args: &[String]) -> TaskResult {
 fn bench() -> TaskResult {
     step("criterion benchmarks of the crypto core");
     run_command(cargo().args(["bench", "--package", "common"]))?;
+    step("criterion benchmarks of the message list and search (10,000 messages)");
+    run_command(cargo().args(["bench", "--package", "client", "--bench", "messaging"]))?;
     step("relay: fan-out against a bare broadcast baseline, durable posts on SQLite and PostgreSQL, idle connections (loopback only)");
     run_command(cargo().args(["build", "--release", "--package", "server"]))?;
     {
