@@ -667,6 +667,33 @@ impl Browser {
         self.element("logout-button").await.map(|_| ())
     }
 
+    /// Writes `text` in the open room, sends it and waits until it shows.
+    pub async fn send_message(&self, text: &str) -> E2eResult<()> {
+        self.fill("message-input", text).await?;
+        self.click("send-button").await?;
+        self.wait_for_text("message", text).await
+    }
+
+    /// Creates a room named `name` and waits until it is open.
+    pub async fn create_room(&self, name: &str) -> E2eResult<()> {
+        self.fill("room-name-input", name).await?;
+        self.click("create-room-button").await?;
+        self.wait_for_text("room-title", name).await
+    }
+
+    /// Adds `username` to the open room (an admin's browser) and waits until listed.
+    pub async fn add_member(&self, username: &str) -> E2eResult<()> {
+        self.fill("member-username-input", username).await?;
+        self.click("add-member-button").await?;
+        self.wait_for_text("member-list", username).await
+    }
+
+    /// Opens the room named `name` from the room list and waits until it shows.
+    pub async fn open_room(&self, name: &str) -> E2eResult<()> {
+        self.click_text("room-item", name).await?;
+        self.wait_for_text("room-title", name).await
+    }
+
     /// Logs in from the log-in screen and waits for the chat screen; returns the wall time.
     pub async fn login(&self, username: &str, password: &str) -> E2eResult<Duration> {
         self.fill("username-input", username).await?;

@@ -31,14 +31,10 @@ async fn every_screen_passes_the_axe_core_rules() -> E2eResult<()> {
     alice.register(&server.base_url, "alice", PASSWORD).await?;
     bob.register(&server.base_url, "bob", PASSWORD).await?;
     check(&alice, "chat without rooms", &mut report).await?;
-    alice.fill("room-name-input", "Access").await?;
-    alice.click("create-room-button").await?;
-    alice.wait_for_text("room-title", "Access").await?;
+    alice.create_room("Access").await?;
     check(&alice, "empty room", &mut report).await?;
-    alice.fill("member-username-input", "bob").await?;
-    alice.click("add-member-button").await?;
-    alice.wait_for_text("member-list", "bob").await?;
-    bob.click_text("room-item", "Access").await?;
+    alice.add_member("bob").await?;
+    bob.open_room("Access").await?;
     for text in ["first note for the rules", "second note, a longer one"] {
         bob.fill("message-input", text).await?;
         bob.click("send-button").await?;

@@ -19,12 +19,6 @@ const EDITED: &str = "Lunch at one 5c3d";
 const FORGED: &str = "Lunch is cancelled 0bad";
 const MISTAKE: &str = "Wrong room, sorry 9e8d";
 
-async fn send(browser: &Browser, text: &str) -> E2eResult<()> {
-    browser.fill("message-input", text).await?;
-    browser.click("send-button").await?;
-    browser.wait_for_text("message", text).await
-}
-
 /// Waits until the message containing `needle` shows `id` with a text containing `expected`.
 async fn wait_in_message(
     browser: &Browser,
@@ -69,23 +63,18 @@ async fn replies_edits_deletions_and_reactions_reach_the_other_browser() -> E2eR
         .map_err(|e| e.to_string())?;
     let carol_state = tempfile::tempdir().map_err(|e| e.to_string())?;
 
-    alice.fill("room-name-input", ROOM).await?;
-    alice.click("create-room-button").await?;
-    alice.wait_for_text("room-title", ROOM).await?;
+    alice.create_room(ROOM).await?;
     for member in ["bob", "carol"] {
-        alice.fill("member-username-input", member).await?;
-        alice.click("add-member-button").await?;
-        alice.wait_for_text("member-list", member).await?;
+        alice.add_member(member).await?;
     }
-    bob.click_text("room-item", ROOM).await?;
-    bob.wait_for_text("room-title", ROOM).await?;
-    send(&alice, QUESTION).await?;
+    bob.open_room(ROOM).await?;
+    alice.send_message(QUESTION).await?;
 
     // bob replies; alice sees the quote and jumps to what it answers.
     bob.click_in_message(QUESTION, "reply-button").await?;
     bob.wait_for_text("composer-context", "Replying to alice")
         .await?;
-    send(&bob, ANSWER).await?;
+    bob.send_message(ANSWER).await?;
     bob.wait_until_none("composer-context").await?;
     wait_in_message(&alice, ANSWER, "reply-quote", QUESTION).await?;
     alice.click_in_message(ANSWER, "reply-quote").await?;
@@ -115,7 +104,7 @@ async fn replies_edits_deletions_and_reactions_reach_the_other_browser() -> E2eR
     }
 
     // alice takes a message back, after confirming; bob sees the placeholder only.
-    send(&alice, MISTAKE).await?;
+    alice.send_message(MISTAKE).await?;
     bob.wait_for_text("message", MISTAKE).await?;
     alice
         .click_in_message(MISTAKE, "delete-message-button")

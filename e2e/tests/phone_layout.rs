@@ -33,20 +33,14 @@ async fn at_phone_width_list_and_room_are_screens_and_nothing_scrolls_sideways()
     bob.register(&server.base_url, "bob", PASSWORD).await?;
     assert_fits(&bob, "room list").await?;
 
-    alice.fill("room-name-input", ROOM).await?;
-    alice.click("create-room-button").await?;
-    alice.wait_for_text("room-title", ROOM).await?;
-    alice.fill("member-username-input", "bob").await?;
-    alice.click("add-member-button").await?;
-    alice.wait_for_text("member-list", "bob").await?;
+    alice.create_room(ROOM).await?;
+    alice.add_member("bob").await?;
     for text in [
         "Meet at the trailhead at 8, parking is free before 9",
         LONG_WORD,
         "Bring water: the ridge has no shade",
     ] {
-        alice.fill("message-input", text).await?;
-        alice.click("send-button").await?;
-        alice.wait_for_text("message", text).await?;
+        alice.send_message(text).await?;
     }
 
     // bob's phone shows the list first, not the room.

@@ -63,21 +63,14 @@ async fn three_hundred_messages_scroll_back_to_the_first() -> E2eResult<()> {
         .await
         .map_err(|e| e.to_string())?;
 
-    alice.fill("room-name-input", ROOM).await?;
-    alice.click("create-room-button").await?;
-    alice.wait_for_text("room-title", ROOM).await?;
+    alice.create_room(ROOM).await?;
     alice.wait_for_text("empty-room", "No messages yet").await?;
     alice.fill("rate-limit-input", "1000").await?;
     alice.click("save-settings-button").await?;
-    alice.fill("member-username-input", "bob").await?;
-    alice.click("add-member-button").await?;
-    alice.wait_for_text("member-list", "bob").await?;
+    alice.add_member("bob").await?;
     // A second room, to switch from.
-    alice.fill("room-name-input", "Elsewhere").await?;
-    alice.click("create-room-button").await?;
-    alice.wait_for_text("room-title", "Elsewhere").await?;
-    alice.click_text("room-item", ROOM).await?;
-    alice.wait_for_text("room-title", ROOM).await?;
+    alice.create_room("Elsewhere").await?;
+    alice.open_room(ROOM).await?;
 
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut bob = Session::login(&connection, "bob", PASSWORD, None, state.path())
@@ -98,8 +91,7 @@ async fn three_hundred_messages_scroll_back_to_the_first() -> E2eResult<()> {
     // A reloaded tab opens the room at its newest page.
     alice.reload().await?;
     alice.unlock(PASSWORD).await?;
-    alice.click_text("room-item", "Elsewhere").await?;
-    alice.wait_for_text("room-title", "Elsewhere").await?;
+    alice.open_room("Elsewhere").await?;
     // The figure: from the click on the room, whose newest page the client core already
     // holds, to its newest message drawn.
     let opened_in = alice

@@ -23,14 +23,10 @@ async fn search_finds_a_message_in_another_room_and_jumps_to_it() -> E2eResult<(
         .map_err(|e| e.to_string())?;
 
     for room in ["Travel", "Recipes"] {
-        alice.fill("room-name-input", room).await?;
-        alice.click("create-room-button").await?;
-        alice.wait_for_text("room-title", room).await?;
+        alice.create_room(room).await?;
         alice.fill("rate-limit-input", "1000").await?;
         alice.click("save-settings-button").await?;
-        alice.fill("member-username-input", "bob").await?;
-        alice.click("add-member-button").await?;
-        alice.wait_for_text("member-list", "bob").await?;
+        alice.add_member("bob").await?;
     }
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut bob = Session::login(&connection, "bob", PASSWORD, None, state.path())

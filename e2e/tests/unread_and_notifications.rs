@@ -13,17 +13,6 @@ const ALPHA: &str = "Alpha";
 const BETA: &str = "Beta";
 const TITLE: &str = "End-to-end encrypted chat";
 
-async fn send(browser: &Browser, text: &str) -> E2eResult<()> {
-    browser.fill("message-input", text).await?;
-    browser.click("send-button").await?;
-    browser.wait_for_text("message", text).await
-}
-
-async fn open_room(browser: &Browser, name: &str) -> E2eResult<()> {
-    browser.click_text("room-item", name).await?;
-    browser.wait_for_text("room-title", name).await
-}
-
 /// Waits until the room item `name` shows `count` unread (`None`: no count).
 async fn wait_unread(browser: &Browser, name: &str, count: Option<usize>) -> E2eResult<()> {
     let script = format!(
@@ -90,15 +79,11 @@ async fn unread_counts_notifications_and_read_markers_across_browsers() -> E2eRe
     alice.register(&server.base_url, "alice", PASSWORD).await?;
     bob.register(&server.base_url, "bob", PASSWORD).await?;
     for room in [ALPHA, BETA] {
-        alice.fill("room-name-input", room).await?;
-        alice.click("create-room-button").await?;
-        alice.wait_for_text("room-title", room).await?;
-        alice.fill("member-username-input", "bob").await?;
-        alice.click("add-member-button").await?;
-        alice.wait_for_text("member-list", "bob").await?;
+        alice.create_room(room).await?;
+        alice.add_member("bob").await?;
     }
     bob.wait_for_text("room-list", BETA).await?;
-    open_room(&bob, ALPHA).await?;
+    bob.open_room(ALPHA).await?;
 
     // Notifications: a button asks; the browser (as the user would) allows them.
     bob.element("enable-notifications-button").await?;
@@ -108,7 +93,7 @@ async fn unread_counts_notifications_and_read_markers_across_browsers() -> E2eRe
     bob.record_notifications().await?;
 
     // alice writes in Beta while bob reads Alpha.
-    send(&alice, "beta one 1a2b").await?;
+    alice.send_message("beta one 1a2b").await?;
     wait_unread(&bob, BETA, Some(1)).await?;
     wait_unread(&bob, ALPHA, None).await?;
     wait_title(&bob, &format!("(1) {TITLE}")).await?;
@@ -123,7 +108,7 @@ async fn unread_counts_notifications_and_read_markers_across_browsers() -> E2eRe
     );
     // Opted in, the text shows.
     bob.click("notification-text-toggle").await?;
-    send(&alice, "beta two 3c4d").await?;
+    alice.send_message("beta two 3c4d").await?;
     wait_unread(&bob, BETA, Some(2)).await?;
     let shown = wait_notifications(&bob, 2).await?;
     assert_eq!(
@@ -131,15 +116,15 @@ async fn unread_counts_notifications_and_read_markers_across_browsers() -> E2eRe
         ("alice in Beta".to_owned(), "beta two 3c4d".to_owned())
     );
     // A message in the room bob is looking at counts as read and notifies no one.
-    open_room(&alice, ALPHA).await?;
-    send(&alice, "alpha hello 5e6f").await?;
+    alice.open_room(ALPHA).await?;
+    alice.send_message("alpha hello 5e6f").await?;
     bob.wait_for_text("message", "alpha hello 5e6f").await?;
     wait_unread(&bob, ALPHA, None).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bob.notifications().await?.len(), 2);
 
     // bob opens Beta: the "new messages" line sits above the first unread; counts clear.
-    open_room(&bob, BETA).await?;
+    bob.open_room(BETA).await?;
     bob.element("new-messages-line").await?;
     let after_line = bob
         .run_script(
@@ -163,12 +148,12 @@ async fn unread_counts_notifications_and_read_markers_across_browsers() -> E2eRe
     bob2.open(&server.base_url).await?;
     bob2.login("bob", PASSWORD).await?;
     bob2.wait_for_text("room-list", BETA).await?;
-    open_room(&bob2, BETA).await?;
+    bob2.open_room(BETA).await?;
     wait_unread(&bob2, ALPHA, None).await?;
-    send(&alice, "alpha again 7a8b").await?;
+    alice.send_message("alpha again 7a8b").await?;
     wait_unread(&bob, ALPHA, Some(1)).await?;
     wait_unread(&bob2, ALPHA, Some(1)).await?;
-    open_room(&bob2, ALPHA).await?;
+    bob2.open_room(ALPHA).await?;
     bob2.wait_for_text("message", "alpha again 7a8b").await?;
     wait_unread(&bob, ALPHA, None).await?;
     wait_title(&bob, TITLE).await?;

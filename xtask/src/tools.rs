@@ -221,10 +221,17 @@ fn ensure_wasm_opt() -> Result<PathBuf, String> {
              is missing: install Node.js and npm (for example `apt-get install nodejs npm`)"
         ));
     }
+    npm_install(&prefix, &format!("binaryen@{BINARYEN_VERSION}"))?;
+    Ok(bin)
+}
+
+/// `npm install package` into `prefix` (a folder under `target/tools`), saying so.
+fn npm_install(prefix: &Path, package: &str) -> Result<(), String> {
     step(&format!(
-        "installing wasm-opt (npm install binaryen@{BINARYEN_VERSION} into target/tools)"
+        "installing {package} (npm install into {})",
+        prefix.display()
     ));
-    fs::create_dir_all(&prefix)
+    fs::create_dir_all(prefix)
         .map_err(|error| format!("cannot create {}: {error}", prefix.display()))?;
     run_command(Command::new("npm").args([
         "install",
@@ -232,9 +239,8 @@ fn ensure_wasm_opt() -> Result<PathBuf, String> {
         "--no-fund",
         "--prefix",
         &prefix.to_string_lossy(),
-        &format!("binaryen@{BINARYEN_VERSION}"),
-    ]))?;
-    Ok(bin)
+        package,
+    ]))
 }
 
 /// axe-core (npm) in `target/tools/axe-core`; returns the path of its `axe.min.js`.
@@ -253,19 +259,7 @@ fn ensure_axe_core() -> Result<PathBuf, String> {
              installed with npm, which is missing: install Node.js and npm"
         ));
     }
-    step(&format!(
-        "installing axe-core (npm install axe-core@{AXE_CORE_VERSION} into target/tools)"
-    ));
-    fs::create_dir_all(&prefix)
-        .map_err(|error| format!("cannot create {}: {error}", prefix.display()))?;
-    run_command(Command::new("npm").args([
-        "install",
-        "--no-audit",
-        "--no-fund",
-        "--prefix",
-        &prefix.to_string_lossy(),
-        &format!("axe-core@{AXE_CORE_VERSION}"),
-    ]))?;
+    npm_install(&prefix, &format!("axe-core@{AXE_CORE_VERSION}"))?;
     Ok(script)
 }
 
