@@ -284,7 +284,7 @@ impl SearchIndex {
 /// The key that seals the index, derived from the client-state key.
 fn index_key(key: &StateKey) -> zeroize::Zeroizing<[u8; primitives::KEY_LEN]> {
     let mut derived = zeroize::Zeroizing::new([0u8; primitives::KEY_LEN]);
-    // HKDF-SHA256 gives up to 8160 bytes; 32 always succeeds.
-    let _ = primitives::hkdf_sha256(key.secret_bytes(), &[], SEARCH_KEY_INFO, &mut *derived);
+    primitives::hkdf_sha256(key.secret_bytes(), &[], SEARCH_KEY_INFO, &mut *derived)
+        .expect("HKDF-SHA256 gives up to 8,160 bytes, and 32 are asked for");
     derived
 }

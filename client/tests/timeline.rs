@@ -394,3 +394,33 @@ fn an_edit_of_an_attachment_is_refused_and_one_naming_a_relation_waits() {
     assert_eq!(items[1].id, edit.id);
     assert_eq!(items[0].reactions.len(), 1);
 }
+
+#[test]
+fn a_server_that_passes_one_members_edit_off_as_the_senders_is_caught() {
+    let mut scene = Scene::new();
+    let (note, hash) = scene.text("alice", "Meet at 8");
+    let (mut forged, _) = scene.write(
+        "bob",
+        MessageBody::Edit {
+            target: hash,
+            text: "Meet at 11".into(),
+        },
+    );
+    // The server claims alice sent bob's edit, so that it would count as hers.
+    forged.sender = "alice".into();
+    let mut room = Room::new(scene.state.room_id());
+    room.accept_state(scene.state.clone(), "alice");
+    room.keys.insert(0, scene.key.clone());
+    room.pending = vec![note, forged.clone()];
+    room.process_pending("alice", true);
+    assert!(room.relations.is_empty(), "the edit is not applied");
+    let items = timeline(&room);
+    assert_eq!(text_of(&items[0]), "Meet at 8");
+    assert!(!items[0].edited);
+    assert_eq!(items[1].id, forged.id);
+    assert!(
+        text_of(&items[1]).contains("claims sender bob but the server reports alice"),
+        "{:?}",
+        items[1]
+    );
+}

@@ -909,6 +909,27 @@ impl Browser {
         serde_json::from_value(found).map_err(|error| self.context(&error.to_string()))
     }
 
+    /// Runs `script` every 100 ms until `accept` takes what it returns (which is returned), at
+    /// most [`STEP_TIMEOUT`]; the error names `what` was awaited and what the page last gave.
+    pub async fn wait_for_script(
+        &self,
+        script: &str,
+        what: &str,
+        accept: impl Fn(&serde_json::Value) -> bool,
+    ) -> E2eResult<serde_json::Value> {
+        let started = Instant::now();
+        loop {
+            let value = self.run_script(script).await?;
+            if accept(&value) {
+                return Ok(value);
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                return Err(self.context(&format!("never {what}; the page gave {value}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Runs `script` as an asynchronous script: it ends by calling its last argument
     /// (`arguments[arguments.length - 1]`) with the result.
     pub async fn run_async_script(&self, script: &str) -> E2eResult<serde_json::Value> {
@@ -1136,4 +1157,25 @@ pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A member whose client is the command-line client's core (`cli`), registered on `server`
+/// and logged in: quicker than a browser at writing many messages, and able to sign what an
+/// honest client refuses to send. Keep the returned folder (its client state) alive as long as
+/// the session.
+pub async fn cli_member(
+    server: &TestServer,
+    username: &str,
+    password: &str,
+) -> E2eResult<(cli::Connection, cli::Session, tempfile::TempDir)> {
+    let connection =
+        cli::Connection::new(&server.base_url, None).map_err(|error| error.to_string())?;
+    cli::register(&connection, username, password)
+        .await
+        .map_err(|error| format!("{username} does not register: {error}"))?;
+    let state = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let session = cli::Session::login(&connection, username, password, None, state.path())
+        .await
+        .map_err(|error| format!("{username} does not log in: {error}"))?;
+    Ok((connection, session, state))
 }

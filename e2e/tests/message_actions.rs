@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use cli::{Connection, Session};
 use common::api::{PostMessageRequest, StoredMessage};
 use common::message::{seal_message, MessageBody};
 use common::wire::{Base64, Base64Array};
 use common::OsRng;
-use e2e::{Browser, Driver, E2eResult, TestServer};
+use e2e::{cli_member, Browser, Driver, E2eResult, TestServer};
 
 const PASSWORD: &str = "correct-horse-battery-58";
 const ROOM: &str = "Plans";
@@ -32,21 +31,17 @@ async fn wait_in_message(
             .flatMap(m => [...m.querySelectorAll('[data-testid="{id}"]')])
             .map(e => e.innerText);"#
     );
-    let started = std::time::Instant::now();
-    loop {
-        let found = browser.run_script(&script).await?;
-        let texts: Vec<String> = serde_json::from_value(found).unwrap_or_default();
-        if texts.iter().any(|text| text.contains(expected)) {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            return Err(format!(
-                "{}: {id} in {needle:?} never showed {expected:?} (shows {texts:?})",
-                browser.name
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    browser
+        .wait_for_script(
+            &script,
+            &format!("{expected:?} in {id} of {needle:?}"),
+            |found| {
+                serde_json::from_value::<Vec<String>>(found.clone())
+                    .is_ok_and(|texts| texts.iter().any(|text| text.contains(expected)))
+            },
+        )
+        .await
+        .map(|_| ())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,12 +52,7 @@ async fn replies_edits_deletions_and_reactions_reach_the_other_browser() -> E2eR
     let bob = driver.browser("bob").await?;
     alice.register(&server.base_url, "alice", PASSWORD).await?;
     bob.register(&server.base_url, "bob", PASSWORD).await?;
-    let connection = Connection::new(&server.base_url, None).map_err(|e| e.to_string())?;
-    cli::register(&connection, "carol", PASSWORD)
-        .await
-        .map_err(|e| e.to_string())?;
-    let carol_state = tempfile::tempdir().map_err(|e| e.to_string())?;
-
+    let (connection, mut carol, _carol_state) = cli_member(&server, "carol", PASSWORD).await?;
     alice.create_room(ROOM).await?;
     for member in ["bob", "carol"] {
         alice.add_member(member).await?;
@@ -121,9 +111,6 @@ async fn replies_edits_deletions_and_reactions_reach_the_other_browser() -> E2eR
 
     // carol, a member whose client is modified, signs an edit of alice's question.
     let mut out = Vec::new();
-    let mut carol = Session::login(&connection, "carol", PASSWORD, None, carol_state.path())
-        .await
-        .map_err(|e| e.to_string())?;
     let room_id = carol
         .find_room(&connection, ROOM, &mut out)
         .await

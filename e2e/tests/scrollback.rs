@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use cli::{Connection, Session};
-use e2e::{Browser, Driver, E2eResult, TestServer};
+use e2e::{cli_member, Browser, Driver, E2eResult, TestServer};
 
 const PASSWORD: &str = "correct-horse-battery-63";
 const ROOM: &str = "History";
@@ -58,10 +57,7 @@ async fn three_hundred_messages_scroll_back_to_the_first() -> E2eResult<()> {
     let driver = Driver::start()?;
     let alice = driver.browser("alice").await?;
     alice.register(&server.base_url, "alice", PASSWORD).await?;
-    let connection = Connection::new(&server.base_url, None).map_err(|e| e.to_string())?;
-    cli::register(&connection, "bob", PASSWORD)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (connection, mut bob, _bob_state) = cli_member(&server, "bob", PASSWORD).await?;
 
     alice.create_room(ROOM).await?;
     alice.wait_for_text("empty-room", "No messages yet").await?;
@@ -72,10 +68,6 @@ async fn three_hundred_messages_scroll_back_to_the_first() -> E2eResult<()> {
     alice.create_room("Elsewhere").await?;
     alice.open_room(ROOM).await?;
 
-    let state = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut bob = Session::login(&connection, "bob", PASSWORD, None, state.path())
-        .await
-        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let room_id = bob
         .find_room(&connection, ROOM, &mut out)

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use cli::{Connection, Session};
-use e2e::{contains_bytes, Driver, E2eResult, TestServer};
+use e2e::{cli_member, contains_bytes, Driver, E2eResult, TestServer};
 
 const PASSWORD: &str = "correct-horse-battery-45";
 const TARGET: &str = "The ferry leaves at 7:40 from pier 3";
@@ -17,10 +16,7 @@ async fn search_finds_a_message_in_another_room_and_jumps_to_it() -> E2eResult<(
     let driver = Driver::start()?;
     let alice = driver.browser("alice").await?;
     alice.register(&server.base_url, "alice", PASSWORD).await?;
-    let connection = Connection::new(&server.base_url, None).map_err(|e| e.to_string())?;
-    cli::register(&connection, "bob", PASSWORD)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (connection, mut bob, _bob_state) = cli_member(&server, "bob", PASSWORD).await?;
 
     for room in ["Travel", "Recipes"] {
         alice.create_room(room).await?;
@@ -28,10 +24,6 @@ async fn search_finds_a_message_in_another_room_and_jumps_to_it() -> E2eResult<(
         alice.click("save-settings-button").await?;
         alice.add_member("bob").await?;
     }
-    let state = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut bob = Session::login(&connection, "bob", PASSWORD, None, state.path())
-        .await
-        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let travel = bob
         .find_room(&connection, "Travel", &mut out)
@@ -78,29 +70,23 @@ async fn search_finds_a_message_in_another_room_and_jumps_to_it() -> E2eResult<(
     alice.click_text("search-result", TARGET).await?;
     alice.wait_for_text("room-title", "Travel").await?;
     alice.wait_for_text("message", TARGET).await?;
-    let started = std::time::Instant::now();
-    loop {
-        let focused = alice
-            .run_script(
-                r#"const active = document.activeElement;
-                if (!active || !active.matches('[data-testid="message"]')) return null;
-                const list = document.querySelector('[data-testid="message-list"]').getBoundingClientRect();
-                const box = active.getBoundingClientRect();
-                return [active.innerText, box.top >= list.top - 1 && box.bottom <= list.bottom + 1];"#,
-            )
-            .await?;
-        if let Some([text, in_view]) = focused.as_array().map(Vec::as_slice) {
-            if text.as_str().is_some_and(|text| text.contains(TARGET))
-                && in_view.as_bool() == Some(true)
-            {
-                break;
-            }
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            return Err(format!("the result did not open at the message: {focused}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    alice
+        .wait_for_script(
+            r#"const active = document.activeElement;
+            if (!active || !active.matches('[data-testid="message"]')) return null;
+            const list = document.querySelector('[data-testid="message-list"]').getBoundingClientRect();
+            const box = active.getBoundingClientRect();
+            return [active.innerText, box.top >= list.top - 1 && box.bottom <= list.bottom + 1];"#,
+            "focused on the result's message, in view",
+            |focused| match focused.as_array().map(Vec::as_slice) {
+                Some([text, in_view]) => {
+                    text.as_str().is_some_and(|text| text.contains(TARGET))
+                        && in_view.as_bool() == Some(true)
+                }
+                _ => false,
+            },
+        )
+        .await?;
 
     // The server never saw the words, nor the index.
     let database = server.database_bytes();

@@ -23,51 +23,36 @@ async fn wait_unread(browser: &Browser, name: &str, count: Option<usize>) -> E2e
         return badge ? badge.firstChild.textContent.trim() : "";"#
     );
     let expected = count.map(|count| count.to_string()).unwrap_or_default();
-    let started = std::time::Instant::now();
-    loop {
-        let shown = browser.run_script(&script).await?;
-        if shown.as_str() == Some(expected.as_str()) {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            return Err(format!(
-                "{}: {name} shows {shown} unread, expected {expected:?}",
-                browser.name
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    browser
+        .wait_for_script(
+            &script,
+            &format!("{name} with {expected:?} unread"),
+            |shown| shown.as_str() == Some(expected.as_str()),
+        )
+        .await
+        .map(|_| ())
 }
 
 async fn wait_title(browser: &Browser, expected: &str) -> E2eResult<()> {
-    let started = std::time::Instant::now();
-    loop {
-        let title = browser.run_script("return document.title;").await?;
-        if title.as_str() == Some(expected) {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            return Err(format!(
-                "{}: title {title}, expected {expected:?}",
-                browser.name
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    browser
+        .wait_for_script(
+            "return document.title;",
+            &format!("titled {expected:?}"),
+            |title| title.as_str() == Some(expected),
+        )
+        .await
+        .map(|_| ())
 }
 
 async fn wait_notifications(browser: &Browser, count: usize) -> E2eResult<Vec<(String, String)>> {
-    let started = std::time::Instant::now();
-    loop {
-        let shown = browser.notifications().await?;
-        if shown.len() >= count {
-            return Ok(shown);
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            return Err(format!("{}: notifications {shown:?}", browser.name));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let shown = browser
+        .wait_for_script(
+            "return (window.__notifications || []).map(n => [n.title, n.body]);",
+            &format!("{count} notifications"),
+            |shown| shown.as_array().is_some_and(|shown| shown.len() >= count),
+        )
+        .await?;
+    serde_json::from_value(shown).map_err(|error| error.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
