@@ -1,17 +1,16 @@
-//! The I/O half of the driver: JSON over HTTP with the session cookie, and the WebSocket of
-//! server events. Nothing here looks inside what it carries.
+//! The I/O half of the driver: JSON over HTTP with the session cookie, one call per endpoint
+//! definition of [`common::api::endpoints`], and the WebSocket of server events. Nothing here looks inside what it carries.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use common::api::{ErrorBody, ServerEvent};
+use common::api::endpoints::{BodyKind, Connect, Endpoint, Method, NoParams, QueryParams};
+use common::api::{ErrorBody, ErrorCode, ServerEvent};
 use futures_util::StreamExt;
 use reqwest::cookie::{CookieStore, Jar};
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, Url};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
@@ -102,48 +101,52 @@ impl Connection {
             .map_err(|error| CliError::Usage(format!("{path}: {error}")))
     }
 
-    /// `GET path`, decoding a JSON answer.
+    /// Calls endpoint `E` with its path parameters and request body, decoding its answer
+    /// (`()` for an endpoint answering without a body).
     ///
     /// # Errors
     /// [`CliError::Server`] for an error status, [`CliError::Network`] otherwise.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        let response = self.http.get(self.url(path)?).send().await?;
-        decode(response).await
-    }
-
-    /// `POST path` with a JSON body, decoding a JSON answer.
-    ///
-    /// # Errors
-    /// As [`Connection::get`].
-    pub async fn post<B: Serialize, T: DeserializeOwned>(
+    pub async fn call<E: Endpoint>(
         &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, CliError> {
-        let response = self.http.post(self.url(path)?).json(body).send().await?;
-        decode(response).await
+        params: &E::Params,
+        body: &E::Request,
+    ) -> Result<E::Response, CliError> {
+        self.call_with_query::<E>(params, &E::Query::default(), body)
+            .await
     }
 
-    /// `POST path` with a JSON body, ignoring the answer's body.
+    /// [`Connection::call`] with a query.
     ///
     /// # Errors
-    /// As [`Connection::get`].
-    pub async fn post_no_content<B: Serialize>(
+    /// As [`Connection::call`].
+    pub async fn call_with_query<E: Endpoint>(
         &self,
-        path: &str,
-        body: &B,
-    ) -> Result<(), CliError> {
-        let response = self.http.post(self.url(path)?).json(body).send().await?;
-        check(response).await.map(drop)
-    }
-
-    /// `PUT path` with a JSON body, ignoring the answer's body.
-    ///
-    /// # Errors
-    /// As [`Connection::get`].
-    pub async fn put_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CliError> {
-        let response = self.http.put(self.url(path)?).json(body).send().await?;
-        check(response).await.map(drop)
+        params: &E::Params,
+        query: &E::Query,
+        body: &E::Request,
+    ) -> Result<E::Response, CliError> {
+        let url = self.url(&format!("{}{}", E::path(params), query.to_query()))?;
+        let method = match E::INFO.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut request = self.http.request(method, url);
+        if E::INFO.request_body == BodyKind::Json {
+            request = request.json(body);
+        }
+        let response = check(request.send().await?).await?;
+        if E::INFO.response_body == BodyKind::Json {
+            response
+                .json()
+                .await
+                .map_err(|error| CliError::Network(format!("unexpected answer: {error}")))
+        } else {
+            // `()`, the type of every answer without a JSON body that this client calls.
+            serde_json::from_value(serde_json::Value::Null)
+                .map_err(|error| CliError::Network(format!("unexpected answer: {error}")))
+        }
     }
 
     /// Opens the event WebSocket with the session cookie and this server's origin.
@@ -162,7 +165,7 @@ impl Connection {
             }
             _ => Connector::Plain,
         };
-        let mut ws_url = self.url("/api/ws")?;
+        let mut ws_url = self.url(&Connect::path(&NoParams))?;
         let scheme = if self.base.scheme() == "https" {
             "wss"
         } else {
@@ -245,25 +248,16 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, CliErro
     if status.is_success() {
         return Ok(response);
     }
-    let message = match response.json::<ErrorBody>().await {
-        Ok(body) => body.error,
-        Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
+    let (code, message) = match response.json::<ErrorBody>().await {
+        Ok(body) => (body.code, body.error),
+        Err(_) => (
+            ErrorCode::Unknown,
+            status.canonical_reason().unwrap_or("error").to_owned(),
+        ),
     };
     Err(CliError::Server {
         status: status.as_u16(),
+        code,
         message,
     })
-}
-
-async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, CliError> {
-    let response = check(response).await?;
-    if response.status() == StatusCode::NO_CONTENT {
-        return Err(CliError::Network(
-            "the server answered without a body".into(),
-        ));
-    }
-    response
-        .json()
-        .await
-        .map_err(|error| CliError::Network(format!("unexpected answer: {error}")))
 }

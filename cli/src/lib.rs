@@ -26,6 +26,8 @@ pub enum CliError {
     Server {
         /// HTTP status.
         status: u16,
+        /// The server's code ([`common::api::ErrorCode::Unknown`] for an answer without one).
+        code: common::api::ErrorCode,
         /// The server's message.
         message: String,
     },

@@ -14,13 +14,17 @@ use client::{
     MAX_CATCH_UP_PAGES,
 };
 use common::account::{self, derive_account_keys, KdfParams};
-use common::api::{
-    ClientStateBody, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, LogResponse,
-    LoginRequest, LoginResponse, MeResponse, MessagesResponse, PreloginRequest, PreloginResponse,
-    PutClientStateRequest, RegisterRequest, RoomListResponse, SessionResponse, StoredMessage,
-    TotpLoginRequest,
+use common::api::endpoints::{
+    AppendLog, CreateRoom, GetClientState, GetEnvelopes, GetLog, ListMessages, ListRooms, Login,
+    LoginTotp, Me, NoParams, PageQuery, PostMessage, Prelogin, PutClientState, PutEnvelopes,
+    Register, RequestKey, RoomParams, UserIdentity, UserParams,
 };
-use common::identity::{validate_username, IdentitySecrets, PublicIdentity};
+use common::api::{
+    ClientStateBody, CreateRoomRequest, CreateRoomResponse, LoginRequest, LoginResponse,
+    MeResponse, PreloginRequest, PreloginResponse, PutClientStateRequest, RegisterRequest,
+    RoomListResponse, SessionResponse, TotpLoginRequest,
+};
+use common::identity::{validate_username, IdentitySecrets};
 use common::membership::{LogAction, Role, RoomId};
 use common::message::DEVICE_ID_LEN;
 use common::primitives::random_bytes;
@@ -32,7 +36,7 @@ use crate::connection::{Connection, Events};
 use crate::CliError;
 
 /// Messages per history page (the server allows up to 200).
-const PAGE_SIZE: usize = 100;
+const PAGE_SIZE: u32 = 100;
 /// How long `tail --follow` waits before connecting again after its event stream ended.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// How long `tail --follow` keeps trying to connect again before it gives up.
@@ -62,7 +66,7 @@ pub async fn register(
         &secrets,
         &mut OsRng,
     );
-    let _: SessionResponse = connection.post("/api/register", &request).await?;
+    let _: SessionResponse = connection.call::<Register>(&NoParams, &request).await?;
     Ok(())
 }
 
@@ -132,7 +136,7 @@ impl Session {
         let mut me = None;
         if let Some(cookie) = read_state_file(&session_file)? {
             connection.restore_session(String::from_utf8_lossy(&cookie).trim());
-            match connection.get::<MeResponse>("/api/me").await {
+            match connection.call::<Me>(&NoParams, &()).await {
                 Ok(answer) if answer.username == username => me = Some(answer),
                 Ok(_) | Err(CliError::Server { status: 401, .. }) => {}
                 Err(error) => return Err(error),
@@ -164,7 +168,7 @@ impl Session {
                 if let Some(cookie) = connection.session_cookie() {
                     write_private_file(&session_file, cookie.as_bytes())?;
                 }
-                let me: MeResponse = connection.get("/api/me").await?;
+                let me: MeResponse = connection.call::<Me>(&NoParams, &()).await?;
                 (me, keys)
             }
         };
@@ -192,7 +196,7 @@ impl Session {
         };
         // The server's copy: what the account's other clients saved. A copy older than what
         // this installation saw, gone, or unreadable is a warning, never a silent reset.
-        let stored: ClientStateBody = connection.get("/api/me/state").await?;
+        let stored: ClientStateBody = connection.call::<GetClientState>(&NoParams, &()).await?;
         let remote = match &stored.sealed {
             None => RemoteState::Missing,
             Some(sealed) => {
@@ -290,7 +294,7 @@ impl Session {
                 version,
                 sealed: Base64(sealed),
             };
-            match connection.put_no_content("/api/me/state", &request).await {
+            match connection.call::<PutClientState>(&NoParams, &request).await {
                 Ok(()) => {
                     self.server_version = version;
                     self.confirmed_version = self.confirmed_version.max(version);
@@ -302,7 +306,8 @@ impl Session {
                 }
                 Err(CliError::Server { status: 409, .. }) => {
                     // Another client saved first: merge its copy and try again on top of it.
-                    let stored: ClientStateBody = connection.get("/api/me/state").await?;
+                    let stored: ClientStateBody =
+                        connection.call::<GetClientState>(&NoParams, &()).await?;
                     self.server_version = stored.version;
                     if let Some(sealed) = stored.sealed {
                         match ClientState::open(&self.state_key, &self.username, &sealed.0) {
@@ -353,7 +358,7 @@ impl Session {
     /// # Errors
     /// The server's refusal.
     pub async fn room_ids(&self, connection: &Connection) -> Result<Vec<RoomId>, CliError> {
-        let list: RoomListResponse = connection.get("/api/rooms").await?;
+        let list: RoomListResponse = connection.call::<ListRooms>(&NoParams, &()).await?;
         Ok(list
             .rooms
             .into_iter()
@@ -385,9 +390,9 @@ impl Session {
         connection: &Connection,
         room_id: RoomId,
     ) -> Result<SyncAnswers, CliError> {
-        let path = |resource: &str| format!("/api/rooms/{}/{resource}", room_id.to_hex());
-        let newest: MessagesResponse = connection
-            .get(&path(&format!("messages?limit={PAGE_SIZE}")))
+        let room = RoomParams { room_id };
+        let newest = connection
+            .call_with_query::<ListMessages>(&room, &PageQuery::backwards(None, PAGE_SIZE), &())
             .await?;
         let mut answers = SyncAnswers {
             history: newest.messages,
@@ -399,15 +404,17 @@ impl Session {
             let Some(before) = answers.older_page_needed(oldest_head) else {
                 break;
             };
-            let older: MessagesResponse = connection
-                .get(&path(&format!(
-                    "messages?limit={PAGE_SIZE}&before={before}"
-                )))
+            let older = connection
+                .call_with_query::<ListMessages>(
+                    &room,
+                    &PageQuery::backwards(Some(before), PAGE_SIZE),
+                    &(),
+                )
                 .await?;
             answers.prepend_older(older.messages, older.has_more);
         }
-        let log: LogResponse = connection.get(&path("log")).await?;
-        let envelopes: EnvelopesResponse = connection.get(&path("envelopes")).await?;
+        let log = connection.call::<GetLog>(&room, &()).await?;
+        let envelopes = connection.call::<GetEnvelopes>(&room, &()).await?;
         answers.log = log.entries.into_iter().map(|entry| entry.0).collect();
         answers.envelopes = envelopes.envelopes;
         Ok(answers)
@@ -428,9 +435,6 @@ impl Session {
         let mut save = false;
         while let Some(input) = inputs.pop_front() {
             for effect in self.machine.handle(input, now_ms(), &mut OsRng) {
-                let path = |room_id: &RoomId, resource: &str| {
-                    format!("/api/rooms/{}/{resource}", room_id.to_hex())
-                };
                 match effect {
                     Effect::Sync(room_id) => {
                         inputs.push_back(match self.sync_answers(connection, room_id).await {
@@ -443,13 +447,14 @@ impl Session {
                     }
                     Effect::Append { room_id, request } => {
                         let outcome = match connection
-                            .post_no_content(&path(&room_id, "log"), &request)
+                            .call::<AppendLog>(&RoomParams { room_id }, &request)
                             .await
                         {
                             Ok(()) => AppendOutcome::Stored,
                             Err(CliError::Server {
                                 status: 409,
                                 message,
+                                ..
                             }) => AppendOutcome::Conflict(message),
                             Err(error) => AppendOutcome::Failed(error.to_string()),
                         };
@@ -457,7 +462,7 @@ impl Session {
                     }
                     Effect::PostMessage { room_id, request } => {
                         let outcome = match connection
-                            .post::<_, StoredMessage>(&path(&room_id, "messages"), &request)
+                            .call::<PostMessage>(&RoomParams { room_id }, &request)
                             .await
                         {
                             Ok(stored) => {
@@ -473,7 +478,7 @@ impl Session {
                     }
                     Effect::RequestKey { room_id, request } => {
                         if let Err(error) = connection
-                            .post_no_content(&path(&room_id, "key-requests"), &request)
+                            .call::<RequestKey>(&RoomParams { room_id }, &request)
                             .await
                         {
                             writeln!(
@@ -489,7 +494,7 @@ impl Session {
                     }
                     Effect::HandOut { room_id, request } => {
                         if let Err(error) = connection
-                            .post_no_content(&path(&room_id, "envelopes"), &request)
+                            .call::<PutEnvelopes>(&RoomParams { room_id }, &request)
                             .await
                         {
                             writeln!(out, "!! could not hand over the room key: {error}")
@@ -658,7 +663,8 @@ impl Session {
             genesis: Base64(created.genesis.as_bytes().to_vec()),
             key_envelope: created.creator_envelope.clone(),
         };
-        let response: CreateRoomResponse = connection.post("/api/rooms", &request).await?;
+        let response: CreateRoomResponse =
+            connection.call::<CreateRoom>(&NoParams, &request).await?;
         self.run(
             connection,
             Input::Created {
@@ -688,7 +694,10 @@ impl Session {
         out: &mut impl Write,
     ) -> Result<(), CliError> {
         validate_username(username).map_err(|error| CliError::Usage(error.to_string()))?;
-        let identity: PublicIdentity = connection.get(&format!("/api/users/{username}")).await?;
+        let user = UserParams {
+            username: username.to_owned(),
+        };
+        let identity = connection.call::<UserIdentity>(&user, &()).await?;
         if identity.username() != username {
             return Err(CliError::Refused(
                 "the server returned another user's identity".into(),
@@ -1014,8 +1023,8 @@ async fn log_in(
     kdf_file: &Path,
 ) -> Result<account::AccountKeys, CliError> {
     let prelogin: PreloginResponse = connection
-        .post(
-            "/api/prelogin",
+        .call::<Prelogin>(
+            &NoParams,
             &PreloginRequest {
                 username: username.to_owned(),
             },
@@ -1033,8 +1042,8 @@ async fn log_in(
     let keys = derive_account_keys(password, &prelogin.salt.0, &prelogin.kdf)
         .map_err(|error| CliError::Refused(error.to_string()))?;
     let login: LoginResponse = connection
-        .post(
-            "/api/login",
+        .call::<Login>(
+            &NoParams,
             &LoginRequest {
                 username: username.to_owned(),
                 auth_key: Base64Array(*keys.auth_key.as_bytes()),
@@ -1049,8 +1058,8 @@ async fn log_in(
             .challenge
             .ok_or_else(|| CliError::Network("no login challenge in the answer".into()))?;
         let _: LoginResponse = connection
-            .post(
-                "/api/login/totp",
+            .call::<LoginTotp>(
+                &NoParams,
                 &TotpLoginRequest {
                     challenge,
                     code: code.to_owned(),

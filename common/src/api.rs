@@ -18,6 +18,12 @@ use crate::primitives::NONCE_LEN;
 use crate::room_key::KeyEnvelope;
 use crate::wire::{Base64, Base64Array};
 
+pub mod endpoints;
+
+fn unknown_code() -> ErrorCode {
+    ErrorCode::Unknown
+}
+
 /// `POST /api/register`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -374,10 +380,237 @@ pub struct PutClientStateRequest {
     pub sealed: Base64,
 }
 
+/// The stable, machine-readable reason of an error response (`ErrorBody::code`), so clients
+/// branch on it instead of on the message text. Each code has one HTTP status
+/// ([`ErrorCode::status`]); which codes an endpoint can answer with is in its definition
+/// ([`endpoints::Endpoint::ERRORS`]) and in `docs/openapi.json`. A code this build does not
+/// know decodes as [`ErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request fails a check (the message says which).
+    BadRequest,
+    /// 400: the body is not JSON.
+    MalformedJson,
+    /// 400: a path parameter or the query string does not parse.
+    MalformedParameter,
+    /// 401: no valid session cookie.
+    NotLoggedIn,
+    /// 401: wrong auth key or unknown username (indistinguishable on purpose).
+    InvalidCredentials,
+    /// 401: re-authentication with a wrong auth key.
+    InvalidPassword,
+    /// 401: a wrong, reused or missing second-factor code or passkey answer.
+    InvalidCode,
+    /// 401: the login challenge is unknown, expired or out of attempts.
+    LoginExpired,
+    /// 403: the account's trusted networks do not include the caller's address.
+    NetworkRefused,
+    /// 403: a state-changing request from another origin.
+    OriginRefused,
+    /// 403: the caller is known but may not do this.
+    Forbidden,
+    /// 403: the caller is banned from the room.
+    Banned,
+    /// 404: no such resource, or one the caller may not know about.
+    NotFound,
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed,
+    /// 408: the request took longer than the server's timeout.
+    Timeout,
+    /// 409: the request conflicts with the current state.
+    Conflict,
+    /// 409: the username is taken.
+    UsernameTaken,
+    /// 409: a room with this id exists.
+    RoomExists,
+    /// 409: the message's epoch is not the room's current one.
+    StaleEpoch,
+    /// 409: the log asks for a key rotation before more messages.
+    KeyRotationPending,
+    /// 409: the caller's view of the membership log is out of date (fetch, replay, decide
+    /// again).
+    LogOutOfDate,
+    /// 409: the user is already a member of the room.
+    AlreadyMember,
+    /// 409: the stored client state is not the version the upload was based on.
+    StateVersionConflict,
+    /// 410: the invite expired.
+    InviteExpired,
+    /// 410: the invite admitted as many users as it may.
+    InviteUsedUp,
+    /// 413: the body is larger than the server takes, or an attachment over a limit (see
+    /// `limit_bytes`).
+    PayloadTooLarge,
+    /// 415: a JSON body without `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// 416: a `Range` outside the resource.
+    RangeNotSatisfiable,
+    /// 422: well-formed JSON of the wrong shape.
+    InvalidBody,
+    /// 429: too many messages, attempts or registrations; see `retry_after_s`.
+    RateLimited,
+    /// 500: the server failed; the cause is in its log, not in the answer.
+    Internal,
+    /// 503: the server cannot take the request now; a retry may succeed.
+    Unavailable,
+    /// 503: second factors cannot be checked now (the login fails closed).
+    SecondFactorsUnavailable,
+    /// A code from a newer server.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Every code a server sends, in declaration order (without [`ErrorCode::Unknown`]).
+    pub const ALL: [ErrorCode; 33] = [
+        Self::BadRequest,
+        Self::MalformedJson,
+        Self::MalformedParameter,
+        Self::NotLoggedIn,
+        Self::InvalidCredentials,
+        Self::InvalidPassword,
+        Self::InvalidCode,
+        Self::LoginExpired,
+        Self::NetworkRefused,
+        Self::OriginRefused,
+        Self::Forbidden,
+        Self::Banned,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Timeout,
+        Self::Conflict,
+        Self::UsernameTaken,
+        Self::RoomExists,
+        Self::StaleEpoch,
+        Self::KeyRotationPending,
+        Self::LogOutOfDate,
+        Self::AlreadyMember,
+        Self::StateVersionConflict,
+        Self::InviteExpired,
+        Self::InviteUsedUp,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::RangeNotSatisfiable,
+        Self::InvalidBody,
+        Self::RateLimited,
+        Self::Internal,
+        Self::Unavailable,
+        Self::SecondFactorsUnavailable,
+    ];
+
+    /// The HTTP status answered with this code (RFC 9110 section 15).
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::BadRequest | Self::MalformedJson | Self::MalformedParameter => 400,
+            Self::NotLoggedIn
+            | Self::InvalidCredentials
+            | Self::InvalidPassword
+            | Self::InvalidCode
+            | Self::LoginExpired => 401,
+            Self::NetworkRefused | Self::OriginRefused | Self::Forbidden | Self::Banned => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Timeout => 408,
+            Self::Conflict
+            | Self::UsernameTaken
+            | Self::RoomExists
+            | Self::StaleEpoch
+            | Self::KeyRotationPending
+            | Self::LogOutOfDate
+            | Self::AlreadyMember
+            | Self::StateVersionConflict => 409,
+            Self::InviteExpired | Self::InviteUsedUp => 410,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::RangeNotSatisfiable => 416,
+            Self::InvalidBody => 422,
+            Self::RateLimited => 429,
+            Self::Internal | Self::Unknown => 500,
+            Self::Unavailable | Self::SecondFactorsUnavailable => 503,
+        }
+    }
+
+    /// The code's name on the wire, e.g. `stale_epoch`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::MalformedJson => "malformed_json",
+            Self::MalformedParameter => "malformed_parameter",
+            Self::NotLoggedIn => "not_logged_in",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidPassword => "invalid_password",
+            Self::InvalidCode => "invalid_code",
+            Self::LoginExpired => "login_expired",
+            Self::NetworkRefused => "network_refused",
+            Self::OriginRefused => "origin_refused",
+            Self::Forbidden => "forbidden",
+            Self::Banned => "banned",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Timeout => "timeout",
+            Self::Conflict => "conflict",
+            Self::UsernameTaken => "username_taken",
+            Self::RoomExists => "room_exists",
+            Self::StaleEpoch => "stale_epoch",
+            Self::KeyRotationPending => "key_rotation_pending",
+            Self::LogOutOfDate => "log_out_of_date",
+            Self::AlreadyMember => "already_member",
+            Self::StateVersionConflict => "state_version_conflict",
+            Self::InviteExpired => "invite_expired",
+            Self::InviteUsedUp => "invite_used_up",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RangeNotSatisfiable => "range_not_satisfiable",
+            Self::InvalidBody => "invalid_body",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
+            Self::SecondFactorsUnavailable => "second_factors_unavailable",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The generic code of an error status, for answers the server's framework makes itself
+    /// (405, 408, a 404 or 400 before any handler): `not_found`, `method_not_allowed`,
+    /// `timeout`, `payload_too_large` and so on: the most general code of the status (a 400
+    /// before any handler is a path that does not decode, `malformed_parameter`; the only
+    /// 410s are invites), else `internal` for a 5xx and `bad_request` for another 4xx.
+    pub const fn for_status(status: u16) -> Self {
+        match status {
+            400 => Self::MalformedParameter,
+            401 => Self::NotLoggedIn,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            408 => Self::Timeout,
+            409 => Self::Conflict,
+            410 => Self::InviteExpired,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            416 => Self::RangeNotSatisfiable,
+            422 => Self::InvalidBody,
+            429 => Self::RateLimited,
+            503 => Self::Unavailable,
+            500..=599 => Self::Internal,
+            _ => Self::BadRequest,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// Lowercase, no final period.
+    /// The stable reason ([`ErrorCode`]); what a client branches on.
+    #[serde(default = "unknown_code")]
+    pub code: ErrorCode,
+    /// For people: lowercase, no final period. It may change between versions.
     pub error: String,
     /// For 429 answers: seconds until a retry may succeed (also in `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -805,5 +1038,31 @@ mod debug_tests {
                 assert!(!text.contains(secret), "{text}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod error_code_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn every_code_is_written_as_its_wire_name_and_read_back() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+            assert_eq!(ErrorCode::for_status(code.status()).status(), code.status());
+        }
+    }
+
+    #[test]
+    fn a_code_from_a_newer_server_or_none_at_all_reads_as_unknown() {
+        let newer: ErrorBody =
+            serde_json::from_str(r#"{"code": "quantum_flux", "error": "odd"}"#).unwrap();
+        assert_eq!(newer.code, ErrorCode::Unknown);
+        let older: ErrorBody = serde_json::from_str(r#"{"error": "odd"}"#).unwrap();
+        assert_eq!(older.code, ErrorCode::Unknown);
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use common::api::endpoints::{PostMessage, RoomParams};
 use common::api::{PostMessageRequest, StoredMessage};
 use common::message::{seal_message, MessageBody};
 use common::wire::{Base64, Base64Array};
@@ -132,8 +133,8 @@ async fn replies_edits_deletions_and_reactions_reach_the_other_browser() -> E2eR
     let sealed = seal_message(&inner, &key, carol.identity_secrets(), &mut OsRng)
         .map_err(|e| e.to_string())?;
     let _: StoredMessage = connection
-        .post(
-            &format!("/api/rooms/{}/messages", room_id.to_hex()),
+        .call::<PostMessage>(
+            &RoomParams { room_id },
             &PostMessageRequest {
                 epoch: sealed.epoch,
                 nonce: Base64Array(sealed.nonce),

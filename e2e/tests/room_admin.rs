@@ -4,6 +4,7 @@
 //! epoch of its own), a leave completed by a remaining member's client, a direct
 //! conversation, and safety numbers.
 
+use common::api::endpoints::{Endpoint, ListMessages};
 use std::time::Duration;
 
 use e2e::{Browser, Driver, E2eResult, TestServer};
@@ -147,7 +148,7 @@ async fn room_administration_in_three_browsers() -> E2eResult<()> {
         .assert_never_text("message", "m3 after removal", Duration::from_secs(2))
         .await?;
     let status = carol
-        .fetch_status(&format!("/api/rooms/{room_hex}/messages"))
+        .fetch_status(&ListMessages::INFO.render_path(&[&room_hex]))
         .await?;
     assert_eq!(
         status, 404,

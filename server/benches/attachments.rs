@@ -8,6 +8,10 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use common::account::{derive_account_keys, KdfParams};
+use common::api::endpoints::{
+    AnnounceAttachment, AppendLog, AttachmentParams, ChunkParams, CreateRoom, DownloadAttachment,
+    Endpoint, Register, RoomParams, UploadChunk,
+};
 use common::api::{CreateRoomRequest, NewAttachmentRequest, RegisterRequest};
 use common::attachment::{AttachmentCipher, CiphertextHash};
 use common::identity::IdentitySecrets;
@@ -67,7 +71,7 @@ async fn run() -> BenchResult<()> {
     let register = RegisterRequest::new("uploader", params, salt, &keys, &secrets, &mut OsRng);
     check(
         client
-            .post(format!("{base}/api/register"))
+            .post(format!("{base}{}", Register::INFO.path))
             .json(&register)
             .send()
             .await
@@ -84,7 +88,7 @@ async fn run() -> BenchResult<()> {
     .map_err(|e| e.to_string())?;
     check(
         client
-            .post(format!("{base}/api/rooms"))
+            .post(format!("{base}{}", CreateRoom::INFO.path))
             .json(&CreateRoomRequest {
                 genesis: Base64(room.genesis.as_bytes().to_vec()),
                 key_envelope: room.creator_envelope.clone(),
@@ -107,9 +111,12 @@ async fn run() -> BenchResult<()> {
         )
         .sign(&secrets);
     state.apply(&entry).map_err(|e| e.to_string())?;
+    let room_params = RoomParams {
+        room_id: state.room_id(),
+    };
     check(
         client
-            .post(format!("{base}/api/rooms/{}/log", state.room_id().to_hex()))
+            .post(format!("{base}{}", AppendLog::path(&room_params)))
             .json(&common::api::AppendLogRequest {
                 entry: Base64(entry.as_bytes().to_vec()),
                 envelopes: Vec::new(),
@@ -119,18 +126,20 @@ async fn run() -> BenchResult<()> {
             .map_err(|e| e.to_string())?,
         "set policy",
     )?;
-    let room_path = format!("{base}/api/rooms/{}", state.room_id().to_hex());
     let file: Vec<u8> = (0..FILE_SIZE).map(|i| (i * 31 % 251) as u8).collect();
     let megabytes = FILE_SIZE as f64 / 1_000_000.0;
 
     for chunk_size in CHUNK_SIZES {
         let cipher = AttachmentCipher::generate(FILE_SIZE as u64, chunk_size, &mut OsRng)
             .map_err(|e| e.to_string())?;
-        let id = hex::encode(cipher.id);
+        let attachment = AttachmentParams {
+            room_id: room_params.room_id,
+            attachment_id: cipher.id,
+        };
         let started = Instant::now();
         check(
             client
-                .post(format!("{room_path}/attachments"))
+                .post(format!("{base}{}", AnnounceAttachment::path(&room_params)))
                 .json(&NewAttachmentRequest {
                     id: Base64Array(cipher.id),
                     size: FILE_SIZE as u64,
@@ -142,14 +151,19 @@ async fn run() -> BenchResult<()> {
             "announce",
         )?;
         let mut hash = CiphertextHash::default();
-        for (index, part) in file.chunks(chunk_size as usize).enumerate() {
-            let sealed = cipher
-                .seal_chunk(index as u32, part)
-                .map_err(|e| e.to_string())?;
+        for (index, part) in (0u32..).zip(file.chunks(chunk_size as usize)) {
+            let sealed = cipher.seal_chunk(index, part).map_err(|e| e.to_string())?;
             hash.update(&sealed);
             check(
                 client
-                    .put(format!("{room_path}/attachments/{id}/chunks/{index}"))
+                    .put(format!(
+                        "{base}{}",
+                        UploadChunk::path(&ChunkParams {
+                            room_id: room_params.room_id,
+                            attachment_id: cipher.id,
+                            index,
+                        })
+                    ))
                     .body(sealed)
                     .send()
                     .await
@@ -168,7 +182,7 @@ async fn run() -> BenchResult<()> {
             let length = cipher.layout.ciphertext_len(index).unwrap_or_default() as u64;
             let bytes = check(
                 client
-                    .get(format!("{room_path}/attachments/{id}/content"))
+                    .get(format!("{base}{}", DownloadAttachment::path(&attachment)))
                     .header(
                         reqwest::header::RANGE,
                         format!("bytes={start}-{}", start + length - 1),

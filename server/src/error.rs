@@ -1,7 +1,8 @@
 //! The one error type of the API and its JSON responses.
 //!
-//! Every error a client sees is `{"error": "..."}` ([`common::api::ErrorBody`]) with a 4xx
-//! status and a lowercase message without a final period; a 429 also carries
+//! Every error a client sees is `{"code": "...", "error": "..."}` ([`common::api::ErrorBody`])
+//! with a 4xx status, a stable [`ErrorCode`] and a lowercase message without a final period;
+//! a 429 also carries
 //! `"retry_after_s"` and a `Retry-After` header. Internal errors (database, task,
 //! hashing) become a generic 500 `{"error": "internal error"}`; their cause chain is logged
 //! once, when the response is built.
@@ -13,6 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use common::api::ErrorBody;
+pub use common::api::ErrorCode;
 
 use crate::password::PasswordError;
 use crate::throttle::Throttled;
@@ -53,9 +55,15 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state (duplicate, stale epoch or seq).
     #[error("{0}")]
     Conflict(String),
-    /// 410: the resource existed but no longer works (an expired or used-up invite).
-    #[error("{0}")]
-    Gone(String),
+    /// A refusal with a particular code (its status is the code's): a stale epoch, a taken
+    /// username, an expired invite and the like.
+    #[error("{message}")]
+    Refused {
+        /// What went wrong, for machines.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+    },
     /// 413: the request body is larger than [`crate::MAX_BODY_BYTES`].
     #[error("request body is too large")]
     PayloadTooLarge,
@@ -101,6 +109,9 @@ pub enum ApiError {
     /// of messages failed); the message says so, and the client may try again.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// 503: second factors cannot be checked now (a login that needs one fails closed).
+    #[error("two-factor authentication is unavailable right now, try again later")]
+    SecondFactorsUnavailable,
     /// 500: the database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -126,21 +137,17 @@ impl From<Throttled> for ApiError {
     }
 }
 
-/// The message of a 503 while second factors cannot be checked.
-pub const SECOND_FACTORS_UNAVAILABLE: &str =
-    "two-factor authentication is unavailable right now, try again later";
-
 impl From<mfa::MfaError> for ApiError {
     /// A wrong code stays 401 `invalid code`, a conflict 409 and a bad request 400 with the
     /// store's message; a store that cannot be reached, or does not know an account it
-    /// should, is 503 [`SECOND_FACTORS_UNAVAILABLE`] (the request fails closed); corrupt data and database
-    /// errors are 500.
+    /// should, is 503 [`ApiError::SecondFactorsUnavailable`] (the request fails closed);
+    /// corrupt data and database errors are 500.
     fn from(error: mfa::MfaError) -> Self {
         match error {
             mfa::MfaError::InvalidCode => Self::InvalidCode,
             mfa::MfaError::Conflict(message) => Self::Conflict(message),
             mfa::MfaError::BadRequest(message) => Self::BadRequest(message),
-            mfa::MfaError::Unavailable(_) => Self::Unavailable(SECOND_FACTORS_UNAVAILABLE),
+            mfa::MfaError::Unavailable(_) => Self::SecondFactorsUnavailable,
             mfa::MfaError::UnknownUser => {
                 tracing::error!(
                     "the second-factor store does not know an account whose flag says it has \
@@ -148,7 +155,7 @@ impl From<mfa::MfaError> for ApiError {
                      Logins of that account fail until it is fixed (or, once checked, \
                      users.second_factor is cleared)"
                 );
-                Self::Unavailable(SECOND_FACTORS_UNAVAILABLE)
+                Self::SecondFactorsUnavailable
             }
             mfa::MfaError::Corrupt(message) => Self::CorruptData(message),
             mfa::MfaError::Database(error) => Self::Database(error),
@@ -177,14 +184,56 @@ impl ApiError {
         Self::Conflict(message.into())
     }
 
-    /// A 410 with `message`.
-    pub fn gone(message: impl Into<String>) -> Self {
-        Self::Gone(message.into())
+    /// A refusal with `code` (and its status) and `message`.
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 400 [`ErrorCode::MalformedParameter`] with `message`: a path parameter or query
+    /// that does not parse.
+    pub fn malformed_parameter(message: impl Into<String>) -> Self {
+        Self::refused(ErrorCode::MalformedParameter, message)
+    }
+
+    /// The machine-readable code this error is answered with; its status is
+    /// [`ApiError::status`].
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::NotLoggedIn => ErrorCode::NotLoggedIn,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::InvalidPassword => ErrorCode::InvalidPassword,
+            Self::InvalidCode => ErrorCode::InvalidCode,
+            Self::LoginExpired => ErrorCode::LoginExpired,
+            Self::NetworkRefused => ErrorCode::NetworkRefused,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Refused { code, .. } => *code,
+            Self::PayloadTooLarge | Self::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::Unprocessable(_) => ErrorCode::InvalidBody,
+            Self::RateLimited { .. } | Self::TooManyAttempts { .. } => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::SecondFactorsUnavailable => ErrorCode::SecondFactorsUnavailable,
+            Self::Database(_)
+            | Self::Password(_)
+            | Self::Task(_)
+            | Self::CorruptData(_)
+            | Self::Blob(_) => ErrorCode::Internal,
+        }
     }
 
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Refused { code, .. } => {
+                StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotLoggedIn
             | Self::InvalidCredentials
@@ -194,7 +243,6 @@ impl ApiError {
             Self::Forbidden(_) | Self::NetworkRefused => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Gone(_) => StatusCode::GONE,
             Self::PayloadTooLarge | Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -202,7 +250,9 @@ impl ApiError {
             Self::RateLimited { .. } | Self::TooManyAttempts { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::SecondFactorsUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Database(_)
             | Self::Password(_)
             | Self::Task(_)
@@ -227,7 +277,8 @@ fn cause_chain(error: &dyn std::error::Error) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() && !matches!(self, Self::Unavailable(_)) {
+        let code = self.code();
+        let message = if code == ErrorCode::Internal {
             tracing::error!(error = %cause_chain(&self), "request failed");
             "internal error".to_owned()
         } else {
@@ -244,6 +295,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let body = Json(ErrorBody {
+            code,
             error: message,
             retry_after_s,
             limit_bytes,
@@ -277,9 +329,10 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonDataError(_) => {
                 Self::Unprocessable(format!("invalid request body: {detail}"))
             }
-            JsonRejection::JsonSyntaxError(_) => {
-                Self::BadRequest(format!("request body is not valid json: {detail}"))
-            }
+            JsonRejection::JsonSyntaxError(_) => Self::refused(
+                ErrorCode::MalformedJson,
+                format!("request body is not valid json: {detail}"),
+            ),
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
             JsonRejection::BytesRejection(bytes)
                 if bytes.status() == StatusCode::PAYLOAD_TOO_LARGE =>
@@ -297,7 +350,7 @@ impl From<QueryRejection> for ApiError {
             .source()
             .map(ToString::to_string)
             .unwrap_or_default();
-        Self::BadRequest(format!("invalid query string: {detail}"))
+        Self::malformed_parameter(format!("invalid query string: {detail}"))
     }
 }
 
@@ -309,7 +362,7 @@ pub async fn api_not_found() -> ApiError {
 /// Gives every error response of the API a JSON body: responses that axum or tower-http
 /// produce themselves (405 method not allowed, 408 timeout, a path that does not decode)
 /// come with an empty or plain-text body, which this replaces with
-/// `{"error": "<reason phrase>"}`.
+/// `{"code": "<code of the status>", "error": "<reason phrase>"}`.
 pub async fn json_error_body(response: Response) -> Response {
     let status = response.status();
     let is_error = status.is_client_error() || status.is_server_error();
@@ -327,6 +380,7 @@ pub async fn json_error_body(response: Response) -> Response {
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = Json(ErrorBody {
+        code: ErrorCode::for_status(status.as_u16()),
         error: reason,
         retry_after_s: None,
         limit_bytes: None,
@@ -357,6 +411,7 @@ mod tests {
         let (status, body) = body_of(error.into_response()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body.error, "internal error");
+        assert_eq!(body.code, ErrorCode::Internal);
     }
 
     #[tokio::test]
@@ -364,6 +419,11 @@ mod tests {
         let (status, body) = body_of(ApiError::conflict("stale epoch").into_response()).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(body.error, "stale epoch");
+        assert_eq!(body.code, ErrorCode::Conflict);
+        let refusal = ApiError::refused(ErrorCode::StaleEpoch, "stale epoch").into_response();
+        let (status, body) = body_of(refusal).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body.code, ErrorCode::StaleEpoch);
     }
 
     #[tokio::test]
@@ -386,6 +446,7 @@ mod tests {
         let (status, body) = body_of(json_error_body(timeout).await).await;
         assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
         assert_eq!(body.error, "request timeout");
+        assert_eq!(body.code, ErrorCode::Timeout);
         let success = json_error_body("ok".into_response()).await;
         assert_eq!(success.status(), StatusCode::OK);
     }

@@ -40,7 +40,7 @@ fn parse_room_id(parameters: Option<&HashMap<String, String>>) -> Result<RoomId,
     parameters
         .and_then(|parameters| parameters.get("room_id"))
         .and_then(|text| RoomId::from_hex(text).ok())
-        .ok_or_else(|| ApiError::bad_request("malformed room id"))
+        .ok_or_else(|| ApiError::malformed_parameter("malformed room id"))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RoomPath {

@@ -332,6 +332,7 @@ pub fn router(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .merge(routes::ws::router())
+        .merge(routes::health::router())
         .route("/api", any(error::api_not_found))
         .route("/api/{*rest}", any(error::api_not_found))
         .layer(axum::middleware::from_fn(origin::require_same_origin))
@@ -339,7 +340,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     Router::new()
         .merge(api)
-        .merge(routes::health::router())
         .fallback_service(static_files)
         .layer(axum::middleware::map_response(move |response| {
             let security_headers = security_headers.clone();

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Refuses (403 with `refusal`) a request whose `Origin` header is not
 /// `scheme://HOST` for the host it was sent to (the `Host` header, or the URI's authority
@@ -24,12 +24,12 @@ use crate::error::{ApiError, ApiResult};
 /// without a scheme is refused.
 ///
 /// # Errors
-/// [`ApiError::Forbidden`] with `refusal` as its message.
+/// 403 [`ErrorCode::OriginRefused`] with `refusal` as its message.
 pub fn check(headers: &HeaderMap, uri: &Uri, refusal: &'static str) -> ApiResult<()> {
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
-    let refuse = || ApiError::forbidden(refusal);
+    let refuse = || ApiError::refused(ErrorCode::OriginRefused, refusal);
     let origin = origin.to_str().map_err(|_| refuse())?;
     let origin_host = origin
         .split_once("://")
@@ -106,7 +106,7 @@ mod tests {
         ] {
             let result = checked(Some(origin), "127.0.0.1:8080");
             assert!(
-                matches!(result, Err(ApiError::Forbidden(_))),
+                matches!(result, Err(ref error) if error.code() == ErrorCode::OriginRefused),
                 "{origin} passed"
             );
         }

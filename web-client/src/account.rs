@@ -9,12 +9,18 @@ use std::sync::Arc;
 
 use client::{Account, ClientState, KdfRecord, Machine, StateKey};
 use common::account::{self, AccountKeys, KdfParams, WrapKey, SALT_LEN};
+use common::api::endpoints::{
+    self, ChangePassword, DeleteAccount, DismissNotices, IdParams, Login, LoginPasskey, LoginTotp,
+    Logout, Me, NoParams, PasskeyBegin, PasskeyFinish, PasskeyRemove, Prelogin, Register,
+    RevokeOtherSessions, RevokeSession, Sessions, SetTrustedNetworks, TotpDisable, TotpEnable,
+    TotpSetup,
+};
 use common::api::{
     AccountResponse, DeleteAccountRequest, LoginRequest, LoginResponse, MeResponse,
     PasskeyChangeRequest, PasskeyFinishRequest, PasskeyFinishResponse, PasskeyLoginRequest,
     PasswordChangeRequest, PreloginRequest, PreloginResponse, RecoveryCodesResponse,
-    RegisterRequest, SessionResponse, SessionStatus, SessionsResponse, TotpCodeRequest,
-    TotpLoginRequest, TotpSetupResponse, TrustedNetworksRequest,
+    RegisterRequest, SessionResponse, SessionsResponse, TotpCodeRequest, TotpLoginRequest,
+    TotpSetupResponse, TrustedNetworksRequest,
 };
 use common::identity::{validate_username, IdentitySecrets};
 use common::membership::{LogAction, Role};
@@ -58,8 +64,8 @@ impl Chat {
             .pending_login
             .get_untracked()
             .ok_or_else(|| ChatError::Other("no login is waiting for a code".into()))?;
-        let _: LoginResponse = http::post(
-            "/api/login/totp",
+        let _: LoginResponse = http::call::<LoginTotp>(
+            &NoParams,
             &TotpLoginRequest {
                 challenge: pending.challenge.clone(),
                 code: code.trim().to_owned(),
@@ -83,8 +89,8 @@ impl Chat {
             .clone()
             .ok_or_else(|| ChatError::Other("this account has no passkey".into()))?;
         let credential = passkeys::get(options).await?;
-        let _: LoginResponse = http::post(
-            "/api/login/passkey",
+        let _: LoginResponse = http::call::<LoginPasskey>(
+            &NoParams,
             &PasskeyLoginRequest {
                 challenge: pending.challenge.clone(),
                 credential,
@@ -110,8 +116,8 @@ impl Chat {
             return Err(ChatError::Other("give the passkey a name".into()));
         }
         let keys = self.reauthenticate(password).await?;
-        let options: webauthn_rs_proto::CreationChallengeResponse = http::post(
-            "/api/passkeys/begin",
+        let options: webauthn_rs_proto::CreationChallengeResponse = http::call::<PasskeyBegin>(
+            &NoParams,
             &PasskeyChangeRequest {
                 auth_key: Base64Array(*keys.auth_key.as_bytes()),
                 totp_code: optional_code(code),
@@ -119,8 +125,8 @@ impl Chat {
         )
         .await?;
         let credential = passkeys::create(options).await?;
-        let response: PasskeyFinishResponse = http::post(
-            "/api/passkeys/finish",
+        let response: PasskeyFinishResponse = http::call::<PasskeyFinish>(
+            &NoParams,
             &PasskeyFinishRequest {
                 name: name.to_owned(),
                 credential,
@@ -138,9 +144,8 @@ impl Chat {
         code: &str,
     ) -> Result<(), ChatError> {
         let keys = self.reauthenticate(password).await?;
-        // The id is unpadded base64url: safe in a path as it is.
-        Ok(http::post_no_content(
-            &format!("/api/passkeys/{id}/remove"),
+        Ok(http::call::<PasskeyRemove>(
+            &IdParams { id: id.to_owned() },
             &PasskeyChangeRequest {
                 auth_key: Base64Array(*keys.auth_key.as_bytes()),
                 totp_code: optional_code(code),
@@ -156,7 +161,7 @@ impl Chat {
         keys: AccountKeys,
         kdf: KdfRecord,
     ) -> Result<(), ChatError> {
-        let me: MeResponse = http::get("/api/me").await?;
+        let me: MeResponse = http::call::<Me>(&NoParams, &()).await?;
         if me.username != username {
             return Err(ChatError::Other(
                 "server answered for another account".into(),
@@ -171,11 +176,11 @@ impl Chat {
     /// Checks at start-up whether this browser still has a valid session; if so the app asks
     /// only for the password to unwrap the keys (no second factor again).
     pub async fn detect_session(&self) {
-        let live = http::get::<SessionStatus>("/api/session")
+        let live = http::call::<endpoints::Session>(&NoParams, &())
             .await
             .is_ok_and(|status| status.username.is_some());
         if live {
-            if let Ok(me) = http::get::<MeResponse>("/api/me").await {
+            if let Ok(me) = http::call::<Me>(&NoParams, &()).await {
                 self.locked.set(Some(Arc::new(me)));
             }
         }
@@ -206,31 +211,31 @@ impl Chat {
 
     /// Derives the current password's keys again, for re-authentication.
     async fn reauthenticate(&self, password: &str) -> Result<AccountKeys, ChatError> {
-        let me: MeResponse = http::get("/api/me").await?;
+        let me: MeResponse = http::call::<Me>(&NoParams, &()).await?;
         self.derive_timed(password, &me.salt.0, &me.kdf).await
     }
 
     /// The account's security settings, history and notices.
     pub async fn account(&self) -> Result<AccountResponse, ChatError> {
-        Ok(http::get("/api/account").await?)
+        Ok(http::call::<endpoints::Account>(&NoParams, &()).await?)
     }
 
     /// Dismisses the new-network notices.
     pub async fn dismiss_notices(&self) -> Result<(), ChatError> {
-        Ok(http::post_no_content("/api/account/notices/dismiss", &()).await?)
+        Ok(http::call::<DismissNotices>(&NoParams, &()).await?)
     }
 
     /// Starts TOTP enrolment: a pending secret and its QR code.
     pub async fn totp_setup(&self) -> Result<TotpSetupResponse, ChatError> {
-        Ok(http::post("/api/totp/setup", &()).await?)
+        Ok(http::call::<TotpSetup>(&NoParams, &()).await?)
     }
 
     /// Confirms enrolment with a valid code and the password (re-authentication); returns
     /// the recovery codes, shown once.
     pub async fn totp_enable(&self, code: &str, password: &str) -> Result<Vec<String>, ChatError> {
         let keys = self.reauthenticate(password).await?;
-        let response: RecoveryCodesResponse = http::post(
-            "/api/totp/enable",
+        let response: RecoveryCodesResponse = http::call::<TotpEnable>(
+            &NoParams,
             &TotpCodeRequest {
                 code: code.trim().to_owned(),
                 auth_key: Base64Array(*keys.auth_key.as_bytes()),
@@ -243,8 +248,8 @@ impl Chat {
     /// Turns TOTP off; needs a current code and the password.
     pub async fn totp_disable(&self, code: &str, password: &str) -> Result<(), ChatError> {
         let keys = self.reauthenticate(password).await?;
-        Ok(http::post_no_content(
-            "/api/totp/disable",
+        Ok(http::call::<TotpDisable>(
+            &NoParams,
             &TotpCodeRequest {
                 code: code.trim().to_owned(),
                 auth_key: Base64Array(*keys.auth_key.as_bytes()),
@@ -255,17 +260,17 @@ impl Chat {
 
     /// The account's live sessions.
     pub async fn sessions(&self) -> Result<SessionsResponse, ChatError> {
-        Ok(http::get("/api/sessions").await?)
+        Ok(http::call::<Sessions>(&NoParams, &()).await?)
     }
 
     /// Revokes one session (its browser is signed out at once).
     pub async fn revoke_session(&self, id: &str) -> Result<(), ChatError> {
-        Ok(http::delete(&format!("/api/sessions/{id}")).await?)
+        Ok(http::call::<RevokeSession>(&IdParams { id: id.to_owned() }, &()).await?)
     }
 
     /// Revokes every session but this one.
     pub async fn revoke_other_sessions(&self) -> Result<(), ChatError> {
-        Ok(http::post_no_content("/api/sessions/revoke-others", &()).await?)
+        Ok(http::call::<RevokeOtherSessions>(&NoParams, &()).await?)
     }
 
     /// Replaces the trusted networks (CIDR, comma or space separated; empty allows any).
@@ -282,8 +287,8 @@ impl Chat {
             .filter(|network| !network.is_empty())
             .map(str::to_owned)
             .collect();
-        Ok(http::put_no_content(
-            "/api/account/trusted-networks",
+        Ok(http::call::<SetTrustedNetworks>(
+            &NoParams,
             &TrustedNetworksRequest {
                 networks,
                 auth_key: Base64Array(*keys.auth_key.as_bytes()),
@@ -326,7 +331,7 @@ impl Chat {
                 &mut OsRng,
             )),
         };
-        http::post_no_content("/api/account/password", &request).await?;
+        http::call::<ChangePassword>(&NoParams, &request).await?;
         let kdf = KdfRecord { salt, params };
         self.session.set(Some(Arc::new(Session {
             username: session.username.clone(),
@@ -367,8 +372,8 @@ impl Chat {
             // The server also flags rotation for any room this could not leave.
             let _ = self.command(room_id, client::Command::Append(action)).await;
         }
-        http::post_no_content(
-            "/api/account/delete",
+        http::call::<DeleteAccount>(
+            &NoParams,
             &DeleteAccountRequest {
                 auth_key: Base64Array(*keys.auth_key.as_bytes()),
                 totp_code: optional_code(code),
@@ -471,7 +476,7 @@ impl Chat {
         let keys = self.derive_timed(password, &salt, &params).await?;
         let secrets = IdentitySecrets::generate(&mut OsRng);
         let request = RegisterRequest::new(username, params, salt, &keys, &secrets, &mut OsRng);
-        let _: SessionResponse = http::post("/api/register", &request).await?;
+        let _: SessionResponse = http::call::<Register>(&NoParams, &request).await?;
         self.start_session(
             username.to_owned(),
             secrets,
@@ -485,8 +490,8 @@ impl Chat {
     /// Argon2id, login with `auth_key`; then either a TOTP code is asked for, or the identity
     /// is unwrapped and checked against the public keys the server publishes.
     pub async fn login(&self, username: &str, password: &str) -> Result<(), ChatError> {
-        let prelogin: PreloginResponse = http::post(
-            "/api/prelogin",
+        let prelogin: PreloginResponse = http::call::<Prelogin>(
+            &NoParams,
             &PreloginRequest {
                 username: username.to_owned(),
             },
@@ -497,8 +502,8 @@ impl Chat {
         let keys = self
             .derive_timed(password, &prelogin.salt.0, &prelogin.kdf)
             .await?;
-        let response: LoginResponse = http::post(
-            "/api/login",
+        let response: LoginResponse = http::call::<Login>(
+            &NoParams,
             &LoginRequest {
                 username: username.to_owned(),
                 auth_key: Base64Array(*keys.auth_key.as_bytes()),
@@ -516,7 +521,7 @@ impl Chat {
     /// Ends the session on the server and forgets every key in this tab.
     pub async fn logout(&self) {
         // Even if the server cannot be reached, the keys are dropped locally.
-        let _ = http::post_no_content("/api/logout", &()).await;
+        let _ = http::call::<Logout>(&NoParams, &()).await;
         self.end_session_locally(None);
     }
 

@@ -7,6 +7,9 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use client::{Command, Input};
+use common::api::endpoints::{
+    JoinRequestParams, RefuseJoinRequest, RequestToJoin, RoomParams, UserIdentity, UserParams,
+};
 use common::api::JoinRequestBody;
 use common::identity::{validate_username, PublicIdentity};
 use common::membership::{
@@ -20,7 +23,6 @@ use leptos::prelude::*;
 
 use crate::chat::{now_ms, Chat, ChatError};
 use crate::http;
-use crate::rooms::room_path;
 
 /// The prefix of an invite link's fragment: `#join=<room id hex>.<token base64url>`. The
 /// token travels in the fragment, which browsers never send to the server.
@@ -49,7 +51,10 @@ impl Chat {
     async fn trusted_identity(&self, username: &str) -> Result<PublicIdentity, ChatError> {
         validate_username(username).map_err(ChatError::from_display)?;
         // Deserializing verifies the self-signature and refuses low-order keys.
-        let identity: PublicIdentity = http::get(&format!("/api/users/{username}")).await?;
+        let user = UserParams {
+            username: username.to_owned(),
+        };
+        let identity = http::call::<UserIdentity>(&user, &()).await?;
         if identity.username() != username {
             return Err(ChatError::Other(
                 "server returned another user's identity".into(),
@@ -113,8 +118,8 @@ impl Chat {
             .invite
             .get_untracked()
             .ok_or_else(|| ChatError::Other("no invite to use".into()))?;
-        http::post_no_content(
-            &room_path(&room_id, "join-requests"),
+        http::call::<RequestToJoin>(
+            &RoomParams { room_id },
             &JoinRequestBody {
                 token: Base64(token),
             },
@@ -152,7 +157,11 @@ impl Chat {
 
     /// Refuses a join request.
     pub async fn refuse_join(&self, room_id: RoomId, username: &str) -> Result<(), ChatError> {
-        http::delete(&room_path(&room_id, &format!("join-requests/{username}"))).await?;
+        let request = JoinRequestParams {
+            room_id,
+            username: username.to_owned(),
+        };
+        http::call::<RefuseJoinRequest>(&request, &()).await?;
         self.drop_join_request(room_id, username);
         Ok(())
     }

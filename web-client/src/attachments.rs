@@ -7,7 +7,10 @@
 //! memory at once: uploads keep one chunk, downloads give each opened chunk to the browser.
 
 use client::Command;
-use common::api::{AttachmentStatus, NewAttachmentRequest};
+use common::api::endpoints::{
+    AnnounceAttachment, AttachmentParams, AttachmentStatusOf, ChunkParams, RoomParams,
+};
+use common::api::NewAttachmentRequest;
 use common::attachment::{
     valid_file_name, AttachmentCipher, AttachmentRef, CiphertextHash, Dimensions, MediaKind,
     DEFAULT_CHUNK_SIZE, MAX_NAME_LEN, MAX_THUMBNAIL_LEN,
@@ -22,7 +25,6 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::chat::{Chat, ChatError};
 use crate::http;
-use crate::rooms::room_path;
 
 /// The longest side of a thumbnail, in pixels.
 const THUMBNAIL_SIDE: f64 = 160.0;
@@ -183,19 +185,27 @@ const CHUNK_RETRIES: u32 = 3;
 /// The pause before the first retry, in milliseconds; it doubles each time.
 const RETRY_PAUSE_MS: u32 = 1_000;
 
-/// Uploads chunk `index` of the attachment at `attachment` (its path), resuming after a
+/// Uploads chunk `index` of the attachment `attachment`, resuming after a
 /// dropped connection: after a pause the client asks the server which chunks it has, and
 /// sends the chunk again unless it arrived (the server takes a chunk again until the
 /// attachment is complete), at most [`CHUNK_RETRIES`] times.
-async fn put_chunk(attachment: &str, index: u32, sealed: &[u8]) -> Result<(), ChatError> {
-    let chunk = format!("{attachment}/chunks/{index}");
+async fn put_chunk(
+    attachment: &AttachmentParams,
+    index: u32,
+    sealed: &[u8],
+) -> Result<(), ChatError> {
+    let chunk = ChunkParams {
+        room_id: attachment.room_id,
+        attachment_id: attachment.attachment_id,
+        index,
+    };
     let mut pause = RETRY_PAUSE_MS;
     for _ in 0..CHUNK_RETRIES {
-        match http::put_bytes(&chunk, sealed).await {
+        match http::put_chunk(&chunk, sealed).await {
             Err(http::HttpError::Network(_)) => {
                 gloo_timers::future::TimeoutFuture::new(pause).await;
                 pause *= 2;
-                if let Ok(status) = http::get::<AttachmentStatus>(attachment).await {
+                if let Ok(status) = http::call::<AttachmentStatusOf>(attachment, &()).await {
                     if status.received.contains(&index) {
                         return Ok(());
                     }
@@ -204,11 +214,7 @@ async fn put_chunk(attachment: &str, index: u32, sealed: &[u8]) -> Result<(), Ch
             result => return Ok(result?),
         }
     }
-    Ok(http::put_bytes(&chunk, sealed).await?)
-}
-
-fn attachment_path(room_id: &RoomId, id: &[u8; 16], rest: &str) -> String {
-    room_path(room_id, &format!("attachments/{}{rest}", hex::encode(id)))
+    Ok(http::put_chunk(&chunk, sealed).await?)
 }
 
 impl Chat {
@@ -266,8 +272,8 @@ impl Chat {
         };
         transfer.cancelled.set(false);
         transfer.progress.set(Some(0.0));
-        let status: AttachmentStatus = http::post(
-            &room_path(&room_id, "attachments"),
+        let status = http::call::<AnnounceAttachment>(
+            &RoomParams { room_id },
             &NewAttachmentRequest {
                 id: Base64Array(cipher.id),
                 size,
@@ -276,6 +282,10 @@ impl Chat {
         )
         .await?;
         let count = cipher.layout.chunk_count();
+        let uploading = AttachmentParams {
+            room_id,
+            attachment_id: cipher.id,
+        };
         let mut hash = CiphertextHash::default();
         for index in 0..count {
             transfer.check()?;
@@ -287,7 +297,7 @@ impl Chat {
                 .map_err(ChatError::from_display)?;
             hash.update(&sealed);
             if !status.received.contains(&index) {
-                put_chunk(&attachment_path(&room_id, &cipher.id, ""), index, &sealed).await?;
+                put_chunk(&uploading, index, &sealed).await?;
             }
             transfer
                 .progress
@@ -329,7 +339,10 @@ impl Chat {
     ) -> Result<String, ChatError> {
         let cipher = &attachment.cipher;
         let count = cipher.layout.chunk_count();
-        let path = attachment_path(&room_id, &cipher.id, "/content");
+        let path = AttachmentParams {
+            room_id,
+            attachment_id: cipher.id,
+        };
         let parts = js_sys::Array::new();
         let mut hash = CiphertextHash::default();
         transfer.cancelled.set(false);

@@ -1,10 +1,13 @@
-//! JSON over HTTP to the chat server with gloo-net; the session travels in an `HttpOnly`
-//! cookie that the browser attaches to same-origin requests.
+//! JSON over HTTP to the chat server with gloo-net, one call per endpoint definition of
+//! [`common::api::endpoints`]; the session travels in an `HttpOnly` cookie that the browser
+//! attaches to same-origin requests.
 
-use common::api::ErrorBody;
-use gloo_net::http::{Request, Response};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use common::api::endpoints::{
+    AttachmentParams, BodyKind, ChunkParams, DownloadAttachment, Endpoint, Method, QueryParams,
+    UploadChunk,
+};
+use common::api::{ErrorBody, ErrorCode};
+use gloo_net::http::{Request, RequestBuilder, Response};
 use thiserror::Error;
 
 /// A request to the server failed.
@@ -18,6 +21,8 @@ pub enum HttpError {
     Server {
         /// HTTP status code.
         status: u16,
+        /// The server's `code` ([`ErrorCode::Unknown`] for an answer without one).
+        code: ErrorCode,
         /// The server's `error` text.
         message: String,
     },
@@ -38,41 +43,18 @@ async fn check(response: Response) -> Result<Response, HttpError> {
         return Ok(response);
     }
     let status = response.status();
-    let message = match response.json::<ErrorBody>().await {
-        Ok(body) => body.error,
-        Err(_) => format!("server answered {status}"),
+    let (code, message) = match response.json::<ErrorBody>().await {
+        Ok(body) => (body.code, body.error),
+        Err(_) => (ErrorCode::Unknown, format!("server answered {status}")),
     };
-    Err(HttpError::Server { status, message })
+    Err(HttpError::Server {
+        status,
+        code,
+        message,
+    })
 }
 
-async fn decode<R: DeserializeOwned>(response: Response) -> Result<R, HttpError> {
-    response
-        .json::<R>()
-        .await
-        .map_err(|error| HttpError::Decode(error.to_string()))
-}
-
-/// `GET path` and decodes the JSON answer.
-pub async fn get<R: DeserializeOwned>(path: &str) -> Result<R, HttpError> {
-    let response = Request::get(path)
-        .send()
-        .await
-        .map_err(|error| HttpError::Network(error.to_string()))?;
-    decode(check(response).await?).await
-}
-
-async fn send_json<T: Serialize>(
-    method: &str,
-    path: &str,
-    body: &T,
-) -> Result<Response, HttpError> {
-    let builder = match method {
-        "PUT" => Request::put(path),
-        _ => Request::post(path),
-    };
-    let request = builder
-        .json(body)
-        .map_err(|error| HttpError::Decode(error.to_string()))?;
+async fn send(request: Request) -> Result<Response, HttpError> {
     let response = request
         .send()
         .await
@@ -80,43 +62,87 @@ async fn send_json<T: Serialize>(
     check(response).await
 }
 
-/// `POST path` with a JSON body and decodes the JSON answer.
-pub async fn post<T: Serialize, R: DeserializeOwned>(path: &str, body: &T) -> Result<R, HttpError> {
-    decode(send_json("POST", path, body).await?).await
+/// The request builder of endpoint `E` for `path`.
+fn builder<E: Endpoint>(path: &str) -> RequestBuilder {
+    match E::INFO.method {
+        Method::Get => Request::get(path),
+        Method::Post => Request::post(path),
+        Method::Put => Request::put(path),
+        Method::Delete => Request::delete(path),
+    }
 }
 
-/// `POST path` with a JSON body, ignoring the answer's body.
-pub async fn post_no_content<T: Serialize>(path: &str, body: &T) -> Result<(), HttpError> {
-    send_json("POST", path, body).await.map(|_| ())
+/// Calls endpoint `E` with its path parameters and request body, and decodes its answer
+/// (`()` for an endpoint answering without a body).
+///
+/// # Errors
+/// [`HttpError::Network`] when the server is not reached, [`HttpError::Server`] for an error
+/// status, [`HttpError::Decode`] for an answer that is not `E::Response`.
+pub async fn call<E: Endpoint>(
+    params: &E::Params,
+    body: &E::Request,
+) -> Result<E::Response, HttpError> {
+    call_with_query::<E>(params, &E::Query::default(), body).await
 }
 
-/// `PUT path` with a JSON body, ignoring the answer's body.
-pub async fn put_no_content<T: Serialize>(path: &str, body: &T) -> Result<(), HttpError> {
-    send_json("PUT", path, body).await.map(|_| ())
+/// [`call`] with a query.
+///
+/// # Errors
+/// As [`call`].
+pub async fn call_with_query<E: Endpoint>(
+    params: &E::Params,
+    query: &E::Query,
+    body: &E::Request,
+) -> Result<E::Response, HttpError> {
+    let path = format!("{}{}", E::path(params), query.to_query());
+    let request = match E::INFO.request_body {
+        BodyKind::Json => builder::<E>(&path)
+            .json(body)
+            .map_err(|error| HttpError::Decode(error.to_string()))?,
+        _ => builder::<E>(&path)
+            .build()
+            .map_err(|error| HttpError::Decode(error.to_string()))?,
+    };
+    let response = send(request).await?;
+    if E::INFO.response_body == BodyKind::Json {
+        response
+            .json::<E::Response>()
+            .await
+            .map_err(|error| HttpError::Decode(error.to_string()))
+    } else {
+        // `()`, the type of every answer without a JSON body that this client calls.
+        serde_json::from_value(serde_json::Value::Null)
+            .map_err(|error| HttpError::Decode(error.to_string()))
+    }
 }
 
-/// `PUT path` with raw bytes (`application/octet-stream`), ignoring the answer's body.
-pub async fn put_bytes(path: &str, bytes: &[u8]) -> Result<(), HttpError> {
-    let request = Request::put(path)
+/// `PUT` one chunk of an attachment ([`UploadChunk`]) as `application/octet-stream`.
+///
+/// # Errors
+/// As [`call`].
+pub async fn put_chunk(params: &ChunkParams, sealed: &[u8]) -> Result<(), HttpError> {
+    let request = builder::<UploadChunk>(&UploadChunk::path(params))
         .header("Content-Type", "application/octet-stream")
-        .body(js_sys::Uint8Array::from(bytes))
+        .body(js_sys::Uint8Array::from(sealed))
         .map_err(|error| HttpError::Decode(error.to_string()))?;
-    let response = request
-        .send()
-        .await
-        .map_err(|error| HttpError::Network(error.to_string()))?;
-    check(response).await.map(|_| ())
+    send(request).await.map(|_| ())
 }
 
-/// `GET path` for the bytes `first..=last` (an HTTP range), refusing an answer of another
-/// length.
-pub async fn get_range(path: &str, first: u64, last: u64) -> Result<Vec<u8>, HttpError> {
-    let response = Request::get(path)
+/// The bytes `first..=last` of an attachment's ciphertext ([`DownloadAttachment`], an HTTP
+/// range), refusing an answer of another length.
+///
+/// # Errors
+/// As [`call`].
+pub async fn get_range(
+    params: &AttachmentParams,
+    first: u64,
+    last: u64,
+) -> Result<Vec<u8>, HttpError> {
+    let request = builder::<DownloadAttachment>(&DownloadAttachment::path(params))
         .header("Range", &format!("bytes={first}-{last}"))
-        .send()
-        .await
-        .map_err(|error| HttpError::Network(error.to_string()))?;
-    let bytes = check(response)
+        .build()
+        .map_err(|error| HttpError::Decode(error.to_string()))?;
+    let bytes = send(request)
         .await?
         .binary()
         .await
@@ -129,13 +155,4 @@ pub async fn get_range(path: &str, first: u64, last: u64) -> Result<Vec<u8>, Htt
         )));
     }
     Ok(bytes)
-}
-
-/// `DELETE path`, ignoring the answer's body.
-pub async fn delete(path: &str) -> Result<(), HttpError> {
-    let response = Request::delete(path)
-        .send()
-        .await
-        .map_err(|error| HttpError::Network(error.to_string()))?;
-    check(response).await.map(|_| ())
 }

@@ -6,10 +6,11 @@
 use std::collections::VecDeque;
 
 use client::{AppendOutcome, Command, Effect, Input, PostOutcome, SyncAnswers, MAX_CATCH_UP_PAGES};
-use common::api::{
-    CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, JoinRequestsResponse, LogResponse,
-    MessagesResponse, RoomListResponse, ServerEvent, StoredMessage,
+use common::api::endpoints::{
+    AppendLog, CreateRoom, GetEnvelopes, GetLog, ListJoinRequests, ListMessages, ListRooms,
+    NoParams, PageQuery, PostMessage, PutEnvelopes, RequestKey, RoomParams,
 };
+use common::api::{CreateRoomRequest, RoomListResponse, ServerEvent};
 use common::membership::{Role, RoomId};
 use common::message::MessageBody;
 use common::room_key::{create_room, RoomMetadata};
@@ -21,22 +22,17 @@ use crate::chat::{now_ms, Chat, ChatError};
 use crate::http::{self, HttpError};
 
 /// Messages per history page (the server allows up to 200).
-const PAGE_SIZE: usize = 100;
+const PAGE_SIZE: u32 = 100;
 /// How long a command waits for a write queued behind another one, which finishes in the
 /// task that drives that one: polls of [`COMMAND_POLL_MS`].
 const COMMAND_POLLS: u32 = 1_200;
 /// The pause between two looks at whether a queued command finished, in milliseconds.
 const COMMAND_POLL_MS: u32 = 50;
 
-/// The path of a room's API resource.
-pub fn room_path(room_id: &RoomId, resource: &str) -> String {
-    format!("/api/rooms/{}/{resource}", room_id.to_hex())
-}
-
 impl Chat {
     /// Loads every room of the user through the client core.
     pub async fn load_rooms(&self) -> Result<(), ChatError> {
-        let list: RoomListResponse = http::get("/api/rooms").await?;
+        let list: RoomListResponse = http::call::<ListRooms>(&NoParams, &()).await?;
         for summary in list.rooms {
             self.sync_room(summary.room_id).await?;
         }
@@ -63,8 +59,13 @@ impl Chat {
     /// remembers, at most [`MAX_CATCH_UP_PAGES`]), then its log, then this user's envelopes,
     /// in that order, so that no message of the page names a longer log than the one fetched.
     async fn sync_answers(&self, room_id: RoomId) -> Result<SyncAnswers, ChatError> {
-        let newest: MessagesResponse =
-            http::get(&room_path(&room_id, &format!("messages?limit={PAGE_SIZE}"))).await?;
+        let room = RoomParams { room_id };
+        let newest = http::call_with_query::<ListMessages>(
+            &room,
+            &PageQuery::backwards(None, PAGE_SIZE),
+            &(),
+        )
+        .await?;
         let mut answers = SyncAnswers {
             history: newest.messages,
             has_more: newest.has_more,
@@ -77,15 +78,16 @@ impl Chat {
             let Some(before) = answers.older_page_needed(oldest_head) else {
                 break;
             };
-            let older: MessagesResponse = http::get(&room_path(
-                &room_id,
-                &format!("messages?limit={PAGE_SIZE}&before={before}"),
-            ))
+            let older = http::call_with_query::<ListMessages>(
+                &room,
+                &PageQuery::backwards(Some(before), PAGE_SIZE),
+                &(),
+            )
             .await?;
             answers.prepend_older(older.messages, older.has_more);
         }
-        let log: LogResponse = http::get(&room_path(&room_id, "log")).await?;
-        let envelopes: EnvelopesResponse = http::get(&room_path(&room_id, "envelopes")).await?;
+        let log = http::call::<GetLog>(&room, &()).await?;
+        let envelopes = http::call::<GetEnvelopes>(&room, &()).await?;
         answers.log = log.entries.into_iter().map(|entry| entry.0).collect();
         answers.envelopes = envelopes.envelopes;
         Ok(answers)
@@ -111,10 +113,11 @@ impl Chat {
         let Some(before) = before else {
             return Ok(false);
         };
-        let older: MessagesResponse = http::get(&room_path(
-            &room_id,
-            &format!("messages?limit={PAGE_SIZE}&before={before}"),
-        ))
+        let older = http::call_with_query::<ListMessages>(
+            &RoomParams { room_id },
+            &PageQuery::backwards(Some(before), PAGE_SIZE),
+            &(),
+        )
         .await?;
         before_feed();
         self.feed(Input::OlderPage {
@@ -229,20 +232,20 @@ impl Chat {
                 },
             }),
             Effect::Append { room_id, request } => {
-                let outcome =
-                    match http::post_no_content(&room_path(&room_id, "log"), &request).await {
-                        Ok(()) => AppendOutcome::Stored,
-                        Err(HttpError::Server {
-                            status: 409,
-                            message,
-                        }) => AppendOutcome::Conflict(message),
-                        Err(error) => AppendOutcome::Failed(error.to_string()),
-                    };
+                let outcome = match http::call::<AppendLog>(&RoomParams { room_id }, &request).await
+                {
+                    Ok(()) => AppendOutcome::Stored,
+                    Err(HttpError::Server {
+                        status: 409,
+                        message,
+                        ..
+                    }) => AppendOutcome::Conflict(message),
+                    Err(error) => AppendOutcome::Failed(error.to_string()),
+                };
                 Some(Input::Appended { room_id, outcome })
             }
             Effect::PostMessage { room_id, request } => {
-                let posted: Result<StoredMessage, HttpError> =
-                    http::post(&room_path(&room_id, "messages"), &request).await;
+                let posted = http::call::<PostMessage>(&RoomParams { room_id }, &request).await;
                 let outcome = match posted {
                     Ok(stored) => PostOutcome::Stored(stored),
                     Err(error @ HttpError::Network(_)) => PostOutcome::Lost(error.to_string()),
@@ -251,8 +254,7 @@ impl Chat {
                 Some(Input::Posted { room_id, outcome })
             }
             Effect::RequestKey { room_id, request } => {
-                let sent =
-                    http::post_no_content(&room_path(&room_id, "key-requests"), &request).await;
+                let sent = http::call::<RequestKey>(&RoomParams { room_id }, &request).await;
                 sent.err().map(|error| {
                     self.error.set(Some(format!(
                         "could not ask members for the room key: {error}"
@@ -265,7 +267,7 @@ impl Chat {
             }
             Effect::HandOut { room_id, request } => {
                 if let Err(error) =
-                    http::post_no_content(&room_path(&room_id, "envelopes"), &request).await
+                    http::call::<PutEnvelopes>(&RoomParams { room_id }, &request).await
                 {
                     self.error
                         .set(Some(format!("could not hand over the room key: {error}")));
@@ -350,7 +352,7 @@ impl Chat {
             genesis: Base64(room.genesis.as_bytes().to_vec()),
             key_envelope: room.creator_envelope.clone(),
         };
-        let created: CreateRoomResponse = http::post("/api/rooms", &request).await?;
+        let created = http::call::<CreateRoom>(&NoParams, &request).await?;
         self.feed(Input::Created {
             room_id: created.room_id,
             state: room.state,
@@ -397,8 +399,7 @@ impl Chat {
         if !is_admin {
             return Ok(());
         }
-        let response: JoinRequestsResponse =
-            http::get(&room_path(&room_id, "join-requests")).await?;
+        let response = http::call::<ListJoinRequests>(&RoomParams { room_id }, &()).await?;
         self.update_room(&room_id, |room| room.join_requests = response.requests);
         Ok(())
     }

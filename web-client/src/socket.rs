@@ -2,6 +2,7 @@
 //! It reconnects after a drop and then re-synchronizes the rooms, so nothing sent meanwhile
 //! is missed.
 
+use common::api::endpoints::{NoParams, Session};
 use common::api::ServerEvent;
 use futures_util::StreamExt;
 use gloo_net::websocket::futures::WebSocket;
@@ -85,7 +86,7 @@ pub fn start(chat: Chat) {
 /// Whether the server no longer accepts this tab's session.
 async fn session_ended() -> bool {
     matches!(
-        crate::http::get::<common::api::SessionStatus>("/api/session").await,
+        crate::http::call::<Session>(&NoParams, &()).await,
         Ok(status) if status.username.is_none()
     )
 }

@@ -5,6 +5,7 @@
 
 use client::state::reconcile;
 use client::{ClientState, LocalCopy, RemoteState, TrustWarning};
+use common::api::endpoints::{GetClientState, NoParams, PutClientState};
 use common::api::{ClientStateBody, PutClientStateRequest};
 use common::identity::MemberKeys;
 use common::membership::RoomId;
@@ -119,7 +120,7 @@ impl Chat {
     /// it holds.
     async fn fetch_remote_state(&self) -> Result<(u64, RemoteState), ChatError> {
         let session = self.session()?;
-        let body: ClientStateBody = http::get("/api/me/state").await?;
+        let body: ClientStateBody = http::call::<GetClientState>(&NoParams, &()).await?;
         let remote = match body.sealed {
             None => RemoteState::Missing,
             Some(sealed) => match ClientState::open_remote(
@@ -298,7 +299,7 @@ impl Chat {
                 version,
                 sealed: Base64(sealed),
             };
-            let uploaded = http::put_no_content("/api/me/state", &request).await;
+            let uploaded = http::call::<PutClientState>(&NoParams, &request).await;
             if !current() {
                 return Ok(());
             }

@@ -8,6 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::account::{derive_account_keys, KdfParams};
+use common::api::endpoints::{
+    AppendLog, Connect, CreateRoom, Endpoint, ListMessages, PageQuery, PostMessage, QueryParams,
+    Register, RoomParams,
+};
 use common::api::{
     AppendLogRequest, CreateRoomRequest, MessagesResponse, PostMessageRequest, RegisterRequest,
     ServerEvent, StoredMessage,
@@ -62,7 +66,7 @@ pub async fn register(base: &str, name: &str) -> Account {
     let request = RegisterRequest::new(name, params, salt, &keys, &secrets, &mut OsRng);
     let http = reqwest::Client::new();
     let response = http
-        .post(format!("{base}/api/register"))
+        .post(format!("{base}{}", Register::INFO.path))
         .json(&request)
         .send()
         .await
@@ -127,7 +131,7 @@ pub async fn create_load_room(base: &str, accounts: &[Account], members: Vec<usi
     .unwrap();
     let response = owner
         .post_json(
-            &format!("{base}/api/rooms"),
+            &format!("{base}{}", CreateRoom::INFO.path),
             &CreateRoomRequest {
                 genesis: Base64(room.genesis.as_bytes().to_vec()),
                 key_envelope: room.creator_envelope.clone(),
@@ -160,7 +164,12 @@ pub async fn create_load_room(base: &str, accounts: &[Account], members: Vec<usi
         state.apply(&entry).unwrap();
         let response = owner
             .post_json(
-                &format!("{base}/api/rooms/{}/log", state.room_id()),
+                &format!(
+                    "{base}{}",
+                    AppendLog::path(&RoomParams {
+                        room_id: state.room_id()
+                    })
+                ),
                 &AppendLogRequest {
                     entry: Base64(entry.as_bytes().to_vec()),
                     envelopes: Vec::new(),
@@ -236,7 +245,10 @@ pub async fn post_messages(
         posted.lock().unwrap().sent += 1;
         let response = poster
             .http
-            .post(format!("{base}/api/rooms/{}/messages", room.id))
+            .post(format!(
+                "{base}{}",
+                PostMessage::path(&RoomParams { room_id: room.id })
+            ))
             .header(reqwest::header::COOKIE, &poster.cookie)
             .json(&body)
             .send()
@@ -307,7 +319,7 @@ pub async fn listen(
     let mut reconnects = 0;
     let mut first = true;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let mut request = format!("{}/api/ws", base.replace("http://", "ws://"))
+        let mut request = format!("{}{}", base.replace("http://", "ws://"), Connect::INFO.path)
             .into_client_request()
             .unwrap();
         request
@@ -374,7 +386,14 @@ async fn resume(
                 .unwrap_or(0);
             let page: MessagesResponse = account
                 .get_json(&format!(
-                    "{base}/api/rooms/{room}/messages?after={after}&limit=200"
+                    "{base}{}{}",
+                    ListMessages::path(&RoomParams { room_id: *room }),
+                    PageQuery {
+                        before: None,
+                        after: Some(after),
+                        limit: Some(200),
+                    }
+                    .to_query()
                 ))
                 .await?;
             {

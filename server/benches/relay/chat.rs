@@ -7,6 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use common::account::{derive_account_keys, KdfParams};
+use common::api::endpoints::{
+    AppendLog, Connect, CreateRoom, Endpoint, PostMessage, Register, RoomParams,
+};
 use common::api::{AppendLogRequest, CreateRoomRequest, PostMessageRequest, RegisterRequest};
 use common::identity::IdentitySecrets;
 use common::membership::{LogAction, Role, RoomPolicy, RoomState};
@@ -50,7 +53,7 @@ pub async fn register(base: &str, name: &str) -> BenchResult<Member> {
     let request = RegisterRequest::new(name, params, salt, &keys, &secrets, &mut OsRng);
     let client = reqwest::Client::new();
     let response = client
-        .post(format!("{base}/api/register"))
+        .post(format!("{base}{}", Register::INFO.path))
         .json(&request)
         .send()
         .await
@@ -108,7 +111,7 @@ async fn append(
     state.apply(&entry).map_err(|e| e.to_string())?;
     post_json(
         owner,
-        &format!("{base}/api/rooms/{}/log", state.room_id()),
+        &format!("{base}{}", AppendLog::path(&room_of(state))),
         &AppendLogRequest {
             entry: Base64(entry.as_bytes().to_vec()),
             envelopes: Vec::new(),
@@ -177,7 +180,7 @@ pub async fn create_room_of(base: &str, members: &[Member]) -> BenchResult<(Room
     .map_err(|e| e.to_string())?;
     post_json(
         owner,
-        &format!("{base}/api/rooms"),
+        &format!("{base}{}", CreateRoom::INFO.path),
         &CreateRoomRequest {
             genesis: Base64(room.genesis.as_bytes().to_vec()),
             key_envelope: room.creator_envelope.clone(),
@@ -258,7 +261,7 @@ pub async fn post_body(
     member: &Member,
     body: Bytes,
 ) -> BenchResult<()> {
-    let url = format!("{base}/api/rooms/{}/messages", state.room_id());
+    let url = format!("{base}{}", PostMessage::path(&room_of(state)));
     post_bytes(member, &url, body).await
 }
 
@@ -278,7 +281,7 @@ impl Deployment {
     }
 
     fn messages_url(&self) -> String {
-        format!("{}/api/rooms/{}/messages", self.base, self.state.room_id())
+        format!("{}{}", self.base, PostMessage::path(&room_of(&self.state)))
     }
 
     /// Each poster's client and session cookie.
@@ -299,7 +302,11 @@ pub async fn fan_out(
     prepared: Arc<Prepared>,
     workload: Workload,
 ) -> BenchResult<Outcome> {
-    let ws_url = format!("{}/api/ws", deployment.base.replace("http://", "ws://"));
+    let ws_url = format!(
+        "{}{}",
+        deployment.base.replace("http://", "ws://"),
+        Connect::INFO.path
+    );
     let mut listeners = Vec::with_capacity(deployment.members.len());
     for member in &deployment.members {
         listeners.push(
@@ -340,4 +347,11 @@ pub async fn durable(
     )
     .await?;
     Ok((prepared.len(), started.elapsed()))
+}
+
+/// The path parameters of `state`'s room.
+fn room_of(state: &RoomState) -> RoomParams {
+    RoomParams {
+        room_id: state.room_id(),
+    }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::api::endpoints::{Connect, Endpoint};
 use futures_util::stream::{self, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -136,7 +137,7 @@ pub async fn measure(
     for index in 0..users.max(1) {
         accounts.push(register(&base, &format!("idle{index:04}")).await?);
     }
-    let ws_url = format!("{}/api/ws", base.replace("http://", "ws://"));
+    let ws_url = format!("{}{}", base.replace("http://", "ws://"), Connect::INFO.path);
     tokio::time::sleep(SETTLE).await;
     let before_kib = resident_kib(process.0.id())?;
     let sockets: Vec<_> = stream::iter(0..connections)

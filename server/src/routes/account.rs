@@ -7,13 +7,14 @@ use std::str::FromStr;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use common::api::{
-    AccountResponse, DeleteAccountRequest, PasswordChangeRequest, TrustedNetworksRequest,
+use common::api::endpoints::{
+    Account, ChangePassword, DeleteAccount, DismissNotices, SetTrustedNetworks,
 };
+use common::api::AccountResponse;
 use ipnet::IpNet;
 
+use super::{EndpointRouter, Reply, Request};
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -49,11 +50,11 @@ pub const MAX_TRUSTED_NETWORKS: usize = 64;
 ///   are closed, and its rooms are marked as needing a key rotation.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/account", get(account))
-        .route("/api/account/notices/dismiss", post(dismiss_notices))
-        .route("/api/account/trusted-networks", put(set_trusted_networks))
-        .route("/api/account/password", post(change_password))
-        .route("/api/account/delete", post(delete_account))
+        .endpoint(Account, account)
+        .endpoint(DismissNotices, dismiss_notices)
+        .endpoint(SetTrustedNetworks, set_trusted_networks)
+        .endpoint(ChangePassword, change_password)
+        .endpoint(DeleteAccount, delete_account)
 }
 
 /// Re-authenticates the caller before a sensitive change: `auth_key` must match the stored
@@ -96,10 +97,7 @@ pub async fn reauthenticate(
     Ok(())
 }
 
-async fn account(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> ApiResult<Json<AccountResponse>> {
+async fn account(State(state): State<AppState>, user: AuthUser) -> ApiResult<Reply<Account>> {
     let username = user.username.as_str();
     let factors = factors::status(&state, username).await?;
     Ok(Json(AccountResponse {
@@ -146,7 +144,7 @@ async fn set_trusted_networks(
     State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
-    ApiJson(request): ApiJson<TrustedNetworksRequest>,
+    ApiJson(request): Request<SetTrustedNetworks>,
 ) -> ApiResult<StatusCode> {
     let networks = parse_networks(&request.networks)?;
     reauthenticate(
@@ -166,7 +164,7 @@ async fn change_password(
     State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
-    ApiJson(request): ApiJson<PasswordChangeRequest>,
+    ApiJson(request): Request<ChangePassword>,
 ) -> ApiResult<StatusCode> {
     // Checked before re-authenticating, so a refused request does not spend the code.
     request
@@ -206,7 +204,7 @@ async fn delete_account(
     State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
-    ApiJson(request): ApiJson<DeleteAccountRequest>,
+    ApiJson(request): Request<DeleteAccount>,
 ) -> ApiResult<impl IntoResponse> {
     reauthenticate(
         &state,

@@ -4,14 +4,15 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::api::{MeResponse, RegisterRequest, SessionResponse, SessionStatus};
-use common::identity::{validate_username, PublicIdentity};
+use common::api::endpoints::{Logout, Me, Register, Session, UserIdentity};
+use common::api::{MeResponse, SessionResponse, SessionStatus};
+use common::identity::validate_username;
 use common::wire::{Base64, Base64Array};
 
+use super::{EndpointRouter, Reply, Request};
 use crate::client::ClientInfo;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::ApiJson;
 use crate::password;
 use crate::session::{self, AuthUser};
@@ -33,17 +34,17 @@ use crate::AppState;
 ///   unknown user.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/register", post(register))
-        .route("/api/logout", post(logout))
-        .route("/api/me", get(me))
-        .route("/api/session", get(session_status))
-        .route("/api/users/{username}", get(user_identity))
+        .endpoint(Register, register)
+        .endpoint(Logout, logout)
+        .endpoint(Me, me)
+        .endpoint(Session, session_status)
+        .endpoint(UserIdentity, user_identity)
 }
 
 async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
-    ApiJson(request): ApiJson<RegisterRequest>,
+    ApiJson(request): Request<Register>,
 ) -> ApiResult<impl IntoResponse> {
     // Counted first, per address, so that probing names or filling the database costs the
     // server no hash and no query beyond the counter's.
@@ -68,7 +69,10 @@ async fn register(
         .await?
         .is_some()
     {
-        return Err(ApiError::conflict("username is already taken"));
+        return Err(ApiError::refused(
+            ErrorCode::UsernameTaken,
+            "username is already taken",
+        ));
     }
     let auth_hash = password::hash_auth_key(request.auth_key.0).await?;
     let new_user = users::NewUser {
@@ -101,7 +105,7 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<impl
 
 /// `GET /api/session`: 200 with the username of a live session, or `None`; never 401, so a
 /// page can probe at start-up without an error. Database failures still answer 500.
-async fn session_status(user: Result<AuthUser, ApiError>) -> ApiResult<Json<SessionStatus>> {
+async fn session_status(user: Result<AuthUser, ApiError>) -> ApiResult<Reply<Session>> {
     match user {
         Ok(user) => Ok(Json(SessionStatus {
             username: Some(user.username),
@@ -111,7 +115,7 @@ async fn session_status(user: Result<AuthUser, ApiError>) -> ApiResult<Json<Sess
     }
 }
 
-async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<MeResponse>> {
+async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Reply<Me>> {
     // The session's user always exists: deleting a user would delete their sessions.
     let record = users::find(&state.pool, &user.username)
         .await?
@@ -129,7 +133,7 @@ async fn user_identity(
     State(state): State<AppState>,
     _user: AuthUser,
     Path(username): Path<String>,
-) -> ApiResult<Json<PublicIdentity>> {
+) -> ApiResult<Reply<UserIdentity>> {
     let identity = match validate_username(&username) {
         Ok(()) => users::find_identity(&state.pool, &username).await?,
         Err(_) => None,

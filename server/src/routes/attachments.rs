@@ -9,17 +9,21 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::handler::Handler;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use common::api::{AttachmentStatus, NewAttachmentRequest};
+use common::api::endpoints::{
+    AnnounceAttachment, AttachmentStatusOf, DownloadAttachment, UploadChunk,
+};
+use common::api::AttachmentStatus;
 use common::attachment::{ChunkLayout, ATTACHMENT_ID_LEN, MAX_CHUNK_SIZE};
 use common::membership::RoomId;
 use common::primitives::TAG_LEN;
 use common::wire::Base64Array;
 use futures_util::StreamExt;
 
+use super::{EndpointRouter, Reply, Request};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RoomPath};
 use crate::routes::rooms::require_member;
@@ -53,19 +57,13 @@ pub const MAX_CHUNK_BODY: usize = MAX_CHUNK_SIZE as usize + TAG_LEN;
 ///   chunk is stored.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/rooms/{room_id}/attachments", post(announce))
-        .route(
-            "/api/rooms/{room_id}/attachments/{attachment_id}",
-            get(status),
+        .endpoint(AnnounceAttachment, announce)
+        .endpoint(AttachmentStatusOf, status)
+        .endpoint(
+            UploadChunk,
+            upload_chunk.layer(DefaultBodyLimit::max(MAX_CHUNK_BODY)),
         )
-        .route(
-            "/api/rooms/{room_id}/attachments/{attachment_id}/chunks/{index}",
-            put(upload_chunk).layer(DefaultBodyLimit::max(MAX_CHUNK_BODY)),
-        )
-        .route(
-            "/api/rooms/{room_id}/attachments/{attachment_id}/content",
-            get(download),
-        )
+        .endpoint(DownloadAttachment, download)
 }
 
 /// Deletes the chunks of attachments whose rows are gone (a cleared or deleted room, an
@@ -110,7 +108,7 @@ pub fn spawn_collector(state: AppState, period: std::time::Duration) {
 fn parse_id(text: &str) -> ApiResult<[u8; ATTACHMENT_ID_LEN]> {
     let mut id = [0u8; ATTACHMENT_ID_LEN];
     hex::decode_to_slice(text, &mut id)
-        .map_err(|_| ApiError::bad_request("malformed attachment id"))?;
+        .map_err(|_| ApiError::malformed_parameter("malformed attachment id"))?;
     Ok(id)
 }
 
@@ -139,8 +137,8 @@ async fn announce(
     State(state): State<AppState>,
     user: AuthUser,
     RoomPath(room_id): RoomPath,
-    ApiJson(request): ApiJson<NewAttachmentRequest>,
-) -> ApiResult<(StatusCode, Json<AttachmentStatus>)> {
+    ApiJson(request): Request<AnnounceAttachment>,
+) -> ApiResult<(StatusCode, Reply<AnnounceAttachment>)> {
     require_member(&state.pool, &room_id, &user.username).await?;
     let layout = ChunkLayout::new(request.size, request.chunk_size)
         .map_err(|error| ApiError::bad_request(error.to_string()))?;
@@ -178,7 +176,7 @@ async fn status(
     user: AuthUser,
     RoomPath(room_id): RoomPath,
     Path((_, id)): Path<(String, String)>,
-) -> ApiResult<Json<AttachmentStatus>> {
+) -> ApiResult<Reply<AttachmentStatusOf>> {
     require_member(&state.pool, &room_id, &user.username).await?;
     let attachment = find(&state, &room_id, &id).await?;
     Ok(Json(status_of(&attachment)))
@@ -200,7 +198,7 @@ async fn upload_chunk(
     }
     let index: u32 = index
         .parse()
-        .map_err(|_| ApiError::bad_request("malformed chunk index"))?;
+        .map_err(|_| ApiError::malformed_parameter("malformed chunk index"))?;
     let expected = attachment.layout.ciphertext_len(index).ok_or_else(|| {
         ApiError::bad_request(format!(
             "chunk index {index} is past the last chunk ({})",

@@ -5,11 +5,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use axum::{Json, Router};
-use common::api::{ClientStateBody, PutClientStateRequest, ServerEvent};
+use common::api::endpoints::{GetClientState, PutClientState};
+use common::api::{ClientStateBody, ServerEvent};
 use common::wire::Base64;
 
+use super::{EndpointRouter, Reply, Request};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::session::AuthUser;
@@ -26,13 +27,15 @@ use crate::AppState;
 ///   version is not `base_version` (another browser saved meanwhile), 413 for a body over
 ///   [`crate::MAX_BODY_BYTES`] (256 KiB).
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/me/state", get(get_state).put(put_state))
+    Router::new()
+        .endpoint(GetClientState, get_state)
+        .endpoint(PutClientState, put_state)
 }
 
 async fn get_state(
     State(state): State<AppState>,
     user: AuthUser,
-) -> ApiResult<Json<ClientStateBody>> {
+) -> ApiResult<Reply<GetClientState>> {
     let stored = client_states::find(&state.pool, &user.username).await?;
     Ok(Json(match stored {
         Some((version, sealed)) => ClientStateBody {
@@ -49,7 +52,7 @@ async fn get_state(
 async fn put_state(
     State(state): State<AppState>,
     user: AuthUser,
-    ApiJson(request): ApiJson<PutClientStateRequest>,
+    ApiJson(request): Request<PutClientState>,
 ) -> ApiResult<StatusCode> {
     if request.sealed.0.is_empty() {
         return Err(ApiError::bad_request("sealed client state is required"));

@@ -7,13 +7,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
 use axum::{Json, Router};
-use common::api::{JoinRequestBody, JoinRequestsResponse, ServerEvent};
+use common::api::endpoints::{ListJoinRequests, RefuseJoinRequest, RequestToJoin};
+use common::api::{JoinRequestsResponse, ServerEvent};
 use common::membership::{invite_token_hash, replay_bytes, Role, RoomId};
 use sqlx::AnyPool;
 
-use crate::error::{ApiError, ApiResult};
+use super::{EndpointRouter, Reply, Request};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiJson, RoomPath, RoomUserPath};
 use crate::routes::rooms::require_member;
 use crate::session::AuthUser;
@@ -41,14 +42,9 @@ use crate::AppState;
 /// The last two answer 404 `room not found` to non-members, as every room route does.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/api/rooms/{room_id}/join-requests",
-            post(request_to_join).get(list_join_requests),
-        )
-        .route(
-            "/api/rooms/{room_id}/join-requests/{username}",
-            delete(refuse_join_request),
-        )
+        .endpoint(RequestToJoin, request_to_join)
+        .endpoint(ListJoinRequests, list_join_requests)
+        .endpoint(RefuseJoinRequest, refuse_join_request)
 }
 
 /// The caller's role when it is owner or admin.
@@ -70,7 +66,7 @@ async fn request_to_join(
     State(state): State<AppState>,
     user: AuthUser,
     RoomPath(room_id): RoomPath,
-    ApiJson(request): ApiJson<JoinRequestBody>,
+    ApiJson(request): Request<RequestToJoin>,
 ) -> ApiResult<StatusCode> {
     let invite_not_found = || ApiError::not_found("invite not found");
     let entries = rooms::load_log(&state.pool, &room_id).await?;
@@ -85,14 +81,23 @@ async fn request_to_join(
         .get(&token_hash)
         .ok_or_else(invite_not_found)?;
     if room_state.banned().contains(&user.username) {
-        return Err(ApiError::forbidden("you are banned from this room"));
+        return Err(ApiError::refused(
+            ErrorCode::Banned,
+            "you are banned from this room",
+        ));
     }
     if room_state.member(&user.username).is_some() {
-        return Err(ApiError::conflict("you are already a member"));
+        return Err(ApiError::refused(
+            ErrorCode::AlreadyMember,
+            "you are already a member",
+        ));
     }
     let now_ms = store::now_ms();
     if u64::try_from(now_ms).unwrap_or(0) >= invite.expires_at_ms {
-        return Err(ApiError::gone("invite expired"));
+        return Err(ApiError::refused(
+            ErrorCode::InviteExpired,
+            "invite expired",
+        ));
     }
     let new_request = join_requests::NewJoinRequest {
         room_id,
@@ -118,7 +123,7 @@ async fn list_join_requests(
     State(state): State<AppState>,
     user: AuthUser,
     RoomPath(room_id): RoomPath,
-) -> ApiResult<Json<JoinRequestsResponse>> {
+) -> ApiResult<Reply<ListJoinRequests>> {
     require_admin(&state.pool, &room_id, &user.username).await?;
     let requests = join_requests::list(&state.pool, &room_id).await?;
     Ok(Json(JoinRequestsResponse { requests }))

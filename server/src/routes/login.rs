@@ -13,17 +13,15 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use axum::{Json, Router};
 use common::account::KdfParams;
-use common::api::{
-    LoginRequest, LoginResponse, PasskeyLoginRequest, PreloginRequest, PreloginResponse,
-    TotpLoginRequest,
-};
+use common::api::endpoints::{Login, LoginPasskey, LoginTotp, Prelogin};
+use common::api::{LoginResponse, PreloginResponse};
 use common::identity::validate_username;
 use common::wire::{Base64, Base64Array};
 use mfa::api::LoginOutcome;
 
+use super::{EndpointRouter, Reply, Request};
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -55,10 +53,10 @@ use crate::AppState;
 ///   assertion is 401 `invalid code` and counts as a wrong code).
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/prelogin", post(prelogin))
-        .route("/api/login", post(login))
-        .route("/api/login/totp", post(login_totp))
-        .route("/api/login/passkey", post(login_passkey))
+        .endpoint(Prelogin, prelogin)
+        .endpoint(Login, login)
+        .endpoint(LoginTotp, login_totp)
+        .endpoint(LoginPasskey, login_passkey)
 }
 
 /// Counts an attempt on `endpoint`, or refuses it with 429.
@@ -145,8 +143,8 @@ async fn finish_login(
 async fn prelogin(
     State(state): State<AppState>,
     client: ClientInfo,
-    ApiJson(request): ApiJson<PreloginRequest>,
-) -> ApiResult<Json<PreloginResponse>> {
+    ApiJson(request): Request<Prelogin>,
+) -> ApiResult<Reply<Prelogin>> {
     let valid_name = validate_username(&request.username).is_ok();
     throttle(
         &state,
@@ -176,7 +174,7 @@ async fn prelogin(
 async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
-    ApiJson(request): ApiJson<LoginRequest>,
+    ApiJson(request): Request<Login>,
 ) -> ApiResult<Response> {
     let valid_name = validate_username(&request.username).is_ok();
     let user = if valid_name {
@@ -311,7 +309,7 @@ async fn second_step(
 async fn login_totp(
     State(state): State<AppState>,
     client: ClientInfo,
-    ApiJson(request): ApiJson<TotpLoginRequest>,
+    ApiJson(request): Request<LoginTotp>,
 ) -> ApiResult<Response> {
     let proof = SecondFactorProof::Code(request.code);
     second_step(&state, &client, &request.challenge.0, proof).await
@@ -320,7 +318,7 @@ async fn login_totp(
 async fn login_passkey(
     State(state): State<AppState>,
     client: ClientInfo,
-    ApiJson(request): ApiJson<PasskeyLoginRequest>,
+    ApiJson(request): Request<LoginPasskey>,
 ) -> ApiResult<Response> {
     let proof = SecondFactorProof::Passkey(Box::new(request.credential));
     second_step(&state, &client, &request.challenge.0, proof).await

@@ -5,14 +5,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use axum::{Json, Router};
-use common::api::{MessagesResponse, PostMessageRequest, StoredMessage};
+use common::api::endpoints::{ListMessages, PageQuery, PostMessage};
+use common::api::MessagesResponse;
 use common::message::{MAX_CIPHERTEXT_LEN, PADDING_BUCKET};
 use common::primitives::TAG_LEN;
-use serde::Deserialize;
 
-use crate::error::{ApiError, ApiResult};
+use super::{EndpointRouter, Reply, Request};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiJson, ApiQuery, RoomPath};
 use crate::membership_cache::RoomSnapshot;
 use crate::routes::rooms::require_member;
@@ -47,22 +47,9 @@ pub const MIN_CIPHERTEXT_LEN: usize = TAG_LEN + PADDING_BUCKET;
 ///   `retry_after_s` in the body: whole seconds, at least 1, until the oldest of those leaves
 ///   the window. Every connected member is sent a [`ServerEvent::Message`].
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/rooms/{room_id}/messages",
-        get(list_messages).post(post_message),
-    )
-}
-
-/// The query string of `GET /api/rooms/{room_id}/messages`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Only messages with a smaller id: the newest of them.
-    pub before: Option<i64>,
-    /// Only messages with a larger id: the oldest of them.
-    pub after: Option<i64>,
-    /// How many messages, 1 to [`MAX_PAGE_SIZE`].
-    pub limit: Option<u32>,
+    Router::new()
+        .endpoint(ListMessages, list_messages)
+        .endpoint(PostMessage, post_message)
 }
 
 /// Whether `length` is a ciphertext length [`common::message::seal_message`] can produce:
@@ -87,7 +74,7 @@ async fn list_messages(
     user: AuthUser,
     RoomPath(room_id): RoomPath,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> ApiResult<Json<MessagesResponse>> {
+) -> ApiResult<Reply<ListMessages>> {
     require_member(&state.pool, &room_id, &user.username).await?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if limit == 0 {
@@ -108,8 +95,8 @@ async fn post_message(
     State(state): State<AppState>,
     user: AuthUser,
     RoomPath(room_id): RoomPath,
-    ApiJson(request): ApiJson<PostMessageRequest>,
-) -> ApiResult<(StatusCode, Json<StoredMessage>)> {
+    ApiJson(request): Request<PostMessage>,
+) -> ApiResult<(StatusCode, Reply<PostMessage>)> {
     // The membership cache answers; a refusal is confirmed by a fresh read first, and what
     // it allows the insert checks again.
     let mut room = state.membership.room(&state.pool, &room_id).await?;
@@ -126,10 +113,13 @@ async fn post_message(
         )));
     }
     if request.epoch != rules.current_epoch {
-        return Err(ApiError::conflict("stale epoch"));
+        return Err(ApiError::refused(ErrorCode::StaleEpoch, "stale epoch"));
     }
     if rules.rotation_pending {
-        return Err(ApiError::conflict("key rotation pending"));
+        return Err(ApiError::refused(
+            ErrorCode::KeyRotationPending,
+            "key rotation pending",
+        ));
     }
     // Kept from collection from now on; marked before the message is stored, so a message
     // never names an attachment the collector may take.
@@ -144,7 +134,10 @@ async fn post_message(
         ciphertext: request.ciphertext.0,
     };
     let stored = state.writer.post(new_message).await.inspect_err(|error| {
-        if matches!(error, ApiError::NotFound(_) | ApiError::Conflict(_)) {
+        if matches!(
+            error.code(),
+            ErrorCode::NotFound | ErrorCode::StaleEpoch | ErrorCode::KeyRotationPending
+        ) {
             // The batch refused what the cache allowed: the cache was stale.
             state.membership.invalidate([room_id]);
         }

@@ -5,10 +5,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use axum::{Json, Router};
-use common::api::{PasskeyChangeRequest, PasskeyFinishRequest, PasskeyFinishResponse};
+use common::api::endpoints::{PasskeyBegin, PasskeyFinish, PasskeyRemove};
+use common::api::PasskeyChangeRequest;
 
+use super::{EndpointRouter, Reply, Request};
 use crate::client::ClientInfo;
 use crate::error::ApiResult;
 use crate::extract::ApiJson;
@@ -33,9 +34,9 @@ use crate::AppState;
 ///   409 `no such passkey`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/passkeys/begin", post(begin))
-        .route("/api/passkeys/finish", post(finish))
-        .route("/api/passkeys/{id}/remove", post(remove))
+        .endpoint(PasskeyBegin, begin)
+        .endpoint(PasskeyFinish, finish)
+        .endpoint(PasskeyRemove, remove)
 }
 
 /// Re-authenticates the caller with the body of a passkey change.
@@ -59,7 +60,7 @@ async fn begin(
     State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
-    ApiJson(request): ApiJson<PasskeyChangeRequest>,
+    ApiJson(request): Request<PasskeyBegin>,
 ) -> ApiResult<Response> {
     reauthenticate_for(&state, &user, &client, &request).await?;
     let options = state.factors.passkey_register_begin(&user.username).await?;
@@ -69,8 +70,8 @@ async fn begin(
 async fn finish(
     State(state): State<AppState>,
     user: AuthUser,
-    ApiJson(request): ApiJson<PasskeyFinishRequest>,
-) -> ApiResult<Json<PasskeyFinishResponse>> {
+    ApiJson(request): Request<PasskeyFinish>,
+) -> ApiResult<Reply<PasskeyFinish>> {
     let registered = factors::enabling(
         &state,
         &user.username,
@@ -88,7 +89,7 @@ async fn remove(
     user: AuthUser,
     client: ClientInfo,
     Path(id): Path<String>,
-    ApiJson(request): ApiJson<PasskeyChangeRequest>,
+    ApiJson(request): Request<PasskeyRemove>,
 ) -> ApiResult<StatusCode> {
     reauthenticate_for(&state, &user, &client, &request).await?;
     state.factors.passkey_remove(&user.username, &id).await?;

@@ -15,11 +15,12 @@ use std::collections::BTreeSet;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use axum::{Json, Router};
+use common::api::endpoints::{
+    AppendLog, CreateRoom, GetEnvelopes, GetLog, ListRooms, PutEnvelopes, RequestKey,
+};
 use common::api::{
-    AppendLogRequest, CreateRoomRequest, CreateRoomResponse, EnvelopesResponse, KeyRequestBody,
-    LogResponse, PutEnvelopesRequest, RoomListResponse, ServerEvent,
+    CreateRoomResponse, EnvelopesResponse, LogResponse, RoomListResponse, ServerEvent,
 };
 use common::membership::{
     replay, replay_bytes, LogAction, LogErrorKind, Role, RoomId, RoomState, SignedLogEntry,
@@ -28,7 +29,8 @@ use common::room_key::KeyEnvelope;
 use common::wire::Base64;
 use sqlx::AnyPool;
 
-use crate::error::{ApiError, ApiResult};
+use super::{EndpointRouter, Reply, Request};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiJson, RoomPath};
 use crate::session::AuthUser;
 use crate::store::{self, envelopes, rooms, users};
@@ -64,13 +66,13 @@ use crate::AppState;
 /// and 404 `room not found` for an unknown room or a caller who is not a member.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/rooms", post(create_room).get(list_rooms))
-        .route("/api/rooms/{room_id}/log", get(get_log).post(append_log))
-        .route(
-            "/api/rooms/{room_id}/envelopes",
-            get(get_envelopes).post(put_envelopes),
-        )
-        .route("/api/rooms/{room_id}/key-requests", post(request_key))
+        .endpoint(CreateRoom, create_room)
+        .endpoint(ListRooms, list_rooms)
+        .endpoint(GetLog, get_log)
+        .endpoint(AppendLog, append_log)
+        .endpoint(PutEnvelopes, put_envelopes)
+        .endpoint(GetEnvelopes, get_envelopes)
+        .endpoint(RequestKey, request_key)
 }
 
 /// The caller's role in a room, or 404 `room not found` when the room does not exist or the
@@ -98,19 +100,20 @@ pub async fn load_state(pool: &AnyPool, room_id: &RoomId) -> ApiResult<RoomState
     replay_bytes(&entries).map_err(|error| ApiError::CorruptData(format!("room log: {error}")))
 }
 
-/// The status of a refused log entry: 409 when the caller's view of the log is out of date
-/// (they should fetch the log, replay it and decide again), 403 when the author may not do
+/// The status of a refused log entry: 409 [`ErrorCode::LogOutOfDate`] when the caller's view
+/// of the log is out of date (they should fetch the log, replay it and decide again), 409
+/// [`ErrorCode::AlreadyMember`] for adding a member, 403 when the author may not do
 /// this, 404 for a deleted room (as every route answers for it), 400 for an entry that can
 /// never be valid.
 pub fn log_error(kind: LogErrorKind) -> ApiError {
     let message = format!("log entry refused: {kind}");
     match kind {
+        LogErrorKind::AlreadyMember(_) => ApiError::refused(ErrorCode::AlreadyMember, message),
         LogErrorKind::SequenceGap { .. }
         | LogErrorKind::PrevHashMismatch
         | LogErrorKind::EpochGap { .. }
-        | LogErrorKind::AlreadyMember(_)
         | LogErrorKind::NotAMember(_)
-        | LogErrorKind::Banned(_) => ApiError::Conflict(message),
+        | LogErrorKind::Banned(_) => ApiError::refused(ErrorCode::LogOutOfDate, message),
         LogErrorKind::AuthorNotMember(_)
         | LogErrorKind::NotAuthorized { .. }
         | LogErrorKind::TargetsAuthor
@@ -150,8 +153,8 @@ async fn require_registered_keys(
 async fn create_room(
     State(state): State<AppState>,
     user: AuthUser,
-    ApiJson(request): ApiJson<CreateRoomRequest>,
-) -> ApiResult<(StatusCode, Json<CreateRoomResponse>)> {
+    ApiJson(request): Request<CreateRoom>,
+) -> ApiResult<(StatusCode, Reply<CreateRoom>)> {
     let genesis = SignedLogEntry::from_bytes(&request.genesis.0)
         .map_err(|error| ApiError::bad_request(format!("malformed genesis entry: {error}")))?;
     let room_state = replay(std::slice::from_ref(&genesis))
@@ -198,10 +201,7 @@ async fn create_room(
     ))
 }
 
-async fn list_rooms(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> ApiResult<Json<RoomListResponse>> {
+async fn list_rooms(State(state): State<AppState>, user: AuthUser) -> ApiResult<Reply<ListRooms>> {
     let rooms = rooms::list_for_user(&state.pool, &user.username).await?;
     Ok(Json(RoomListResponse { rooms }))
 }
@@ -210,7 +210,7 @@ async fn get_log(
     State(state): State<AppState>,
     user: AuthUser,
     RoomPath(room_id): RoomPath,
-) -> ApiResult<Json<LogResponse>> {
+) -> ApiResult<Reply<GetLog>> {
     require_member(&state.pool, &room_id, &user.username).await?;
     let entries = rooms::load_log(&state.pool, &room_id).await?;
     Ok(Json(LogResponse {
@@ -222,7 +222,7 @@ async fn append_log(
     State(state): State<AppState>,
     user: AuthUser,
     RoomPath(room_id): RoomPath,
-    ApiJson(request): ApiJson<AppendLogRequest>,
+    ApiJson(request): Request<AppendLog>,
 ) -> ApiResult<StatusCode> {
     require_member(&state.pool, &room_id, &user.username).await?;
     let entry = SignedLogEntry::from_bytes(&request.entry.0)
@@ -297,7 +297,7 @@ async fn put_envelopes(
     State(state): State<AppState>,
     user: AuthUser,
     RoomPath(room_id): RoomPath,
-    ApiJson(request): ApiJson<PutEnvelopesRequest>,
+    ApiJson(request): Request<PutEnvelopes>,
 ) -> ApiResult<StatusCode> {
     require_member(&state.pool, &room_id, &user.username).await?;
     let room_state = load_state(&state.pool, &room_id).await?;
@@ -366,7 +366,7 @@ async fn get_envelopes(
     State(state): State<AppState>,
     user: AuthUser,
     RoomPath(room_id): RoomPath,
-) -> ApiResult<Json<EnvelopesResponse>> {
+) -> ApiResult<Reply<GetEnvelopes>> {
     require_member(&state.pool, &room_id, &user.username).await?;
     let envelopes = envelopes::for_recipient(&state.pool, &room_id, &user.username).await?;
     Ok(Json(EnvelopesResponse { envelopes }))
@@ -376,7 +376,7 @@ async fn request_key(
     State(state): State<AppState>,
     user: AuthUser,
     RoomPath(room_id): RoomPath,
-    ApiJson(request): ApiJson<KeyRequestBody>,
+    ApiJson(request): Request<RequestKey>,
 ) -> ApiResult<StatusCode> {
     require_member(&state.pool, &room_id, &user.username).await?;
     let room_state = load_state(&state.pool, &room_id).await?;

@@ -4,10 +4,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use common::api::endpoints::{RevokeOtherSessions, RevokeSession, Sessions};
 use common::api::SessionsResponse;
 
+use super::{EndpointRouter, Reply};
 use crate::error::{ApiError, ApiResult};
 use crate::session::{self, duration_ms, AuthUser};
 use crate::store::{self, sessions};
@@ -23,12 +24,12 @@ use crate::AppState;
 /// - `POST /api/sessions/revoke-others` -> 204: ends every other session of the caller.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/sessions", get(list))
-        .route("/api/sessions/revoke-others", post(revoke_others))
-        .route("/api/sessions/{id}", delete(revoke))
+        .endpoint(Sessions, list)
+        .endpoint(RevokeOtherSessions, revoke_others)
+        .endpoint(RevokeSession, revoke)
 }
 
-async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<SessionsResponse>> {
+async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Reply<Sessions>> {
     let sessions = sessions::list(
         &state.pool,
         &user.username,

@@ -4,10 +4,10 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
 use axum::{Json, Router};
-use common::api::{RecoveryCodesResponse, TotpCodeRequest, TotpSetupResponse};
+use common::api::endpoints::{TotpDisable, TotpEnable, TotpSetup};
 
+use super::{EndpointRouter, Reply, Request};
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
@@ -33,9 +33,9 @@ use crate::AppState;
 ///   `invalid password` or `invalid code`, 409 `totp is not enabled`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/totp/setup", post(setup))
-        .route("/api/totp/enable", post(enable))
-        .route("/api/totp/disable", post(disable))
+        .endpoint(TotpSetup, setup)
+        .endpoint(TotpEnable, enable)
+        .endpoint(TotpDisable, disable)
 }
 
 /// Checks a code sent by a logged-in user (re-authentication) after counting the attempt
@@ -62,10 +62,7 @@ pub async fn require_user_code(
     }
 }
 
-async fn setup(
-    State(state): State<AppState>,
-    user: AuthUser,
-) -> ApiResult<Json<TotpSetupResponse>> {
+async fn setup(State(state): State<AppState>, user: AuthUser) -> ApiResult<Reply<TotpSetup>> {
     Ok(Json(state.factors.totp_setup(&user.username).await?))
 }
 
@@ -73,8 +70,8 @@ async fn enable(
     State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
-    ApiJson(request): ApiJson<TotpCodeRequest>,
-) -> ApiResult<Json<RecoveryCodesResponse>> {
+    ApiJson(request): Request<TotpEnable>,
+) -> ApiResult<Reply<TotpEnable>> {
     if factors::status(&state, &user.username).await?.totp_enabled {
         return Err(ApiError::conflict("totp is already enabled"));
     }
@@ -100,7 +97,7 @@ async fn disable(
     State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
-    ApiJson(request): ApiJson<TotpCodeRequest>,
+    ApiJson(request): Request<TotpDisable>,
 ) -> ApiResult<StatusCode> {
     if !factors::status(&state, &user.username).await?.totp_enabled {
         return Err(ApiError::conflict("totp is not enabled"));

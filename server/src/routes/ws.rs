@@ -4,10 +4,11 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use axum::routing::get;
 use axum::Router;
+use common::api::endpoints::Connect;
 use futures_util::StreamExt;
 
+use super::EndpointRouter;
 use crate::error::{ApiError, ApiResult};
 use crate::hub::{serve_connection, PING_INTERVAL};
 use crate::session::AuthUser;
@@ -28,7 +29,7 @@ pub const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// 403 for a handshake from another origin, 401 without a session, 400 for a request that
 /// is not a WebSocket upgrade.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/ws", get(connect))
+    Router::new().endpoint(Connect, connect)
 }
 
 async fn connect(

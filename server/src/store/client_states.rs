@@ -3,7 +3,7 @@
 
 use sqlx::{Any, AnyPool, Executor};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// The stored version and sealed state of `username`, or `None` before the first upload.
 ///
@@ -75,7 +75,8 @@ pub async fn compare_and_store<'e>(
     if stored.rows_affected() == 1 {
         return Ok(());
     }
-    Err(ApiError::conflict(
+    Err(ApiError::refused(
+        ErrorCode::StateVersionConflict,
         "the stored client state is not the one this upload was built on; fetch it, merge and upload again",
     ))
 }

@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use super::is_unique_violation;
 use super::users::identity_from_parts;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// A join request to store.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub struct NewJoinRequest<'a> {
 ///
 /// # Errors
 /// [`ApiError::Conflict`] `a join request is already pending` when the user has one for
-/// this room; [`ApiError::Gone`] `invite used up` when the invite has admitted `max_uses`
+/// this room; [`ErrorCode::InviteUsedUp`] `invite used up` when the invite has admitted `max_uses`
 /// requests already (nothing is stored then); a database error otherwise.
 pub async fn create(pool: &AnyPool, request: &NewJoinRequest<'_>) -> ApiResult<()> {
     let room_id = request.room_id.0.as_slice();
@@ -63,7 +63,7 @@ pub async fn create(pool: &AnyPool, request: &NewJoinRequest<'_>) -> ApiResult<(
     .await?;
     if counted.rows_affected() == 0 {
         // Dropping the transaction rolls the request back.
-        return Err(ApiError::gone("invite used up"));
+        return Err(ApiError::refused(ErrorCode::InviteUsedUp, "invite used up"));
     }
     transaction.commit().await?;
     Ok(())

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, AnyPool, FromRow};
 
 use super::rooms::PostingRules;
 use super::Backend;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// A message to store; the id is assigned by the database.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ pub const RATE_WINDOW_MS: i64 = 60_000;
 ///
 /// # Errors
 /// A database error, which fails the whole batch (nothing of it is stored). A refusal is
-/// per message: [`ApiError::Conflict`] `stale epoch` or `key rotation pending`,
+/// per message: [`ErrorCode::StaleEpoch`] `stale epoch` or [`ErrorCode::KeyRotationPending`] `key rotation pending`,
 /// [`ApiError::RateLimited`] with the whole seconds (at least 1) until the oldest counted
 /// message leaves the window, [`ApiError::NotFound`] for a room deleted meanwhile or a
 /// sender removed meanwhile.
@@ -243,10 +243,13 @@ impl RoomChecks {
             return Err(ApiError::not_found("room not found"));
         }
         if message.epoch != epoch {
-            return Err(ApiError::conflict("stale epoch"));
+            return Err(ApiError::refused(ErrorCode::StaleEpoch, "stale epoch"));
         }
         if rotation_pending {
-            return Err(ApiError::conflict("key rotation pending"));
+            return Err(ApiError::refused(
+                ErrorCode::KeyRotationPending,
+                "key rotation pending",
+            ));
         }
         if limit > 0 {
             let recent = self.recent.entry(message.sender.clone()).or_default();

@@ -9,7 +9,7 @@ use common::room_key::KeyEnvelope;
 use sqlx::{AnyConnection, AnyPool};
 
 use super::is_unique_violation;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Parses a role as stored in `room_members.role`.
 fn parse_role(text: &str) -> ApiResult<Role> {
@@ -171,7 +171,10 @@ pub async fn create(
     match inserted {
         Ok(_) => {}
         Err(error) if is_unique_violation(&error) => {
-            return Err(ApiError::conflict("room already exists"));
+            return Err(ApiError::refused(
+                ErrorCode::RoomExists,
+                "room already exists",
+            ));
         }
         Err(error) => return Err(error.into()),
     }
@@ -242,7 +245,8 @@ pub async fn append(
     match inserted {
         Ok(_) => {}
         Err(error) if is_unique_violation(&error) => {
-            return Err(ApiError::conflict(
+            return Err(ApiError::refused(
+                ErrorCode::LogOutOfDate,
                 "the log changed while this entry was checked; fetch it and retry",
             ));
         }

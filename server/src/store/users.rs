@@ -9,7 +9,7 @@ use sqlx::{AnyPool, FromRow};
 
 use super::sessions;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// A new account as register stores it.
 #[derive(Debug)]
@@ -142,9 +142,10 @@ pub async fn insert(pool: &AnyPool, user: &NewUser<'_>, now_ms: i64) -> ApiResul
     .await;
     match result {
         Ok(_) => Ok(()),
-        Err(error) if super::is_unique_violation(&error) => {
-            Err(ApiError::conflict("username is already taken"))
-        }
+        Err(error) if super::is_unique_violation(&error) => Err(ApiError::refused(
+            ErrorCode::UsernameTaken,
+            "username is already taken",
+        )),
         Err(error) => Err(error.into()),
     }
 }

@@ -320,6 +320,7 @@ pub async fn room_endpoint_answers(
         let status = response.status();
         let body: common::api::ErrorBody =
             response.json().await.unwrap_or(common::api::ErrorBody {
+                code: common::api::ErrorCode::Unknown,
                 error: String::new(),
                 retry_after_s: None,
                 limit_bytes: None,

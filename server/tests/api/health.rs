@@ -1,8 +1,9 @@
 //! Health check, the web client's static files, and unknown paths.
 
+use common::api::ErrorCode;
 use reqwest::StatusCode;
 
-use crate::helpers::{error_message, spawn_app, INDEX_HTML};
+use crate::helpers::{error_body, error_message, spawn_app, INDEX_HTML};
 
 #[tokio::test]
 async fn healthz_answers_ok() {
@@ -64,8 +65,9 @@ async fn healthz_says_503_while_the_database_is_unreachable() {
         .await
         .unwrap();
     let response = app.get(&app.anonymous, "/healthz").await;
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.text().await.unwrap(), "database unavailable");
+    let body = error_body(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(body.code, ErrorCode::Unavailable);
+    assert_eq!(body.error, "database unavailable");
     sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
         .execute(&mut admin)
         .await

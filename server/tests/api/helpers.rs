@@ -8,9 +8,15 @@ use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::account::{derive_account_keys, KdfParams};
+use common::api::endpoints::{
+    AppendLog, BodyKind, CreateRoom, Endpoint, GetClientState, GetEnvelopes, GetLog,
+    ListJoinRequests, ListMessages, ListRooms, Login, Logout, Me, Method, PostMessage, Prelogin,
+    PutClientState, PutEnvelopes, RefuseJoinRequest, Register, RequestKey, RequestToJoin, Session,
+    UserIdentity,
+};
 use common::api::{
-    AppendLogRequest, CreateRoomRequest, ErrorBody, JoinRequestBody, KeyRequestBody, LoginRequest,
-    PostMessageRequest, PreloginRequest, PutClientStateRequest, PutEnvelopesRequest,
+    AppendLogRequest, CreateRoomRequest, ErrorBody, ErrorCode, JoinRequestBody, KeyRequestBody,
+    LoginRequest, PostMessageRequest, PreloginRequest, PutClientStateRequest, PutEnvelopesRequest,
     RegisterRequest,
 };
 use common::identity::IdentitySecrets;
@@ -390,6 +396,17 @@ pub async fn json<T: DeserializeOwned>(response: Response) -> T {
 
 /// Checks the status of an error response and returns its `error` message.
 pub async fn error_message(response: Response, expected: StatusCode) -> String {
+    error_body(response, expected).await.error
+}
+
+/// Checks the status of an error response and returns its `code`.
+pub async fn error_code(response: Response, expected: StatusCode) -> ErrorCode {
+    error_body(response, expected).await.code
+}
+
+/// Checks the status of an error response and that its body is an [`ErrorBody`] with a
+/// message and a known code of that status, and returns the body.
+pub async fn error_body(response: Response, expected: StatusCode) -> ErrorBody {
     let status = response.status();
     let content_type = response
         .headers()
@@ -411,7 +428,9 @@ pub async fn error_message(response: Response, expected: StatusCode) -> String {
         "{:?} ends with a period",
         body.error
     );
-    body.error
+    assert_ne!(body.code, ErrorCode::Unknown, "{text}");
+    assert_eq!(body.code.status(), status.as_u16(), "{text}");
+    body
 }
 
 impl TestApp {
@@ -532,9 +551,55 @@ impl TestApp {
         request.send().await.expect("request is sent")
     }
 
+    /// Calls endpoint `E` with `values` for its path parameters, unchecked and in template
+    /// order (so a test can send malformed ones), and `body` when it takes JSON.
+    pub async fn call<E: Endpoint>(
+        &self,
+        client: &Client,
+        values: &[&str],
+        body: &E::Request,
+    ) -> Response {
+        self.call_at::<E>(client, &E::INFO.render_path(values), body)
+            .await
+    }
+
+    /// Calls endpoint `E` at `path` (its path, perhaps with a query).
+    async fn call_at<E: Endpoint>(
+        &self,
+        client: &Client,
+        path: &str,
+        body: &E::Request,
+    ) -> Response {
+        self.request::<E>(client, path, body)
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// A request of endpoint `E` to `path`, with `body` when it takes JSON.
+    pub fn request<E: Endpoint>(
+        &self,
+        client: &Client,
+        path: &str,
+        body: &E::Request,
+    ) -> reqwest::RequestBuilder {
+        let method = match E::INFO.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let request = client.request(method, self.url(path));
+        if E::INFO.request_body == BodyKind::Json {
+            request.json(body)
+        } else {
+            request
+        }
+    }
+
     /// `POST /api/register`.
     pub async fn register(&self, client: &Client, body: &RegisterRequest) -> Response {
-        self.post_json(client, "/api/register", body).await
+        self.call::<Register>(client, &[], body).await
     }
 
     /// `POST /api/prelogin`.
@@ -542,7 +607,7 @@ impl TestApp {
         let body = PreloginRequest {
             username: username.to_owned(),
         };
-        self.post_json(client, "/api/prelogin", &body).await
+        self.call::<Prelogin>(client, &[], &body).await
     }
 
     /// `POST /api/login`.
@@ -551,46 +616,42 @@ impl TestApp {
             username: username.to_owned(),
             auth_key: Base64Array(auth_key),
         };
-        self.post_json(client, "/api/login", &body).await
+        self.call::<Login>(client, &[], &body).await
     }
 
     /// `POST /api/logout`.
     pub async fn logout(&self, client: &Client) -> Response {
-        client
-            .post(self.url("/api/logout"))
-            .send()
-            .await
-            .expect("request is sent")
+        self.call::<Logout>(client, &[], &()).await
     }
 
     /// `GET /api/me`.
     pub async fn me(&self, client: &Client) -> Response {
-        self.get(client, "/api/me").await
+        self.call::<Me>(client, &[], &()).await
     }
 
     /// `GET /api/session`.
     pub async fn session_status(&self, client: &Client) -> Response {
-        self.get(client, "/api/session").await
+        self.call::<Session>(client, &[], &()).await
     }
 
     /// `GET /api/users/{username}`.
     pub async fn user_identity(&self, client: &Client, username: &str) -> Response {
-        self.get(client, &format!("/api/users/{username}")).await
+        self.call::<UserIdentity>(client, &[username], &()).await
     }
 
     /// `POST /api/rooms`.
     pub async fn create_room(&self, client: &Client, body: &CreateRoomRequest) -> Response {
-        self.post_json(client, "/api/rooms", body).await
+        self.call::<CreateRoom>(client, &[], body).await
     }
 
     /// `GET /api/rooms`.
     pub async fn list_rooms(&self, client: &Client) -> Response {
-        self.get(client, "/api/rooms").await
+        self.call::<ListRooms>(client, &[], &()).await
     }
 
     /// `GET /api/rooms/{room}/log`.
     pub async fn get_log(&self, client: &Client, room: &str) -> Response {
-        self.get(client, &format!("/api/rooms/{room}/log")).await
+        self.call::<GetLog>(client, &[room], &()).await
     }
 
     /// `POST /api/rooms/{room}/log`.
@@ -615,8 +676,7 @@ impl TestApp {
             entry: Base64(entry.as_bytes().to_vec()),
             envelopes,
         };
-        self.post_json(client, &format!("/api/rooms/{room}/log"), &body)
-            .await
+        self.call::<AppendLog>(client, &[room], &body).await
     }
 
     /// `POST /api/rooms/{room}/envelopes`.
@@ -627,19 +687,18 @@ impl TestApp {
         envelopes: Vec<KeyEnvelope>,
     ) -> Response {
         let body = PutEnvelopesRequest { envelopes };
-        self.post_json(client, &format!("/api/rooms/{room}/envelopes"), &body)
-            .await
+        self.call::<PutEnvelopes>(client, &[room], &body).await
     }
 
     /// `GET /api/rooms/{room}/envelopes`.
     pub async fn get_envelopes(&self, client: &Client, room: &str) -> Response {
-        self.get(client, &format!("/api/rooms/{room}/envelopes"))
-            .await
+        self.call::<GetEnvelopes>(client, &[room], &()).await
     }
 
     /// `GET /api/rooms/{room}/messages?{query}`.
     pub async fn get_messages(&self, client: &Client, room: &str, query: &str) -> Response {
-        self.get(client, &format!("/api/rooms/{room}/messages?{query}"))
+        let path = ListMessages::INFO.render_path(&[room]);
+        self.call_at::<ListMessages>(client, &format!("{path}?{query}"), &())
             .await
     }
 
@@ -650,17 +709,7 @@ impl TestApp {
         room: &str,
         body: &PostMessageRequest,
     ) -> Response {
-        self.post_json(client, &format!("/api/rooms/{room}/messages"), body)
-            .await
-    }
-
-    /// `DELETE path` with `client`.
-    pub async fn delete(&self, client: &Client, path: &str) -> Response {
-        client
-            .delete(self.url(path))
-            .send()
-            .await
-            .expect("request is sent")
+        self.call::<PostMessage>(client, &[room], body).await
     }
 
     /// `POST /api/rooms/{room}/join-requests` with `token`.
@@ -668,14 +717,12 @@ impl TestApp {
         let body = JoinRequestBody {
             token: Base64(token.to_vec()),
         };
-        self.post_json(client, &format!("/api/rooms/{room}/join-requests"), &body)
-            .await
+        self.call::<RequestToJoin>(client, &[room], &body).await
     }
 
     /// `GET /api/rooms/{room}/join-requests`.
     pub async fn list_join_requests(&self, client: &Client, room: &str) -> Response {
-        self.get(client, &format!("/api/rooms/{room}/join-requests"))
-            .await
+        self.call::<ListJoinRequests>(client, &[room], &()).await
     }
 
     /// `DELETE /api/rooms/{room}/join-requests/{username}`.
@@ -685,23 +732,19 @@ impl TestApp {
         room: &str,
         username: &str,
     ) -> Response {
-        self.delete(
-            client,
-            &format!("/api/rooms/{room}/join-requests/{username}"),
-        )
-        .await
+        self.call::<RefuseJoinRequest>(client, &[room, username], &())
+            .await
     }
 
     /// `POST /api/rooms/{room}/key-requests` for `epoch`.
     pub async fn request_key(&self, client: &Client, room: &str, epoch: u64) -> Response {
         let body = KeyRequestBody { epoch };
-        self.post_json(client, &format!("/api/rooms/{room}/key-requests"), &body)
-            .await
+        self.call::<RequestKey>(client, &[room], &body).await
     }
 
     /// `GET /api/me/state`.
     pub async fn get_client_state(&self, client: &Client) -> Response {
-        self.get(client, "/api/me/state").await
+        self.call::<GetClientState>(client, &[], &()).await
     }
 
     /// `PUT /api/me/state`.
@@ -710,12 +753,7 @@ impl TestApp {
         client: &Client,
         body: &PutClientStateRequest,
     ) -> Response {
-        client
-            .put(self.url("/api/me/state"))
-            .json(body)
-            .send()
-            .await
-            .expect("request is sent")
+        self.call::<PutClientState>(client, &[], body).await
     }
 
     /// A second connection to the app's database, as a malicious operator (or a test

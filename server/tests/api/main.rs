@@ -8,6 +8,7 @@ mod administration;
 mod attachments;
 mod cast;
 mod client_state;
+mod contract;
 mod deletion;
 mod envelopes;
 mod health;

@@ -3,12 +3,11 @@
 //! and the others do not, and factors an older version left in the chat database move into
 //! the in-process store (and keep a remote store from starting).
 
-use common::api::{ErrorBody, LoginResponse, MeResponse};
+use common::api::{ErrorBody, ErrorCode, LoginResponse, MeResponse};
 use reqwest::StatusCode;
-use server::error::SECOND_FACTORS_UNAVAILABLE;
 use server::{Application, Config};
 
-use crate::helpers::{client_with_jar, error_message, json, spawn_app, spawn_app_with_mfa_service};
+use crate::helpers::{client_with_jar, error_code, json, spawn_app, spawn_app_with_mfa_service};
 use crate::security_client::HOME_IP;
 
 /// Rows of `table` in the chat database of `app`.
@@ -78,13 +77,17 @@ async fn logins_needing_a_second_factor_fail_closed_while_the_service_is_down() 
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         json(response).await
     };
-    assert_eq!(body.error, SECOND_FACTORS_UNAVAILABLE);
+    assert_eq!(body.code, ErrorCode::SecondFactorsUnavailable);
+    assert_eq!(
+        body.error,
+        "two-factor authentication is unavailable right now, try again later"
+    );
     let response = app
         .login_totp(&app.anonymous, &pending, &authenticator.code(0), HOME_IP)
         .await;
     assert_eq!(
-        error_message(response, StatusCode::SERVICE_UNAVAILABLE).await,
-        SECOND_FACTORS_UNAVAILABLE
+        error_code(response, StatusCode::SERVICE_UNAVAILABLE).await,
+        ErrorCode::SecondFactorsUnavailable
     );
     // Re-authentication of a user with a second factor waits too.
     let response = app.totp_disable(&alice, &authenticator.code(0)).await;
@@ -260,8 +263,8 @@ async fn a_store_that_lost_an_account_with_a_second_factor_fails_closed() {
         .login_from(&app.anonymous, "alice", alice.auth_key, HOME_IP)
         .await;
     assert_eq!(
-        error_message(response, StatusCode::SERVICE_UNAVAILABLE).await,
-        SECOND_FACTORS_UNAVAILABLE,
+        error_code(response, StatusCode::SERVICE_UNAVAILABLE).await,
+        ErrorCode::SecondFactorsUnavailable,
         "alice's login must not pass without her second factor"
     );
     let login: LoginResponse = json(

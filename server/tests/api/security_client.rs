@@ -6,6 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::account::{derive_account_keys, wrap_identity};
+use common::api::endpoints::{
+    Account, ChangePassword, DeleteAccount, DismissNotices, Endpoint, Login, LoginTotp, Prelogin,
+    RevokeOtherSessions, RevokeSession, Sessions, SetTrustedNetworks, TotpDisable, TotpEnable,
+    TotpSetup,
+};
 use common::api::{
     DeleteAccountRequest, LoginRequest, LoginResponse, PasswordChangeRequest,
     RecoveryCodesResponse, TotpCodeRequest, TotpLoginRequest, TotpSetupResponse,
@@ -117,6 +122,22 @@ impl TestApp {
         request.send().await.expect("request is sent")
     }
 
+    /// Calls endpoint `E` (path parameters `values`) with `X-Forwarded-For: ip`.
+    pub async fn call_from<E: Endpoint>(
+        &self,
+        client: &Client,
+        values: &[&str],
+        ip: &str,
+        body: &E::Request,
+    ) -> Response {
+        self.request::<E>(client, &E::INFO.render_path(values), body)
+            .header("x-forwarded-for", ip)
+            .header(reqwest::header::USER_AGENT, "test-browser/1.0")
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
     /// `POST /api/login` from `ip`.
     pub async fn login_from(
         &self,
@@ -129,8 +150,7 @@ impl TestApp {
             username: username.to_owned(),
             auth_key: Base64Array(auth_key),
         };
-        self.send_from(client, reqwest::Method::POST, "/api/login", ip, Some(&body))
-            .await
+        self.call_from::<Login>(client, &[], ip, &body).await
     }
 
     /// `POST /api/prelogin` from `ip`.
@@ -138,14 +158,8 @@ impl TestApp {
         let body = common::api::PreloginRequest {
             username: username.to_owned(),
         };
-        self.send_from(
-            &self.anonymous,
-            reqwest::Method::POST,
-            "/api/prelogin",
-            ip,
-            Some(&body),
-        )
-        .await
+        self.call_from::<Prelogin>(&self.anonymous, &[], ip, &body)
+            .await
     }
 
     /// `POST /api/login/totp` from `ip`.
@@ -160,14 +174,7 @@ impl TestApp {
             challenge: challenge.clone(),
             code: code.to_owned(),
         };
-        self.send_from(
-            client,
-            reqwest::Method::POST,
-            "/api/login/totp",
-            ip,
-            Some(&body),
-        )
-        .await
+        self.call_from::<LoginTotp>(client, &[], ip, &body).await
     }
 
     /// The password step of a login of `user` (who has TOTP enabled) from [`HOME_IP`]:
@@ -213,14 +220,7 @@ impl TestApp {
 
     /// `POST /api/totp/setup`.
     pub async fn totp_setup(&self, client: &Client) -> Response {
-        self.send_from(
-            client,
-            reqwest::Method::POST,
-            "/api/totp/setup",
-            HOME_IP,
-            None::<&()>,
-        )
-        .await
+        self.call_from::<TotpSetup>(client, &[], HOME_IP, &()).await
     }
 
     /// `POST /api/totp/enable` as `user` with `code` and their auth key.
@@ -239,7 +239,8 @@ impl TestApp {
             code: code.to_owned(),
             auth_key: Base64Array(auth_key),
         };
-        self.post_as(&user.client, "/api/totp/enable", &body).await
+        self.call_from::<TotpEnable>(&user.client, &[], HOME_IP, &body)
+            .await
     }
 
     /// `POST /api/totp/disable` as `user` with `code` and their auth key.
@@ -258,7 +259,8 @@ impl TestApp {
             code: code.to_owned(),
             auth_key: Base64Array(auth_key),
         };
-        self.post_as(&user.client, "/api/totp/disable", &body).await
+        self.call_from::<TotpDisable>(&user.client, &[], HOME_IP, &body)
+            .await
     }
 
     /// Sets TOTP up for `user` and enables it with the current code; returns the
@@ -275,41 +277,29 @@ impl TestApp {
 
     /// `GET /api/sessions`.
     pub async fn sessions(&self, client: &Client) -> Response {
-        self.get(client, "/api/sessions").await
+        self.call::<Sessions>(client, &[], &()).await
     }
 
     /// `DELETE /api/sessions/{id}`.
     pub async fn revoke_session(&self, client: &Client, id: &str) -> Response {
-        self.delete(client, &format!("/api/sessions/{id}")).await
+        self.call::<RevokeSession>(client, &[id], &()).await
     }
 
     /// `POST /api/sessions/revoke-others`.
     pub async fn revoke_other_sessions(&self, client: &Client) -> Response {
-        self.send_from(
-            client,
-            reqwest::Method::POST,
-            "/api/sessions/revoke-others",
-            HOME_IP,
-            None::<&()>,
-        )
-        .await
+        self.call_from::<RevokeOtherSessions>(client, &[], HOME_IP, &())
+            .await
     }
 
     /// `GET /api/account`.
     pub async fn account(&self, client: &Client) -> Response {
-        self.get(client, "/api/account").await
+        self.call::<Account>(client, &[], &()).await
     }
 
     /// `POST /api/account/notices/dismiss`.
     pub async fn dismiss_notices(&self, client: &Client) -> Response {
-        self.send_from(
-            client,
-            reqwest::Method::POST,
-            "/api/account/notices/dismiss",
-            HOME_IP,
-            None::<&()>,
-        )
-        .await
+        self.call_from::<DismissNotices>(client, &[], HOME_IP, &())
+            .await
     }
 
     /// `PUT /api/account/trusted-networks`.
@@ -318,24 +308,20 @@ impl TestApp {
         client: &Client,
         body: &TrustedNetworksRequest,
     ) -> Response {
-        self.send_from(
-            client,
-            reqwest::Method::PUT,
-            "/api/account/trusted-networks",
-            HOME_IP,
-            Some(body),
-        )
-        .await
+        self.call_from::<SetTrustedNetworks>(client, &[], HOME_IP, body)
+            .await
     }
 
     /// `POST /api/account/password`.
     pub async fn change_password(&self, client: &Client, body: &PasswordChangeRequest) -> Response {
-        self.post_as(client, "/api/account/password", body).await
+        self.call_from::<ChangePassword>(client, &[], HOME_IP, body)
+            .await
     }
 
     /// `POST /api/account/delete`.
     pub async fn delete_account(&self, client: &Client, body: &DeleteAccountRequest) -> Response {
-        self.post_as(client, "/api/account/delete", body).await
+        self.call_from::<DeleteAccount>(client, &[], HOME_IP, body)
+            .await
     }
 
     /// The `Cookie` header a browser with `jar` would send to this app.

@@ -1,0 +1,69 @@
+//! The server serves exactly the endpoints defined in `common::api::endpoints`.
+
+use common::api::endpoints::{EndpointInfo, Method, ParamKind, ENDPOINTS};
+use common::api::ErrorCode;
+use reqwest::StatusCode;
+
+use crate::helpers::{error_body, spawn_app, TestApp};
+
+/// A well-formed value of each parameter shape (naming nothing that exists).
+fn sample(kind: ParamKind) -> String {
+    match kind {
+        ParamKind::RoomId => "ab".repeat(32),
+        ParamKind::AttachmentId => "cd".repeat(16),
+        ParamKind::Index => "0".to_owned(),
+        ParamKind::Username => "nobody".to_owned(),
+        ParamKind::Opaque => "bm9uZQ".to_owned(),
+    }
+}
+
+fn sample_path(endpoint: &EndpointInfo) -> String {
+    let values: Vec<String> = endpoint.params.iter().map(|p| sample(p.kind)).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    endpoint.render_path(&values)
+}
+
+async fn send(app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::Response {
+    app.anonymous
+        .request(method, app.url(path))
+        .send()
+        .await
+        .expect("request is sent")
+}
+
+fn reqwest_method(method: Method) -> reqwest::Method {
+    match method {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Delete => reqwest::Method::DELETE,
+    }
+}
+
+#[tokio::test]
+async fn every_defined_endpoint_is_routed() {
+    let app = spawn_app().await;
+    for endpoint in ENDPOINTS {
+        let path = sample_path(endpoint);
+        let response = send(&app, reqwest_method(endpoint.method), &path).await;
+        let status = response.status();
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{}", endpoint.id);
+        let text = response.text().await.unwrap();
+        assert!(
+            !text.contains("no such endpoint"),
+            "{} {path} is not routed",
+            endpoint.id
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_method_no_endpoint_defines_is_405_with_its_code() {
+    let app = spawn_app().await;
+    for endpoint in ENDPOINTS {
+        let path = sample_path(endpoint);
+        let response = send(&app, reqwest::Method::PATCH, &path).await;
+        let body = error_body(response, StatusCode::METHOD_NOT_ALLOWED).await;
+        assert_eq!(body.code, ErrorCode::MethodNotAllowed, "{}", endpoint.id);
+    }
+}
