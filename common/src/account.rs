@@ -54,6 +54,7 @@ pub enum AccountError {
 }
 
 /// Argon2id cost parameters, chosen by the client at registration and stored by the server.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KdfParams {
     /// Memory cost in KiB.

@@ -19,12 +19,21 @@ use crate::room_key::KeyEnvelope;
 use crate::wire::{Base64, Base64Array};
 
 pub mod endpoints;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+
+/// A 24-byte XSalsa20 nonce in base64.
+pub type NonceBytes = Base64Array<NONCE_LEN>;
+
+/// A 16-byte attachment id in base64.
+pub type AttachmentIdBytes = Base64Array<{ crate::attachment::ATTACHMENT_ID_LEN }>;
 
 fn unknown_code() -> ErrorCode {
     ErrorCode::Unknown
 }
 
 /// `POST /api/register`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
@@ -66,6 +75,7 @@ impl RegisterRequest {
 }
 
 /// `POST /api/prelogin`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PreloginRequest {
@@ -75,6 +85,7 @@ pub struct PreloginRequest {
 
 /// Answer to `POST /api/prelogin`: for an unknown name, default parameters and a stable
 /// fake salt, so the answer does not reveal which accounts exist.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PreloginResponse {
     /// Argon2id parameters.
@@ -84,6 +95,7 @@ pub struct PreloginResponse {
 }
 
 /// `POST /api/login`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
@@ -94,6 +106,7 @@ pub struct LoginRequest {
 }
 
 /// Answer to register and login; the session itself travels in an `HttpOnly` cookie.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionResponse {
     /// The logged-in account.
@@ -102,6 +115,7 @@ pub struct SessionResponse {
 
 /// Answer to `GET /api/session`: whether the browser's cookie names a live session. Always
 /// 200, so a page probing at start-up causes no error.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStatus {
     /// The logged-in account, or `None` without a valid session.
@@ -109,6 +123,7 @@ pub struct SessionStatus {
 }
 
 /// Answer to `GET /api/me`: what a client needs to unwrap its keys.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MeResponse {
     /// The account name.
@@ -124,6 +139,7 @@ pub struct MeResponse {
 }
 
 /// `POST /api/rooms`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoomRequest {
@@ -134,6 +150,7 @@ pub struct CreateRoomRequest {
 }
 
 /// One room in `GET /api/rooms`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSummary {
     /// The room.
@@ -150,6 +167,7 @@ pub struct RoomSummary {
 }
 
 /// Answer to `GET /api/rooms`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoomListResponse {
     /// The caller's rooms, oldest first.
@@ -157,6 +175,7 @@ pub struct RoomListResponse {
 }
 
 /// Answer to `POST /api/rooms`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateRoomResponse {
     /// The new room's id.
@@ -164,6 +183,7 @@ pub struct CreateRoomResponse {
 }
 
 /// Answer to `GET /api/rooms/{id}/log`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogResponse {
     /// Signed entries in order, from genesis.
@@ -171,6 +191,7 @@ pub struct LogResponse {
 }
 
 /// `POST /api/rooms/{id}/log`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppendLogRequest {
@@ -185,6 +206,7 @@ pub struct AppendLogRequest {
 }
 
 /// `POST /api/rooms/{id}/envelopes`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutEnvelopesRequest {
@@ -193,6 +215,7 @@ pub struct PutEnvelopesRequest {
 }
 
 /// Answer to `GET /api/rooms/{id}/envelopes`: only the caller's own envelopes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnvelopesResponse {
     /// The envelopes addressed to the caller.
@@ -200,22 +223,24 @@ pub struct EnvelopesResponse {
 }
 
 /// `POST /api/rooms/{id}/messages`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostMessageRequest {
     /// The epoch whose key encrypts the message; must be the room's current epoch.
     pub epoch: u64,
     /// The 24-byte nonce.
-    pub nonce: Base64Array<NONCE_LEN>,
+    pub nonce: NonceBytes,
     /// `tag(16) || encrypted padded plaintext`.
     pub ciphertext: Base64,
     /// The attachments the message names (their ids), each a complete upload of the sender
     /// in this room: the server keeps them rather than collecting them. Optional.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attachments: Vec<Base64Array<{ crate::attachment::ATTACHMENT_ID_LEN }>>,
+    pub attachments: Vec<AttachmentIdBytes>,
 }
 
 /// A message as the server stores and returns it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
     /// Server-assigned id, increasing.
@@ -229,7 +254,7 @@ pub struct StoredMessage {
     /// When the server received it, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
     /// The nonce.
-    pub nonce: Base64Array<NONCE_LEN>,
+    pub nonce: NonceBytes,
     /// The ciphertext.
     pub ciphertext: Base64,
 }
@@ -248,6 +273,7 @@ impl StoredMessage {
 
 /// Answer to `GET /api/rooms/{id}/messages?before=ID&limit=N` (a page back through the
 /// history) or `?after=ID&limit=N` (what follows the last id a client saw).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessagesResponse {
     /// Messages in ascending id order.
@@ -258,6 +284,7 @@ pub struct MessagesResponse {
 }
 
 /// Something the server pushes over the WebSocket.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
@@ -317,6 +344,7 @@ pub enum ServerEvent {
 }
 
 /// `POST /api/rooms/{id}/join-requests`: a logged-in non-member asks to join with an invite.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRequestBody {
@@ -325,6 +353,7 @@ pub struct JoinRequestBody {
 }
 
 /// One pending join request, as admins see it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingJoinRequest {
     /// Who asks.
@@ -336,6 +365,7 @@ pub struct PendingJoinRequest {
 }
 
 /// Answer to `GET /api/rooms/{id}/join-requests` (owners and admins).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JoinRequestsResponse {
     /// Pending requests, oldest first.
@@ -344,6 +374,7 @@ pub struct JoinRequestsResponse {
 
 /// `POST /api/rooms/{id}/key-requests`: a member lacks the key of `epoch` and asks the other
 /// members' clients for it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRequestBody {
@@ -354,6 +385,7 @@ pub struct KeyRequestBody {
 /// Answer to `GET /api/me/state`: the caller's durable client state (pins, accepted log
 /// heads, chain heads, KDF record), sealed by the client under a key derived from its
 /// identity secrets (`client::ClientState::seal`, docs/PROTOCOL.md section 11).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientStateBody {
@@ -368,6 +400,7 @@ pub struct ClientStateBody {
 /// `PUT /api/me/state`: replaces the caller's client state if the stored one is still the
 /// one the client built on (compare-and-swap on the version), so two browsers never
 /// overwrite each other's changes unmerged.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutClientStateRequest {
@@ -385,6 +418,7 @@ pub struct PutClientStateRequest {
 /// ([`ErrorCode::status`]); which codes an endpoint can answer with is in its definition
 /// ([`endpoints::Endpoint::ERRORS`]) and in `docs/openapi.json`. A code this build does not
 /// know decodes as [`ErrorCode::Unknown`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -605,6 +639,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// The body of every error response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// The stable reason ([`ErrorCode`]); what a client branches on.
@@ -623,11 +658,12 @@ pub struct ErrorBody {
 
 /// `POST /api/rooms/{id}/attachments`: the uploader announces an attachment before sending
 /// its chunks (docs/PROTOCOL.md section 14).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewAttachmentRequest {
     /// The attachment id the uploader drew (16 bytes).
-    pub id: Base64Array<{ crate::attachment::ATTACHMENT_ID_LEN }>,
+    pub id: AttachmentIdBytes,
     /// The file's size in bytes (plaintext; the server checks it against the room's limit).
     pub size: u64,
     /// Plaintext bytes per chunk (16 KiB to 4 MiB).
@@ -636,10 +672,11 @@ pub struct NewAttachmentRequest {
 
 /// What the server holds of an attachment: answer to announcing it and to
 /// `GET /api/rooms/{id}/attachments/{attachment_id}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentStatus {
     /// The attachment id.
-    pub id: Base64Array<{ crate::attachment::ATTACHMENT_ID_LEN }>,
+    pub id: AttachmentIdBytes,
     /// Who uploads it.
     pub uploader: String,
     /// The file's size, as announced.
@@ -657,6 +694,7 @@ pub struct AttachmentStatus {
 }
 
 /// Answer to `POST /api/login`: either a session (cookie set) or a second step.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginResponse {
     /// The account.
@@ -672,6 +710,7 @@ pub struct LoginResponse {
     /// (W3C Web Authentication, `PublicKeyCredentialRequestOptions` in base64url JSON),
     /// whose challenge is bound to this login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub passkey_options: Option<webauthn_rs_proto::RequestChallengeResponse>,
     /// Set when this successful login came from a network (IPv4 /24, IPv6 /48) not seen
     /// before for the account.
@@ -680,6 +719,7 @@ pub struct LoginResponse {
 }
 
 /// `POST /api/login/totp`: the second login step.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TotpLoginRequest {
@@ -690,12 +730,14 @@ pub struct TotpLoginRequest {
 }
 
 /// `POST /api/login/passkey`: the second login step with a passkey.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasskeyLoginRequest {
     /// The challenge from [`LoginResponse`].
     pub challenge: Base64,
     /// What `navigator.credentials.get()` returned for its `passkey_options`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub credential: webauthn_rs_proto::PublicKeyCredential,
 }
 
@@ -707,6 +749,7 @@ impl fmt::Debug for PasskeyLoginRequest {
 
 /// `POST /api/passkeys/begin` and `POST /api/passkeys/{id}/remove`: re-authentication for
 /// adding or removing a passkey.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasskeyChangeRequest {
@@ -717,7 +760,21 @@ pub struct PasskeyChangeRequest {
     pub totp_code: Option<String>,
 }
 
+/// Answer to `GET /api/openapi.json`: the OpenAPI 3.1 description of this API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = Object))]
+pub struct OpenApiDocument(pub serde_json::Value);
+
+/// Answer to `POST /api/passkeys/begin`: the options for `navigator.credentials.create()`
+/// (webauthn-rs' `CreationChallengeResponse`, W3C WebAuthn Level 2 section 5.4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = Object))]
+pub struct PasskeyCreationOptions(pub webauthn_rs_proto::CreationChallengeResponse);
+
 /// `POST /api/passkeys/finish`: the new passkey.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasskeyFinishRequest {
@@ -725,10 +782,12 @@ pub struct PasskeyFinishRequest {
     pub name: String,
     /// What `navigator.credentials.create()` returned for the options of
     /// `POST /api/passkeys/begin`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub credential: webauthn_rs_proto::RegisterPublicKeyCredential,
 }
 
 /// Answer to `POST /api/passkeys/finish`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PasskeyFinishResponse {
     /// Ten recovery codes, shown once, when the passkey is the account's first second factor.
@@ -737,6 +796,7 @@ pub struct PasskeyFinishResponse {
 }
 
 /// One passkey of the caller, in [`AccountResponse`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeySummary {
     /// Its id (the credential id in unpadded base64url), for removing it.
@@ -751,6 +811,7 @@ pub struct PasskeySummary {
 
 /// Answer to `POST /api/totp/setup`: a pending secret, active only after
 /// `POST /api/totp/enable` with a valid code.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TotpSetupResponse {
     /// The secret in base32 (RFC 4648, no padding), for typing into an authenticator.
@@ -763,6 +824,7 @@ pub struct TotpSetupResponse {
 
 /// `POST /api/totp/enable` (a code of the pending secret) and `POST /api/totp/disable` (a
 /// current TOTP code or an unused recovery code), with re-authentication.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TotpCodeRequest {
@@ -773,6 +835,7 @@ pub struct TotpCodeRequest {
 }
 
 /// Answer to `POST /api/totp/enable`: the ten recovery codes, shown once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RecoveryCodesResponse {
     /// Each works once instead of a TOTP code.
@@ -780,6 +843,7 @@ pub struct RecoveryCodesResponse {
 }
 
 /// One login session of the caller, in `GET /api/sessions`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     /// Public identifier of the session (not the token), for revoking it.
@@ -797,6 +861,7 @@ pub struct SessionInfo {
 }
 
 /// Answer to `GET /api/sessions`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionsResponse {
     /// Live sessions, newest first.
@@ -804,6 +869,7 @@ pub struct SessionsResponse {
 }
 
 /// One login attempt on the caller's account.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginEvent {
     /// When, milliseconds since the Unix epoch.
@@ -819,6 +885,7 @@ pub struct LoginEvent {
 }
 
 /// Answer to `GET /api/account`: the caller's security settings and notices.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccountResponse {
     /// Whether TOTP is required at login.
@@ -837,6 +904,7 @@ pub struct AccountResponse {
 }
 
 /// `PUT /api/account/trusted-networks`: replaces the list (empty allows any network).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedNetworksRequest {
@@ -851,6 +919,7 @@ pub struct TrustedNetworksRequest {
 
 /// `POST /api/account/password`: re-wraps the same identity under a new password in one
 /// transaction; other sessions are signed out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeRequest {
@@ -870,6 +939,7 @@ pub struct PasswordChangeRequest {
 }
 
 /// `POST /api/account/delete`: deletes the account after re-authentication.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAccountRequest {

@@ -236,6 +236,7 @@ pub struct PublicIdentity {
 }
 
 /// JSON form of [`PublicIdentity`]: base64 fields.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PublicIdentityWire {
     /// The account name.
@@ -397,4 +398,26 @@ pub fn safety_number(first: &Fingerprint, second: &Fingerprint) -> String {
         (second, first)
     };
     format!("{low} {high}")
+}
+
+/// The OpenAPI schema of a [`PublicIdentity`]: that of its JSON form.
+#[cfg(feature = "openapi")]
+mod schema {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{PublicIdentity, PublicIdentityWire};
+
+    impl PartialSchema for PublicIdentity {
+        fn schema() -> RefOr<Schema> {
+            PublicIdentityWire::schema()
+        }
+    }
+
+    impl ToSchema for PublicIdentity {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            PublicIdentityWire::schemas(schemas);
+        }
+    }
 }

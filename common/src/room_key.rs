@@ -120,6 +120,7 @@ pub enum EnvelopeError {
 }
 
 /// A room key sealed to one member, signed by the member who sealed it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyEnvelope {
     /// The room.
@@ -143,6 +144,7 @@ pub struct KeyEnvelope {
 }
 
 /// The membership log an envelope's distributor had accepted (docs/PROTOCOL.md section 6).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeLogHead {

@@ -65,3 +65,63 @@ impl<const N: usize> fmt::Debug for Base64Array<N> {
         write!(f, "Base64Array<{N}>")
     }
 }
+
+/// OpenAPI schemas of the byte strings: `type: string`, `contentEncoding: base64`, and a
+/// pattern that only canonical standard base64 (RFC 4648 section 4, padded, unused bits
+/// zero) matches, of exactly `N` bytes for [`Base64Array`].
+#[cfg(feature = "openapi")]
+mod schema {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Base64, Base64Array};
+
+    /// Base64 characters whose low 2 bits are zero (the last character before one `=`).
+    const LOW_2_ZERO: &str = "[AEIMQUYcgkosw048]";
+    /// Base64 characters whose low 4 bits are zero (the last character before `==`).
+    const LOW_4_ZERO: &str = "[AQgw]";
+    const CHAR: &str = "[A-Za-z0-9+/]";
+
+    fn string(description: String, pattern: String) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_encoding("base64")
+            .description(Some(description))
+            .pattern(Some(pattern))
+            .into()
+    }
+
+    impl PartialSchema for Base64 {
+        fn schema() -> RefOr<Schema> {
+            string(
+                "bytes in standard base64 with padding".to_owned(),
+                format!("^(?:{CHAR}{{4}})*(?:{CHAR}{LOW_4_ZERO}==|{CHAR}{{2}}{LOW_2_ZERO}=)?$"),
+            )
+        }
+    }
+
+    impl ToSchema for Base64 {}
+
+    impl<const N: usize> PartialSchema for Base64Array<N> {
+        fn schema() -> RefOr<Schema> {
+            let tail = match N % 3 {
+                1 => format!("{CHAR}{LOW_4_ZERO}=="),
+                2 => format!("{CHAR}{{2}}{LOW_2_ZERO}="),
+                _ => String::new(),
+            };
+            string(
+                format!("exactly {N} bytes in standard base64 with padding"),
+                format!("^(?:{CHAR}{{4}}){{{}}}{tail}$", N / 3),
+            )
+        }
+    }
+
+    impl<const N: usize> ToSchema for Base64Array<N> {
+        fn name() -> Cow<'static, str> {
+            Cow::Owned(format!("Bytes{N}"))
+        }
+    }
+}

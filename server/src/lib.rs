@@ -333,6 +333,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(routes::ws::router())
         .merge(routes::health::router())
+        .merge(routes::openapi::router())
         .route("/api", any(error::api_not_found))
         .route("/api/{*rest}", any(error::api_not_found))
         .layer(axum::middleware::from_fn(origin::require_same_origin))

@@ -116,7 +116,7 @@ impl Chat {
             return Err(ChatError::Other("give the passkey a name".into()));
         }
         let keys = self.reauthenticate(password).await?;
-        let options: webauthn_rs_proto::CreationChallengeResponse = http::call::<PasskeyBegin>(
+        let options = http::call::<PasskeyBegin>(
             &NoParams,
             &PasskeyChangeRequest {
                 auth_key: Base64Array(*keys.auth_key.as_bytes()),
@@ -124,7 +124,7 @@ impl Chat {
             },
         )
         .await?;
-        let credential = passkeys::create(options).await?;
+        let credential = passkeys::create(options.0).await?;
         let response: PasskeyFinishResponse = http::call::<PasskeyFinish>(
             &NoParams,
             &PasskeyFinishRequest {

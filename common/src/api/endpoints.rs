@@ -22,12 +22,12 @@ use super::{
     AccountResponse, AppendLogRequest, AttachmentStatus, ClientStateBody, CreateRoomRequest,
     CreateRoomResponse, DeleteAccountRequest, EnvelopesResponse, ErrorCode, JoinRequestBody,
     JoinRequestsResponse, KeyRequestBody, LogResponse, LoginRequest, LoginResponse, MeResponse,
-    MessagesResponse, NewAttachmentRequest, PasskeyChangeRequest, PasskeyFinishRequest,
-    PasskeyFinishResponse, PasskeyLoginRequest, PasswordChangeRequest, PostMessageRequest,
-    PreloginRequest, PreloginResponse, PutClientStateRequest, PutEnvelopesRequest,
-    RecoveryCodesResponse, RegisterRequest, RoomListResponse, SessionResponse, SessionStatus,
-    SessionsResponse, StoredMessage, TotpCodeRequest, TotpLoginRequest, TotpSetupResponse,
-    TrustedNetworksRequest,
+    MessagesResponse, NewAttachmentRequest, OpenApiDocument, PasskeyChangeRequest,
+    PasskeyCreationOptions, PasskeyFinishRequest, PasskeyFinishResponse, PasskeyLoginRequest,
+    PasswordChangeRequest, PostMessageRequest, PreloginRequest, PreloginResponse,
+    PutClientStateRequest, PutEnvelopesRequest, RecoveryCodesResponse, RegisterRequest,
+    RoomListResponse, SessionResponse, SessionStatus, SessionsResponse, StoredMessage,
+    TotpCodeRequest, TotpLoginRequest, TotpSetupResponse, TrustedNetworksRequest,
 };
 use crate::attachment::ATTACHMENT_ID_LEN;
 use crate::identity::PublicIdentity;
@@ -104,8 +104,8 @@ pub struct PathParam {
     pub kind: ParamKind,
 }
 
-/// A query parameter: its name and whether it is an unsigned 32-bit (else a signed 64-bit)
-/// integer. Query parameters are optional.
+/// A query parameter: an optional integer, unsigned 32-bit or signed 64-bit, perhaps with a
+/// smallest value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryField {
     /// The parameter's name.
@@ -114,6 +114,8 @@ pub struct QueryField {
     pub description: &'static str,
     /// `u32` when true, `i64` when false.
     pub unsigned_32: bool,
+    /// The smallest value the server takes.
+    pub minimum: Option<i64>,
 }
 
 /// Everything known about an endpoint apart from its Rust types.
@@ -262,6 +264,7 @@ impl PathParams for NoParams {
 }
 
 /// No query.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoQuery {}
@@ -400,6 +403,7 @@ impl PathParams for ChunkParams {
 
 /// The query of `GET /api/rooms/{room_id}/messages`: a page of messages before or after an
 /// id (not both).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
@@ -429,16 +433,19 @@ impl QueryParams for PageQuery {
             name: "before",
             description: "only messages with a smaller id: the newest of them",
             unsigned_32: false,
+            minimum: None,
         },
         QueryField {
             name: "after",
             description: "only messages with a larger id: the oldest of them",
             unsigned_32: false,
+            minimum: None,
         },
         QueryField {
             name: "limit",
-            description: "how many messages, 1 to 200 (50 when absent)",
+            description: "how many messages (50 when absent; more than 200 count as 200)",
             unsigned_32: true,
+            minimum: Some(1),
         },
     ];
 
@@ -502,6 +509,32 @@ macro_rules! endpoints {
 
         /// Every endpoint, in the order of `docs/openapi.json`.
         pub const ENDPOINTS: &[EndpointInfo] = &[$(<$name as Endpoint>::INFO),*];
+
+        /// Every endpoint with the schemas of its JSON request and response bodies (references
+        /// into `components`, where the named schemas they use are added).
+        #[cfg(feature = "openapi")]
+        pub(crate) fn body_schemas(
+            components: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>,
+        ) -> Vec<super::openapi::Bodies> {
+            vec![$(
+                super::openapi::Bodies {
+                    info: <$name as Endpoint>::INFO,
+                    request: body_schema!($request_body, $request, components),
+                    response: body_schema!($response_body, $response, components),
+                }
+            ),*]
+        }
+    };
+}
+
+/// The schema reference of a JSON body type, or `None` for the other kinds.
+#[cfg(feature = "openapi")]
+macro_rules! body_schema {
+    (Json, $type:ty, $components:ident) => {
+        Some(super::openapi::named::<$type>($components))
+    };
+    ($kind:ident, $type:ty, $components:ident) => {
+        None
     };
 }
 
@@ -671,7 +704,7 @@ endpoints! {
         params: NoParams,
         query: NoQuery,
         request: PasskeyChangeRequest as Json,
-        response: webauthn_rs_proto::CreationChallengeResponse as Json,
+        response: PasskeyCreationOptions as Json,
         success: [200],
         errors: [InvalidPassword, InvalidCode, Conflict, RateLimited, SecondFactorsUnavailable],
         summary: "Start registering a passkey",
@@ -1052,6 +1085,19 @@ endpoints! {
         success: [101],
         errors: [BadRequest, OriginRefused],
         summary: "Open the WebSocket of server events",
+    }
+    /// The description of this API (OpenAPI 3.1), as in `docs/openapi.json`.
+    OpenApi {
+        id: "openapi",
+        Get "/api/openapi.json",
+        access: Public,
+        params: NoParams,
+        query: NoQuery,
+        request: () as Empty,
+        response: OpenApiDocument as Json,
+        success: [200],
+        errors: [],
+        summary: "This API's OpenAPI description",
     }
     /// `ok` while the database answers (for load balancers).
     Health {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::encoding::{DecodeError, Decoder, Encoder};
 
 /// A member's role. Order matters: owner > admin > member.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -67,3 +67,25 @@ impl<'de> Deserialize<'de> for RoomId {
         Self::from_hex(&text).map_err(|_| serde::de::Error::custom("room id must be 64 hex digits"))
     }
 }
+
+/// The OpenAPI schema of a room id: 64 lowercase hex digits.
+#[cfg(feature = "openapi")]
+mod schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::RoomId;
+
+    impl PartialSchema for RoomId {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("a room id: 64 lowercase hex digits"))
+                .pattern(Some("^[0-9a-f]{64}$"))
+                .into()
+        }
+    }
+
+    impl ToSchema for RoomId {}
+}

@@ -20,6 +20,7 @@ pub mod health;
 pub mod join_requests;
 pub mod login;
 pub mod messages;
+pub mod openapi;
 pub mod passkeys;
 pub mod rooms;
 pub mod sessions;

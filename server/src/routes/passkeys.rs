@@ -4,10 +4,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use common::api::endpoints::{PasskeyBegin, PasskeyFinish, PasskeyRemove};
-use common::api::PasskeyChangeRequest;
+use common::api::{PasskeyChangeRequest, PasskeyCreationOptions};
 
 use super::{EndpointRouter, Reply, Request};
 use crate::client::ClientInfo;
@@ -61,10 +60,10 @@ async fn begin(
     user: AuthUser,
     client: ClientInfo,
     ApiJson(request): Request<PasskeyBegin>,
-) -> ApiResult<Response> {
+) -> ApiResult<Reply<PasskeyBegin>> {
     reauthenticate_for(&state, &user, &client, &request).await?;
     let options = state.factors.passkey_register_begin(&user.username).await?;
-    Ok(Json(options).into_response())
+    Ok(Json(PasskeyCreationOptions(options)))
 }
 
 async fn finish(

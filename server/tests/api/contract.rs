@@ -67,3 +67,39 @@ async fn a_method_no_endpoint_defines_is_405_with_its_code() {
         assert_eq!(body.code, ErrorCode::MethodNotAllowed, "{}", endpoint.id);
     }
 }
+
+/// Where the description is checked in.
+fn checked_in_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json")
+}
+
+/// The variable that makes [`the_checked_in_description_is_the_generated_one`] rewrite the
+/// file instead of failing.
+const UPDATE_VARIABLE: &str = "CHAT_UPDATE_OPENAPI";
+
+#[test]
+fn the_checked_in_description_is_the_generated_one() {
+    let generated = common::api::openapi::document_json();
+    let path = checked_in_path();
+    if std::env::var_os(UPDATE_VARIABLE).is_some() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "docs/openapi.json differs from the endpoint definitions; if the change is meant, run \
+         `{UPDATE_VARIABLE}=1 cargo test -p server --test api contract` and commit the file"
+    );
+}
+
+#[tokio::test]
+async fn the_server_serves_its_description() {
+    let app = spawn_app().await;
+    let response = send(&app, reqwest::Method::GET, "/api/openapi.json").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let served: serde_json::Value = response.json().await.unwrap();
+    let generated: serde_json::Value =
+        serde_json::from_str(&common::api::openapi::document_json()).unwrap();
+    assert_eq!(served, generated);
+}
