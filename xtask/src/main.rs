@@ -193,6 +193,22 @@ fn test() -> TaskResult {
     step("native tests");
     run_command(cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;
 
+    step("schemathesis: every operation of docs/openapi.json fuzzed against a fresh server");
+    run_command(
+        cargo()
+            .args([
+                "test",
+                "--package",
+                "server",
+                "--test",
+                "api",
+                "schemathesis",
+                "--",
+            ])
+            .args(["--ignored", "--nocapture"])
+            .env("CHAT_SCHEMATHESIS", &tools.schemathesis),
+    )?;
+
     step("the server's integration tests again, with the second factors in mfa-service over mutual TLS");
     run_command(
         cargo()

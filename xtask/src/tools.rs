@@ -17,6 +17,8 @@ use crate::{project_root, run_command, step, TaskResult};
 const TRUNK_VERSION: &str = "0.21.14";
 /// binaryen release whose wasm-opt produces working modules (Debian's 108 does not).
 const BINARYEN_VERSION: &str = "132.0.0";
+/// schemathesis release that fuzzes every operation of docs/openapi.json (PyPI).
+const SCHEMATHESIS_VERSION: &str = "4.32.5";
 /// axe-core release whose rules the browser tests check every screen against.
 const AXE_CORE_VERSION: &str = "4.11.0";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -30,6 +32,8 @@ pub struct Tools {
     pub chromium: PathBuf,
     /// axe-core's `axe.min.js`, which the browser tests inject into each screen.
     pub axe_script: PathBuf,
+    /// The schemathesis executable, in its virtual environment under `target/tools/`.
+    pub schemathesis: PathBuf,
 }
 
 impl Tools {
@@ -62,10 +66,12 @@ impl Tools {
             chromedriver: PathBuf::new(),
             chromium: PathBuf::new(),
             axe_script: PathBuf::new(),
+            schemathesis: PathBuf::new(),
         })
     }
 
-    /// What `cargo xtask test` needs: all of the above, wasm-pack, Chromium and chromedriver.
+    /// What `cargo xtask test` needs: all of the above, wasm-pack, Chromium and chromedriver,
+    /// axe-core and schemathesis.
     pub fn ensure_for_test() -> Result<Self, String> {
         let mut tools = Self::ensure_for_build()?;
         if !tool_answers("wasm-pack", &["--version"], &tools.path) {
@@ -76,6 +82,7 @@ impl Tools {
         tools.chromium = chromium;
         tools.chromedriver = chromedriver;
         tools.axe_script = ensure_axe_core()?;
+        tools.schemathesis = ensure_schemathesis()?;
         Ok(tools)
     }
 
@@ -99,6 +106,7 @@ impl Tools {
             chromedriver: PathBuf::new(),
             chromium: PathBuf::new(),
             axe_script: PathBuf::new(),
+            schemathesis: PathBuf::new(),
         })
     }
 
@@ -261,6 +269,50 @@ fn ensure_axe_core() -> Result<PathBuf, String> {
     }
     npm_install(&prefix, &format!("axe-core@{AXE_CORE_VERSION}"))?;
     Ok(script)
+}
+
+/// schemathesis (PyPI) in a virtual environment at `target/tools/schemathesis`; returns its
+/// executable. Installs Debian's `python3-venv` when the interpreter cannot make one.
+fn ensure_schemathesis() -> Result<PathBuf, String> {
+    let environment = project_root().join("target/tools/schemathesis");
+    let executable = environment.join("bin/schemathesis");
+    let installed = output_of(&executable.to_string_lossy(), &["--version"], None)
+        .is_some_and(|version| version.contains(SCHEMATHESIS_VERSION));
+    if installed {
+        return Ok(executable);
+    }
+    if !environment.join("bin/pip").is_file() {
+        let make_environment = || {
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&environment)
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        step(&format!(
+            "making a Python virtual environment in {}",
+            environment.display()
+        ));
+        if !make_environment() {
+            apt_install(
+                &["python3", "python3-venv"],
+                "schemathesis (which fuzzes every endpoint) runs in a Python virtual environment",
+            )?;
+            let _ = fs::remove_dir_all(&environment);
+            if !make_environment() {
+                return Err("python3 -m venv failed even with python3-venv installed".into());
+            }
+        }
+    }
+    step(&format!(
+        "installing schemathesis {SCHEMATHESIS_VERSION} (pip)"
+    ));
+    run_command(
+        Command::new(environment.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")),
+    )?;
+    Ok(executable)
 }
 
 /// Makes sure OpenSSL's headers and pkg-config are there (webauthn-rs, which checks passkeys

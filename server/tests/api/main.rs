@@ -29,6 +29,7 @@ mod rate_limit;
 mod removal;
 mod request_origin;
 mod rooms;
+mod schemathesis;
 mod security_client;
 mod security_headers;
 mod sessions;
