@@ -198,7 +198,11 @@ pub struct Cast {
 impl Cast {
     /// Builds the cast on a fresh server.
     pub async fn new() -> Self {
-        let app = spawn_app().await;
+        Self::on(spawn_app().await).await
+    }
+
+    /// Builds the cast on `app`.
+    pub async fn on(app: TestApp) -> Self {
         let alice = app.register_user("alice").await;
         let bob = app.register_user("bob").await;
         let carol = app.register_user("carol").await;

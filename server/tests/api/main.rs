@@ -6,6 +6,7 @@ mod account_deletion;
 mod accounts;
 mod administration;
 mod attachments;
+mod authorization;
 mod cast;
 mod client_state;
 mod contract;
