@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod factors;
+pub mod fuzzing;
 pub mod headers;
 pub mod hub;
 pub mod membership_cache;

@@ -292,19 +292,21 @@ fn test() -> TaskResult {
     Ok(())
 }
 
-/// The cargo-fuzz targets of `fuzz/fuzz_targets/`, one per decoder.
-const FUZZ_TARGETS: [&str; 6] = [
+/// The cargo-fuzz targets of `fuzz/fuzz_targets/`, one per decoder, and one for the server's
+/// request decoding.
+const FUZZ_TARGETS: [&str; 7] = [
     "log_entry",
     "message",
     "identity",
     "envelope",
     "client_state",
     "attachment",
+    "server_request",
 ];
 
 /// Runs each fuzz target for a bounded time (seconds from the first argument, default 60)
 /// on its corpus, which it grows; `cargo xtask test` replays the corpora on stable
-/// (`client/tests/fuzz_corpus.rs`).
+/// (`client/tests/fuzz_corpus.rs`, `server/tests/fuzz_corpus.rs`).
 fn fuzz(args: &[String]) -> TaskResult {
     let seconds: u64 = match args.first() {
         Some(text) => text

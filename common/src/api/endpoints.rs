@@ -237,7 +237,7 @@ pub trait Endpoint {
     /// The path parameters.
     type Params: PathParams;
     /// The query.
-    type Query: QueryParams + Default;
+    type Query: QueryParams + Default + DeserializeOwned;
     /// The request body: `()` when [`BodyKind::Empty`], `Vec<u8>` for octets.
     type Request: Serialize + DeserializeOwned;
     /// The body of a successful response: `()` when [`BodyKind::Empty`], `Vec<u8>` for
@@ -250,6 +250,13 @@ pub trait Endpoint {
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
         Self::INFO.render_path(&values)
     }
+}
+
+/// Something done with the type of every endpoint ([`visit_endpoints`]): how code that
+/// needs the types (a router of decoders, say) goes over the list.
+pub trait EndpointVisitor {
+    /// Called once per endpoint.
+    fn visit<E: Endpoint + Default + Send + Sync + 'static>(&mut self);
 }
 
 /// No path parameters.
@@ -509,6 +516,11 @@ macro_rules! endpoints {
 
         /// Every endpoint, in the order of `docs/openapi.json`.
         pub const ENDPOINTS: &[EndpointInfo] = &[$(<$name as Endpoint>::INFO),*];
+
+        /// Calls `visitor` with the type of every endpoint, in the order of [`ENDPOINTS`].
+        pub fn visit_endpoints<V: EndpointVisitor>(visitor: &mut V) {
+            $(visitor.visit::<$name>();)*
+        }
 
         /// Every endpoint with the schemas of its JSON request and response bodies (references
         /// into `components`, where the named schemas they use are added).
@@ -1134,6 +1146,20 @@ mod tests {
             let names: Vec<&str> = endpoint.params.iter().map(|param| param.name).collect();
             assert_eq!(template_params(endpoint.path), names, "{}", endpoint.id);
         }
+    }
+
+    #[test]
+    fn the_visitor_sees_every_endpoint_in_order() {
+        struct Ids(Vec<&'static str>);
+        impl EndpointVisitor for Ids {
+            fn visit<E: Endpoint + Default + Send + Sync + 'static>(&mut self) {
+                self.0.push(E::INFO.id);
+            }
+        }
+        let mut ids = Ids(Vec::new());
+        visit_endpoints(&mut ids);
+        let expected: Vec<&str> = ENDPOINTS.iter().map(|endpoint| endpoint.id).collect();
+        assert_eq!(ids.0, expected);
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub fn spawn_collector(state: AppState, period: std::time::Duration) {
 }
 
 /// Parses a 32-hex-digit attachment id.
-fn parse_id(text: &str) -> ApiResult<[u8; ATTACHMENT_ID_LEN]> {
+pub(crate) fn parse_id(text: &str) -> ApiResult<[u8; ATTACHMENT_ID_LEN]> {
     let mut id = [0u8; ATTACHMENT_ID_LEN];
     hex::decode_to_slice(text, &mut id)
         .map_err(|_| ApiError::malformed_parameter("malformed attachment id"))?;
@@ -241,7 +241,10 @@ async fn upload_chunk(
 ///
 /// # Errors
 /// [`ApiError::RangeNotSatisfiable`] for a range that lies outside.
-fn requested_range(headers: &HeaderMap, size: u64) -> ApiResult<Option<std::ops::Range<u64>>> {
+pub(crate) fn requested_range(
+    headers: &HeaderMap,
+    size: u64,
+) -> ApiResult<Option<std::ops::Range<u64>>> {
     let Some(value) = headers.get(header::RANGE) else {
         return Ok(None);
     };
