@@ -30,12 +30,12 @@ use common::wire::{Base64, Base64Array};
 use common::OsRng;
 use reqwest::cookie::Jar;
 use reqwest::{Client, Response, StatusCode};
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::cast::{Cast, TOKEN};
 use crate::helpers::{client_with_jar, json, now_ms, spawn_app_with, TestApp, TestUser, TEST_KDF};
+use crate::passkeys::{bogus_assertion, bogus_registration};
 
 /// Who calls, in the order of the table's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,19 +244,7 @@ impl Fixture {
             "login_passkey" => {
                 let request = PasskeyLoginRequest {
                     challenge: bogus,
-                    credential: serde_json::from_value(json!({
-                        "id": "AAAA",
-                        "rawId": "AAAA",
-                        "response": {
-                            "authenticatorData": "AAAA",
-                            "clientDataJSON": "AAAA",
-                            "signature": "AAAA",
-                            "userHandle": null
-                        },
-                        "type": "public-key",
-                        "extensions": {}
-                    }))
-                    .expect("an assertion"),
+                    credential: bogus_assertion(),
                 };
                 app.call::<LoginPasskey>(&client, &[], &request).await
             }
@@ -291,17 +279,8 @@ impl Fixture {
                 }
             }
             "passkey_finish" => {
-                let request: PasskeyFinishRequest = serde_json::from_value(json!({
-                    "name": "laptop",
-                    "credential": {
-                        "id": "AAAA",
-                        "rawId": "AAAA",
-                        "response": { "attestationObject": "AAAA", "clientDataJSON": "AAAA" },
-                        "type": "public-key",
-                        "extensions": {}
-                    }
-                }))
-                .expect("a registration");
+                let request: PasskeyFinishRequest =
+                    serde_json::from_value(bogus_registration()).expect("a registration");
                 app.call::<PasskeyFinish>(&client, &[], &request).await
             }
             "sessions" => app.call::<Sessions>(&client, &[], &()).await,

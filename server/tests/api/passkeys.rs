@@ -20,7 +20,25 @@ fn change(auth_key: [u8; 32], totp_code: Option<String>) -> PasskeyChangeRequest
 }
 
 /// A registration answer of the right shape whose content is no credential.
-fn bogus_registration() -> Value {
+/// A passkey assertion of the right shape that answers no challenge.
+pub fn bogus_assertion() -> webauthn_rs_proto::PublicKeyCredential {
+    serde_json::from_value(json!({
+        "id": "AAAA",
+        "rawId": "AAAA",
+        "response": {
+            "authenticatorData": "AAAA",
+            "clientDataJSON": "AAAA",
+            "signature": "AAAA",
+            "userHandle": null
+        },
+        "type": "public-key",
+        "extensions": {}
+    }))
+    .expect("an assertion")
+}
+
+/// A passkey registration of the right shape that answers no ceremony.
+pub fn bogus_registration() -> Value {
     json!({
         "name": "laptop",
         "credential": {
@@ -143,22 +161,9 @@ async fn a_bogus_assertion_is_a_wrong_code_and_spends_an_attempt() {
     assert!(login.totp_required);
     assert!(login.passkey_options.is_none(), "alice has no passkey");
     let challenge = login.challenge.unwrap();
-    let assertion: webauthn_rs_proto::PublicKeyCredential = serde_json::from_value(json!({
-        "id": "AAAA",
-        "rawId": "AAAA",
-        "response": {
-            "authenticatorData": "AAAA",
-            "clientDataJSON": "AAAA",
-            "signature": "AAAA",
-            "userHandle": null
-        },
-        "type": "public-key",
-        "extensions": {}
-    }))
-    .unwrap();
     let body = PasskeyLoginRequest {
         challenge: challenge.clone(),
-        credential: assertion,
+        credential: bogus_assertion(),
     };
     for _ in 0..5 {
         let response = app
