@@ -28,6 +28,9 @@ pub type NonceBytes = Base64Array<NONCE_LEN>;
 /// A 16-byte attachment id in base64.
 pub type AttachmentIdBytes = Base64Array<{ crate::attachment::ATTACHMENT_ID_LEN }>;
 
+/// The name of the session cookie (docs/PROTOCOL.md section 8).
+pub const SESSION_COOKIE: &str = "chat_session";
+
 fn unknown_code() -> ErrorCode {
     ErrorCode::Unknown
 }
@@ -416,7 +419,7 @@ pub struct PutClientStateRequest {
 /// The stable, machine-readable reason of an error response (`ErrorBody::code`), so clients
 /// branch on it instead of on the message text. Each code has one HTTP status
 /// ([`ErrorCode::status`]); which codes an endpoint can answer with is in its definition
-/// ([`endpoints::Endpoint::ERRORS`]) and in `docs/openapi.json`. A code this build does not
+/// ([`endpoints::EndpointInfo::errors`]) and in `docs/openapi.json`. A code this build does not
 /// know decodes as [`ErrorCode::Unknown`].
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

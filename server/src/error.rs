@@ -1,11 +1,11 @@
 //! The one error type of the API and its JSON responses.
 //!
 //! Every error a client sees is `{"code": "...", "error": "..."}` ([`common::api::ErrorBody`])
-//! with a 4xx status, a stable [`ErrorCode`] and a lowercase message without a final period;
-//! a 429 also carries
-//! `"retry_after_s"` and a `Retry-After` header. Internal errors (database, task,
-//! hashing) become a generic 500 `{"error": "internal error"}`; their cause chain is logged
-//! once, when the response is built.
+//! with a 4xx or 5xx status, a stable [`ErrorCode`] and a lowercase message without a final
+//! period; a 429 also carries `"retry_after_s"` and a `Retry-After` header. Internal errors
+//! (database, task, hashing) become a generic 500
+//! `{"code": "internal", "error": "internal error"}`; their cause chain is logged once, when
+//! the response is built.
 
 use std::error::Error as _;
 

@@ -3,9 +3,13 @@
 //! committed corpus through it on stable Rust.
 //!
 //! [`decoding_router`] routes every endpoint of [`common::api::endpoints`] to a handler that
-//! runs exactly the server's extractors for it (path parameters, query, JSON or octet body,
-//! `Range`) under the same layers as the real API (body limit, JSON error bodies), and answers
-//! 204 when all of them pass. No database is involved, so each input costs microseconds.
+//! runs the server's extractors for it (path parameters, query, JSON or octet body, `Range`)
+//! with the same refusals as its real handler, under the same layers as the real API (body
+//! limit, JSON error bodies), and answers 204 when all of them pass. No database is
+//! involved, so each input costs microseconds.
+//!
+//! The first byte of an input picks the endpoint by its index in [`ENDPOINTS`], so a new
+//! endpoint shifts what older corpus inputs reach; they stay valid inputs all the same.
 
 use std::sync::OnceLock;
 
@@ -73,9 +77,16 @@ async fn decode<E: Endpoint>(request: Request) -> Result<StatusCode, ApiError> {
             ApiJson::<E::Request>::from_request(request, &()).await?;
         }
         BodyKind::Octets => {
+            // As `upload_chunk` answers a body it cannot read.
             Bytes::from_request(request, &())
                 .await
-                .map_err(|_| ApiError::PayloadTooLarge)?;
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
+                        message: "chunk body is too large".into(),
+                        limit_bytes: MAX_CHUNK_BODY as u64,
+                    },
+                    _ => ApiError::bad_request("cannot read the chunk"),
+                })?;
         }
         BodyKind::Empty | BodyKind::Text => {}
     }
@@ -138,7 +149,23 @@ fn fuzz_request(data: &[u8]) -> Option<FuzzRequest> {
     }
     let query = lines.next().unwrap_or_default();
     let range = lines.next().unwrap_or_default();
-    let mut uri = endpoint.render_path(&values);
+    // Values go in as written (only characters a URI cannot hold are escaped), so the server's
+    // own percent-decoding of path parameters, invalid escapes included, is fuzzed too.
+    let raw: Vec<String> = values
+        .iter()
+        .map(|value| percent_encoding::utf8_percent_encode(value, RAW_SEGMENT).to_string())
+        .collect();
+    let mut uri = String::new();
+    let mut rest = endpoint.path;
+    for value in &raw {
+        let (Some(open), Some(close)) = (rest.find('{'), rest.find('}')) else {
+            break;
+        };
+        uri.push_str(&rest[..open]);
+        uri.push_str(value);
+        rest = &rest[close + 1..];
+    }
+    uri.push_str(rest);
     if !query.is_empty() {
         uri.push('?');
         uri.extend(percent_encoding::utf8_percent_encode(query, QUERY));
@@ -160,6 +187,23 @@ fn fuzz_request(data: &[u8]) -> Option<FuzzRequest> {
     let request = request.body(Body::from(body.to_vec())).ok()?;
     Some(FuzzRequest { endpoint, request })
 }
+
+/// Bytes escaped in a fuzzed path parameter: controls, space, non-ASCII and the delimiters
+/// that would end the segment (`/`, `?`, `#`); `%` stays, so escapes reach the server raw.
+const RAW_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'/')
+    .add(b'?')
+    .add(b'#');
 
 /// Bytes percent-encoded in the fuzzed query: all but those that give it its structure
 /// (`=`, `&`) and RFC 3986's unreserved characters.

@@ -25,7 +25,7 @@ use crate::store::{self, sessions};
 use crate::AppState;
 
 /// Name of the session cookie.
-pub const COOKIE_NAME: &str = "chat_session";
+pub const COOKIE_NAME: &str = common::api::SESSION_COOKIE;
 
 /// The logged-in user of a request. Extracting it checks the session cookie against the
 /// database and records the time it was seen; a missing, unknown, expired or idle session

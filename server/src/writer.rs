@@ -59,8 +59,8 @@ impl MessageWriter {
     /// and returns it as clients see it, once the batch is committed.
     ///
     /// # Errors
-    /// The message's refusal ([`ApiError::Conflict`], [`ApiError::RateLimited`], not
-    /// found), a database error of its batch, or [`ApiError::Unavailable`] when the queue
+    /// The message's refusal (409 [`crate::error::ErrorCode::StaleEpoch`] or
+    /// [`crate::error::ErrorCode::KeyRotationPending`], [`ApiError::RateLimited`], not found), a database error of its batch, or [`ApiError::Unavailable`] when the queue
     /// is full or the writer has stopped.
     pub async fn post(&self, message: NewMessage) -> ApiResult<StoredMessage> {
         let (answer, answered) = oneshot::channel();

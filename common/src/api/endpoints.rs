@@ -83,9 +83,9 @@ pub enum Access {
 /// The shape of a path parameter, for the description and for checking templates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamKind {
-    /// 64 lowercase hex digits: a [`RoomId`].
+    /// 64 hex digits (clients write them lowercase): a [`RoomId`].
     RoomId,
-    /// 32 lowercase hex digits: an attachment id.
+    /// 32 hex digits (clients write them lowercase): an attachment id.
     AttachmentId,
     /// A chunk index, 0 to 2^32 - 1.
     Index,
@@ -149,8 +149,10 @@ pub struct EndpointInfo {
 impl EndpointInfo {
     /// Every error code this endpoint can answer with: its own, and those implied by its
     /// kind: 401 without a session, 400/415/422/413 for a JSON body, 400 for path
-    /// parameters, 403 from another origin for anything but `GET`, 413 for a body over the
-    /// limit, 429 nowhere implicitly, 500 everywhere. Sorted by status, without repeats.
+    /// parameters, 403 from another origin for anything but `GET`, 408 for the API routes
+    /// under the server's request timeout (all of `/api/` but the WebSocket and this
+    /// description), 429 nowhere implicitly, 500 everywhere. Sorted by status, without
+    /// repeats.
     pub fn errors(&self) -> Vec<ErrorCode> {
         let mut codes = self.specific_errors.to_vec();
         if self.access == Access::Session {
@@ -170,6 +172,9 @@ impl EndpointInfo {
         if self.method != Method::Get {
             codes.push(ErrorCode::OriginRefused);
         }
+        if self.path.starts_with("/api/") && !matches!(self.id, "connect" | "openapi") {
+            codes.push(ErrorCode::Timeout);
+        }
         codes.push(ErrorCode::Internal);
         let order = |code: &ErrorCode| {
             ErrorCode::ALL
@@ -183,8 +188,8 @@ impl EndpointInfo {
     }
 
     /// The path with `values` (already rendered, unencoded) for its parameters in template
-    /// order, each percent-encoded as a path segment. Extra values are ignored, missing ones
-    /// leave the template's `{name}`.
+    /// order, each percent-encoded as a path segment (a value of only dots included, so `..`
+    /// cannot climb). Extra values are ignored, missing ones leave the template's `{name}`.
     pub fn render_path(&self, values: &[&str]) -> String {
         let mut path = String::with_capacity(self.path.len() + 64);
         let mut rest = self.path;
@@ -195,6 +200,11 @@ impl EndpointInfo {
             };
             path.push_str(&rest[..open]);
             match values.next() {
+                // A segment of only dots would be collapsed by URL resolution (RFC 3986
+                // section 5.2.4) into another path.
+                Some(value) if !value.is_empty() && value.bytes().all(|b| b == b'.') => {
+                    path.extend(std::iter::repeat_n("%2E", value.len()));
+                }
                 Some(value) => path.extend(utf8_percent_encode(value, SEGMENT)),
                 None => path.push_str(&rest[open..=open + close]),
             }
@@ -848,7 +858,7 @@ endpoints! {
         request: DeleteAccountRequest as Json,
         response: () as Empty,
         success: [204],
-        errors: [InvalidPassword, InvalidCode, RateLimited, SecondFactorsUnavailable],
+        errors: [InvalidPassword, InvalidCode, RateLimited, Unavailable, SecondFactorsUnavailable],
         summary: "Delete the account",
     }
     /// The caller's sealed client state.
@@ -926,7 +936,7 @@ endpoints! {
         request: AppendLogRequest as Json,
         response: () as Empty,
         success: [201, 204],
-        errors: [BadRequest, Forbidden, NotFound, LogOutOfDate, AlreadyMember],
+        errors: [BadRequest, Forbidden, NotFound, LogOutOfDate, AlreadyMember, Unavailable],
         summary: "Append an entry to a room's membership log",
     }
     /// Stores key envelopes for members.
@@ -1208,6 +1218,7 @@ mod tests {
         });
         assert!(chunk.ends_with(&format!("/attachments/{}/chunks/7", "02".repeat(16))));
         assert_eq!(GetLog::INFO.render_path(&[]), "/api/rooms/{room_id}/log");
+        assert_eq!(UserIdentity::INFO.render_path(&[".."]), "/api/users/%2E%2E");
     }
 
     #[test]
@@ -1238,6 +1249,9 @@ mod tests {
         let statuses: Vec<u16> = errors.iter().map(|code| code.status()).collect();
         assert!(statuses.is_sorted());
         let session = Session::INFO.errors();
-        assert_eq!(session, vec![ErrorCode::Internal]);
+        assert_eq!(session, vec![ErrorCode::Timeout, ErrorCode::Internal]);
+        // The WebSocket and /healthz are outside the request timeout.
+        assert!(!Connect::INFO.errors().contains(&ErrorCode::Timeout));
+        assert_eq!(Health::INFO.errors(), vec![ErrorCode::Internal, ErrorCode::Unavailable]);
     }
 }

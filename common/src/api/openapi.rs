@@ -26,8 +26,7 @@ use utoipa::ToSchema;
 use super::endpoints::{self, Access, BodyKind, EndpointInfo, Method, ParamKind};
 use super::{ErrorBody, ErrorCode};
 
-/// The name of the session cookie (docs/PROTOCOL.md section 8).
-pub const SESSION_COOKIE: &str = "chat_session";
+pub use super::SESSION_COOKIE;
 
 /// The security scheme of endpoints that need a session.
 const SESSION_SCHEME: &str = "session";
@@ -148,10 +147,13 @@ fn parameters(info: &EndpointInfo) -> Vec<utoipa::openapi::path::Parameter> {
     let mut parameters = Vec::new();
     for param in info.params {
         let schema = match param.kind {
-            ParamKind::RoomId => pattern("a room id: 64 lowercase hex digits", "^[0-9a-f]{64}$"),
+            ParamKind::RoomId => pattern(
+                "a room id: 64 hex digits (lowercase as clients write them)",
+                "^[0-9a-fA-F]{64}$",
+            ),
             ParamKind::AttachmentId => pattern(
-                "an attachment id: 32 lowercase hex digits",
-                "^[0-9a-f]{32}$",
+                "an attachment id: 32 hex digits (lowercase as clients write them)",
+                "^[0-9a-fA-F]{32}$",
             ),
             ParamKind::Username => pattern(
                 "a username: 3 to 32 of a-z, 0-9, '.', '_', '-', starting with a letter or digit",

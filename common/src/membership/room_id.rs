@@ -68,7 +68,7 @@ impl<'de> Deserialize<'de> for RoomId {
     }
 }
 
-/// The OpenAPI schema of a room id: 64 lowercase hex digits.
+/// The OpenAPI schema of a room id: 64 hex digits (written lowercase; read in either case).
 #[cfg(feature = "openapi")]
 mod schema {
     use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -81,8 +81,8 @@ mod schema {
         fn schema() -> RefOr<Schema> {
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .description(Some("a room id: 64 lowercase hex digits"))
-                .pattern(Some("^[0-9a-f]{64}$"))
+                .description(Some("a room id: 64 hex digits, lowercase when written"))
+                .pattern(Some("^[0-9a-fA-F]{64}$"))
                 .into()
         }
     }

@@ -24,7 +24,7 @@ pub async fn find(pool: &AnyPool, username: &str) -> ApiResult<Option<(u64, Vec<
 ///
 /// # Errors
 /// [`ApiError::BadRequest`] when `version` is not above `base_version` or does not fit the
-/// database; [`ApiError::Conflict`] when the stored version is not `base_version` (the
+/// database; 409 [`ErrorCode::StateVersionConflict`] when the stored version is not `base_version` (the
 /// client should fetch, merge and retry); a database error.
 pub async fn compare_and_store<'e>(
     executor: impl Executor<'e, Database = Any>,

@@ -151,7 +151,7 @@ async fn delete_room_rows(connection: &mut AnyConnection, room_id: &RoomId) -> A
 /// creator) and the creator's key envelope.
 ///
 /// # Errors
-/// [`ApiError::Conflict`] when a room with this id exists; a database error otherwise.
+/// 409 [`ErrorCode::RoomExists`] when a room with this id exists; a database error otherwise.
 pub async fn create(
     pool: &AnyPool,
     genesis: &SignedLogEntry,
@@ -219,7 +219,7 @@ pub async fn load_log(pool: &AnyPool, room_id: &RoomId) -> ApiResult<Vec<Vec<u8>
 /// removed, for the caller to delete their chunks once the entry is stored.
 ///
 /// # Errors
-/// [`ApiError::Conflict`] when another entry with this sequence number was stored first;
+/// 409 [`ErrorCode::LogOutOfDate`] when another entry with this sequence number was stored first;
 /// a database error otherwise.
 pub async fn append(
     pool: &AnyPool,

@@ -119,7 +119,7 @@ impl TryFrom<UserRow> for User {
 /// Stores a new account.
 ///
 /// # Errors
-/// [`ApiError::Conflict`] when the username is taken; a database error otherwise.
+/// 409 [`ErrorCode::UsernameTaken`] when the username is taken; a database error otherwise.
 pub async fn insert(pool: &AnyPool, user: &NewUser<'_>, now_ms: i64) -> ApiResult<()> {
     let keys = user.identity.keys();
     let result = sqlx::query(

@@ -97,6 +97,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_descriptio
                 .split_whitespace(),
         )
         .env("SCHEMATHESIS_HOOKS", "")
+        // Its cache of failures (`.schemathesis/`) goes with the temporary directory.
+        .current_dir(directory.path())
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(600), output)
