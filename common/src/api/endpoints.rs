@@ -1252,6 +1252,9 @@ mod tests {
         assert_eq!(session, vec![ErrorCode::Timeout, ErrorCode::Internal]);
         // The WebSocket and /healthz are outside the request timeout.
         assert!(!Connect::INFO.errors().contains(&ErrorCode::Timeout));
-        assert_eq!(Health::INFO.errors(), vec![ErrorCode::Internal, ErrorCode::Unavailable]);
+        assert_eq!(
+            Health::INFO.errors(),
+            vec![ErrorCode::Internal, ErrorCode::Unavailable]
+        );
     }
 }
