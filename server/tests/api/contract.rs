@@ -1,10 +1,10 @@
 //! The server serves exactly the endpoints defined in `common::api::endpoints`.
 
-use common::api::endpoints::{EndpointInfo, Method, ParamKind, ENDPOINTS};
+use common::api::endpoints::{EndpointInfo, ParamKind, ENDPOINTS};
 use common::api::ErrorCode;
 use reqwest::StatusCode;
 
-use crate::helpers::{error_body, spawn_app, TestApp};
+use crate::helpers::{error_body, reqwest_method, spawn_app, TestApp};
 
 /// A well-formed value of each parameter shape (naming nothing that exists).
 fn sample(kind: ParamKind) -> String {
@@ -29,15 +29,6 @@ async fn send(app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::Re
         .send()
         .await
         .expect("request is sent")
-}
-
-fn reqwest_method(method: Method) -> reqwest::Method {
-    match method {
-        Method::Get => reqwest::Method::GET,
-        Method::Post => reqwest::Method::POST,
-        Method::Put => reqwest::Method::PUT,
-        Method::Delete => reqwest::Method::DELETE,
-    }
 }
 
 #[tokio::test]

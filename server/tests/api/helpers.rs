@@ -387,6 +387,16 @@ pub async fn postgres_admin(app: &TestApp) -> Option<(sqlx::PgConnection, String
     Some((admin, name))
 }
 
+/// The reqwest form of an endpoint's method.
+pub fn reqwest_method(method: Method) -> reqwest::Method {
+    match method {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Delete => reqwest::Method::DELETE,
+    }
+}
+
 /// Reads a JSON body, panicking with the status and text when it does not parse.
 pub async fn json<T: DeserializeOwned>(response: Response) -> T {
     let status = response.status();
@@ -583,13 +593,7 @@ impl TestApp {
         path: &str,
         body: &E::Request,
     ) -> reqwest::RequestBuilder {
-        let method = match E::INFO.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Put => reqwest::Method::PUT,
-            Method::Delete => reqwest::Method::DELETE,
-        };
-        let request = client.request(method, self.url(path));
+        let request = client.request(reqwest_method(E::INFO.method), self.url(path));
         if E::INFO.request_body == BodyKind::Json {
             request.json(body)
         } else {
