@@ -31,16 +31,16 @@ const THUMBNAIL_SIDE: f64 = 160.0;
 
 /// Bytes in words: `512 B`, `3.2 KiB`, `25.0 MiB`.
 pub fn human_size(bytes: u64) -> String {
-    const KIB: f64 = 1024.0;
-    let value = bytes as f64;
-    if value < KIB {
+    const KIB: u64 = 1024;
+    let one_place = |unit: u64| crate::decimal::fixed(bytes as f64 / unit as f64, 1);
+    if bytes < KIB {
         format!("{bytes} B")
-    } else if value < KIB * KIB {
-        format!("{:.1} KiB", value / KIB)
-    } else if value < KIB * KIB * KIB {
-        format!("{:.1} MiB", value / KIB / KIB)
+    } else if bytes < KIB * KIB {
+        format!("{} KiB", one_place(KIB))
+    } else if bytes < KIB * KIB * KIB {
+        format!("{} MiB", one_place(KIB * KIB))
     } else {
-        format!("{:.1} GiB", value / KIB / KIB / KIB)
+        format!("{} GiB", one_place(KIB * KIB * KIB))
     }
 }
 

@@ -11,6 +11,7 @@ pub mod attachments;
 pub mod attention;
 pub mod chat;
 pub mod components;
+pub mod decimal;
 pub mod http;
 pub mod passkeys;
 pub mod rooms;

@@ -235,7 +235,7 @@ pub fn SearchPanel() -> impl IntoView {
                 }
                 let count = hits.len();
                 view! {
-                    <p class="hint" data-testid="search-count" role="status" data-ms=format!("{millis:.2}")>
+                    <p class="hint" data-testid="search-count" role="status" data-ms=crate::decimal::fixed(millis, 2)>
                         {if count == 1 { "1 message".to_owned() } else { format!("{count} messages") }}
                     </p>
                     <ul class="search-results" data-testid="search-results">

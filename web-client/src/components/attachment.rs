@@ -14,7 +14,10 @@ use crate::chat::Chat;
 
 /// A transfer's progress as a whole percentage, `37 %`.
 fn percent(progress: Option<f64>) -> String {
-    format!("{:.0} %", progress.unwrap_or_default() * 100.0)
+    format!(
+        "{} %",
+        crate::decimal::fixed(progress.unwrap_or_default() * 100.0, 0)
+    )
 }
 
 /// Revokes `url` when the component that made it is dropped.
@@ -116,7 +119,7 @@ pub fn AttachButton(
             <progress
                 data-testid="upload-progress"
                 max="1"
-                value=move || transfer.progress.get().unwrap_or_default()
+                value=move || crate::decimal::fixed(transfer.progress.get().unwrap_or_default(), 3)
             ></progress>
             <span class="percent">{move || percent(transfer.progress.get())}</span>
             <button
@@ -225,7 +228,7 @@ pub fn AttachmentView(
                 <progress
                     data-testid="download-progress"
                     max="1"
-                    value=move || transfer.progress.get().unwrap_or_default()
+                    value=move || crate::decimal::fixed(transfer.progress.get().unwrap_or_default(), 3)
                 ></progress>
                 <span class="percent">{move || percent(transfer.progress.get())}</span>
                 <button type="button" on:click=move |_| transfer.cancelled.set(true)>"Cancel"</button>

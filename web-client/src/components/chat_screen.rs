@@ -27,7 +27,7 @@ pub fn ChatScreen() -> impl IntoView {
     let kdf_time = move || {
         chat.kdf_millis
             .get()
-            .map(|millis| format!("keys derived in {millis:.0} ms"))
+            .map(|millis| format!("keys derived in {} ms", crate::decimal::fixed(millis, 0)))
     };
     view! {
         <header class="top">

@@ -271,31 +271,27 @@ fn Settings(
 
 /// A rotation age in days, as the settings form shows it: whole days without decimals.
 fn format_days(max_age_ms: u64) -> String {
-    let days = max_age_ms as f64 / RotationSchedule::DAY_MS as f64;
-    if days.fract() == 0.0 {
-        format!("{days:.0}")
+    let decimals = if max_age_ms.is_multiple_of(RotationSchedule::DAY_MS) {
+        0
     } else {
-        format!("{days:.2}")
-    }
+        2
+    };
+    crate::decimal::fixed(
+        max_age_ms as f64 / RotationSchedule::DAY_MS as f64,
+        decimals,
+    )
 }
 
 /// The schedule the settings form describes, or why it is out of bounds.
 fn parse_schedule(days: &str, messages: &str) -> Result<RotationSchedule, &'static str> {
-    let days: f64 = days
-        .trim()
-        .parse()
-        .map_err(|_| "rotation age must be a number of days")?;
+    // Days as a plain decimal ("7", "0.5"), read without floats; a sign or an exponent is
+    // refused here, a zero or too long age by the bounds check below.
+    let max_age_ms = crate::decimal::scaled(days, RotationSchedule::DAY_MS)
+        .ok_or("rotation age must be a number of days")?;
     let max_messages: u32 = messages
         .trim()
         .parse()
         .map_err(|_| "rotation message count must be a whole number")?;
-    // A negative, infinite or not-a-number age becomes 0 (or saturates), which the bounds
-    // check below refuses with its own words.
-    let max_age_ms = if days.is_finite() {
-        (days * RotationSchedule::DAY_MS as f64).round() as u64
-    } else {
-        0
-    };
     let schedule = RotationSchedule {
         max_age_ms,
         max_messages,
