@@ -38,7 +38,7 @@ tasks:
   bench   run the criterion benchmarks of the crypto core, the relay benchmark (fan-out
           against a bare broadcast baseline, durable posts on SQLite and a throwaway
           PostgreSQL, idle connections), the latency the second-factor service adds, and the
-          attachment throughput benchmark
+          attachment throughput benchmark, and prints the web client's download size
   fuzz    run every cargo-fuzz target of fuzz/ (nightly) for a bounded time each, growing
           fuzz/corpus/; `cargo xtask fuzz -- 300` gives each target 300 s (default 60)
 ";
@@ -362,6 +362,23 @@ fn bench() -> TaskResult {
     run_command(cargo().args(["bench", "--package", "server", "--bench", "attachments"]))?;
     let tools = Tools::ensure_for_test()?;
     build_web_client(&tools)?;
+    step("the web client's initial download (wasm + JS, gzip)");
+    run_command(
+        cargo()
+            .args([
+                "test",
+                "--package",
+                "e2e",
+                "--test",
+                "bundle_size",
+                "--",
+                "--nocapture",
+            ])
+            .env(
+                "CHAT_E2E_STATIC_DIR",
+                project_root().join("web-client/dist"),
+            ),
+    )?;
     step("attachment throughput in headless Chromium, 100 MiB each way");
     run_command(
         cargo()
