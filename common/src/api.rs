@@ -714,7 +714,7 @@ pub struct LoginResponse {
     /// whose challenge is bound to this login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub passkey_options: Option<webauthn_rs_proto::RequestChallengeResponse>,
+    pub passkey_options: Option<WebAuthnJson>,
     /// Set when this successful login came from a network (IPv4 /24, IPv6 /48) not seen
     /// before for the account.
     #[serde(default)]
@@ -739,9 +739,10 @@ pub struct TotpLoginRequest {
 pub struct PasskeyLoginRequest {
     /// The challenge from [`LoginResponse`].
     pub challenge: Base64,
-    /// What `navigator.credentials.get()` returned for its `passkey_options`.
+    /// What `navigator.credentials.get()` returned for its `passkey_options`, as its
+    /// `toJSON()` gives it (webauthn-rs' `PublicKeyCredential`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub credential: webauthn_rs_proto::PublicKeyCredential,
+    pub credential: WebAuthnJson,
 }
 
 impl fmt::Debug for PasskeyLoginRequest {
@@ -769,12 +770,60 @@ pub struct PasskeyChangeRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = Object))]
 pub struct OpenApiDocument(pub serde_json::Value);
 
+/// A WebAuthn object in its JSON form (W3C Web Authentication Level 3, the `...JSON`
+/// dictionaries: binary fields as unpadded base64url), carried as JSON text.
+///
+/// The server reads and writes these with webauthn-rs' types ([`WebAuthnJson::encode`],
+/// [`WebAuthnJson::decode`]); the web client hands them to the browser as they are
+/// (`PublicKeyCredential.parseCreationOptionsFromJSON()`, `.parseRequestOptionsFromJSON()`
+/// and `PublicKeyCredential.toJSON()`), so it never decodes their shape itself.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebAuthnJson(Box<serde_json::value::RawValue>);
+
+impl WebAuthnJson {
+    /// `json` as it is, once it is checked to be one JSON value.
+    ///
+    /// # Errors
+    /// serde_json's syntax error when `json` is not one JSON value.
+    pub fn from_json(json: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(json).map(Self)
+    }
+
+    /// `value` written as JSON.
+    ///
+    /// # Errors
+    /// serde_json's error when `value` does not serialize (a map with non-string keys).
+    pub fn encode<T: Serialize>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The JSON read as a `T`.
+    ///
+    /// # Errors
+    /// serde_json's data error, with the path of the field, when the JSON is no `T`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The JSON text.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for WebAuthnJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebAuthnJson({} bytes)", self.0.get().len())
+    }
+}
+
 /// Answer to `POST /api/passkeys/begin`: the options for `navigator.credentials.create()`
 /// (webauthn-rs' `CreationChallengeResponse`, W3C WebAuthn Level 2 section 5.4).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = Object))]
-pub struct PasskeyCreationOptions(pub webauthn_rs_proto::CreationChallengeResponse);
+pub struct PasskeyCreationOptions(pub WebAuthnJson);
 
 /// `POST /api/passkeys/finish`: the new passkey.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -784,9 +833,10 @@ pub struct PasskeyFinishRequest {
     /// A name for the list (1 to 64 characters).
     pub name: String,
     /// What `navigator.credentials.create()` returned for the options of
-    /// `POST /api/passkeys/begin`.
+    /// `POST /api/passkeys/begin`, as its `toJSON()` gives it (webauthn-rs'
+    /// `RegisterPublicKeyCredential`).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub credential: webauthn_rs_proto::RegisterPublicKeyCredential,
+    pub credential: WebAuthnJson,
 }
 
 /// Answer to `POST /api/passkeys/finish`.

@@ -520,6 +520,12 @@ impl SecondFactors for Factors {
                 "a passkey name has 1 to {MAX_PASSKEY_NAME_CHARS} characters"
             )));
         }
+        // Read before the registration in progress is taken, so that a malformed answer
+        // leaves it for a good one.
+        let credential: webauthn_rs_proto::RegisterPublicKeyCredential = registration
+            .credential
+            .decode()
+            .map_err(|error| MfaError::BadRequest(format!("credential: {error}")))?;
         let now_ms = store::now_ms();
         store::mark_enrolled(&self.pool, username, now_ms).await?;
         let state = store::take_registration(&self.pool, username, now_ms)
@@ -529,7 +535,7 @@ impl SecondFactors for Factors {
             serde_json::from_str(&state).map_err(|error| corrupt("passkey state", error))?;
         let passkey = self
             .webauthn
-            .finish_passkey_registration(&registration.credential, &state)
+            .finish_passkey_registration(&credential, &state)
             .map_err(|error| {
                 tracing::info!(%username, %error, "passkey registration refused");
                 MfaError::InvalidCode

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::api::WebAuthnJson;
 use common::wire::Base64;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -277,7 +278,8 @@ impl SecondFactors for RemoteFactors {
     ) -> MfaResult<LoginOutcome> {
         let body = PasskeyLoginRequest {
             challenge: Base64(challenge.to_vec()),
-            credential: credential.clone(),
+            credential: WebAuthnJson::encode(credential)
+                .map_err(|error| MfaError::BadRequest(format!("credential: {error}")))?,
         };
         self.call(
             Method::POST,

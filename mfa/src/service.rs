@@ -259,8 +259,12 @@ async fn complete_login_passkey(
     State(factors): State<Shared>,
     Body(request): Body<PasskeyLoginRequest>,
 ) -> ServiceResult<Response> {
+    let credential = request
+        .credential
+        .decode()
+        .map_err(|error| MfaError::BadRequest(format!("credential: {error}")))?;
     let outcome = factors
-        .complete_login_passkey(&request.challenge.0, &request.credential)
+        .complete_login_passkey(&request.challenge.0, &credential)
         .await?;
     Ok(Json(outcome).into_response())
 }

@@ -317,6 +317,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A WebAuthn object in a request (`field`, carried as JSON text) that is not the
+    /// webauthn-rs type expected: 422 `invalid_body`, as the JSON extractor answers any other
+    /// body of the wrong shape.
+    pub fn webauthn_shape(field: &str, error: &serde_json::Error) -> Self {
+        Self::Unprocessable(format!("invalid request body: {field}: {error}"))
+    }
+
+    /// webauthn-rs' options did not serialize (never seen: they are plain data): 500.
+    pub fn webauthn_encoding(error: serde_json::Error) -> Self {
+        Self::CorruptData(format!("webauthn options do not serialize: {error}"))
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         // The source of a data or syntax error is serde's message with the field path and

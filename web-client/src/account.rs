@@ -88,7 +88,7 @@ impl Chat {
             .passkey_options
             .clone()
             .ok_or_else(|| ChatError::Other("this account has no passkey".into()))?;
-        let credential = passkeys::get(options).await?;
+        let credential = passkeys::get(&options).await?;
         let _: LoginResponse = http::call::<LoginPasskey>(
             &NoParams,
             &PasskeyLoginRequest {
@@ -124,7 +124,7 @@ impl Chat {
             },
         )
         .await?;
-        let credential = passkeys::create(options.0).await?;
+        let credential = passkeys::create(&options.0).await?;
         let response: PasskeyFinishResponse = http::call::<PasskeyFinish>(
             &NoParams,
             &PasskeyFinishRequest {

@@ -125,7 +125,7 @@ pub struct PendingLogin {
     /// The salt and KDF parameters they were derived with.
     pub kdf: KdfRecord,
     /// The options for a passkey assertion, when the account has passkeys.
-    pub passkey_options: Option<webauthn_rs_proto::RequestChallengeResponse>,
+    pub passkey_options: Option<common::api::WebAuthnJson>,
 }
 
 impl std::fmt::Debug for PendingLogin {

@@ -1,15 +1,16 @@
 //! Passkeys in the browser: the WebAuthn ceremonies (W3C Web Authentication, sections 5.1.3
-//! and 5.1.4) through `navigator.credentials.create()` and `.get()`, with the options the
-//! server sent and the answers it expects as webauthn-rs' JSON types; their conversion to
-//! and from the browser's objects is webauthn-rs-proto's (`wasm` feature).
+//! and 5.1.4) through `navigator.credentials.create()` and `.get()`. The server's options
+//! and the browser's answers travel as WebAuthn's JSON forms (Level 3:
+//! `PublicKeyCredential.parseCreationOptionsFromJSON()`, `.parseRequestOptionsFromJSON()`
+//! and `PublicKeyCredential.prototype.toJSON()`), so this client never decodes them: the
+//! browser does, and the server checks the answers with webauthn-rs.
 //!
 //! Browsers allow passkeys only on a secure origin named by a domain: `https://…`, or
 //! `http://localhost` for development; never an IP address such as `http://127.0.0.1`.
+//! The JSON methods are in Chromium 129, Firefox 119 and Safari 18.4 and later; an older
+//! browser is told that it cannot use passkeys here.
 
-use webauthn_rs_proto::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse,
-};
+use common::api::WebAuthnJson;
 
 use crate::chat::ChatError;
 
@@ -55,21 +56,79 @@ async fn credential_of(
         .map_err(|_| ChatError::Other("the browser returned no passkey".into()))
 }
 
+/// The browser's WebAuthn JSON methods, which web-sys does not bind yet.
+#[cfg(target_family = "wasm")]
+mod json_methods {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen]
+    extern "C" {
+        /// `PublicKeyCredential.parseCreationOptionsFromJSON(options)`.
+        #[wasm_bindgen(catch, js_namespace = PublicKeyCredential, js_name = parseCreationOptionsFromJSON)]
+        pub fn parse_creation_options(options: &JsValue) -> Result<JsValue, JsValue>;
+
+        /// `PublicKeyCredential.parseRequestOptionsFromJSON(options)`.
+        #[wasm_bindgen(catch, js_namespace = PublicKeyCredential, js_name = parseRequestOptionsFromJSON)]
+        pub fn parse_request_options(options: &JsValue) -> Result<JsValue, JsValue>;
+    }
+}
+
+/// The words for a browser without WebAuthn's JSON methods.
+#[cfg(target_family = "wasm")]
+fn too_old(_: wasm_bindgen::JsValue) -> ChatError {
+    ChatError::Other("this browser is too old for passkeys here: use a code instead".into())
+}
+
+/// `{ publicKey: parse(server.publicKey) }`: the argument of `navigator.credentials.create()`
+/// or `.get()` for the server's `CreationChallengeResponse` or `RequestChallengeResponse`.
+#[cfg(target_family = "wasm")]
+fn ceremony_options(
+    server: &WebAuthnJson,
+    parse: fn(&wasm_bindgen::JsValue) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>,
+) -> Result<js_sys::Object, ChatError> {
+    let unreadable = |_| ChatError::Other("the server's passkey options are unreadable".into());
+    let server = js_sys::JSON::parse(server.as_json()).map_err(unreadable)?;
+    let public_key = js_sys::Reflect::get(&server, &"publicKey".into()).map_err(unreadable)?;
+    if !public_key.is_object() {
+        return Err(unreadable(public_key));
+    }
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(
+        &options,
+        &"publicKey".into(),
+        &parse(&public_key).map_err(too_old)?,
+    )
+    .map_err(unreadable)?;
+    Ok(options)
+}
+
+/// The browser's answer in its JSON form, for the server.
+#[cfg(target_family = "wasm")]
+fn answer_json(credential: &web_sys::PublicKeyCredential) -> Result<WebAuthnJson, ChatError> {
+    use wasm_bindgen::JsCast as _;
+    let unreadable = |_| ChatError::Other("the browser's passkey answer is unreadable".into());
+    // `credential.toJSON()`, looked up at run time: a browser without it is too old.
+    let to_json: js_sys::Function = js_sys::Reflect::get(credential, &"toJSON".into())
+        .ok()
+        .and_then(|method| method.dyn_into().ok())
+        .ok_or_else(|| too_old(wasm_bindgen::JsValue::UNDEFINED))?;
+    let object = to_json.call0(credential).map_err(unreadable)?;
+    let text: String = js_sys::JSON::stringify(&object).map_err(unreadable)?.into();
+    WebAuthnJson::from_json(text).map_err(|_| unreadable(object))
+}
+
 /// Asks the browser to create a passkey for `options` (from `POST /api/passkeys/begin`).
 ///
 /// # Errors
 /// [`ChatError::Other`] saying why the browser refused or the user cancelled.
 #[cfg(target_family = "wasm")]
-pub async fn create(
-    options: CreationChallengeResponse,
-) -> Result<RegisterPublicKeyCredential, ChatError> {
-    let options: web_sys::CredentialCreationOptions = options.into();
+pub async fn create(options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
+    use wasm_bindgen::JsCast as _;
+    let options = ceremony_options(options, json_methods::parse_creation_options)?;
     let promise = credentials()?
-        .create_with_options(&options)
+        .create_with_options(options.unchecked_ref())
         .map_err(failure)?;
-    Ok(RegisterPublicKeyCredential::from(
-        credential_of(promise).await?,
-    ))
+    answer_json(&credential_of(promise).await?)
 }
 
 /// Asks the browser for an assertion of one of the passkeys `options` allows (from the
@@ -78,10 +137,13 @@ pub async fn create(
 /// # Errors
 /// [`ChatError::Other`] saying why the browser refused or the user cancelled.
 #[cfg(target_family = "wasm")]
-pub async fn get(options: RequestChallengeResponse) -> Result<PublicKeyCredential, ChatError> {
-    let options: web_sys::CredentialRequestOptions = options.into();
-    let promise = credentials()?.get_with_options(&options).map_err(failure)?;
-    Ok(PublicKeyCredential::from(credential_of(promise).await?))
+pub async fn get(options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
+    use wasm_bindgen::JsCast as _;
+    let options = ceremony_options(options, json_methods::parse_request_options)?;
+    let promise = credentials()?
+        .get_with_options(options.unchecked_ref())
+        .map_err(failure)?;
+    answer_json(&credential_of(promise).await?)
 }
 
 /// Outside a browser there are no passkeys.
@@ -89,9 +151,7 @@ pub async fn get(options: RequestChallengeResponse) -> Result<PublicKeyCredentia
 /// # Errors
 /// Always.
 #[cfg(not(target_family = "wasm"))]
-pub async fn create(
-    _options: CreationChallengeResponse,
-) -> Result<RegisterPublicKeyCredential, ChatError> {
+pub async fn create(_options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
     Err(ChatError::Other("passkeys need a browser".into()))
 }
 
@@ -100,6 +160,6 @@ pub async fn create(
 /// # Errors
 /// Always.
 #[cfg(not(target_family = "wasm"))]
-pub async fn get(_options: RequestChallengeResponse) -> Result<PublicKeyCredential, ChatError> {
+pub async fn get(_options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
     Err(ChatError::Other("passkeys need a browser".into()))
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use common::account::KdfParams;
 use common::api::endpoints::{Login, LoginPasskey, LoginTotp, Prelogin};
-use common::api::{LoginResponse, PreloginResponse};
+use common::api::{LoginResponse, PreloginResponse, WebAuthnJson};
 use common::identity::validate_username;
 use common::wire::{Base64, Base64Array};
 use mfa::api::LoginOutcome;
@@ -225,7 +225,11 @@ async fn login(
         username: user.username,
         totp_required: true,
         challenge: Some(Base64(challenge)),
-        passkey_options: started.passkey_options,
+        passkey_options: started
+            .passkey_options
+            .map(|options| WebAuthnJson::encode(&options))
+            .transpose()
+            .map_err(ApiError::webauthn_encoding)?,
         new_network: false,
     };
     Ok(Json(body).into_response())
@@ -320,6 +324,10 @@ async fn login_passkey(
     client: ClientInfo,
     ApiJson(request): Request<LoginPasskey>,
 ) -> ApiResult<Response> {
-    let proof = SecondFactorProof::Passkey(Box::new(request.credential));
+    let credential = request
+        .credential
+        .decode()
+        .map_err(|error| ApiError::webauthn_shape("credential", &error))?;
+    let proof = SecondFactorProof::Passkey(Box::new(credential));
     second_step(&state, &client, &request.challenge.0, proof).await
 }

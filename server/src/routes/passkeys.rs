@@ -6,11 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Json, Router};
 use common::api::endpoints::{PasskeyBegin, PasskeyFinish, PasskeyRemove};
-use common::api::{PasskeyChangeRequest, PasskeyCreationOptions};
+use common::api::{PasskeyChangeRequest, PasskeyCreationOptions, WebAuthnJson};
 
 use super::{EndpointRouter, Reply, Request};
 use crate::client::ClientInfo;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::factors;
 use crate::routes::account::reauthenticate;
@@ -63,6 +63,7 @@ async fn begin(
 ) -> ApiResult<Reply<PasskeyBegin>> {
     reauthenticate_for(&state, &user, &client, &request).await?;
     let options = state.factors.passkey_register_begin(&user.username).await?;
+    let options = WebAuthnJson::encode(&options).map_err(ApiError::webauthn_encoding)?;
     Ok(Json(PasskeyCreationOptions(options)))
 }
 
@@ -71,6 +72,12 @@ async fn finish(
     user: AuthUser,
     ApiJson(request): Request<PasskeyFinish>,
 ) -> ApiResult<Reply<PasskeyFinish>> {
+    // The shape is checked here, as the JSON extractor checks every other body; whether it
+    // answers the ceremony is the store's to say.
+    request
+        .credential
+        .decode::<webauthn_rs_proto::RegisterPublicKeyCredential>()
+        .map_err(|error| ApiError::webauthn_shape("credential", &error))?;
     let registered = factors::enabling(
         &state,
         &user.username,

@@ -4,12 +4,15 @@
 //! registrations out of order are conflicts. (The ceremonies with a real authenticator run
 //! in the browser end-to-end test, with Chromium's virtual authenticator.)
 
-use common::api::{AccountResponse, LoginResponse, PasskeyChangeRequest, PasskeyLoginRequest};
+use common::api::{
+    AccountResponse, ErrorCode, LoginResponse, PasskeyChangeRequest, PasskeyLoginRequest,
+    WebAuthnJson,
+};
 use common::wire::Base64Array;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_message, json, spawn_app, TestApp, TestUser};
+use crate::helpers::{error_body, error_message, json, spawn_app, TestApp, TestUser};
 use crate::security_client::HOME_IP;
 
 fn change(auth_key: [u8; 32], totp_code: Option<String>) -> PasskeyChangeRequest {
@@ -19,10 +22,9 @@ fn change(auth_key: [u8; 32], totp_code: Option<String>) -> PasskeyChangeRequest
     }
 }
 
-/// A registration answer of the right shape whose content is no credential.
 /// A passkey assertion of the right shape that answers no challenge.
-pub fn bogus_assertion() -> webauthn_rs_proto::PublicKeyCredential {
-    serde_json::from_value(json!({
+pub fn bogus_assertion() -> WebAuthnJson {
+    WebAuthnJson::encode(&json!({
         "id": "AAAA",
         "rawId": "AAAA",
         "response": {
@@ -88,6 +90,16 @@ async fn registration_needs_the_password_and_offers_the_relying_party() {
         .is_some_and(|c| c.len() >= 43));
     // The user handle does not carry the name.
     assert_ne!(public_key["user"]["id"], "alice");
+
+    // An answer of the wrong shape is an invalid body and leaves the registration alone.
+    let mut shapeless = bogus_registration();
+    shapeless["credential"]["rawId"] = json!(7);
+    let response = app
+        .post_as(&alice.client, "/api/passkeys/finish", &shapeless)
+        .await;
+    let refused = error_body(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(refused.code, ErrorCode::InvalidBody);
+    assert!(refused.error.contains("credential"), "{}", refused.error);
 
     // A bogus answer is a wrong code, and uses the registration up.
     let response = app
@@ -161,6 +173,12 @@ async fn a_bogus_assertion_is_a_wrong_code_and_spends_an_attempt() {
     assert!(login.totp_required);
     assert!(login.passkey_options.is_none(), "alice has no passkey");
     let challenge = login.challenge.unwrap();
+    let shapeless = json!({ "challenge": challenge, "credential": { "id": [] } });
+    let response = app
+        .post_as(&app.anonymous, "/api/login/passkey", &shapeless)
+        .await;
+    let refused = error_body(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(refused.code, ErrorCode::InvalidBody);
     let body = PasskeyLoginRequest {
         challenge: challenge.clone(),
         credential: bogus_assertion(),
