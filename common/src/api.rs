@@ -801,7 +801,7 @@ impl WebAuthnJson {
     /// The JSON read as a `T`.
     ///
     /// # Errors
-    /// serde_json's data error, with the path of the field, when the JSON is no `T`.
+    /// serde_json's data error (with its line and column) when the JSON is no `T`.
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_str(self.0.get())
     }
@@ -819,7 +819,7 @@ impl fmt::Debug for WebAuthnJson {
 }
 
 /// Answer to `POST /api/passkeys/begin`: the options for `navigator.credentials.create()`
-/// (webauthn-rs' `CreationChallengeResponse`, W3C WebAuthn Level 2 section 5.4).
+/// (webauthn-rs' `CreationChallengeResponse` in WebAuthn Level 3's JSON form).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = Object))]

@@ -14,7 +14,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 /// The most the initial wasm and JS may weigh, gzip-compressed, in bytes.
-const CEILING_BYTES: u64 = 590_000;
+const CEILING_BYTES: u64 = 565_000;
 
 /// Issue 11's budget for the initial wasm and JS, gzip-compressed, in bytes (not met yet).
 const BUDGET_BYTES: u64 = 450_000;

@@ -143,7 +143,8 @@ pub trait SecondFactors: Send + Sync + std::fmt::Debug {
 
     /// Finishes the registration with what the browser returned, and stores the passkey.
     /// [`MfaError::InvalidCode`] for a credential that does not answer the registration
-    /// (or none in progress); [`MfaError::BadRequest`] for a bad name;
+    /// (or none in progress); [`MfaError::BadRequest`] for a bad name or a credential that is
+    /// not a `RegisterPublicKeyCredential` (the registration stays);
     /// [`MfaError::Conflict`] for a credential registered already. Fresh recovery codes
     /// come back when this is the user's first second factor.
     async fn passkey_register_finish(

@@ -279,7 +279,7 @@ impl SecondFactors for RemoteFactors {
         let body = PasskeyLoginRequest {
             challenge: Base64(challenge.to_vec()),
             credential: WebAuthnJson::encode(credential)
-                .map_err(|error| MfaError::BadRequest(format!("credential: {error}")))?,
+                .map_err(|error| MfaError::Corrupt(format!("credential: {error}")))?,
         };
         self.call(
             Method::POST,

@@ -13,14 +13,15 @@
 //!   options for `navigator.credentials.create()`); 409 beyond 16 passkeys.
 //! - `POST /v1/users/{username}/passkeys/finish` [`PasskeyRegistration`] -> 200
 //!   [`PasskeyRegistered`]; 401 `invalid_code` for a credential that does not answer the
-//!   registration, 400 for a bad name, 409 with no registration in progress or for a
-//!   credential registered already.
+//!   registration, 400 for a bad name or a credential of another shape, 409 with no
+//!   registration in progress or for a credential registered already.
 //! - `DELETE /v1/users/{username}/passkeys/{id}` -> 204; 409 `no such passkey`.
 //! - `POST /v1/users/{username}/logins` -> 200 [`LoginStart`] (no challenge for an account
 //!   without a factor); 404 `unknown_user` for an account that never began setting one up.
 //! - `POST /v1/logins/owner` [`ChallengeRequest`] -> 200 [`ChallengeOwner`].
 //! - `POST /v1/logins/complete` [`CompleteLoginRequest`] -> 200 [`LoginOutcome`].
-//! - `POST /v1/logins/complete-passkey` [`PasskeyLoginRequest`] -> 200 [`LoginOutcome`].
+//! - `POST /v1/logins/complete-passkey` [`PasskeyLoginRequest`] -> 200 [`LoginOutcome`]; 400
+//!   for a credential that is not a `PublicKeyCredential`.
 //! - `DELETE /v1/users/{username}` -> 204.
 //!
 //! [`FactorStatus`]: crate::api::FactorStatus

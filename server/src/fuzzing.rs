@@ -74,7 +74,8 @@ async fn decode<E: Endpoint>(request: Request) -> Result<StatusCode, ApiError> {
     let request = Request::from_parts(parts, body);
     match info.request_body {
         BodyKind::Json => {
-            ApiJson::<E::Request>::from_request(request, &()).await?;
+            let ApiJson(body) = ApiJson::<E::Request>::from_request(request, &()).await?;
+            crate::routes::passkeys::check_body(&body)?;
         }
         BodyKind::Octets => {
             // As `upload_chunk` answers a body it cannot read.

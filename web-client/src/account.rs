@@ -115,6 +115,10 @@ impl Chat {
         if name.is_empty() {
             return Err(ChatError::Other("give the passkey a name".into()));
         }
+        // Before the password is asked and a registration started for nothing.
+        if !passkeys::supported() {
+            return Err(passkeys::too_old());
+        }
         let keys = self.reauthenticate(password).await?;
         let options = http::call::<PasskeyBegin>(
             &NoParams,

@@ -73,10 +73,36 @@ mod json_methods {
     }
 }
 
-/// The words for a browser without WebAuthn's JSON methods.
+/// The words for a browser without WebAuthn's JSON methods (see [`supported`]).
+pub fn too_old() -> ChatError {
+    ChatError::Other(
+        "this browser cannot use passkeys here: it needs Chromium 129, Firefox 119, \
+         Safari 18.4 or later"
+            .into(),
+    )
+}
+
+/// Whether the browser has what the ceremonies need: `PublicKeyCredential` with
+/// `parseCreationOptionsFromJSON`, `parseRequestOptionsFromJSON` and `prototype.toJSON`.
 #[cfg(target_family = "wasm")]
-fn too_old(_: wasm_bindgen::JsValue) -> ChatError {
-    ChatError::Other("this browser is too old for passkeys here: use a code instead".into())
+pub fn supported() -> bool {
+    let global = js_sys::global();
+    let Ok(class) = js_sys::Reflect::get(&global, &"PublicKeyCredential".into()) else {
+        return false;
+    };
+    let is_function = |target: &wasm_bindgen::JsValue, name: &str| {
+        js_sys::Reflect::get(target, &name.into()).is_ok_and(|value| value.is_function())
+    };
+    let prototype = js_sys::Reflect::get(&class, &"prototype".into()).unwrap_or_default();
+    is_function(&class, "parseCreationOptionsFromJSON")
+        && is_function(&class, "parseRequestOptionsFromJSON")
+        && is_function(&prototype, "toJSON")
+}
+
+/// Outside a browser there are no passkeys.
+#[cfg(not(target_family = "wasm"))]
+pub fn supported() -> bool {
+    false
 }
 
 /// `{ publicKey: parse(server.publicKey) }`: the argument of `navigator.credentials.create()`
@@ -92,13 +118,21 @@ fn ceremony_options(
     if !public_key.is_object() {
         return Err(unreadable(public_key));
     }
+    // The browser refuses options it cannot read with a TypeError or an EncodingError; other
+    // refusals (a SecurityError for this origin, say) are the ceremony's.
+    let parsed = parse(&public_key).map_err(|error| {
+        use wasm_bindgen::JsCast as _;
+        let encoding = error
+            .dyn_ref::<web_sys::DomException>()
+            .is_some_and(|exception| exception.name() == "EncodingError");
+        if encoding || error.is_instance_of::<js_sys::TypeError>() {
+            unreadable(error)
+        } else {
+            failure(error)
+        }
+    })?;
     let options = js_sys::Object::new();
-    js_sys::Reflect::set(
-        &options,
-        &"publicKey".into(),
-        &parse(&public_key).map_err(too_old)?,
-    )
-    .map_err(unreadable)?;
+    js_sys::Reflect::set(&options, &"publicKey".into(), &parsed).map_err(unreadable)?;
     Ok(options)
 }
 
@@ -107,13 +141,16 @@ fn ceremony_options(
 fn answer_json(credential: &web_sys::PublicKeyCredential) -> Result<WebAuthnJson, ChatError> {
     use wasm_bindgen::JsCast as _;
     let unreadable = |_| ChatError::Other("the browser's passkey answer is unreadable".into());
-    // `credential.toJSON()`, looked up at run time: a browser without it is too old.
+    // `credential.toJSON()` ([`supported`] checked that it is there).
     let to_json: js_sys::Function = js_sys::Reflect::get(credential, &"toJSON".into())
         .ok()
         .and_then(|method| method.dyn_into().ok())
-        .ok_or_else(|| too_old(wasm_bindgen::JsValue::UNDEFINED))?;
+        .ok_or_else(too_old)?;
     let object = to_json.call0(credential).map_err(unreadable)?;
-    let text: String = js_sys::JSON::stringify(&object).map_err(unreadable)?.into();
+    let text = js_sys::JSON::stringify(&object)
+        .map_err(unreadable)?
+        .as_string()
+        .ok_or_else(|| unreadable(object.clone()))?;
     WebAuthnJson::from_json(text).map_err(|_| unreadable(object))
 }
 
@@ -124,6 +161,9 @@ fn answer_json(credential: &web_sys::PublicKeyCredential) -> Result<WebAuthnJson
 #[cfg(target_family = "wasm")]
 pub async fn create(options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
     use wasm_bindgen::JsCast as _;
+    if !supported() {
+        return Err(too_old());
+    }
     let options = ceremony_options(options, json_methods::parse_creation_options)?;
     let promise = credentials()?
         .create_with_options(options.unchecked_ref())
@@ -139,6 +179,9 @@ pub async fn create(options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
 #[cfg(target_family = "wasm")]
 pub async fn get(options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
     use wasm_bindgen::JsCast as _;
+    if !supported() {
+        return Err(too_old());
+    }
     let options = ceremony_options(options, json_methods::parse_request_options)?;
     let promise = credentials()?
         .get_with_options(options.unchecked_ref())

@@ -249,7 +249,7 @@ pub trait Endpoint {
     /// The query.
     type Query: QueryParams + Default + DeserializeOwned;
     /// The request body: `()` when [`BodyKind::Empty`], `Vec<u8>` for octets.
-    type Request: Serialize + DeserializeOwned;
+    type Request: Serialize + DeserializeOwned + 'static;
     /// The body of a successful response: `()` when [`BodyKind::Empty`], `Vec<u8>` for
     /// octets, `String` for text.
     type Response: Serialize + DeserializeOwned;

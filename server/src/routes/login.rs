@@ -50,7 +50,8 @@ use crate::AppState;
 ///   login, 503 while the second-factor store cannot be reached.
 /// - `POST /api/login/passkey` [`PasskeyLoginRequest`] -> as `/api/login/totp`, answered
 ///   with a passkey assertion for the login's `passkey_options` instead of a code (a refused
-///   assertion is 401 `invalid code` and counts as a wrong code).
+///   assertion is 401 `invalid code` and counts as a wrong code; one that is not a
+///   `PublicKeyCredential` is 422 `invalid_body` and counts as nothing).
 pub fn router() -> Router<AppState> {
     Router::new()
         .endpoint(Prelogin, prelogin)
@@ -324,10 +325,7 @@ async fn login_passkey(
     client: ClientInfo,
     ApiJson(request): Request<LoginPasskey>,
 ) -> ApiResult<Response> {
-    let credential = request
-        .credential
-        .decode()
-        .map_err(|error| ApiError::webauthn_shape("credential", &error))?;
+    let credential = super::passkeys::login_credential(&request)?;
     let proof = SecondFactorProof::Passkey(Box::new(credential));
     second_step(&state, &client, &request.challenge.0, proof).await
 }

@@ -6,7 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Json, Router};
 use common::api::endpoints::{PasskeyBegin, PasskeyFinish, PasskeyRemove};
-use common::api::{PasskeyChangeRequest, PasskeyCreationOptions, WebAuthnJson};
+use common::api::{
+    PasskeyChangeRequest, PasskeyCreationOptions, PasskeyFinishRequest, PasskeyLoginRequest,
+    WebAuthnJson,
+};
+use webauthn_rs_proto::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::{EndpointRouter, Reply, Request};
 use crate::client::ClientInfo;
@@ -26,8 +30,8 @@ use crate::AppState;
 ///   `invalid password` or `invalid code`, 409 beyond 16 passkeys.
 /// - `POST /api/passkeys/finish` [`PasskeyFinishRequest`] -> 200 [`PasskeyFinishResponse`]
 ///   (recovery codes when this is the account's first second factor); 401 `invalid code` for
-///   a credential that does not answer the registration, 400 for a name that is empty or
-///   over 64 characters, 409 `no passkey registration in progress` or `this passkey is
+///   a credential that does not answer the registration, 422 `invalid_body` for one that is
+///   not a `RegisterPublicKeyCredential`, 400 for a name that is empty or over 64 characters, 409 `no passkey registration in progress` or `this passkey is
 ///   registered already`.
 /// - `POST /api/passkeys/{id}/remove` [`PasskeyChangeRequest`] -> 204; 401 as for begin,
 ///   409 `no such passkey`.
@@ -73,11 +77,13 @@ async fn finish(
     ApiJson(request): Request<PasskeyFinish>,
 ) -> ApiResult<Reply<PasskeyFinish>> {
     // The shape is checked here, as the JSON extractor checks every other body; whether it
-    // answers the ceremony is the store's to say.
-    request
-        .credential
-        .decode::<webauthn_rs_proto::RegisterPublicKeyCredential>()
-        .map_err(|error| ApiError::webauthn_shape("credential", &error))?;
+    // answers the ceremony is the store's to say. The store gets the credential as read,
+    // without fields webauthn-rs does not know.
+    let credential = registration_credential(&request)?;
+    let request = PasskeyFinishRequest {
+        name: request.name,
+        credential: WebAuthnJson::encode(&credential).map_err(ApiError::webauthn_encoding)?,
+    };
     let registered = factors::enabling(
         &state,
         &user.username,
@@ -102,4 +108,44 @@ async fn remove(
     factors::clear_flag_if_none_left(&state, &user.username).await?;
     tracing::info!(username = %user.username, "passkey removed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The assertion of a passkey login read as webauthn-rs' `PublicKeyCredential`.
+///
+/// # Errors
+/// 422 `invalid_body` naming the field, as the JSON extractor answers any other body of the
+/// wrong shape.
+pub(crate) fn login_credential(request: &PasskeyLoginRequest) -> ApiResult<PublicKeyCredential> {
+    request
+        .credential
+        .decode()
+        .map_err(|error| ApiError::webauthn_shape("credential", &error))
+}
+
+/// The answer of a passkey registration read as webauthn-rs' `RegisterPublicKeyCredential`.
+///
+/// # Errors
+/// As [`login_credential`].
+pub(crate) fn registration_credential(
+    request: &PasskeyFinishRequest,
+) -> ApiResult<RegisterPublicKeyCredential> {
+    request
+        .credential
+        .decode()
+        .map_err(|error| ApiError::webauthn_shape("credential", &error))
+}
+
+/// The checks of the handlers above that go beyond the JSON extractor, for any request body:
+/// the WebAuthn credentials' shapes. Used by the request-decoding fuzz target
+/// ([`crate::fuzzing`]), so that it refuses what the handlers refuse.
+///
+/// # Errors
+/// As [`login_credential`].
+pub(crate) fn check_body(body: &dyn std::any::Any) -> ApiResult<()> {
+    if let Some(request) = body.downcast_ref::<PasskeyLoginRequest>() {
+        login_credential(request)?;
+    } else if let Some(request) = body.downcast_ref::<PasskeyFinishRequest>() {
+        registration_credential(request)?;
+    }
+    Ok(())
 }
