@@ -154,6 +154,25 @@ fn answer_json(credential: &web_sys::PublicKeyCredential) -> Result<WebAuthnJson
     WebAuthnJson::from_json(text).map_err(|_| unreadable(object))
 }
 
+/// One ceremony: the server's options made the browser's (`parse`), the browser asked
+/// (`ask`: `create` or `get` of the credentials container), its answer in JSON form.
+#[cfg(target_family = "wasm")]
+async fn ceremony(
+    server: &WebAuthnJson,
+    parse: fn(&wasm_bindgen::JsValue) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>,
+    ask: fn(
+        &web_sys::CredentialsContainer,
+        &js_sys::Object,
+    ) -> Result<js_sys::Promise, wasm_bindgen::JsValue>,
+) -> Result<WebAuthnJson, ChatError> {
+    if !supported() {
+        return Err(too_old());
+    }
+    let options = ceremony_options(server, parse)?;
+    let promise = ask(&credentials()?, &options).map_err(failure)?;
+    answer_json(&credential_of(promise).await?)
+}
+
 /// Asks the browser to create a passkey for `options` (from `POST /api/passkeys/begin`).
 ///
 /// # Errors
@@ -161,14 +180,12 @@ fn answer_json(credential: &web_sys::PublicKeyCredential) -> Result<WebAuthnJson
 #[cfg(target_family = "wasm")]
 pub async fn create(options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
     use wasm_bindgen::JsCast as _;
-    if !supported() {
-        return Err(too_old());
-    }
-    let options = ceremony_options(options, json_methods::parse_creation_options)?;
-    let promise = credentials()?
-        .create_with_options(options.unchecked_ref())
-        .map_err(failure)?;
-    answer_json(&credential_of(promise).await?)
+    ceremony(
+        options,
+        json_methods::parse_creation_options,
+        |container, options| container.create_with_options(options.unchecked_ref()),
+    )
+    .await
 }
 
 /// Asks the browser for an assertion of one of the passkeys `options` allows (from the
@@ -179,14 +196,12 @@ pub async fn create(options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
 #[cfg(target_family = "wasm")]
 pub async fn get(options: &WebAuthnJson) -> Result<WebAuthnJson, ChatError> {
     use wasm_bindgen::JsCast as _;
-    if !supported() {
-        return Err(too_old());
-    }
-    let options = ceremony_options(options, json_methods::parse_request_options)?;
-    let promise = credentials()?
-        .get_with_options(options.unchecked_ref())
-        .map_err(failure)?;
-    answer_json(&credential_of(promise).await?)
+    ceremony(
+        options,
+        json_methods::parse_request_options,
+        |container, options| container.get_with_options(options.unchecked_ref()),
+    )
+    .await
 }
 
 /// Outside a browser there are no passkeys.

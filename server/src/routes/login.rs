@@ -325,7 +325,7 @@ async fn login_passkey(
     client: ClientInfo,
     ApiJson(request): Request<LoginPasskey>,
 ) -> ApiResult<Response> {
-    let credential = super::passkeys::login_credential(&request)?;
+    let credential = super::passkeys::credential(&request.credential)?;
     let proof = SecondFactorProof::Passkey(Box::new(credential));
     second_step(&state, &client, &request.challenge.0, proof).await
 }

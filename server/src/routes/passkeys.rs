@@ -31,8 +31,9 @@ use crate::AppState;
 /// - `POST /api/passkeys/finish` [`PasskeyFinishRequest`] -> 200 [`PasskeyFinishResponse`]
 ///   (recovery codes when this is the account's first second factor); 401 `invalid code` for
 ///   a credential that does not answer the registration, 422 `invalid_body` for one that is
-///   not a `RegisterPublicKeyCredential`, 400 for a name that is empty or over 64 characters, 409 `no passkey registration in progress` or `this passkey is
-///   registered already`.
+///   not a `RegisterPublicKeyCredential`, 400 for a name that is empty or over 64
+///   characters, 409 `no passkey registration in progress` or `this passkey is registered
+///   already`.
 /// - `POST /api/passkeys/{id}/remove` [`PasskeyChangeRequest`] -> 204; 401 as for begin,
 ///   409 `no such passkey`.
 pub fn router() -> Router<AppState> {
@@ -79,7 +80,7 @@ async fn finish(
     // The shape is checked here, as the JSON extractor checks every other body; whether it
     // answers the ceremony is the store's to say. The store gets the credential as read,
     // without fields webauthn-rs does not know.
-    let credential = registration_credential(&request)?;
+    let credential: RegisterPublicKeyCredential = credential(&request.credential)?;
     let request = PasskeyFinishRequest {
         name: request.name,
         credential: WebAuthnJson::encode(&credential).map_err(ApiError::webauthn_encoding)?,
@@ -110,28 +111,14 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The assertion of a passkey login read as webauthn-rs' `PublicKeyCredential`.
+/// A request's `credential` read as webauthn-rs' `T`: `PublicKeyCredential` for a passkey
+/// login, `RegisterPublicKeyCredential` for a registration.
 ///
 /// # Errors
 /// 422 `invalid_body` naming the field, as the JSON extractor answers any other body of the
 /// wrong shape.
-pub(crate) fn login_credential(request: &PasskeyLoginRequest) -> ApiResult<PublicKeyCredential> {
-    request
-        .credential
-        .decode()
-        .map_err(|error| ApiError::webauthn_shape("credential", &error))
-}
-
-/// The answer of a passkey registration read as webauthn-rs' `RegisterPublicKeyCredential`.
-///
-/// # Errors
-/// As [`login_credential`].
-pub(crate) fn registration_credential(
-    request: &PasskeyFinishRequest,
-) -> ApiResult<RegisterPublicKeyCredential> {
-    request
-        .credential
-        .decode()
+pub(crate) fn credential<T: serde::de::DeserializeOwned>(json: &WebAuthnJson) -> ApiResult<T> {
+    json.decode()
         .map_err(|error| ApiError::webauthn_shape("credential", &error))
 }
 
@@ -140,12 +127,12 @@ pub(crate) fn registration_credential(
 /// ([`crate::fuzzing`]), so that it refuses what the handlers refuse.
 ///
 /// # Errors
-/// As [`login_credential`].
+/// As [`credential`].
 pub(crate) fn check_body(body: &dyn std::any::Any) -> ApiResult<()> {
     if let Some(request) = body.downcast_ref::<PasskeyLoginRequest>() {
-        login_credential(request)?;
+        credential::<PublicKeyCredential>(&request.credential)?;
     } else if let Some(request) = body.downcast_ref::<PasskeyFinishRequest>() {
-        registration_credential(request)?;
+        credential::<RegisterPublicKeyCredential>(&request.credential)?;
     }
     Ok(())
 }
