@@ -453,6 +453,14 @@ struct SessionCommand {
 }
 
 impl SessionCommand {
+    /// A DevTools protocol command through chromedriver's `goog/cdp/execute`.
+    fn devtools(command: &str, params: serde_json::Value) -> Self {
+        Self {
+            path: "goog/cdp/execute",
+            body: json!({ "cmd": command, "params": params }),
+        }
+    }
+
     /// The browser console log (`se/log`, chromedriver's own).
     fn browser_log() -> Self {
         Self {
@@ -491,13 +499,10 @@ impl SessionCommand {
     /// `Browser.setDownloadBehavior` through chromedriver's DevTools endpoint: downloads go
     /// into `folder`.
     fn allow_downloads(folder: String) -> Self {
-        Self {
-            path: "goog/cdp/execute",
-            body: json!({
-                "cmd": "Browser.setDownloadBehavior",
-                "params": {"behavior": "allow", "downloadPath": folder},
-            }),
-        }
+        Self::devtools(
+            "Browser.setDownloadBehavior",
+            json!({"behavior": "allow", "downloadPath": folder}),
+        )
     }
 }
 
@@ -555,17 +560,28 @@ impl Browser {
             .map_err(|error| self.context(&format!("no element {id}: {error}")))
     }
 
-    /// Clears the input `id` and types `text` into it.
+    /// Clears the input `id` and types `text` into it. An input the page re-rendered on the
+    /// way (a stale element reference) is found again and filled from the start.
     pub async fn fill(&self, id: &str, text: &str) -> E2eResult<()> {
-        let input = self.element(id).await?;
-        input
-            .clear()
-            .await
-            .map_err(|error| self.context(&format!("cannot clear {id}: {error}")))?;
-        input
-            .send_keys(text)
-            .await
-            .map_err(|error| self.context(&format!("cannot type into {id}: {error}")))
+        let started = Instant::now();
+        loop {
+            let input = self.element(id).await?;
+            let filled = match input.clear().await {
+                Ok(()) => input.send_keys(text).await,
+                Err(error) => Err(error),
+            };
+            match filled {
+                Ok(()) => return Ok(()),
+                Err(error)
+                    if error.is_stale_element_reference() && started.elapsed() <= STEP_TIMEOUT =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => {
+                    return Err(self.context(&format!("cannot fill {id}: {error}")));
+                }
+            }
+        }
     }
 
     /// Clicks the element `id` once it is enabled. An element the page re-rendered between
@@ -1073,6 +1089,22 @@ impl Browser {
             .await
             .map(|_| ())
             .map_err(|error| self.context(&format!("cannot allow downloads: {error}")))
+    }
+
+    /// Makes this browser fail every request whose URL matches one of `patterns` (`*` is a
+    /// wildcard), as if the network were down for them; an empty list lifts the block.
+    /// DevTools protocol `Network.enable` and `Network.setBlockedURLs`.
+    pub async fn block_urls(&self, patterns: &[&str]) -> E2eResult<()> {
+        for command in [
+            SessionCommand::devtools("Network.enable", json!({})),
+            SessionCommand::devtools("Network.setBlockedURLs", json!({ "urls": patterns })),
+        ] {
+            self.client
+                .issue_cmd(command)
+                .await
+                .map_err(|error| self.context(&format!("cannot block {patterns:?}: {error}")))?;
+        }
+        Ok(())
     }
 
     /// Waits until the file `name` has been saved whole into `folder` (see

@@ -35,7 +35,7 @@ async fn two_factor_sessions_password_change_and_page_security() -> E2eResult<()
     first.wait_for_text("message", NOTE).await?;
 
     // The page runs under the CSP and SRI: an injected inline script is blocked, every
-    // script and stylesheet Trunk emitted carries an integrity hash, and the console is clean.
+    // script and stylesheet the build links carries an integrity hash, and the console is clean.
     let injected = first
         .run_script(
             "const s = document.createElement('script'); s.textContent = 'window.__injected = 1'; \

@@ -3,8 +3,9 @@
 //!
 //! The policy allows scripts only from the server itself, WebAssembly compilation
 //! (`'wasm-unsafe-eval'`), and the inline `<script>` elements of `index.html` by their
-//! SHA-256 (CSP Level 3 hash sources; Trunk emits one inline module script that loads the
-//! wasm). Trunk also writes Subresource Integrity attributes on the files it links.
+//! SHA-256 (CSP Level 3 hash sources; the build emits one inline module script that loads the
+//! wasm). The build also writes Subresource Integrity attributes on the files it links; the
+//! lazily loaded wasm chunks are fetched by the loader script, under `connect-src 'self'`.
 
 use std::path::Path;
 

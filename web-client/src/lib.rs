@@ -24,7 +24,8 @@ use leptos::prelude::*;
 
 use crate::chat::Chat;
 use crate::components::auth::AuthScreen;
-use crate::components::chat_screen::ChatScreen;
+use crate::components::chat_screen::chat_screen;
+use crate::components::deferred::deferred;
 use crate::components::unlock::UnlockScreen;
 
 /// The whole app: the log-in screen, the unlock screen of a returning tab, or the chat once
@@ -35,6 +36,11 @@ pub fn App() -> impl IntoView {
     chat.invite.set(admin::invite_from_location());
     provide_context(chat);
     leptos::task::spawn_local(async move { chat.detect_session().await });
+    // The chat screen's chunk is fetched while the log-in screen is shown. A failure here is
+    // shown (with a retry) when the chat screen is, so it is not reported twice.
+    leptos::task::spawn_local(async {
+        let _ = components::chat_screen::preload_chat_screen().await;
+    });
     // Memos, so that replacing the session (a new wrap key after a password change) does not
     // rebuild the screen.
     let logged_in = Memo::new(move |_| chat.session.with(Option::is_some));
@@ -43,7 +49,7 @@ pub fn App() -> impl IntoView {
         <main class="app">
             {move || {
                 if logged_in.get() {
-                    view! { <ChatScreen /> }.into_any()
+                    deferred(chat_screen).into_any()
                 } else if locked.get() {
                     view! { <UnlockScreen /> }.into_any()
                 } else {

@@ -8,6 +8,8 @@ use common::membership::RoomId;
 use common::OsRng;
 use leptos::prelude::*;
 
+use crate::components::deferred::split_point;
+
 use crate::chat::Chat;
 use crate::storage;
 
@@ -174,6 +176,13 @@ impl Chat {
             }
             gloo_timers::future::TimeoutFuture::new(50).await;
         }
+    }
+}
+
+split_point! {
+    /// [`SearchPanel`] as a split point (see [`crate::components::deferred`]).
+    pub fn search_panel() {
+        view! { <SearchPanel /> }.into_any()
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod tools;
+mod web_bundle;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,10 @@ tasks:
           against a bare broadcast baseline, durable posts on SQLite and a throwaway
           PostgreSQL, idle connections), the latency the second-factor service adds, and the
           attachment throughput benchmark, and prints the web client's download size
+  web-bundle
+          Trunk's post_build hook (web-client/Trunk.toml), not run by hand: builds the web
+          client's wasm, splits it into lazily loaded chunks (release), binds and optimizes
+          it and links it from the page Trunk staged
   fuzz    run every cargo-fuzz target of fuzz/ (nightly) for a bounded time each, growing
           fuzz/corpus/; `cargo xtask fuzz -- 300` gives each target 300 s (default 60)
 ";
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Some("cluster") => deploy::cluster(),
         Some("mfa") => mfa_service(),
         Some("fuzz") => fuzz(&rest),
+        Some("web-bundle") => web_bundle::bundle(),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
@@ -88,12 +94,24 @@ fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// `cargo fetch` then `trunk build --release`: the web client into `web-client/dist`.
+/// `cargo fetch` then `trunk build --release`: the web client into `web-client/dist` (Trunk
+/// writes the page and style sheet; its post_build hook, `cargo xtask web-bundle`, builds and
+/// splits the wasm: see `web_bundle`).
 fn build_web_client(tools: &Tools) -> TaskResult {
     step("fetching crates (Trunk builds offline)");
     run_command(cargo().arg("fetch"))?;
     step("building the web client (trunk build --release)");
     run_command(tools.command("trunk").args(["build", "--release"]))
+}
+
+/// `cargo clippy` of `packages` for wasm32, with `flags` (e.g. features), warnings denied.
+fn clippy_wasm32(packages: &[&str], flags: &[&str]) -> TaskResult {
+    let mut command = cargo();
+    command.args(["clippy", "--target", "wasm32-unknown-unknown"]);
+    for package in packages {
+        command.args(["--package", package]);
+    }
+    run_command(command.args(flags).args(["--", "-D", "warnings"]))
 }
 
 fn run(server_args: &[String]) -> TaskResult {
@@ -175,20 +193,9 @@ fn test() -> TaskResult {
     ]))?;
 
     step("clippy, wasm32 (common, client and web-client)");
-    run_command(cargo().args([
-        "clippy",
-        "--package",
-        "common",
-        "--package",
-        "client",
-        "--package",
-        "web-client",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    clippy_wasm32(&["common", "client", "web-client"], &[])?;
+    step("clippy, wasm32, web-client as the release build compiles it (split points)");
+    clippy_wasm32(&["web-client"], &["--features", "split"])?;
 
     step("native tests");
     run_command(cargo().args(["test", "--workspace", "--exclude", "e2e"]))?;

@@ -9,6 +9,8 @@ use common::membership::RoomId;
 use leptos::html;
 use leptos::prelude::*;
 
+use crate::components::deferred::split_point;
+
 use crate::attachments::{human_size, thumbnail_url, Transfer};
 use crate::chat::Chat;
 
@@ -57,6 +59,13 @@ fn start_upload(
 pub fn dropped_file(event: &web_sys::DragEvent) -> Option<web_sys::File> {
     event.prevent_default();
     event.data_transfer()?.files()?.get(0)
+}
+
+split_point! {
+    /// [`AttachButton`] as a split point (see [`crate::components::deferred`]).
+    pub fn attach_button(room_id: RoomId, enabled: bool) {
+        view! { <AttachButton room_id enabled /> }.into_any()
+    }
 }
 
 /// The attach button, its hidden file input, and the upload's progress and cancel button.
@@ -139,6 +148,13 @@ pub fn AttachButton(
 /// A file dropped on the room, handed from the drop zone to the attach button.
 #[derive(Clone, Copy)]
 pub struct DroppedFiles(pub RwSignal<Option<web_sys::File>, LocalStorage>);
+
+split_point! {
+    /// [`AttachmentView`] as a split point (see [`crate::components::deferred`]).
+    pub fn attachment_view(room_id: RoomId, attachment: AttachmentRef) {
+        view! { <AttachmentView room_id attachment /> }.into_any()
+    }
+}
 
 /// One attachment in the timeline.
 #[component]

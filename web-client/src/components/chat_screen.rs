@@ -3,10 +3,18 @@
 use leptos::prelude::*;
 
 use crate::chat::Chat;
+use crate::components::deferred::{deferred, split_point};
 use crate::components::notices::{JoinInvite, KeyWarnings, TrustWarnings};
 use crate::components::room_list::RoomList;
 use crate::components::room_view::RoomPanel;
 use crate::components::security::SecurityScreen;
+
+split_point! {
+    /// [`ChatScreen`] as a split point (see [`crate::components::deferred`]).
+    pub fn chat_screen() preload preload_chat_screen {
+        view! { <ChatScreen /> }.into_any()
+    }
+}
 
 /// Header, sidebar with rooms, and the selected room.
 #[component]
@@ -75,7 +83,14 @@ pub fn ChatScreen() -> impl IntoView {
                 </div>
             }
         >
-            <SecurityScreen />
+            {deferred(security_screen)}
         </Show>
+    }
+}
+
+split_point! {
+    /// [`SecurityScreen`] as a split point (see [`crate::components::deferred`]).
+    fn security_screen() {
+        view! { <SecurityScreen /> }.into_any()
     }
 }

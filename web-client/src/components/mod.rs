@@ -4,6 +4,7 @@ pub mod attachment;
 pub mod auth;
 pub mod chat_screen;
 pub mod confirm;
+pub mod deferred;
 pub mod members;
 pub mod notices;
 pub mod room_admin;

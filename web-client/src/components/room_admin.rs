@@ -5,6 +5,8 @@ use common::api::PendingJoinRequest;
 use common::membership::{HistoryPolicy, Role, RoomId, RoomPolicy, RotationSchedule};
 use leptos::prelude::*;
 
+use crate::components::deferred::split_point;
+
 use crate::chat::{Chat, ChatError};
 use crate::components::confirm::ConfirmButton;
 
@@ -18,6 +20,19 @@ fn run(error: RwSignal<Option<String>>, task: Task) {
             error.try_set(Some(failure.to_string()));
         }
     });
+}
+
+split_point! {
+    /// [`RoomAdmin`] as a split point (see [`crate::components::deferred`]).
+    pub fn room_admin(
+    room_id: RoomId,
+    my_role: Role,
+    policy: RoomPolicy,
+    schedule: RotationSchedule,
+    requests: Vec<PendingJoinRequest>,
+) {
+        view! { <RoomAdmin room_id my_role policy schedule requests /> }.into_any()
+    }
 }
 
 /// The admin tools of a room, by the viewer's role.

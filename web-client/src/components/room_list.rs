@@ -98,7 +98,7 @@ pub fn RoomList() -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get()}</p>
             </Show>
-            <crate::search::SearchPanel />
+            {crate::components::deferred::deferred(crate::search::search_panel)}
             <crate::attention::NotificationSetting />
             <ul class="room-list" data-testid="room-list">
                 <For

@@ -10,11 +10,12 @@ use client::{ItemContent, TimelineItem};
 use common::message::{MessageBody, MessageHash};
 
 use crate::chat::{now_ms, Chat};
-use crate::components::attachment::{dropped_file, AttachButton, AttachmentView, DroppedFiles};
+use crate::components::attachment::{attach_button, attachment_view, dropped_file, DroppedFiles};
 use crate::components::confirm::ConfirmButton;
+use crate::components::deferred::deferred;
 use crate::components::members::{MemberLine, MemberList};
 use crate::components::notices::TrustWarnings;
-use crate::components::room_admin::RoomAdmin;
+use crate::components::room_admin::room_admin;
 
 /// What the panel needs of the selected room, recomputed only when it changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,8 +200,9 @@ fn RoomDetails(room: RoomSummary, messages: Memo<Option<Vec<Row>>>) -> impl Into
                         on:click=move |_| chat.members_open.set(false)>"✕"</button>
                 </div>
                 <MemberList room_id=room_id members=room.members.clone() my_role=room.my_role me=chat.me() />
-                {room.my_role.filter(|_| !room.removed).map(|role| view! {
-                    <RoomAdmin room_id=room_id my_role=role policy=room.policy schedule=room.schedule requests=room.join_requests.clone() />
+                {room.my_role.filter(|_| !room.removed).map(|role| {
+                    let (policy, schedule, requests) = (room.policy, room.schedule, room.join_requests.clone());
+                    deferred(move || room_admin(room_id, role, policy, schedule, requests.clone()))
                 })}
             </aside>
         </div>
@@ -621,7 +623,7 @@ fn MessageItem(room_id: RoomId, item: TimelineItem, grouped: bool) -> impl IntoV
             {quote}
             {match item.content.clone() {
                 ItemContent::Text(text) => view! { <p class="body" data-testid="message-body">{text}</p> }.into_any(),
-                ItemContent::Attachment(attachment) => view! { <AttachmentView room_id=room_id attachment=*attachment /> }.into_any(),
+                ItemContent::Attachment(attachment) => deferred(move || attachment_view(room_id, (*attachment).clone())).into_any(),
                 ItemContent::Deleted => view! {
                     <p class="body deleted" data-testid="message-deleted">"This message was deleted."</p>
                 }
@@ -764,7 +766,7 @@ fn Composer(room_id: RoomId, enabled: bool) -> impl IntoView {
             <button data-testid="send-button" type="submit" disabled=move || !enabled || sending.get()>
                 {move || if matches!(draft.get(), Some(Draft::Edit { .. })) { "Save" } else { "Send" }}
             </button>
-            <AttachButton room_id=room_id enabled=enabled />
+            {deferred(move || attach_button(room_id, enabled))}
         </form>
         <Show when=move || error.get().is_some()>
             <p class="error" role="alert" data-testid="send-error">{move || error.get()}</p>
