@@ -49,7 +49,7 @@ async fn two_factor_sessions_password_change_and_page_security() -> E2eResult<()
     );
     let integrity = first
         .run_script(
-            "return [...document.querySelectorAll('link[href], script[src]')] \
+            "return [...document.querySelectorAll('link[href]:not([href^=\"data:\"]), script[src]')] \
              .every(e => (e.getAttribute('integrity') || '').startsWith('sha384-'));",
         )
         .await?;

@@ -5,12 +5,14 @@
 
 use e2e::{Browser, Driver, E2eResult, TestServer};
 
-/// The names of the `.wasm` files this page has fetched so far (Resource Timing).
+/// The names of the `.wasm` files this page has fetched so far with a 200 answer (Resource
+/// Timing; a blocked fetch may be listed too, with another status).
 async fn fetched_wasm(browser: &Browser) -> E2eResult<Vec<String>> {
     let names = browser
         .run_script(
-            "return performance.getEntriesByType('resource').map(e => e.name) \
-             .filter(n => n.endsWith('.wasm')).map(n => n.split('/').pop());",
+            "return performance.getEntriesByType('resource') \
+             .filter(e => e.name.endsWith('.wasm') && e.responseStatus === 200) \
+             .map(e => e.name.split('/').pop());",
         )
         .await?;
     serde_json::from_value(names).map_err(|error| error.to_string())
@@ -49,6 +51,7 @@ async fn screens_load_on_first_use_and_a_missing_chunk_can_be_retried() -> E2eRe
     browser
         .wait_for_text("load-error", "could not be loaded")
         .await?;
+    browser.element("load-reload").await?;
     assert!(
         !browser.shown("change-password-button").await?,
         "the Security screen showed without its chunk"

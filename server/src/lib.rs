@@ -42,13 +42,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::HandlerWithoutStateExt;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::any;
 use axum::Router;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use sqlx::AnyPool;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::services::{ServeDir, ServeFile};
@@ -305,17 +309,39 @@ impl Application {
     }
 }
 
+/// The web client's files in `static_dir`. A path that names no file gets `index.html`, so
+/// that the client's own routing works, unless its last segment has an extension (a `.wasm`,
+/// `.js` or `.css` of a build): that gets 404, so that a tab of an older build asking for a
+/// chunk the new build no longer has is told so, rather than handed the page.
+fn static_files(static_dir: &std::path::Path) -> Router {
+    let index = static_dir.join("index.html");
+    let page_or_not_found = move |request: Request| {
+        let index = index.clone();
+        async move {
+            let last_segment = request.uri().path().rsplit('/').next().unwrap_or_default();
+            if last_segment.contains('.') {
+                return StatusCode::NOT_FOUND.into_response();
+            }
+            match ServeFile::new(index).oneshot(request).await {
+                Ok(response) => response.map(Body::new),
+                Err(never) => match never {},
+            }
+        }
+    };
+    Router::new()
+        .fallback_service(ServeDir::new(static_dir).fallback(page_or_not_found.into_service()))
+}
+
 /// Builds every route: the JSON API under `/api` (with a request timeout, except for the
-/// WebSocket), `/healthz`, and the web client's static files for every other path, where
-/// unknown paths get `index.html` so the client's own routing works.
+/// WebSocket), `/healthz`, and the web client's static files for every other path (see
+/// [`static_files`]).
 ///
 /// Every response carries the security headers of [`SecurityHeaders`], whose Content
 /// Security Policy allows the inline scripts of `index.html` as it is now.
 pub fn router(state: AppState) -> Router {
     let static_dir = state.config.static_dir.clone();
     let security_headers = Arc::new(SecurityHeaders::for_static_dir(&static_dir));
-    let static_files =
-        ServeDir::new(&static_dir).fallback(ServeFile::new(static_dir.join("index.html")));
+    let static_files = static_files(&static_dir);
     let api = Router::new()
         .merge(routes::accounts::router())
         .merge(routes::login::router())

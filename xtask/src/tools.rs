@@ -37,19 +37,12 @@ pub struct Tools {
 }
 
 impl Tools {
-    /// What `cargo xtask run` needs: OpenSSL's headers, target, Trunk, wasm-bindgen,
-    /// wasm-opt.
-    pub fn ensure_for_build() -> Result<Self, String> {
-        ensure_openssl_headers()?;
+    /// What the web client's wasm build (Trunk's post_build hook) needs: the wasm32 target,
+    /// the wasm-bindgen CLI and wasm-opt. It does not touch Trunk, which is running it.
+    pub fn ensure_for_bundle() -> Result<Self, String> {
         ensure_wasm_target()?;
         let binaryen_bin = ensure_wasm_opt()?;
         let path = path_with(Some(&binaryen_bin))?;
-        ensure_cargo_tool("trunk", &["--version"], TRUNK_VERSION, &path, || {
-            vec!["install", "--locked", "trunk", "--version", TRUNK_VERSION]
-                .into_iter()
-                .map(String::from)
-                .collect()
-        })?;
         let wasm_bindgen = wasm_bindgen_version()?;
         ensure_cargo_tool("wasm-bindgen", &["--version"], &wasm_bindgen, &path, || {
             // Without --locked: the CLI's own lockfile names a crate version this registry
@@ -68,6 +61,20 @@ impl Tools {
             axe_script: PathBuf::new(),
             schemathesis: PathBuf::new(),
         })
+    }
+
+    /// What `cargo xtask run` needs: OpenSSL's headers, Trunk, and what
+    /// [`Tools::ensure_for_bundle`] installs.
+    pub fn ensure_for_build() -> Result<Self, String> {
+        ensure_openssl_headers()?;
+        let tools = Self::ensure_for_bundle()?;
+        ensure_cargo_tool("trunk", &["--version"], TRUNK_VERSION, &tools.path, || {
+            vec!["install", "--locked", "trunk", "--version", TRUNK_VERSION]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        })?;
+        Ok(tools)
     }
 
     /// What `cargo xtask test` needs: all of the above, wasm-pack, Chromium and chromedriver,

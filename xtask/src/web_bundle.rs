@@ -40,7 +40,9 @@ pub fn bundle() -> TaskResult {
          (or `cargo xtask run`), not this task",
         )?;
     let release = std::env::var("TRUNK_PROFILE").as_deref() == Ok("release");
-    let tools = Tools::ensure_for_build()?;
+    // Trunk's public URL ends with `/` (default `/`): the files' address prefix.
+    let public_url = std::env::var("TRUNK_PUBLIC_URL").unwrap_or_else(|_| "/".into());
+    let tools = Tools::ensure_for_bundle()?;
     let module = build_module(release)?;
     let pkg = staging.join("pkg");
     // A folder left by a failed run of this hook holds nothing of this build.
@@ -62,16 +64,31 @@ pub fn bundle() -> TaskResult {
     let _ = fs::remove_dir_all(&hashed);
     fs::rename(&pkg, &hashed)
         .map_err(|error| format!("cannot rename {} to {pkg_name}: {error}", pkg.display()))?;
-    link_from_index(&staging, &pkg_name)
+    link_from_index(&staging, &format!("{public_url}{pkg_name}"), &pkg_name)
 }
 
-/// The first 16 hex digits of the SHA-256 of every file in `folder` (names and contents, in
-/// name order): the build's folder name.
+/// The first 16 hex digits of the SHA-256 of every file under `folder` (paths relative to it,
+/// lengths and contents, in path order; wasm-bindgen may write a `snippets/` folder): the
+/// build's folder name.
 fn content_hash(folder: &Path) -> Result<String, String> {
     let mut hasher = Sha256::new();
-    for file in files_ending(folder, "")? {
+    let mut pending = vec![folder.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(current) = pending.pop() {
+        for path in files_ending(&current, "")? {
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    for file in files {
         let bytes = fs::read(&file).map_err(|error| read_error(&file, error))?;
-        hasher.update(file.file_name().unwrap_or_default().as_encoded_bytes());
+        let relative = file.strip_prefix(folder).unwrap_or(&file);
+        hasher.update(relative.as_os_str().as_encoded_bytes());
+        hasher.update([0]);
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
     }
@@ -183,17 +200,18 @@ fn optimize(tools: &Tools, pkg: &Path) -> TaskResult {
 }
 
 /// Adds to the staged `index.html`, before `</head>`: preloads of the JS and the main wasm
-/// with their SHA-384 integrity, and the module script that starts the app.
-fn link_from_index(staging: &Path, pkg_name: &str) -> TaskResult {
+/// with their SHA-384 integrity, and the module script that starts the app. `url` is the
+/// address of the build's folder `pkg_name` in `staging`.
+fn link_from_index(staging: &Path, url: &str, pkg_name: &str) -> TaskResult {
     let pkg = staging.join(pkg_name);
-    let script = format!("/{pkg_name}/{NAME}.js");
-    let wasm = format!("/{pkg_name}/{NAME}_bg.wasm");
+    let script = format!("{url}/{NAME}.js");
+    let wasm = format!("{url}/{NAME}_bg.wasm");
     let mut links = String::new();
     // The bindings import the split loader, so the browser is told of it up front too.
     for module in [format!("{NAME}.js"), LOADER.to_owned()] {
         if pkg.join(&module).exists() {
             links.push_str(&format!(
-                "<link rel=\"modulepreload\" href=\"/{pkg_name}/{module}\" integrity=\"{}\" \
+                "<link rel=\"modulepreload\" href=\"{url}/{module}\" integrity=\"{}\" \
                  crossorigin>\n",
                 integrity(&pkg.join(&module))?
             ));
@@ -208,20 +226,29 @@ fn link_from_index(staging: &Path, pkg_name: &str) -> TaskResult {
     ));
     let index_path = staging.join("index.html");
     let index = fs::read_to_string(&index_path).map_err(|error| read_error(&index_path, error))?;
-    // Trunk leaves the skipped `<link data-trunk rel="rust" …/>` in the page; it is ours.
-    let index = match index.find("<link data-trunk rel=\"rust\"") {
-        Some(start) => match index[start..].find("/>") {
-            Some(length) => format!("{}{}", &index[..start], &index[start + length + 2..]),
-            None => index,
-        },
-        None => index,
-    };
-    let Some(head_end) = index.find("</head>") else {
-        return Err(format!("{} has no </head>", index_path.display()));
-    };
-    let linked = format!("{}{links}{}", &index[..head_end], &index[head_end..]);
+    let linked =
+        with_links(&index, &links).map_err(|error| format!("{}: {error}", index_path.display()))?;
     fs::write(&index_path, linked)
         .map_err(|error| format!("cannot write {}: {error}", index_path.display()))
+}
+
+/// `page` without Trunk's skipped `<link data-trunk rel="rust" …>` (Trunk leaves it in; the
+/// wasm is this hook's) and with `links` inserted before `</head>`.
+fn with_links(page: &str, links: &str) -> Result<String, String> {
+    const RUST_LINK: &str = "<link data-trunk rel=\"rust\"";
+    let mut page = page.to_owned();
+    if let Some(start) = page.find(RUST_LINK) {
+        let length = page[start..]
+            .find('>')
+            .ok_or("the rust <link> of the page is not closed")?;
+        page.replace_range(start..=start + length, "");
+    }
+    if page.contains(RUST_LINK) {
+        return Err("the page has more than one rust <link>".into());
+    }
+    let head_end = page.find("</head>").ok_or("the page has no </head>")?;
+    page.insert_str(head_end, links);
+    Ok(page)
 }
 
 /// The Subresource Integrity value of a file: `sha384-` and the base64 of its SHA-384.
@@ -230,7 +257,7 @@ fn integrity(path: &Path) -> Result<String, String> {
     Ok(format!("sha384-{}", STANDARD.encode(Sha384::digest(bytes))))
 }
 
-/// The files directly in `folder` whose names end with `suffix`, sorted.
+/// The entries directly in `folder` whose names end with `suffix`, sorted.
 fn files_ending(folder: &Path, suffix: &str) -> Result<Vec<PathBuf>, String> {
     let entries = fs::read_dir(folder).map_err(|error| read_error(folder, error))?;
     let mut files: Vec<PathBuf> = entries
@@ -244,4 +271,24 @@ fn files_ending(folder: &Path, suffix: &str) -> Result<Vec<PathBuf>, String> {
 
 fn read_error(path: &Path, error: std::io::Error) -> String {
     format!("cannot read {}: {error}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rust_link_is_replaced_by_the_links_before_the_head_ends() {
+        let page = "<head>\n<link data-trunk rel=\"rust\" data-bin=\"web-client\" \
+                    data-trunk-skip data-trunk-id=\"1\" />\n<title>t</title></head><body/>";
+        assert_eq!(
+            with_links(page, "<script></script>").as_deref(),
+            Ok("<head>\n\n<title>t</title><script></script></head><body/>")
+        );
+        let unclosed = with_links("<head><link data-trunk rel=\"rust\"", "x");
+        assert!(unclosed.is_err());
+        let twice = "<head><link data-trunk rel=\"rust\"><link data-trunk rel=\"rust\"></head>";
+        assert!(with_links(twice, "x").is_err());
+        assert!(with_links("<body></body>", "x").is_err());
+    }
 }

@@ -92,7 +92,10 @@ pub async fn create(
     quota_bytes: u64,
     now_ms: i64,
 ) -> ApiResult<Created> {
-    let mut transaction = pool.begin().await?;
+    // It reads before it writes: on SQLite a deferred transaction would fail to upgrade
+    // (a 500) when another connection wrote meanwhile.
+    let mut connection = pool.acquire().await?;
+    let (mut transaction, _) = super::begin_write(&mut connection).await?;
     let existing: Option<(String, i64, i64)> = sqlx::query_as(
         "SELECT uploader, size, chunk_size FROM attachments \
          WHERE room_id = $1 AND attachment_id = $2",
@@ -294,7 +297,9 @@ pub async fn take_room(connection: &mut AnyConnection, room_id: &RoomId) -> ApiR
 /// # Errors
 /// A database error.
 pub async fn take_unattached(pool: &AnyPool, before_ms: i64) -> ApiResult<Vec<Doomed>> {
-    let mut transaction = pool.begin().await?;
+    // Reads before it writes, like `create`.
+    let mut connection = pool.acquire().await?;
+    let (mut transaction, _) = super::begin_write(&mut connection).await?;
     let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
         "SELECT room_id, attachment_id, chunk_count FROM attachments \
          WHERE attached = 0 AND created_at < $1",

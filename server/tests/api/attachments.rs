@@ -307,6 +307,28 @@ async fn an_upload_resumes_completes_and_downloads_whole_and_by_range_without_pl
     }
 }
 
+/// Announcing reads (the uploader's quota) before it writes: on SQLite that transaction must
+/// be taken for writing at once, or it fails with a 500 when another connection wrote in
+/// between, as many members uploading at the same moment do.
+#[tokio::test]
+async fn announcements_at_the_same_moment_all_succeed() {
+    let cast = Cast::new().await;
+    let app = &cast.app;
+    let uploaders = [&cast.alice, &cast.bob, &cast.carol];
+    let ciphers: Vec<_> = (0..24).map(|_| sealed_file(100).1).collect();
+    let responses =
+        futures_util::future::join_all(ciphers.iter().enumerate().map(|(index, cipher)| {
+            let uploader = uploaders[index % uploaders.len()];
+            announce(app, &uploader.client, &cast.room, cipher)
+        }))
+        .await;
+    let statuses: Vec<StatusCode> = responses.iter().map(reqwest::Response::status).collect();
+    assert!(
+        statuses.iter().all(|status| *status == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+}
+
 #[tokio::test]
 async fn only_current_members_read_and_only_the_uploader_writes() {
     let cast = Cast::new().await;

@@ -47,6 +47,12 @@ async fn every_response_carries_the_security_headers() {
     let cases = [
         ("/", &app.anonymous, StatusCode::OK),
         ("/rooms/somewhere", &app.anonymous, StatusCode::OK),
+        // A chunk of a build that is no longer served is missing, not the page.
+        (
+            "/pkg-0123abcd/split_gone.wasm",
+            &app.anonymous,
+            StatusCode::NOT_FOUND,
+        ),
         ("/healthz", &app.anonymous, StatusCode::OK),
         ("/api/me", &alice.client, StatusCode::OK),
         ("/api/me", &app.anonymous, StatusCode::UNAUTHORIZED),

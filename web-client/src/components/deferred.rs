@@ -11,10 +11,14 @@ use std::future::Future;
 
 use leptos::prelude::*;
 
-/// A chunk of the app could not be fetched or instantiated (offline, or the server now serves
-/// another build). The browser console has the details.
+/// A chunk of the app could not be fetched or instantiated: the connection is down, or the
+/// server now serves another build (it answers 404 for the old build's chunks). The browser
+/// console has the details.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("This part of the app could not be loaded. Check the connection and try again.")]
+#[error(
+    "This part of the app could not be loaded. Check the connection and try again; if the app \
+     was updated since this page was opened, reload the page."
+)]
 pub struct LoadFailed;
 
 impl From<leptos::wasm_split::SplitLoaderError> for LoadFailed {
@@ -25,8 +29,8 @@ impl From<leptos::wasm_split::SplitLoaderError> for LoadFailed {
 
 /// Defines `fn name(args) { view }` as an `async fn name(args) -> Result<AnyView, LoadFailed>`
 /// that is a split point in the split build. `preload NAME` also defines
-/// `async fn NAME() -> Result<(), LoadFailed>`, which fetches the chunk without building the
-/// view.
+/// `async fn NAME() -> Result<(), SplitLoaderError>` (wasm_split_helpers' error), which fetches
+/// the chunk without building the view.
 macro_rules! split_point {
     (
         $(#[doc = $doc:literal])*
@@ -56,7 +60,7 @@ macro_rules! split_point {
         $(
             /// Does nothing: without the `split` feature there is no chunk to fetch.
             #[cfg(not(feature = "split"))]
-            $vis async fn $preload() -> Result<(), $crate::components::deferred::LoadFailed> {
+            $vis async fn $preload() -> Result<(), ::leptos::wasm_split::SplitLoaderError> {
                 Ok(())
             }
         )?
@@ -65,14 +69,14 @@ macro_rules! split_point {
 pub(crate) use split_point;
 
 /// Shows the view `load` produces: a loading line until its chunk has arrived, or the
-/// [`LoadFailed`] message with a button that tries again.
+/// [`LoadFailed`] message with a button that tries again and one that reloads the page.
 pub fn deferred<F>(load: impl Fn() -> F + Send + Sync + 'static) -> impl IntoView
 where
     F: Future<Output = Result<AnyView, LoadFailed>> + Send + 'static,
 {
     let attempt = RwSignal::new(0_u32);
     view! {
-        <Suspense fallback=|| view! { <span class="loading" role="status" data-testid="loading">"Loading…"</span> }>
+        <Suspense fallback=|| view! { <span class="loading" aria-busy="true" data-testid="loading">"Loading…"</span> }>
             {move || {
                 attempt.track();
                 let view = load();
@@ -86,6 +90,13 @@ where
                                 <button class="link" data-testid="load-retry" type="button"
                                     on:click=move |_| attempt.update(|count| *count += 1)>
                                     "Try again"
+                                </button>
+                                " "
+                                <button class="link" data-testid="load-reload" type="button"
+                                    on:click=|_| {
+                                        let _ = window().location().reload();
+                                    }>
+                                    "Reload the page"
                                 </button>
                             </p>
                         }
