@@ -41,7 +41,7 @@ tasks:
           PostgreSQL, idle connections), the latency the second-factor service adds, and the
           attachment throughput benchmark, and prints the web client's download size
   web-bundle
-          Trunk's post_build hook (web-client/Trunk.toml), not run by hand: builds the web
+          Trunk's post_build hook (Trunk.toml), not run by hand: builds the web
           client's wasm, splits it into lazily loaded chunks (release), binds and optimizes
           it and links it from the page Trunk staged
   fuzz    run every cargo-fuzz target of fuzz/ (nightly) for a bounded time each, growing

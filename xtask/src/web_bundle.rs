@@ -1,5 +1,5 @@
 //! The Rust half of the web client's build, run by Trunk's `post_build` hook
-//! (`web-client/Trunk.toml`): Trunk writes `index.html` and the style sheet, this step adds
+//! (`Trunk.toml`): Trunk writes `index.html` and the style sheet, this step adds
 //! the wasm and its JS and links them from `index.html`.
 //!
 //! A release build is split: the web client is built with its `split` feature (its lazily
@@ -10,9 +10,10 @@
 //! is one module, as Trunk would build it.
 //!
 //! Every file goes into `pkg-<hash>/`, the hash being of the files themselves, so that a new
-//! build never meets an old file in a browser's cache. `index.html` gets a module preload and
-//! a wasm preload, both with Subresource Integrity (SHA-384), and one inline module script
-//! that starts the app; the server allows that script by its hash (`server::headers`).
+//! build never meets an old file in a browser's cache. `index.html` gets module preloads of the
+//! JS (and of the split loader, which it imports) and a preload of the main wasm, all with
+//! Subresource Integrity (SHA-384), and one inline module script that starts the app; the
+//! server allows that script by its hash (`server::headers`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ pub fn bundle() -> TaskResult {
     let staging = std::env::var_os("TRUNK_STAGING_DIR")
         .map(PathBuf::from)
         .ok_or(
-            "web-bundle is Trunk's post_build hook: run `trunk build` in web-client/ \
+            "web-bundle is Trunk's post_build hook: run `trunk build` in the project root \
          (or `cargo xtask run`), not this task",
         )?;
     let release = std::env::var("TRUNK_PROFILE").as_deref() == Ok("release");
