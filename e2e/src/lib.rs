@@ -563,46 +563,53 @@ impl Browser {
     /// Clears the input `id` and types `text` into it. An input the page re-rendered on the
     /// way (a stale element reference) is found again and filled from the start.
     pub async fn fill(&self, id: &str, text: &str) -> E2eResult<()> {
-        let started = Instant::now();
-        loop {
-            let input = self.element(id).await?;
-            let filled = match input.clear().await {
-                Ok(()) => input.send_keys(text).await,
-                Err(error) => Err(error),
-            };
-            match filled {
-                Ok(()) => return Ok(()),
-                Err(error)
-                    if error.is_stale_element_reference() && started.elapsed() <= STEP_TIMEOUT =>
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(error) => {
-                    return Err(self.context(&format!("cannot fill {id}: {error}")));
-                }
-            }
-        }
+        self.on_element(id, "fill", "was never filled", |input| async move {
+            input.clear().await?;
+            input.send_keys(text).await.map(|()| true)
+        })
+        .await
     }
 
     /// Clicks the element `id` once it is enabled. An element the page re-rendered between
     /// finding and clicking it (a stale element reference) is found again.
     pub async fn click(&self, id: &str) -> E2eResult<()> {
+        self.on_element(id, "click", "stayed disabled", |element| async move {
+            if !element.is_enabled().await.unwrap_or(false) {
+                return Ok(false);
+            }
+            element.click().await.map(|()| true)
+        })
+        .await
+    }
+
+    /// Finds the element `id` and runs `act` on it until `act` answers `Ok(true)`, for at most
+    /// [`STEP_TIMEOUT`], every 100 ms: `Ok(false)` (not ready) and a stale element reference
+    /// (the page re-rendered it) find it again. Fails saying `cannot {doing} {id}` for any
+    /// other error, or `{id} {not_ready}` when the time is up.
+    async fn on_element<Act, Done>(
+        &self,
+        id: &str,
+        doing: &str,
+        not_ready: &str,
+        act: Act,
+    ) -> E2eResult<()>
+    where
+        Act: Fn(Element) -> Done,
+        Done: std::future::Future<Output = Result<bool, fantoccini::error::CmdError>>,
+    {
         let started = Instant::now();
         loop {
-            let element = self.element(id).await?;
-            if element.is_enabled().await.unwrap_or(false) {
-                match element.click().await {
-                    Ok(()) => return Ok(()),
-                    Err(error)
-                        if error.is_stale_element_reference()
-                            && started.elapsed() <= STEP_TIMEOUT => {}
-                    Err(error) => {
-                        return Err(self.context(&format!("cannot click {id}: {error}")));
-                    }
+            match act(self.element(id).await?).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(error)
+                    if error.is_stale_element_reference() && started.elapsed() <= STEP_TIMEOUT => {}
+                Err(error) => {
+                    return Err(self.context(&format!("cannot {doing} {id}: {error}")));
                 }
             }
             if started.elapsed() > STEP_TIMEOUT {
-                return Err(self.context(&format!("{id} stayed disabled")));
+                return Err(self.context(&format!("{id} {not_ready}")));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

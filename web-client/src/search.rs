@@ -8,9 +8,8 @@ use common::membership::RoomId;
 use common::OsRng;
 use leptos::prelude::*;
 
-use crate::components::deferred::split_point;
-
 use crate::chat::Chat;
+use crate::components::deferred::split_point;
 use crate::storage;
 
 /// How long index changes gather before the sealed index is saved, in milliseconds.

@@ -93,12 +93,7 @@ fn content_hash(folder: &Path) -> Result<String, String> {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|byte| format!("{byte:02x}"))
-        .collect())
+    Ok(hex::encode(&hasher.finalize()[..8]))
 }
 
 /// `cargo build` of the web client for wasm32 (profile `wasm-release` with the `split`

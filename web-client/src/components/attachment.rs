@@ -9,10 +9,9 @@ use common::membership::RoomId;
 use leptos::html;
 use leptos::prelude::*;
 
-use crate::components::deferred::split_point;
-
 use crate::attachments::{human_size, thumbnail_url, Transfer};
 use crate::chat::Chat;
+use crate::components::deferred::split_point;
 
 /// A transfer's progress as a whole percentage, `37 %`.
 fn percent(progress: Option<f64>) -> String {

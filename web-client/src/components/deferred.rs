@@ -94,6 +94,8 @@ where
                                 " "
                                 <button class="link" data-testid="load-reload" type="button"
                                     on:click=|_| {
+                                        // Refused only in a sandboxed frame, which this page
+                                        // never is (frame-ancestors 'none').
                                         let _ = window().location().reload();
                                     }>
                                     "Reload the page"

@@ -5,10 +5,9 @@ use common::api::PendingJoinRequest;
 use common::membership::{HistoryPolicy, Role, RoomId, RoomPolicy, RotationSchedule};
 use leptos::prelude::*;
 
-use crate::components::deferred::split_point;
-
 use crate::chat::{Chat, ChatError};
 use crate::components::confirm::ConfirmButton;
+use crate::components::deferred::split_point;
 
 type Task = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ChatError>>>>;
 
@@ -25,12 +24,12 @@ fn run(error: RwSignal<Option<String>>, task: Task) {
 split_point! {
     /// [`RoomAdmin`] as a split point (see [`crate::components::deferred`]).
     pub fn room_admin(
-    room_id: RoomId,
-    my_role: Role,
-    policy: RoomPolicy,
-    schedule: RotationSchedule,
-    requests: Vec<PendingJoinRequest>,
-) {
+        room_id: RoomId,
+        my_role: Role,
+        policy: RoomPolicy,
+        schedule: RotationSchedule,
+        requests: Vec<PendingJoinRequest>,
+    ) {
         view! { <RoomAdmin room_id my_role policy schedule requests /> }.into_any()
     }
 }

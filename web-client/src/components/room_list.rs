@@ -4,6 +4,8 @@
 use leptos::prelude::*;
 
 use crate::chat::Chat;
+use crate::components::deferred::deferred;
+use crate::search::search_panel;
 
 /// "New room" and "Message a person" forms and the list of the user's rooms.
 #[component]
@@ -98,7 +100,7 @@ pub fn RoomList() -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get()}</p>
             </Show>
-            {crate::components::deferred::deferred(crate::search::search_panel)}
+            {deferred(search_panel)}
             <crate::attention::NotificationSetting />
             <ul class="room-list" data-testid="room-list">
                 <For
